@@ -1,0 +1,218 @@
+#include "scheduler/state/rocksdb_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace gsched::state {
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok())
+    return Status::Ok();
+  if (s.IsNotFound())
+    return Status::NotFound(std::string(what) + ": not found");
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) {
+    return Status::Unavailable(std::string(what) + ": " + s.ToString());
+  }
+  return Status::Internal(std::string(what) + ": " + s.ToString());
+}
+
+constexpr Family kAllFamilies[kFamilyCount] = {Family::kJobs,  Family::kAccounts, Family::kNodes,
+                                               Family::kUsage, Family::kEvents,   Family::kTokens,
+                                               Family::kMeta};
+
+}  // namespace
+
+struct RocksDbStore::Impl {
+  struct Pending {
+    WriteBatch batch;
+    CommitCallback done;
+  };
+
+  RocksDbOptions options;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // Indexed by `Family`; owned by `db`.
+  rocksdb::ColumnFamilyHandle* default_handle = nullptr;
+
+  mutable std::mutex mu;
+  std::condition_variable wake;
+  std::deque<Pending> queue;
+  bool stopping = false;
+  std::thread writer;
+
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> syncs{0};
+  std::atomic<uint64_t> max_group{0};
+
+  rocksdb::ColumnFamilyHandle* Handle(Family f) const { return handles[static_cast<size_t>(f)]; }
+
+  void WriterLoop() {
+    std::vector<Pending> group;
+    while (true) {
+      {
+        std::unique_lock lock(mu);
+        wake.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty())
+          return;  // Stopping and drained.
+        size_t n = std::min(queue.size(), options.max_group);
+        group.clear();
+        for (size_t i = 0; i < n; ++i) {
+          group.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+      }
+      rocksdb::WriteBatch merged;
+      for (const Pending& p : group) {
+        for (const Mutation& m : p.batch.mutations()) {
+          rocksdb::ColumnFamilyHandle* cf = Handle(m.family);
+          rocksdb::Status s;
+          switch (m.kind) {
+            case Mutation::Kind::kPut:
+              s = merged.Put(cf, m.key, m.value);
+              break;
+            case Mutation::Kind::kDelete:
+              s = merged.Delete(cf, m.key);
+              break;
+            case Mutation::Kind::kDeleteRange:
+              s = merged.DeleteRange(cf, m.key, m.value);
+              break;
+          }
+          // Building an in-memory batch only fails on absurd sizes; the write below reports it.
+          s.PermitUncheckedError();
+        }
+      }
+      rocksdb::WriteOptions wo;
+      wo.sync = options.sync;
+      Status status = FromRocks(db->Write(wo, &merged), "commit");
+      syncs.fetch_add(1, std::memory_order_relaxed);
+      uint64_t size = group.size();
+      uint64_t prev = max_group.load(std::memory_order_relaxed);
+      while (size > prev && !max_group.compare_exchange_weak(prev, size)) {
+      }
+      for (Pending& p : group)
+        p.done(status);
+      group.clear();
+    }
+  }
+};
+
+RocksDbStore::RocksDbStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  impl_->writer = std::thread([this] { impl_->WriterLoop(); });
+}
+
+RocksDbStore::~RocksDbStore() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->wake.notify_all();
+  impl_->writer.join();
+  for (rocksdb::ColumnFamilyHandle* h : impl_->handles) {
+    impl_->db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  }
+  impl_->db->DestroyColumnFamilyHandle(impl_->default_handle).PermitUncheckedError();
+  impl_->db->Close().PermitUncheckedError();
+}
+
+Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& options) {
+  if (options.path.empty())
+    return Status::InvalidArgument("must not be empty", "data_dir");
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->options.max_group = std::max<size_t>(1, options.max_group);
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 4;
+  // Reads at start-up scan whole families; a larger block cache is not needed for that.
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.OptimizeLevelStyleCompaction(64 << 20);
+  cf_options.compression = rocksdb::kLZ4Compression;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
+  for (Family f : kAllFamilies)
+    descriptors.emplace_back(std::string(FamilyName(f)), cf_options);
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
+  if (!s.ok())
+    return Status::Unavailable("cannot open database at " + options.path + ": " + s.ToString());
+  impl->db.reset(raw);
+  impl->default_handle = handles[0];
+  impl->handles.assign(handles.begin() + 1, handles.end());
+  return std::unique_ptr<RocksDbStore>(new RocksDbStore(std::move(impl)));
+}
+
+void RocksDbStore::CommitAsync(WriteBatch batch, CommitCallback done) {
+  impl_->commits.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopping) {
+      done(Status::Unavailable("store is closing"));
+      return;
+    }
+    if (impl_->queue.size() >= impl_->options.max_queue) {
+      done(Status::ResourceExhausted("commit queue is full (" +
+                                     std::to_string(impl_->options.max_queue) + " waiting)"));
+      return;
+    }
+    impl_->queue.push_back({std::move(batch), std::move(done)});
+  }
+  impl_->wake.notify_one();
+}
+
+Result<std::string> RocksDbStore::Get(Family f, std::string_view key) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->Handle(f),
+                                     rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound())
+    return Status::NotFound(std::string(FamilyName(f)) + " key not found");
+  RETURN_IF_ERROR(FromRocks(s, "get"));
+  return value;
+}
+
+Status RocksDbStore::Scan(Family f, std::string_view begin, std::string_view end,
+                          const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end.data(), end.size());
+  if (!end.empty())
+    ro.iterate_upper_bound = &upper;
+  // A start-up scan reads each block once; keep it out of the block cache.
+  ro.fill_cache = false;
+  ro.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->Handle(f)));
+  for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    rocksdb::Slice v = it->value();
+    if (!fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size())))
+      break;
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+CommitStats RocksDbStore::Stats() const {
+  CommitStats s;
+  s.commits = impl_->commits.load(std::memory_order_relaxed);
+  s.syncs = impl_->syncs.load(std::memory_order_relaxed);
+  s.max_group = impl_->max_group.load(std::memory_order_relaxed);
+  std::lock_guard lock(impl_->mu);
+  s.queue_depth = impl_->queue.size();
+  return s;
+}
+
+}  // namespace gsched::state
