@@ -1,0 +1,87 @@
+// Plain HTTP and WebSocket types shared by the server, its routes and the clients. No Beast here:
+// routes are functions from `HttpRequest` to `HttpResponse`, tested without sockets.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "scheduler/common/clock.h"
+
+namespace gsched::net {
+
+struct HttpRequest {
+  std::string method;                                       // "GET", "POST", ...
+  std::string target;                                       // As sent: "/v1/jobs?state=pending".
+  std::string path;                                         // Percent-decoded path: "/v1/jobs".
+  std::map<std::string, std::string, std::less<>> query;    // Decoded; the last value wins.
+  std::map<std::string, std::string, std::less<>> headers;  // Names in lower case.
+  std::string body;
+  std::string remote;  // "127.0.0.1:54321".
+
+  // The header's value, or "" when absent. `name` in lower case.
+  std::string_view Header(std::string_view name) const;
+  std::optional<std::string_view> Query(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Answers a request. Call it exactly once, from any thread.
+using Responder = std::function<void(HttpResponse)>;
+// Handles one request. Runs on a network thread and must not block: long work (a durable write,
+// the scheduler's state) is handed elsewhere and answered through the `Responder` later.
+using HttpHandler = std::function<void(HttpRequest&&, Responder)>;
+
+// One accepted WebSocket. Thread-safe.
+class WsConnection {
+ public:
+  virtual ~WsConnection() = default;
+  // Queues a text message. When the connection's queue is full the connection is closed with
+  // "slow consumer" rather than buffering without bound. Returns false when it was not queued.
+  virtual bool Send(std::string text) = 0;
+  // Closes with a WebSocket close code (1000 normal, 1008 policy, 1011 error) and a reason.
+  virtual void Close(uint16_t code, std::string reason) = 0;
+  virtual const std::string& remote() const = 0;
+};
+
+struct WsHandlers {
+  // A text message from the peer. Runs on the connection's strand; must not block.
+  std::function<void(std::string message)> on_message;
+  // The connection ended (either side, or an error); called once.
+  std::function<void(std::string reason)> on_close;
+};
+
+// Decides on an upgrade request: a response refuses it (401, 403, 404, ...), handlers accept it.
+// `connection` may be used (and kept) by the handlers; messages sent before the handshake completes
+// are delivered after it.
+using WsUpgradeHandler = std::function<std::variant<HttpResponse, WsHandlers>(
+    const HttpRequest& request, std::shared_ptr<WsConnection> connection)>;
+
+struct ServerLimits {
+  size_t max_body_bytes = 8 << 20;
+  size_t max_header_bytes = 16 << 10;
+  Duration request_timeout = Seconds(30);  // To read a request's body and write its answer.
+  Duration idle_timeout = Seconds(120);    // Between requests on a keep-alive connection.
+  size_t max_connections = 10'000;
+  size_t ws_max_message_bytes = 1 << 20;
+  size_t ws_queue_limit = 4096;  // Messages queued per WebSocket before it is dropped.
+};
+
+struct TlsFiles {
+  std::string cert;  // PEM certificate chain.
+  std::string key;   // PEM private key.
+};
+
+}  // namespace gsched::net
