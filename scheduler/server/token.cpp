@@ -1,0 +1,193 @@
+#include "scheduler/server/token.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace gsched::server {
+namespace {
+
+constexpr std::string_view kPrefix = "gs1.";
+constexpr size_t kKeyBytes = 32;
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+Status Unauthenticated(std::string_view why) {
+  return Status::Unauthenticated("invalid token: " + std::string(why));
+}
+
+}  // namespace
+
+std::string Base64UrlEncode(std::string_view data) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  auto byte = [&](size_t k) { return static_cast<uint32_t>(static_cast<uint8_t>(data[k])); };
+  for (; i + 3 <= data.size(); i += 3) {
+    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    for (int s = 18; s >= 0; s -= 6)
+      out += kAlphabet[(v >> s) & 63];
+  }
+  if (size_t rest = data.size() - i; rest > 0) {
+    uint32_t v = byte(i) << 16;
+    if (rest == 2)
+      v |= byte(i + 1) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    if (rest == 2)
+      out += kAlphabet[(v >> 6) & 63];
+  }
+  return out;
+}
+
+Result<std::string> Base64UrlDecode(std::string_view text) {
+  std::array<int8_t, 256> table;
+  table.fill(-1);
+  for (int k = 0; k < 64; ++k)
+    table[static_cast<uint8_t>(kAlphabet[k])] = static_cast<int8_t>(k);
+  if (text.size() % 4 == 1)
+    return Status::InvalidArgument("bad base64url length");
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int8_t v = table[static_cast<uint8_t>(c)];
+    if (v < 0)
+      return Status::InvalidArgument("bad base64url character");
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::string NewTokenId() {
+  std::array<unsigned char, 8> bytes{};
+  if (RAND_bytes(bytes.data(), bytes.size()) != 1)
+    std::abort();  // No randomness: unsafe to go on.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "tok_";
+  for (unsigned char b : bytes) {
+    id += kHex[b >> 4];
+    id += kHex[b & 15];
+  }
+  return id;
+}
+
+Result<TokenAuthority> TokenAuthority::LoadOrCreate(const std::string& data_dir) {
+  std::string path = (std::filesystem::path(data_dir) / "hmac.key").string();
+  if (std::filesystem::exists(path)) {
+    std::ifstream in(path, std::ios::binary);
+    std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (key.size() != kKeyBytes) {
+      return Status::Internal(path + " holds " + std::to_string(key.size()) + " bytes, expected " +
+                              std::to_string(kKeyBytes));
+    }
+    return TokenAuthority(std::move(key));
+  }
+  std::string key(kKeyBytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), kKeyBytes) != 1) {
+    return Status::Internal("no randomness for the signing key");
+  }
+  // Written to a temporary file, synced, then renamed: a crash never leaves half a key.
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0)
+    return Status::Unavailable("cannot create " + tmp + ": " + std::strerror(errno));
+  bool ok =
+      ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::Unavailable("cannot write " + path + ": " + std::strerror(errno));
+  }
+  return TokenAuthority(std::move(key));
+}
+
+std::string TokenAuthority::Mac(std::string_view data) const {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac.data(), &len);
+  return std::string(reinterpret_cast<const char*>(mac.data()), len);
+}
+
+std::string TokenAuthority::Sign(const TokenClaims& claims) const {
+  boost::json::object payload;
+  payload["id"] = claims.id;
+  payload["sub"] = claims.user;
+  payload["role"] = std::string(api::ToString(claims.role));
+  boost::json::array accounts;
+  for (const auto& a : claims.accounts)
+    accounts.emplace_back(a);
+  payload["acc"] = std::move(accounts);
+  payload["exp"] = ToUnixSeconds(claims.expires);
+  std::string signed_part = std::string(kPrefix) + Base64UrlEncode(boost::json::serialize(payload));
+  return signed_part + "." + Base64UrlEncode(Mac(signed_part));
+}
+
+Result<TokenClaims> TokenAuthority::Verify(std::string_view token, Timestamp now) const {
+  if (token.size() > 8192)
+    return Unauthenticated("too long");
+  if (token.substr(0, kPrefix.size()) != kPrefix)
+    return Unauthenticated("unknown format");
+  size_t dot = token.rfind('.');
+  if (dot <= kPrefix.size())
+    return Unauthenticated("malformed");
+  std::string_view signed_part = token.substr(0, dot);
+  auto mac = Base64UrlDecode(token.substr(dot + 1));
+  std::string expected = Mac(signed_part);
+  if (!mac.ok() || mac->size() != expected.size() ||
+      CRYPTO_memcmp(mac->data(), expected.data(), expected.size()) != 0) {
+    return Unauthenticated("bad signature");
+  }
+  // The MAC is good: the payload was written by this server, but parse it defensively all the same.
+  auto json_text = Base64UrlDecode(signed_part.substr(kPrefix.size()));
+  if (!json_text.ok())
+    return Unauthenticated("malformed payload");
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(*json_text, ec);
+  const boost::json::object* o = ec ? nullptr : v.if_object();
+  if (o == nullptr)
+    return Unauthenticated("malformed payload");
+  TokenClaims claims;
+  const auto* id = o->if_contains("id");
+  const auto* sub = o->if_contains("sub");
+  const auto* role = o->if_contains("role");
+  const auto* acc = o->if_contains("acc");
+  const auto* exp = o->if_contains("exp");
+  if (!id || !id->is_string() || !sub || !sub->is_string() || !role || !role->is_string() || !acc ||
+      !acc->is_array() || !exp || !exp->is_int64()) {
+    return Unauthenticated("malformed payload");
+  }
+  claims.id = std::string(id->get_string());
+  claims.user = std::string(sub->get_string());
+  auto parsed_role = api::ParseEnum<api::Role>(role->get_string());
+  if (!parsed_role)
+    return Unauthenticated("unknown role");
+  claims.role = *parsed_role;
+  for (const auto& a : acc->get_array()) {
+    if (!a.is_string())
+      return Unauthenticated("malformed payload");
+    claims.accounts.emplace_back(a.get_string());
+  }
+  claims.expires = FromUnixSeconds(exp->get_int64());
+  if (now >= claims.expires)
+    return Status::Unauthenticated("token expired");
+  return claims;
+}
+
+}  // namespace gsched::server

@@ -1,0 +1,51 @@
+// Bearer tokens: HMAC-SHA256-signed claims (id, subject, role, accounts, expiry), DESIGN.md
+// section 5.
+//
+// Wire form: "gs1.<payload>.<mac>", both parts base64url without padding; the payload is compact
+// JSON {"id","sub","role","acc","exp"}; the MAC covers "gs1.<payload>". The signing key is 32
+// random bytes kept in `DATA_DIR/hmac.key` (mode 0600), made on first start. Verification is
+// constant-time; revocation is the caller's (a stored set of revoked ids).
+//
+// Thread-safe after construction.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "scheduler/api/enums.h"
+#include "scheduler/common/clock.h"
+#include "scheduler/common/status.h"
+
+namespace gsched::server {
+
+struct TokenClaims {
+  std::string id;  // "tok_" + 16 hex digits; what revocation names.
+  std::string user;
+  api::Role role = api::Role::kUser;
+  std::vector<std::string> accounts;  // The first is the user's default account.
+  Timestamp expires;
+};
+
+class TokenAuthority {
+ public:
+  // Reads `DATA_DIR/hmac.key`, creating it (0600) when missing.
+  static Result<TokenAuthority> LoadOrCreate(const std::string& data_dir);
+  explicit TokenAuthority(std::string key) : key_(std::move(key)) {}
+
+  std::string Sign(const TokenClaims& claims) const;
+  // Checks format, MAC and expiry. `kUnauthenticated` with a reason otherwise.
+  Result<TokenClaims> Verify(std::string_view token, Timestamp now) const;
+
+ private:
+  std::string Mac(std::string_view data) const;
+  std::string key_;
+};
+
+// A fresh token id: "tok_" + 16 random hex digits.
+std::string NewTokenId();
+
+std::string Base64UrlEncode(std::string_view data);
+Result<std::string> Base64UrlDecode(std::string_view text);
+
+}  // namespace gsched::server
