@@ -580,7 +580,7 @@ json::value Encode(const Allocation& a) {
 
 json::value Encode(const AttemptRecord& a) {
   json::object o;
-  o.emplace("attempt", a.attempt);
+  o.emplace("attempt", static_cast<int64_t>(a.attempt));
   o.emplace("allocation", AllocationsValue(a.allocation));
   o.emplace("start_time", TimeValue(a.start_time));
   o.emplace("end_time", OptionalTime(a.end_time));
@@ -599,13 +599,14 @@ json::value Encode(const Job& j) {
   o.emplace("submit_time", TimeValue(j.submit_time));
   o.emplace("start_time", OptionalTime(j.start_time));
   o.emplace("end_time", OptionalTime(j.end_time));
-  o.emplace("attempt", j.attempt);
+  o.emplace("attempt", static_cast<int64_t>(j.attempt));
   o.emplace("allocation", AllocationsValue(j.allocation));
   o.emplace("exit_code", OptionalValue(j.exit_code));
   o.emplace("signal", OptionalValue(j.signal));
   o.emplace("reason", j.reason ? Encode(*j.reason) : json::value(nullptr));
   o.emplace("array_job_id", OptionalValue(j.array_job_id));
-  o.emplace("array_index", OptionalValue(j.array_index));
+  o.emplace("array_index",
+            j.array_index ? json::value(static_cast<int64_t>(*j.array_index)) : json::value());
   o.emplace("borrowing", j.borrowing);
   o.emplace("held", j.held);
   o.emplace("priority", NumberValue(j.priority));

@@ -194,9 +194,11 @@ Result<int64_t> DecodeInt(const json::value& v, int64_t lo, int64_t hi) {
   if (const int64_t* p = v.if_int64()) {
     i = *p;
   } else if (const uint64_t* u = v.if_uint64()) {
-    // Only values above INT64_MAX are stored as uint64; all such are out of any range here.
-    (void)u;
-    return Status::InvalidArgument("must be " + std::to_string(lo) + ".." + std::to_string(hi));
+    // The parser stores only values above INT64_MAX as uint64, but values built in code may hold
+    // small unsigned numbers.
+    if (*u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      return Status::InvalidArgument("must be " + std::to_string(lo) + ".." + std::to_string(hi));
+    i = static_cast<int64_t>(*u);
   } else {
     return Status::InvalidArgument("must be an integer, not " + JsonKind(v));
   }
