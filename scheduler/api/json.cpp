@@ -32,7 +32,9 @@ class DuplicateKeyHandler {
   static constexpr size_t max_key_size = json::string::max_size();
   static constexpr size_t max_string_size = json::string::max_size();
 
-  DuplicateKeyHandler() = default;
+  // `buffer` gives the value stack its first memory, as `boost::json::parse` does.
+  DuplicateKeyHandler(unsigned char* buffer, size_t size)
+      : st(json::storage_ptr(), buffer, size) {}
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -255,7 +257,9 @@ Result<json::value> ParseJson(std::string_view text, const JsonLimits& limits) {
                                      " bytes is over the limit of " +
                                      std::to_string(limits.max_bytes) + " bytes");
   }
-  json::basic_parser<DuplicateKeyHandler> parser(Options(limits));
+  unsigned char stack_buffer[BOOST_JSON_STACK_BUFFER_SIZE];
+  json::basic_parser<DuplicateKeyHandler> parser(Options(limits), stack_buffer,
+                                                 sizeof(stack_buffer));
   json::error_code ec;
   size_t n = parser.write_some(false, text.data(), text.size(), ec);
   if (!ec && n < text.size()) {
