@@ -33,8 +33,7 @@ class DuplicateKeyHandler {
   static constexpr size_t max_string_size = json::string::max_size();
 
   // `buffer` gives the value stack its first memory, as `boost::json::parse` does.
-  DuplicateKeyHandler(unsigned char* buffer, size_t size)
-      : st(json::storage_ptr(), buffer, size) {}
+  DuplicateKeyHandler(unsigned char* buffer, size_t size) : st(json::storage_ptr(), buffer, size) {}
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }

@@ -303,7 +303,7 @@ json::value Encode(const Drain& d) {
 
 }  // namespace
 
-Result<WorkerMessage> DecodeWorkerMessage(const json::value& v) {
+Result<WorkerMessage> DecodeWorkerMessageValue(const json::value& v) {
   ASSIGN_OR_RETURN(Fields f, Fields::Open(v, {}, kIgnore));
   ASSIGN_OR_RETURN(std::string type, TypeOf(f));
   if (type == "hello")
@@ -317,7 +317,7 @@ Result<WorkerMessage> DecodeWorkerMessage(const json::value& v) {
   return Status::InvalidArgument("must be one of hello, heartbeat, job_update, gpu_health", "type");
 }
 
-Result<SchedulerMessage> DecodeSchedulerMessage(const json::value& v) {
+Result<SchedulerMessage> DecodeSchedulerMessageValue(const json::value& v) {
   ASSIGN_OR_RETURN(Fields f, Fields::Open(v, {}, kIgnore));
   ASSIGN_OR_RETURN(std::string type, TypeOf(f));
   if (type == "launch")
@@ -333,12 +333,12 @@ Result<SchedulerMessage> DecodeSchedulerMessage(const json::value& v) {
 
 Result<WorkerMessage> DecodeWorkerMessage(std::string_view text) {
   ASSIGN_OR_RETURN(json::value v, ParseJson(text));
-  return DecodeWorkerMessage(v);
+  return DecodeWorkerMessageValue(v);
 }
 
 Result<SchedulerMessage> DecodeSchedulerMessage(std::string_view text) {
   ASSIGN_OR_RETURN(json::value v, ParseJson(text));
-  return DecodeSchedulerMessage(v);
+  return DecodeSchedulerMessageValue(v);
 }
 
 json::value EncodeMessage(const WorkerMessage& message) {

@@ -132,8 +132,9 @@ using SchedulerMessage = std::variant<Launch, Signal, Kill, Drain>;
 // naming `type`.
 Result<WorkerMessage> DecodeWorkerMessage(std::string_view text);
 Result<SchedulerMessage> DecodeSchedulerMessage(std::string_view text);
-Result<WorkerMessage> DecodeWorkerMessage(const boost::json::value& v);
-Result<SchedulerMessage> DecodeSchedulerMessage(const boost::json::value& v);
+// The same for an already parsed value (named apart: a string literal converts to both).
+Result<WorkerMessage> DecodeWorkerMessageValue(const boost::json::value& v);
+Result<SchedulerMessage> DecodeSchedulerMessageValue(const boost::json::value& v);
 
 // The message as a JSON object with its `type`.
 boost::json::value EncodeMessage(const WorkerMessage& message);
