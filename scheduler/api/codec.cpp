@@ -343,7 +343,8 @@ Result<Gpu> DecodeGpu(const json::value& v) {
   Gpu g;
   ASSIGN_OR_RETURN(g.index, f.Required("index", IntIn(0, 1023)));
   ASSIGN_OR_RETURN(g.uuid, f.OrDefault("uuid", AnyString(128), ""));
-  ASSIGN_OR_RETURN(g.type, f.OrDefault("type", DecodeGpuTypeName, ""));
+  // Empty: the node's type.
+  ASSIGN_OR_RETURN(g.type, f.OrDefault("type", StringOf(0, 64, Charset::kGpuType), ""));
   ASSIGN_OR_RETURN(g.health, f.OrDefault("health", Enum<GpuHealth>, GpuHealth::kHealthy));
   ASSIGN_OR_RETURN(g.memory_mib, f.Optional("memory_mib", IntIn(0, kMaxMemoryMiB)));
   return g;
