@@ -25,9 +25,8 @@ std::optional<uint32_t> ParseNumber(std::string_view s) {
   return v;
 }
 
-}  // namespace
-
-Result<ArraySpec> ParseArraySpec(std::string_view text) {
+// Parses `text`; appends the indices to `spec.indices` only when `expand`.
+Result<ArraySpec> Parse(std::string_view text, bool expand) {
   if (text.empty())
     return Bad(text, "empty");
   if (text.size() > 4096)
@@ -42,6 +41,7 @@ Result<ArraySpec> ParseArraySpec(std::string_view text) {
     list = text.substr(0, percent);
   }
   std::vector<uint32_t>& out = spec.indices;
+  size_t total = 0;
   size_t start = 0;
   while (true) {
     size_t comma = list.find(',', start);
@@ -72,9 +72,10 @@ Result<ArraySpec> ParseArraySpec(std::string_view text) {
       return Bad(text, "a range must not end before it starts");
     // Count before expanding, so that "0-9999999" is refused without allocating.
     size_t count = (*last - *first) / step + 1;
-    if (out.size() + count > kMaxArrayIndices)
+    total += count;
+    if (total > kMaxArrayIndices)
       return Bad(text, "more than 100000 indices");
-    for (uint32_t i = *first; i <= *last; i += step) {
+    for (uint32_t i = *first; expand && i <= *last; i += step) {
       out.push_back(i);
       if (*last - i < step)
         break;
@@ -83,9 +84,21 @@ Result<ArraySpec> ParseArraySpec(std::string_view text) {
       break;
     start = comma + 1;
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  if (!std::is_sorted(out.begin(), out.end())) {
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+  }
   return spec;
+}
+
+}  // namespace
+
+Result<ArraySpec> ParseArraySpec(std::string_view text) {
+  return Parse(text, true);
+}
+
+Status ValidateArraySpec(std::string_view text) {
+  return Parse(text, false).status();
 }
 
 }  // namespace gsched::api

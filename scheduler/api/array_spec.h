@@ -3,8 +3,9 @@
 // throttle bounds how many of them run at once.
 //
 // Syntax (Slurm's `--array`): comma-separated parts, each `N`, `N-M` or `N-M:S` (every S-th index
-// from N to M), optionally followed by `%K` (at most K running at once). Indices are 0..9,999,999;
-// at most `kMaxArrayIndices` of them.
+// from N to M), optionally followed by `%K` (at most K running at once). Indices are 0..9,999,999.
+// The parts together may name at most `kMaxArrayIndices` indices, counting overlaps twice, so that
+// the limit can be checked without expanding anything.
 //
 // Threading: stateless.
 #pragma once
@@ -31,5 +32,9 @@ struct ArraySpec {
 };
 
 Result<ArraySpec> ParseArraySpec(std::string_view text);
+
+// The same checks as `ParseArraySpec` without expanding the indices: cheap enough for every spec of
+// a 10,000-job batch.
+Status ValidateArraySpec(std::string_view text);
 
 }  // namespace gsched::api

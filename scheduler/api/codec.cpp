@@ -90,9 +90,7 @@ Result<std::string> DecodeSignal(const json::value& v) {
 }
 
 Result<std::string> DecodeGpuTypeName(const json::value& v) {
-  ASSIGN_OR_RETURN(std::string s, internal::DecodeString(v, StringRule{0, 1024, Charset::kAny}));
-  RETURN_IF_ERROR(CheckGpuTypeName(s));
-  return s;
+  return internal::DecodeString(v, StringRule{1, 64, Charset::kGpuType});
 }
 
 // A single name or a list of names.
@@ -124,7 +122,7 @@ Result<int64_t> DecodeMemoryMiB(const json::value& v) {
 
 Result<std::string> DecodeArrayField(const json::value& v) {
   ASSIGN_OR_RETURN(std::string s, internal::DecodeString(v, StringRule{1, 4096, Charset::kAny}));
-  RETURN_IF_ERROR(ParseArraySpec(s).status());
+  RETURN_IF_ERROR(ValidateArraySpec(s));
   return s;
 }
 

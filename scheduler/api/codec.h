@@ -18,7 +18,9 @@
 // Threading: stateless.
 #pragma once
 
+#include <boost/json/fwd.hpp>
 #include <boost/json/value.hpp>
+#include <concepts>
 #include <string_view>
 #include <vector>
 
@@ -74,5 +76,16 @@ boost::json::value Encode(const ApiError& error);
 
 // The error body for a failed `Status`: `code` is `StatusCodeName(status.code())`.
 boost::json::value ErrorBody(const Status& status);
+
+// Boost.JSON customisation point: `boost::json::value_from(x)` is `Encode(x)` for every type above.
+// There is deliberately no `value_to`: decoding goes through the `Decode...` functions, which
+// return a `Status` with the field path instead of throwing.
+template <typename T>
+requires requires(const T& t) {
+  { Encode(t) } -> std::same_as<boost::json::value>;
+}
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const T& t) {
+  jv = Encode(t);
+}
 
 }  // namespace gsched::api

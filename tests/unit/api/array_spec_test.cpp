@@ -44,6 +44,7 @@ TEST(ArraySpecTest, Accepts) {
     ASSERT_TRUE(r.ok()) << c.text << ": " << r.status().ToString();
     EXPECT_EQ(r->indices, c.indices) << c.text;
     EXPECT_EQ(r->max_concurrent, c.max_concurrent) << c.text;
+    EXPECT_TRUE(ValidateArraySpec(c.text).ok()) << c.text;
   }
 }
 
@@ -60,6 +61,8 @@ TEST(ArraySpecTest, AtMostOneHundredThousandIndices) {
   EXPECT_FALSE(ParseArraySpec("0-100000").ok());
   EXPECT_FALSE(ParseArraySpec("0-99999,100000").ok());
   EXPECT_FALSE(ParseArraySpec("0-9999999").ok());
+  // Overlapping parts count twice: the limit is checked before anything is expanded.
+  EXPECT_FALSE(ParseArraySpec("0-99999,5").ok());
 }
 
 struct Rejected {
@@ -101,6 +104,8 @@ TEST(ArraySpecTest, Rejects) {
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(r.status().message().find(c.fragment), std::string::npos)
         << "'" << c.text << "': " << r.status().message();
+    // The validation without expansion agrees, message and all.
+    EXPECT_EQ(ValidateArraySpec(c.text), r.status()) << c.text;
   }
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
 #include <string>
 
 #include "scheduler/api/codec.h"
@@ -153,6 +154,14 @@ TEST(GoldenTest, SingleSpecSubmitBody) {
   ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
   ASSERT_EQ(jobs->size(), 1u);
   EXPECT_EQ((*jobs)[0].nodes, 3);
+}
+
+TEST(GoldenTest, ValueFromUsesEncode) {
+  TokenAnswer answer{"tok_1", "secret"};
+  EXPECT_EQ(boost::json::value_from(answer), Encode(answer));
+  std::vector<Quota> quotas = {{1, 2}, {3, 4}};
+  EXPECT_EQ(boost::json::value_from(quotas), Json(R"([{"guaranteed": 1, "limit": 2},
+                                                    {"guaranteed": 3, "limit": 4}])"));
 }
 
 TEST(GoldenTest, ErrorBodyFromStatus) {
