@@ -105,7 +105,8 @@ std::string JsonKind(const json::value& v) {
 }  // namespace
 
 void AppendKeyToPath(std::string& path, std::string_view key) {
-  if (IsPlainKey(key)) {
+  // Long keys are cut (by `Printable`), so that an error never echoes megabytes of input.
+  if (key.size() <= 64 && IsPlainKey(key)) {
     if (!path.empty())
       path += '.';
     path += key;
@@ -155,6 +156,9 @@ std::string Printable(std::string_view text) {
 std::optional<std::string_view> Suggest(std::string_view word,
                                         std::initializer_list<std::string_view> candidates) {
   std::optional<std::string_view> best;
+  // Field names are short; comparing a huge key would cost time for nothing.
+  if (word.size() > 64)
+    return best;
   size_t best_distance = std::numeric_limits<size_t>::max();
   // A typo of a few letters, proportional to the word's length.
   size_t threshold = std::max<size_t>(2, word.size() / 3);

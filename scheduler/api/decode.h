@@ -36,7 +36,7 @@ namespace gsched::api::internal {
 namespace json = boost::json;
 
 // Path building: `AppendKeyToPath("env", "PATH")` gives `env.PATH`; a key that is not a plain
-// identifier is quoted: `labels["a b"]`.
+// identifier, or longer than 64 bytes, is quoted and cut: `labels["a b"]`.
 void AppendKeyToPath(std::string& path, std::string_view key);
 void AppendIndexToPath(std::string& path, size_t index);
 std::string KeyPath(std::string_view key);
