@@ -107,6 +107,8 @@ Result<std::vector<std::string>> DecodeGpuTypes(const json::value& v) {
 Result<int64_t> DecodeMemoryMiB(const json::value& v) {
   std::string range = "must be 0.." + std::to_string(kMaxMemoryMiB) + " MiB (16T)";
   if (const json::string* s = v.if_string()) {
+    if (s->size() > 64)
+      return Status::InvalidArgument("must be an integer (MiB) or a size string (too long)");
     ASSIGN_OR_RETURN(int64_t mib, ParseSizeMiB(std::string_view(s->data(), s->size())));
     if (mib > kMaxMemoryMiB)
       return Status::InvalidArgument(range);

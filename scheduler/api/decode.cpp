@@ -265,6 +265,9 @@ Result<Timestamp> DecodeTime(const json::value& v) {
   const json::string* s = v.if_string();
   if (s == nullptr)
     return Status::InvalidArgument("must be an RFC 3339 time string, not " + JsonKind(v));
+  // The quantity parsers quote their input in errors; nothing valid is this long.
+  if (s->size() > 64)
+    return Status::InvalidArgument("must be an RFC 3339 time string (too long)");
   return ParseTimestamp(std::string_view(s->data(), s->size()));
 }
 
@@ -274,6 +277,8 @@ Result<int64_t> DecodeSeconds(const json::value& v, int64_t lo, int64_t hi) {
                                    " seconds");
   };
   if (const json::string* s = v.if_string()) {
+    if (s->size() > 64)
+      return Status::InvalidArgument("must be an integer or a duration string (too long)");
     ASSIGN_OR_RETURN(Duration d, ParseDuration(std::string_view(s->data(), s->size())));
     if (d.count() % 1000 != 0)
       return Status::InvalidArgument("must be whole seconds");
