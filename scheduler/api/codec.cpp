@@ -441,6 +441,8 @@ Result<Account> DecodeAccount(const json::value& v) {
   Account a;
   ASSIGN_OR_RETURN(a.name, f.OrDefault("name", NameString(), ""));
   ASSIGN_OR_RETURN(a.parent, f.OrDefault("parent", NameString(), ""));
+  if (!a.name.empty() && a.parent == a.name)
+    return Status::InvalidArgument("must not be the account itself", "parent");
   ASSIGN_OR_RETURN(a.shares, f.OrDefault("shares", IntIn(1, kMaxShares), 1));
   ASSIGN_OR_RETURN(
       a.quotas,

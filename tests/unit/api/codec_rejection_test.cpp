@@ -272,6 +272,8 @@ std::vector<Rejection> Cases() {
       {"single_bad", D::kSubmit, Spec(R"("nodes": 0)"), "nodes", "must be 1..4096"},
 
       // Accounts and tokens.
+      {"own_parent", D::kAccount, R"({"name": "a", "parent": "a"})", "parent",
+       "must not be the account itself"},
       {"shares_zero", D::kAccount, R"({"shares": 0})", "shares", "must be 1..1000000"},
       {"limit_below_guarantee", D::kAccount,
        R"({"quotas": {"h100": {"guaranteed": 64, "limit": 32}}})", "quotas.h100.limit",
