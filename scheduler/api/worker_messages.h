@@ -1,0 +1,150 @@
+// Messages of the worker channel (DESIGN.md section 5, `GET /v1/workers/connect`): one JSON object
+// per WebSocket text message, whose `type` field says which message it is
+// (`{"type": "hello", "node": ...}`).
+//
+// worker -> scheduler: `hello`, `heartbeat`, `job_update`, `gpu_health`.
+// scheduler -> worker: `launch`, `signal`, `kill`, `drain`.
+//
+// Every message is idempotent and names the attempt it is about, so that stale messages are
+// recognised by attempt number. Decoding ignores unknown fields - also inside the `JobSpec` of a
+// `launch` - because the scheduler and the workers of a pool are upgraded at different times: a
+// newer peer may add fields, and an older one must keep working. Known fields are still fully
+// validated, and an unknown `type` is an error.
+//
+// Threading: stateless.
+#pragma once
+
+#include <boost/json/fwd.hpp>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "scheduler/api/types.h"
+#include "scheduler/common/status.h"
+
+namespace gsched::api {
+
+// A job attempt a worker runs.
+struct RunningAttempt {
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+  JobState state = JobState::kRunning;
+
+  friend bool operator==(const RunningAttempt&, const RunningAttempt&) = default;
+};
+
+struct Hello {
+  std::string node;
+  std::string site;
+  std::string block;
+  std::map<std::string, std::string> labels;
+  int32_t cpus = 0;
+  int64_t memory_mib = 0;
+  std::vector<Gpu> gpus;
+  std::vector<std::pair<int32_t, int32_t>> nvlink_pairs;
+  std::vector<RunningAttempt> running;
+  std::string worker_version;
+
+  friend bool operator==(const Hello&, const Hello&) = default;
+};
+
+struct Heartbeat {
+  std::string node;
+  Timestamp time{};
+  std::vector<RunningAttempt> running;
+
+  friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
+};
+
+struct JobUpdate {
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+  JobState state = JobState::kRunning;
+  std::optional<int32_t> exit_code;
+  std::optional<std::string> signal;  // "SIGKILL" when a signal ended the job.
+  std::string message;
+  std::optional<Timestamp> checkpoint_time;
+
+  friend bool operator==(const JobUpdate&, const JobUpdate&) = default;
+};
+
+struct GpuHealthEntry {
+  int32_t index = 0;
+  GpuHealth health = GpuHealth::kHealthy;
+  std::string message;
+  std::optional<int32_t> xid;  // NVIDIA XID error code, when one was seen.
+
+  friend bool operator==(const GpuHealthEntry&, const GpuHealthEntry&) = default;
+};
+
+struct GpuHealthReport {
+  std::string node;
+  std::vector<GpuHealthEntry> gpus;
+
+  friend bool operator==(const GpuHealthReport&, const GpuHealthReport&) = default;
+};
+
+struct Launch {
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+  JobSpec spec;
+  std::vector<int32_t> gpus;               // Indices on this node.
+  std::map<std::string, std::string> env;  // Set by the scheduler on top of `spec.env`.
+  std::optional<uint32_t> array_index;
+  std::optional<int32_t> node_rank;  // This node's place in `nodes`.
+  std::vector<std::string> nodes;    // All nodes of the gang, in rank order.
+
+  friend bool operator==(const Launch&, const Launch&) = default;
+};
+
+struct Signal {
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+  std::string signal = "SIGTERM";
+
+  friend bool operator==(const Signal&, const Signal&) = default;
+};
+
+struct Kill {
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+  int32_t grace_s = 30;  // Between the checkpoint signal and SIGKILL.
+  std::string reason;
+
+  friend bool operator==(const Kill&, const Kill&) = default;
+};
+
+struct Drain {
+  std::string reason;
+
+  friend bool operator==(const Drain&, const Drain&) = default;
+};
+
+using WorkerMessage = std::variant<Hello, Heartbeat, JobUpdate, GpuHealthReport>;
+using SchedulerMessage = std::variant<Launch, Signal, Kill, Drain>;
+
+// Parse (through `ParseJson`) and decode one message. An unknown or missing `type` is an error
+// naming `type`.
+Result<WorkerMessage> DecodeWorkerMessage(std::string_view text);
+Result<SchedulerMessage> DecodeSchedulerMessage(std::string_view text);
+// The same for an already parsed value (named apart: a string literal converts to both).
+Result<WorkerMessage> DecodeWorkerMessageValue(const boost::json::value& v);
+Result<SchedulerMessage> DecodeSchedulerMessageValue(const boost::json::value& v);
+
+// The message as a JSON object with its `type`.
+boost::json::value EncodeMessage(const WorkerMessage& message);
+boost::json::value EncodeMessage(const SchedulerMessage& message);
+// The same, serialised: ready for a WebSocket text frame.
+std::string SerializeMessage(const WorkerMessage& message);
+std::string SerializeMessage(const SchedulerMessage& message);
+
+// The `type` of each message.
+std::string_view MessageType(const WorkerMessage& message);
+std::string_view MessageType(const SchedulerMessage& message);
+
+}  // namespace gsched::api

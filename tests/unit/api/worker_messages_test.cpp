@@ -1,0 +1,83 @@
+// Worker channel messages: the `type` discriminator, values built in code, forward compatibility.
+#include "scheduler/api/worker_messages.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace gsched::api {
+namespace {
+
+TEST(WorkerMessagesTest, BuiltInCodeRoundTrips) {
+  JobUpdate update;
+  update.job = 42;
+  update.attempt = 3;
+  update.state = JobState::kCompleted;
+  update.exit_code = 0;
+  update.checkpoint_time = FromUnixMillis(1'800'000'000'123);
+  std::string text = SerializeMessage(WorkerMessage(update));
+  EXPECT_NE(text.find(R"("type":"job_update")"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("checkpoint_time":"2027-01-15T08:00:00.123Z")"), std::string::npos)
+      << text;
+  auto decoded = DecodeWorkerMessage(text);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_TRUE(std::holds_alternative<JobUpdate>(*decoded));
+  EXPECT_EQ(std::get<JobUpdate>(*decoded), update);
+
+  Launch launch;
+  launch.job = 7;
+  launch.attempt = 1;
+  launch.spec.image = "/images/cuda";
+  launch.spec.command = {"nvidia-smi"};
+  launch.gpus = {2, 3};
+  launch.env = {{"GSCHED_JOB_ID", "7"}};
+  launch.array_index = 5;
+  launch.node_rank = 0;
+  launch.nodes = {"n1"};
+  auto back = DecodeSchedulerMessage(SerializeMessage(SchedulerMessage(launch)));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(MessageType(*back), "launch");
+  EXPECT_EQ(std::get<Launch>(*back), launch);
+
+  for (const SchedulerMessage& m :
+       {SchedulerMessage(Signal{1, 2, "SIGUSR1"}), SchedulerMessage(Kill{1, 2, 60, "preempted"}),
+        SchedulerMessage(Drain{"maintenance"})}) {
+    auto r = DecodeSchedulerMessage(SerializeMessage(m));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*r, m);
+  }
+}
+
+TEST(WorkerMessagesTest, SignalNamesAreNormalised) {
+  auto r =
+      DecodeSchedulerMessage(R"({"type": "signal", "job": 1, "attempt": 1, "signal": "usr2"})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(std::get<Signal>(*r).signal, "SIGUSR2");
+}
+
+TEST(WorkerMessagesTest, DefaultsOfOptionalFields) {
+  auto r = DecodeWorkerMessage(R"({"type": "hello", "node": "n1"})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Hello& hello = std::get<Hello>(*r);
+  EXPECT_EQ(hello.node, "n1");
+  EXPECT_TRUE(hello.gpus.empty());
+  EXPECT_TRUE(hello.running.empty());
+
+  auto kill = DecodeSchedulerMessage(R"({"type": "kill", "job": 1, "attempt": 2})");
+  ASSERT_TRUE(kill.ok()) << kill.status().ToString();
+  EXPECT_EQ(std::get<Kill>(*kill).grace_s, 30);
+}
+
+TEST(WorkerMessagesTest, TypeMustBeAKnownString) {
+  for (std::string_view text :
+       {R"({"type": 1})", R"({"type": null, "node": "n1"})", R"({"type": "launch"})", "[]"}) {
+    auto r = DecodeWorkerMessage(text);
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  }
+  // A scheduler message on the worker's side of the channel is refused, and the other way round.
+  EXPECT_FALSE(DecodeSchedulerMessage(R"({"type": "hello", "node": "n1"})").ok());
+}
+
+}  // namespace
+}  // namespace gsched::api
