@@ -148,14 +148,17 @@ class DocumentWalker {
         if (!key.IsScalar()) {
           diagnostics_->Add(
               path.empty() ? std::string("<root>") : path,
-              "mapping keys must be plain strings (line " + std::to_string(LineOf(key)) + ")");
+              "mapping keys must be plain strings (line " + std::to_string(LineOf(key)) + ")",
+              LineOf(key));
           continue;
         }
         std::string child = JoinPath(path, key.Scalar());
         auto [pos, inserted] = first_line.emplace(key.Scalar(), LineOf(key));
         if (!inserted) {
-          diagnostics_->Add(child, "duplicate key (line " + std::to_string(LineOf(key)) +
-                                       "; first at line " + std::to_string(pos->second) + ")");
+          diagnostics_->Add(child,
+                            "duplicate key (line " + std::to_string(LineOf(key)) +
+                                "; first at line " + std::to_string(pos->second) + ")",
+                            LineOf(key));
           continue;
         }
         RETURN_IF_ERROR(Walk(it->second, child, depth + 1));
@@ -171,24 +174,30 @@ class DocumentWalker {
 
 }  // namespace
 
-void Diagnostics::Add(std::string path, std::string message) {
+void Diagnostics::Add(std::string path, std::string message, int line) {
   ++total_;
   if (errors_.size() < kMaxReportedErrors)
-    errors_.push_back({std::move(path), std::move(message)});
+    errors_.push_back({std::move(path), std::move(message), line});
 }
 
 Status Diagnostics::ToStatus() const {
   if (ok())
     return Status::Ok();
+  std::vector<FieldError> sorted = errors_;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const FieldError& a, const FieldError& b) {
+    int la = a.line == 0 ? std::numeric_limits<int>::max() : a.line;
+    int lb = b.line == 0 ? std::numeric_limits<int>::max() : b.line;
+    return la < lb;
+  });
   std::string message;
-  for (const FieldError& e : errors_) {
+  for (const FieldError& e : sorted) {
     if (!message.empty())
       message += '\n';
     message += e.path.empty() ? e.message : e.path + ": " + e.message;
   }
   if (total_ > errors_.size())
     message += "\n... and " + std::to_string(total_ - errors_.size()) + " more errors";
-  return Status::InvalidArgument(std::move(message), errors_.front().path);
+  return Status::InvalidArgument(std::move(message), sorted.front().path);
 }
 
 std::string JoinPath(std::string_view parent, std::string_view key) {
@@ -293,7 +302,7 @@ int YamlValue::line() const {
 }
 
 void YamlValue::Error(std::string message) const {
-  diagnostics_->Add(path_, std::move(message));
+  diagnostics_->Add(path_, std::move(message), line());
 }
 
 std::optional<std::string> YamlValue::AnyScalar(std::string_view what) const {
@@ -635,7 +644,7 @@ YamlMap::YamlMap(YamlMap&& other) noexcept
 }
 
 void YamlMap::Error(std::string message) const {
-  diagnostics_->Add(path_, std::move(message));
+  diagnostics_->Add(path_, std::move(message), LineOf(node_));
 }
 
 YAML::Node YamlMap::Lookup(std::string_view key) const {
@@ -689,7 +698,7 @@ void YamlMap::Finish() {
       for (size_t i = 0; i < known_.size(); ++i)
         message += (i ? ", " : "") + known_[i];
     }
-    diagnostics_->Add(JoinPath(path_, key), std::move(message));
+    diagnostics_->Add(JoinPath(path_, key), std::move(message), LineOf(it->first));
   }
 }
 

@@ -50,6 +50,8 @@ inline constexpr size_t kMaxReportedErrors = 200;
 struct FieldError {
   std::string path;
   std::string message;
+  // 1-based line in the source; 0 when the error is not about one place (cross-field rules).
+  int line = 0;
 };
 
 // The error list of one load. Not copyable: readers keep a pointer to it.
@@ -59,13 +61,14 @@ class Diagnostics {
   Diagnostics(const Diagnostics&) = delete;
   Diagnostics& operator=(const Diagnostics&) = delete;
 
-  void Add(std::string path, std::string message);
+  void Add(std::string path, std::string message, int line = 0);
   bool ok() const { return total_ == 0; }
   size_t count() const { return total_; }
   const std::vector<FieldError>& errors() const { return errors_; }
 
   // OK when there are no errors; otherwise `InvalidArgument` whose message has one `path: message`
-  // line per error and whose `field()` is the first error's path.
+  // line per error, in document order (errors without a line last, in the order found), and whose
+  // `field()` is the first of them.
   Status ToStatus() const;
 
  private:
