@@ -227,16 +227,15 @@ std::optional<std::string> DidYouMean(std::string_view word,
   std::optional<std::string> best;
   size_t best_distance = std::numeric_limits<size_t>::max();
   for (const std::string& c : candidates) {
+    // A third of the longer word, at least 1 and at most 3 edits, counts as a typo:
+    // "intervall" -> "interval", "blok" -> "blocks", but not "zebra" -> "size".
+    size_t allowed = std::clamp<size_t>(std::max(word.size(), c.size()) / 3, 1, 3);
     size_t d = EditDistance(word, c);
-    if (d < best_distance) {
+    if (d <= allowed && d < best_distance) {
       best_distance = d;
       best = c;
     }
   }
-  // A third of the word's length, at least 1 and at most 3 edits, counts as a typo.
-  size_t allowed = std::clamp<size_t>(word.size() / 3, 1, 3);
-  if (!best || best_distance > allowed)
-    return std::nullopt;
   return best;
 }
 
