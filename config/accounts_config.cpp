@@ -18,6 +18,8 @@ constexpr int64_t kMaxGpus = 10'000'000;
 struct ParsedAccount {
   AccountSpec spec;
   std::string path;  // `accounts[3]`
+  int name_line = 0;
+  int parent_line = 0;
   bool parent_set = false;
   bool usable = false;  // Has a valid, unique name.
 };
@@ -79,8 +81,11 @@ ParsedAccount ReadAccount(const YamlValue& value) {
   ParsedAccount a;
   a.path = value.path();
   YamlMap m = value.Map();
-  a.spec.name = m.Required("name").Name().value_or("");
+  YamlValue name = m.Required("name");
+  a.spec.name = name.Name().value_or("");
+  a.name_line = name.line();
   YamlValue parent = m.Get("parent");
+  a.parent_line = parent.line();
   if (parent.present()) {
     a.parent_set = true;
     if (auto p = parent.String(64))
@@ -138,8 +143,10 @@ class TreeBuilder {
         continue;
       auto [it, inserted] = index_.emplace(a.spec.name, i);
       if (!inserted) {
-        diag_->Add(a.path + ".name", "duplicate account '" + a.spec.name + "' (also " +
-                                         parsed_[it->second].path + ")");
+        diag_->Add(
+            a.path + ".name",
+            "duplicate account '" + a.spec.name + "' (also " + parsed_[it->second].path + ")",
+            a.name_line);
         continue;
       }
       a.usable = true;
@@ -155,7 +162,8 @@ class TreeBuilder {
       index_.emplace(std::string(kRootAccount), parsed_.size() - 1);
       root = index_.find(std::string(kRootAccount));
     } else if (parsed_[root->second].parent_set) {
-      diag_->Add(parsed_[root->second].path + ".parent", "root has no parent");
+      diag_->Add(parsed_[root->second].path + ".parent", "root has no parent",
+                 parsed_[root->second].parent_line);
     }
     parsed_[root->second].spec.parent.clear();
     root_index_ = root->second;
@@ -172,7 +180,7 @@ class TreeBuilder {
       if (!a.usable || i == root_index_)
         continue;
       if (a.spec.parent == a.spec.name) {
-        diag_->Add(a.path + ".parent", "an account cannot be its own parent");
+        diag_->Add(a.path + ".parent", "an account cannot be its own parent", a.parent_line);
         ok = false;
         continue;
       }
@@ -180,7 +188,7 @@ class TreeBuilder {
         std::string message = "unknown account '" + a.spec.parent + "'";
         if (auto guess = DidYouMean(a.spec.parent, names))
           message += "; did you mean '" + *guess + "'?";
-        diag_->Add(a.path + ".parent", std::move(message));
+        diag_->Add(a.path + ".parent", std::move(message), a.parent_line);
         ok = false;
       }
     }
@@ -216,7 +224,8 @@ class TreeBuilder {
         for (size_t k : cycle)
           chain += parsed_[k].spec.name + " -> ";
         chain += parsed_[first].spec.name;
-        diag_->Add(parsed_[first].path + ".parent", "cycle in the account tree: " + chain);
+        diag_->Add(parsed_[first].path + ".parent", "cycle in the account tree: " + chain,
+                   parsed_[first].parent_line);
         ok = false;
       }
       // Every account on the path either reaches root or hangs off (or is in) a cycle; mark all as
