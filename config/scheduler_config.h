@@ -1,0 +1,174 @@
+// `SchedulerConfig`: everything `gsched-scheduler` reads from `scheduler.yaml` (DESIGN.md sections
+// 3, 4, 5 and 9). `config/scheduler.yaml` documents every key with its default.
+//
+// Configuration flows one way: YAML -> defaults -> validation -> this struct, which is then handed
+// by `const&` to the constructors that need a part of it. Nothing reads it through a global. A
+// default-constructed `SchedulerConfig` is the documented default configuration and is valid.
+//
+// Invariants of a loaded config (checked by the loader, so consumers need not re-check):
+//   - `tls.cert` and `tls.key` are both set or both empty;
+//   - `nodes.lost_timeout > nodes.heartbeat_timeout`;
+//   - for every priority class `default_time_limit <= max_time_limit`;
+//   - `gpu_types` names are unique; every GPU type in `partitions` is one of them;
+//   - all counts and durations are within the ranges documented in `config/scheduler.yaml`;
+//   - relative `data_dir` and `accounts_file` were resolved against the config file's directory
+//     when the config came from a file.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/gpu_types.h"
+#include "scheduler/api/enums.h"
+#include "scheduler/common/clock.h"
+#include "scheduler/common/status.h"
+
+namespace gsched::config {
+
+enum class LogLevel : uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
+inline constexpr std::array<std::string_view, 7> kLogLevelNames = {
+    "trace", "debug", "info", "warn", "error", "critical", "off"};
+std::string_view ToString(LogLevel level);
+
+struct TlsConfig {
+  // PEM certificate chain and private key. Both or neither; neither means plain HTTP.
+  std::string cert;
+  std::string key;
+
+  bool enabled() const { return !cert.empty(); }
+};
+
+// Per-connection limits of the HTTP and WebSocket server.
+struct HttpLimits {
+  int64_t max_body_bytes = int64_t{8} << 20;
+  int64_t max_header_bytes = int64_t{16} << 10;
+  Duration request_timeout = Seconds(30);
+  Duration idle_timeout = Seconds(120);
+  int64_t max_connections = 10'000;
+  int64_t ws_max_message_bytes = int64_t{1} << 20;
+};
+
+// Token bucket per bearer token.
+struct RateLimitConfig {
+  int64_t requests_per_s = 500;
+  int64_t burst = 1000;
+};
+
+struct BackfillConfig {
+  // How many of the highest-priority blocked jobs get a reservation; 0 reserves nothing.
+  int64_t depth = 100;
+  bool enabled = true;
+};
+
+struct SchedulingConfig {
+  // A cycle runs at least this often (and on every relevant event).
+  Duration interval = Seconds(1);
+  BackfillConfig backfill;
+  int64_t max_starts_per_cycle = 100'000;
+};
+
+struct FairShareConfig {
+  Duration half_life = Seconds(7 * 86400);
+};
+
+// `priority = fairshare*F + age*A + size*S + job_class*C` with factors in [0, 1].
+struct PriorityWeights {
+  int64_t fairshare = 10'000;
+  int64_t age = 1'000;
+  int64_t size = 1'000;
+  // YAML key `class` (a C++ keyword).
+  int64_t job_class = 5'000;
+};
+
+struct ClassTimeLimits {
+  // Applied when a job gives no `time_limit_s`.
+  Duration default_time_limit;
+  // A job asking for more is rejected at submission.
+  Duration max_time_limit;
+};
+
+struct PriorityConfig {
+  PriorityWeights weights;
+  // A job's age factor reaches 1 after this long pending.
+  Duration age_max = Seconds(7 * 86400);
+  // Indexed by `api::PriorityClass`; use `Limits()`.
+  std::array<ClassTimeLimits, 3> classes = {{
+      {Seconds(3600), Seconds(2 * 86400)},      // high
+      {Seconds(4 * 3600), Seconds(7 * 86400)},  // normal
+      {Seconds(4 * 3600), Seconds(7 * 86400)},  // preemptible
+  }};
+
+  const ClassTimeLimits& Limits(api::PriorityClass c) const {
+    return classes[static_cast<size_t>(c)];
+  }
+};
+
+struct PreemptionConfig {
+  bool enabled = true;
+  // A job younger than this is never a victim.
+  Duration min_runtime = Seconds(600);
+  // Fraction of a preempted attempt's usage that is charged, 0..1.
+  double usage_charge = 0.0;
+  int64_t max_per_cycle = 64;
+  int64_t max_per_account_per_hour = 256;
+  // Grace between the checkpoint signal and the kill when a job sets no `grace_period_s`.
+  Duration default_grace_period = Seconds(60);
+};
+
+struct NodesConfig {
+  // No heartbeat for this long: the node is `down`.
+  Duration heartbeat_timeout = Seconds(30);
+  // Down for this long: its jobs become `node_fail`. Greater than `heartbeat_timeout`.
+  Duration lost_timeout = Seconds(300);
+};
+
+struct HistoryConfig {
+  // Finished jobs are pruned after this.
+  Duration retention = Seconds(30 * 86400);
+};
+
+struct EventsConfig {
+  Duration retention = Seconds(7 * 86400);
+  int64_t max_events = 10'000'000;
+};
+
+struct WatchConfig {
+  // Messages queued per subscriber before a slow one is dropped.
+  int64_t queue_limit = 4096;
+  Duration ping_interval = Seconds(20);
+};
+
+struct SchedulerConfig {
+  // HOST:PORT; port 0 takes a free port.
+  std::string listen = "127.0.0.1:8600";
+  std::string data_dir = "./gsched-data";
+  LogLevel log_level = LogLevel::kInfo;
+  TlsConfig tls;
+  HttpLimits limits;
+  RateLimitConfig rate_limit;
+  SchedulingConfig scheduling;
+  FairShareConfig fairshare;
+  PriorityConfig priority;
+  PreemptionConfig preemption;
+  NodesConfig nodes;
+  HistoryConfig history;
+  EventsConfig events;
+  WatchConfig watch;
+  std::vector<GpuTypeSpec> gpu_types = DefaultGpuTypes();
+  // An accounts YAML applied at first start (empty: none).
+  std::string accounts_file;
+  // Partition name -> acceptable GPU types, for `#SBATCH --partition`.
+  std::map<std::string, std::vector<std::string>> partitions;
+};
+
+// Loads `path`; relative paths inside are resolved against the file's directory.
+Result<SchedulerConfig> LoadSchedulerConfig(const std::string& path);
+// Parses YAML text; `source_name` names it in syntax errors. Relative paths are kept as written.
+Result<SchedulerConfig> ParseSchedulerConfig(std::string_view yaml_text,
+                                             std::string_view source_name);
+
+}  // namespace gsched::config

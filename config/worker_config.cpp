@@ -1,0 +1,149 @@
+#include "config/worker_config.h"
+
+#include <filesystem>
+#include <optional>
+
+#include "config/yaml_reader.h"
+#include "scheduler/common/quantity.h"
+
+namespace gsched::config {
+namespace {
+
+constexpr Duration kHour = Seconds(3600);
+
+bool IsSchedulerUrl(std::string_view url) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (url.starts_with(scheme) && url.size() > scheme.size())
+      return url.find_first_of(" \t\r\n") == std::string_view::npos;
+  }
+  return false;
+}
+
+// Node names also become parts of file names and metric labels.
+bool IsValidNodeName(std::string_view name) {
+  if (name.empty() || name.size() > 253)
+    return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+// A bare name ("runc") is looked up on PATH at run time; a relative path with a slash
+// ("./bin/runc") is relative to the config file like every other path.
+std::string ResolveExecutable(const std::string& program,
+                              const std::optional<std::filesystem::path>& base_dir) {
+  if (program.find('/') == std::string::npos)
+    return program;
+  return ResolveRelativePath(program, base_dir);
+}
+
+WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& base_dir) {
+  WorkerConfig c;
+  Diagnostics* diag = root.diagnostics();
+
+  if (auto url = root.Get("scheduler").String(2048)) {
+    if (IsSchedulerUrl(*url))
+      c.scheduler = *url;
+    else
+      diag->Add("scheduler", "must be an http:// or https:// URL (got '" + *url + "')");
+  }
+  c.token_file = root.String("token_file", "");
+  if (auto name = root.Get("name").String(253)) {
+    if (name->empty() || IsValidNodeName(*name))
+      c.name = *name;
+    else
+      diag->Add("name", "invalid node name '" + *name + "': use [A-Za-z0-9._-]");
+  }
+  if (auto dir = root.Get("work_dir").String()) {
+    if (dir->empty())
+      diag->Add("work_dir", "must not be empty");
+    else
+      c.work_dir = *dir;
+  }
+  if (auto site = root.Get("site").Name())
+    c.site = *site;
+  if (auto block = root.Get("block").Name())
+    c.block = *block;
+  c.labels = root.Get("labels").Labels().value_or(c.labels);
+  c.cpus = root.Int("cpus", c.cpus, 0, 65536);
+  c.memory_mib = root.Get("memory_mib").SizeMiB(0, int64_t{64} << 20).value_or(c.memory_mib);
+  c.heartbeat_interval = root.Dur("heartbeat_interval", c.heartbeat_interval, Duration(100), kHour);
+  c.health_check_interval =
+      root.Dur("health_check_interval", c.health_check_interval, Seconds(1), 24 * kHour);
+
+  {
+    YamlMap r = root.Get("reconnect").Map();
+    c.reconnect.initial_backoff =
+        r.Dur("initial_backoff", c.reconnect.initial_backoff, Duration(10), kHour);
+    c.reconnect.max_backoff = r.Dur("max_backoff", c.reconnect.max_backoff, Duration(10), kHour);
+    if (c.reconnect.max_backoff < c.reconnect.initial_backoff) {
+      diag->Add("reconnect.max_backoff", "must be >= reconnect.initial_backoff (" +
+                                             FormatDuration(c.reconnect.initial_backoff) + ")");
+    }
+  }
+  {
+    YamlMap r = root.Get("runtime").Map();
+    c.runtime.type = r.Get("type").Enum<RuntimeType>(kRuntimeTypeNames).value_or(c.runtime.type);
+    c.runtime.binary = ResolveExecutable(r.String("binary", ""), base_dir);
+    c.runtime.root = ResolveRelativePath(r.String("root", ""), base_dir);
+    c.runtime.extra_args = r.Get("extra_args").StringList(64, 1024).value_or(c.runtime.extra_args);
+  }
+  {
+    YamlMap g = root.Get("gpus").Map();
+    c.gpus.discovery =
+        g.Get("discovery").Enum<GpuDiscovery>(kGpuDiscoveryNames).value_or(c.gpus.discovery);
+    if (auto smi = g.Get("nvidia_smi").String()) {
+      if (smi->empty())
+        diag->Add("gpus.nvidia_smi", "must not be empty");
+      else
+        c.gpus.nvidia_smi = ResolveExecutable(*smi, base_dir);
+    }
+    YamlMap f = g.Get("fake").Map();
+    FakeGpuConfig& fake = c.gpus.fake;
+    fake.count = f.Int("count", fake.count, 0, 64);
+    fake.type = f.Get("type").Name().value_or(fake.type);
+    fake.memory_mib = f.Get("memory_mib").SizeMiB(1, int64_t{1} << 30).value_or(fake.memory_mib);
+    fake.nvlink = f.Get("nvlink").Enum<NvlinkTopology>(kNvlinkTopologyNames).value_or(fake.nvlink);
+    fake.fault_file = ResolveRelativePath(f.String("fault_file", ""), base_dir);
+  }
+  {
+    YamlMap l = root.Get("logs").Map();
+    c.logs.max_bytes_per_stream = l.Get("max_bytes_per_stream")
+                                      .SizeBytes(4096, int64_t{1} << 40)
+                                      .value_or(c.logs.max_bytes_per_stream);
+  }
+  c.drain_on_unhealthy = root.Bool("drain_on_unhealthy", c.drain_on_unhealthy);
+  c.adopt_running_jobs = root.Bool("adopt_running_jobs", c.adopt_running_jobs);
+
+  c.token_file = ResolveRelativePath(c.token_file, base_dir);
+  c.work_dir = ResolveRelativePath(c.work_dir, base_dir);
+  return c;
+}
+
+}  // namespace
+
+std::string_view ToString(RuntimeType type) {
+  return kRuntimeTypeNames[static_cast<size_t>(type)];
+}
+std::string_view ToString(GpuDiscovery discovery) {
+  return kGpuDiscoveryNames[static_cast<size_t>(discovery)];
+}
+std::string_view ToString(NvlinkTopology topology) {
+  return kNvlinkTopologyNames[static_cast<size_t>(topology)];
+}
+
+Result<WorkerConfig> LoadWorkerConfig(const std::string& path) {
+  return DecodeYamlFile<WorkerConfig>(
+      path, [](YamlMap& root, const std::filesystem::path& dir) { return Decode(root, dir); });
+}
+
+Result<WorkerConfig> ParseWorkerConfig(std::string_view yaml_text, std::string_view source_name) {
+  return DecodeYaml<WorkerConfig>(yaml_text, source_name,
+                                  [](YamlMap& root) { return Decode(root, std::nullopt); });
+}
+
+}  // namespace gsched::config

@@ -1,0 +1,168 @@
+#include "config/worker_config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace gsched::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(WorkerConfigTest, EmptyDocumentGivesTheDocumentedDefaults) {
+  Result<WorkerConfig> c = ParseWorkerConfig("", "worker.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->scheduler, "http://127.0.0.1:8600");
+  EXPECT_EQ(c->token_file, "");
+  EXPECT_EQ(c->name, "");
+  EXPECT_EQ(c->work_dir, "./gsched-worker");
+  EXPECT_EQ(c->cpus, 0);
+  EXPECT_EQ(c->memory_mib, 0);
+  EXPECT_EQ(c->heartbeat_interval, Seconds(5));
+  EXPECT_EQ(c->health_check_interval, Seconds(30));
+  EXPECT_EQ(c->reconnect.initial_backoff, Duration(500));
+  EXPECT_EQ(c->reconnect.max_backoff, Seconds(30));
+  EXPECT_EQ(c->runtime.type, RuntimeType::kRunc);
+  EXPECT_EQ(c->runtime.binary, "");
+  EXPECT_TRUE(c->runtime.extra_args.empty());
+  EXPECT_EQ(c->gpus.discovery, GpuDiscovery::kNvidiaSmi);
+  EXPECT_EQ(c->gpus.nvidia_smi, "nvidia-smi");
+  EXPECT_EQ(c->gpus.fake.count, 8);
+  EXPECT_EQ(c->gpus.fake.type, "h100");
+  EXPECT_EQ(c->gpus.fake.memory_mib, 81920);
+  EXPECT_EQ(c->gpus.fake.nvlink, NvlinkTopology::kAll);
+  EXPECT_EQ(c->logs.max_bytes_per_stream, int64_t{100} << 20);
+  EXPECT_TRUE(c->drain_on_unhealthy);
+  EXPECT_TRUE(c->adopt_running_jobs);
+}
+
+TEST(WorkerConfigTest, ReadsEveryKind) {
+  Result<WorkerConfig> c = ParseWorkerConfig(R"(
+scheduler: https://sched.example.org:8600
+token_file: /etc/gsched/worker.token
+name: nacc-nvl000-n00
+site: nacc
+block: nvl000
+labels: {rack: r12, "nvidia.com/gpu.product": B200}
+cpus: 144
+memory_mib: 2T
+heartbeat_interval: 2s
+reconnect: {initial_backoff: 100ms, max_backoff: 1m}
+runtime: {type: podman, binary: /usr/bin/podman, extra_args: [--log-level, debug]}
+gpus:
+  discovery: fake
+  fake: {count: 4, type: b200, memory_mib: 180G, nvlink: pairs, fault_file: /tmp/faults}
+logs: {max_bytes_per_stream: 1G}
+drain_on_unhealthy: false
+adopt_running_jobs: no
+)",
+                                             "w.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->scheduler, "https://sched.example.org:8600");
+  EXPECT_EQ(c->name, "nacc-nvl000-n00");
+  EXPECT_EQ(c->labels.at("nvidia.com/gpu.product"), "B200");
+  EXPECT_EQ(c->cpus, 144);
+  EXPECT_EQ(c->memory_mib, 2 * 1024 * 1024);
+  EXPECT_EQ(c->reconnect.max_backoff, Seconds(60));
+  EXPECT_EQ(c->runtime.type, RuntimeType::kPodman);
+  EXPECT_EQ(c->runtime.extra_args, (std::vector<std::string>{"--log-level", "debug"}));
+  EXPECT_EQ(c->gpus.discovery, GpuDiscovery::kFake);
+  EXPECT_EQ(c->gpus.fake.count, 4);
+  EXPECT_EQ(c->gpus.fake.memory_mib, 180 * 1024);
+  EXPECT_EQ(c->gpus.fake.nvlink, NvlinkTopology::kPairs);
+  EXPECT_EQ(c->logs.max_bytes_per_stream, int64_t{1} << 30);
+  EXPECT_FALSE(c->drain_on_unhealthy);
+  EXPECT_FALSE(c->adopt_running_jobs);
+}
+
+TEST(WorkerConfigTest, EnumsPrintTheirYamlNames) {
+  EXPECT_EQ(ToString(RuntimeType::kCrun), "crun");
+  EXPECT_EQ(ToString(GpuDiscovery::kNvidiaSmi), "nvidia-smi");
+  EXPECT_EQ(ToString(NvlinkTopology::kPairs), "pairs");
+}
+
+struct Rejection {
+  std::string yaml;
+  std::string field;
+  std::string fragment;
+};
+
+void PrintTo(const Rejection& r, std::ostream* os) {
+  *os << r.yaml;
+}
+
+class WorkerConfigRejectionTest : public ::testing::TestWithParam<Rejection> {};
+
+TEST_P(WorkerConfigRejectionTest, NamesPathAndReason) {
+  const Rejection& r = GetParam();
+  Result<WorkerConfig> c = ParseWorkerConfig(r.yaml, "worker.yaml");
+  ASSERT_FALSE(c.ok()) << r.yaml;
+  EXPECT_EQ(c.status().field(), r.field) << c.status().message();
+  EXPECT_THAT(c.status().message(), HasSubstr(r.fragment));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, WorkerConfigRejectionTest,
+    ::testing::Values(
+        Rejection{"scheduler: 127.0.0.1:8600\n", "scheduler", "must be an http:// or https:// URL"},
+        Rejection{"scheduler: \"http://\"\n", "scheduler", "must be an http:// or https:// URL"},
+        Rejection{"scheduler: {url: x}\n", "scheduler", "must be a string (got a mapping)"},
+        Rejection{"name: \"bad name\"\n", "name", "invalid node name 'bad name'"},
+        Rejection{"site: Seoul\n", "site", "invalid name 'Seoul'"},
+        Rejection{"labels: [a, b]\n", "labels", "must be a mapping of label names"},
+        Rejection{"labels: {\"bad key\": x}\n", "labels.bad key", "invalid label name"},
+        Rejection{"labels: {k: " + std::string(300, 'v') + "}\n", "labels.k",
+                  "must be at most 256 characters"},
+        Rejection{"cpus: -1\n", "cpus", "must be >= 0"},
+        Rejection{"cpus: 1000000\n", "cpus", "must be <= 65536"},
+        Rejection{"memory_mib: lots\n", "memory_mib", "invalid size 'lots'"},
+        Rejection{"heartbeat_interval: 0\n", "heartbeat_interval", "must be >= 100ms"},
+        Rejection{"health_check_interval: soon\n", "health_check_interval", "invalid duration"},
+        Rejection{"reconnect: {initial_backoff: 1m, max_backoff: 1s}\n", "reconnect.max_backoff",
+                  "must be >= reconnect.initial_backoff (1m)"},
+        Rejection{"runtime: {type: lxc}\n", "runtime.type",
+                  "unknown value 'lxc'; (one of: runc, crun, podman, docker, process)"},
+        Rejection{"runtime: {type: rnuc}\n", "runtime.type", "did you mean 'runc'?"},
+        Rejection{"runtime: {extra_args: --debug}\n", "runtime.extra_args",
+                  "must be a list of strings"},
+        Rejection{"runtime: {tpye: runc}\n", "runtime.tpye", "did you mean 'type'?"},
+        Rejection{"gpus: {discovery: nvml}\n", "gpus.discovery",
+                  "unknown value 'nvml'; (one of: fake, nvidia-smi)"},
+        Rejection{"gpus: {fake: {count: 65}}\n", "gpus.fake.count", "must be <= 64"},
+        Rejection{"gpus: {fake: {count: -1}}\n", "gpus.fake.count", "must be >= 0"},
+        Rejection{"gpus: {fake: {nvlink: mesh}}\n", "gpus.fake.nvlink",
+                  "(one of: none, pairs, all)"},
+        Rejection{"gpus: {fake: {type: \"H 100\"}}\n", "gpus.fake.type", "invalid name"},
+        Rejection{"gpus: {fake: {memory_mib: 0}}\n", "gpus.fake.memory_mib", "must be >= 1 MiB"},
+        Rejection{"gpus: {nvidia_smi: \"\"}\n", "gpus.nvidia_smi", "must not be empty"},
+        Rejection{"logs: {max_bytes_per_stream: 10}\n", "logs.max_bytes_per_stream",
+                  "must be >= 4096 bytes"},
+        Rejection{"drain_on_unhealthy: sometimes\n", "drain_on_unhealthy", "must be a boolean"},
+        Rejection{"adopt_running_job: true\n", "adopt_running_job",
+                  "did you mean 'adopt_running_jobs'?"},
+        Rejection{"work_dir: \"\"\n", "work_dir", "must not be empty"},
+        Rejection{"cpus: 1\ncpus: 2\n", "cpus", "duplicate key"}));
+
+TEST(WorkerConfigTest, LoadResolvesRelativePathsAgainstTheFile) {
+  auto dir = std::filesystem::temp_directory_path() / "gsched-worker-config-test";
+  std::filesystem::create_directories(dir);
+  std::string file = (dir / "worker.yaml").string();
+  std::ofstream(file) << "token_file: tok\nwork_dir: ./w\nruntime: {binary: bin/runc, root: "
+                         "state}\ngpus: {nvidia_smi: nvidia-smi, fake: {fault_file: f}}\n";
+  Result<WorkerConfig> c = LoadWorkerConfig(file);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->token_file, (dir / "tok").string());
+  EXPECT_EQ(c->work_dir, (dir / "w").string());
+  EXPECT_EQ(c->runtime.binary, (dir / "bin/runc").string());
+  EXPECT_EQ(c->runtime.root, (dir / "state").string());
+  // A bare program name is looked up on PATH, not made relative.
+  EXPECT_EQ(c->gpus.nvidia_smi, "nvidia-smi");
+  EXPECT_EQ(c->gpus.fake.fault_file, (dir / "f").string());
+}
+
+}  // namespace
+}  // namespace gsched::config
