@@ -82,7 +82,10 @@ QuotaCheck QuotaLedger::Check(uint32_t account, uint32_t type, int64_t gpus,
   const int64_t others_protected = protected_total_[type] - ProtectedOf(account, type);
   out.borrowable = std::max<int64_t>(0, free_of_type - others_protected);
   out.outcome =
-      gpus <= out.borrowable ? QuotaCheck::Outcome::kBorrowing : QuotaCheck::Outcome::kNoBorrowable;
+      // Refused only when the GPUs are there but promised to others; when they are simply not
+      // free, placement reports `resources` or `fragmentation`.
+      gpus <= out.borrowable || gpus > free_of_type ? QuotaCheck::Outcome::kBorrowing
+                                                    : QuotaCheck::Outcome::kNoBorrowable;
   return out;
 }
 

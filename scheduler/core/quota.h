@@ -5,7 +5,8 @@
 //     the request is `kWithinGuarantee`;
 //   - otherwise it borrows idle capacity: allowed when the free GPUs of that type, minus the unused
 //     guarantees of other accounts that have pending demand for that type, still cover it
-//     (`kBorrowing`); else `kNoBorrowable` (reason `borrow_limit`).
+//     (`kBorrowing`); else `kNoBorrowable` (reason `borrow_limit`). When fewer GPUs than requested
+//     are free at all, the request is not refused here: placement gives the better reason.
 // The protected amount of an account is min(pending demand, guaranteed - used) at the account the
 // demand was registered for (the job's own account): guarantees of inner accounts bound their
 // children but do not by themselves protect idle capacity. A ledger lives for one pass; single

@@ -196,8 +196,8 @@ class JobBuilder {
     submit_ = t;
     return *this;
   }
-  JobBuilder& Held() {
-    held_ = true;
+  JobBuilder& Held(bool held = true) {
+    held_ = held;
     return *this;
   }
   JobBuilder& DependsOn(api::DependencyType type, uint64_t job, api::JobState state) {
