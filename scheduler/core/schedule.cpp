@@ -152,6 +152,8 @@ Plan Pass::Run() {
   order.reserve(s_.pending.size());
   std::vector<uint8_t> as_preemptible(s_.pending.size(), 0);
   const uint32_t held = AddExplanation(ExplainHeld());
+  std::vector<BudgetState> budget_of(s_.accounts.size());
+  std::vector<uint8_t> budget_known(s_.accounts.size(), 0);
   for (uint32_t i = 0; i < s_.pending.size(); ++i) {
     const PendingJobInfo& job = s_.pending[i];
     if (job.held) {
@@ -168,7 +170,11 @@ Plan Pass::Run() {
         continue;
       }
     }
-    const BudgetState b = BudgetOf(s_, job.account, now_);
+    if (!budget_known[job.account]) {
+      budget_of[job.account] = BudgetOf(s_, job.account, now_);
+      budget_known[job.account] = 1;
+    }
+    const BudgetState& b = budget_of[job.account];
     if (b.exhausted) {
       if (b.policy == api::BudgetExhaustedPolicy::kHold) {
         Pend(job.id,
@@ -182,19 +188,35 @@ Plan Pass::Run() {
     order.push_back(i);
   }
   plan_.stats.eligible = static_cast<int64_t>(order.size());
+  // 4a (part). Pending demand protects unused guarantees from borrowers; registered while `order`
+  // is still in memory order.
+  for (uint32_t i : order) {
+    const PendingJobInfo& job = s_.pending[i];
+    for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1)
+      ledger_.AddDemand(job.account, static_cast<uint32_t>(__builtin_ctzll(m)), RequestedGpus(job));
+  }
 
-  // 2. Priority: computed once, then one sort.
-  std::vector<QueueKey> keys(s_.pending.size());
+  // 2. Priority: computed once, then one sort of contiguous keys.
+  struct Ranked {
+    QueueKey key;
+    uint32_t index;
+  };
+  std::vector<Ranked> ranked;
+  ranked.reserve(order.size());
   for (uint32_t i : order) {
     const PendingJobInfo& job = s_.pending[i];
     const api::PriorityClass cls =
         as_preemptible[i] ? api::PriorityClass::kPreemptible : job.priority_class;
     const PriorityFactors f =
         ComputeFactors(job, fairshare.Factor(job.account), cluster_gpus, cls, now_, c_.age_max);
-    keys[i] = {WeightedPriority(f, c_.weights, job.admin_adjustment), job.submit_time, job.id};
+    ranked.push_back(
+        {{WeightedPriority(f, c_.weights, job.admin_adjustment), job.submit_time, job.id}, i});
   }
-  std::sort(order.begin(), order.end(),
-            [&](uint32_t a, uint32_t b) { return RanksBefore(keys[a], keys[b]); });
+  std::sort(ranked.begin(), ranked.end(),
+            [](const Ranked& a, const Ranked& b) { return RanksBefore(a.key, b.key); });
+  for (size_t k = 0; k < ranked.size(); ++k)
+    order[k] = ranked[k].index;
+  ranked = {};
   if (!order.empty())
     first_eligible_ = s_.pending[order.front()].id;
 
@@ -213,11 +235,6 @@ Plan Pass::Run() {
     running_priority[r] = c_.weights.fairshare * fairshare.Factor(j.account) +
                           c_.weights.priority_class * ClassFactor(cls);
   }
-  for (uint32_t i : order) {
-    const PendingJobInfo& job = s_.pending[i];
-    for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1)
-      ledger_.AddDemand(job.account, static_cast<uint32_t>(__builtin_ctzll(m)), RequestedGpus(job));
-  }
   PreemptionPlanner preemption(s_, c_, now_, std::move(running_priority));
   std::unordered_map<ShapeKey, uint8_t, ShapeKeyHash> preemption_fail;
   int32_t reservations_left = c_.backfill.enabled ? c_.backfill.depth : 0;
@@ -226,15 +243,23 @@ Plan Pass::Run() {
   // 7 (preemption) and 8 (explanation) per job.
   for (size_t rank = 0; rank < order.size(); ++rank) {
     const uint32_t i = order[rank];
+    if (rank + 8 < order.size()) {
+      // The queue is visited in priority order, i.e. at random in memory.
+      const char* ahead_job = reinterpret_cast<const char*>(&s_.pending[order[rank + 8]]);
+      __builtin_prefetch(ahead_job);
+      __builtin_prefetch(ahead_job + 64);
+    }
     const PendingJobInfo& job = s_.pending[i];
     const int64_t ahead = static_cast<int64_t>(rank);
     const int64_t request = RequestedGpus(job);
     const AccountInfo& account = s_.accounts[job.account];
 
     // 3b. Eligibility that depends on what is running and on this pass's starts.
-    counters_.CountPending(job.account, job.user);
     const uint64_t user_key = uint64_t{job.account} << 32 | job.user;
-    if (counters_.UserPendingSeen(job.account, job.user) > account.max_pending_jobs_per_user) {
+    if (account.max_pending_jobs_per_user != kUnlimited)
+      counters_.CountPending(job.account, job.user);
+    if (account.max_pending_jobs_per_user != kUnlimited &&
+        counters_.UserPendingSeen(job.account, job.user) > account.max_pending_jobs_per_user) {
       Pend(job.id,
            CachedExplanation(uint64_t{2} << 60 | user_key,
                              [&] {
