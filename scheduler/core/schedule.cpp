@@ -136,6 +136,7 @@ uint32_t Pass::ClassifyPlacementFailure(const Shape& shape, uint32_t type, Times
 Plan Pass::Run() {
   const int64_t now_ms = ToUnixMillis(now_);
   plan_.stats.pending = static_cast<int64_t>(s_.pending.size());
+  plan_.pending.reserve(s_.pending.size());
   initial_.emplace(pool_);
   const uint32_t types = static_cast<uint32_t>(s_.gpu_types.size());
   const TypeMask valid_types = types >= 64 ? ~TypeMask{0} : (TypeMask{1} << types) - 1;
