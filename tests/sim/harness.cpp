@@ -101,15 +101,16 @@ void Simulation::Accrue(Timestamp to) {
     return;
   const double dt = static_cast<double>((to - from).count()) / 1000.0;
   std::vector<double> normalised(cluster_.accounts.size(), 0.0);
-  for (const auto& [id, job] : jobs_) {
+  for (auto& [id, job] : jobs_) {
     if (job.state != SimJob::State::kRunning && job.state != SimJob::State::kTerminating)
       continue;
     int64_t gpus = 0;
     for (const core::NodeAllocation& a : job.allocation)
       gpus += core::Popcount(a.gpus);
     gpu_seconds_[job.spec.account] += static_cast<double>(gpus) * dt;
-    normalised[job.spec.account] +=
-        static_cast<double>(gpus) * dt * cluster_.gpu_types[job.gpu_type].cost;
+    const double used = static_cast<double>(gpus) * dt * cluster_.gpu_types[job.gpu_type].cost;
+    normalised[job.spec.account] += used;
+    job.attempt_usage += used;
   }
   for (uint32_t a = 0; a < cluster_.accounts.size(); ++a) {
     if (normalised[a] == 0)
@@ -139,13 +140,22 @@ void Simulation::FinishDue() {
                std::min(job.ends, job.deadline) <= now) {
       dirty_ = true;
       if (job.ends <= now) {
+        // It finished on its own before its grace period ran out.
         job.state = SimJob::State::kDone;
         job.final_state = api::JobState::kCompleted;
         job.finished = now;
         ++stats_.completed;
-      } else if (config_.requeue_preempted) {
+        continue;
+      }
+      // The preempted attempt is charged at `usage_charge`: give the rest back (undecayed, a
+      // slight over-refund for long attempts).
+      const double refund = job.attempt_usage * (1.0 - config_.policy.preemption.usage_charge);
+      core::AccountInfo& acc = cluster_.accounts[job.spec.account];
+      acc.usage = core::AddUsage(acc.usage, -refund, now, config_.policy.half_life);
+      acc.usage.value = std::max(0.0, acc.usage.value);
+      job.allocation.clear();
+      if (config_.requeue_preempted) {
         job.state = SimJob::State::kPending;
-        job.allocation.clear();
       } else {
         job.state = SimJob::State::kDone;
         job.final_state = api::JobState::kPreempted;
@@ -196,6 +206,7 @@ void Simulation::Cycle() {
     job.borrowing = st.borrowing;
     job.runs_as_preemptible = st.runs_as_preemptible;
     job.attempts = st.attempt.value();
+    job.attempt_usage = 0;
     job.last_reason.reset();
     if (!job.first_start)
       job.first_start = now;

@@ -3,7 +3,8 @@
 // honour preemptions after the grace period. Cycles are triggered like the daemon's: on submits
 // and finishes (coalesced to one cycle per instant) and at least every `interval`. Usage is
 // accrued per account (decayed with the policy's half-life) and budgets are consumed, so fair
-// share and budgets evolve as in production.
+// share and budgets evolve as in production. The usage of a preempted attempt is charged at
+// `preemption.usage_charge` (the rest is taken back when the victim exits).
 //
 // Reused by the scenario tests and, later, by `gsched-sim`. Single-threaded and deterministic:
 // the same inputs give the same run.
@@ -47,6 +48,7 @@ struct SimJob {
   bool borrowing = false;
   bool runs_as_preemptible = false;
   uint32_t attempts = 0;
+  double attempt_usage = 0;  // Normalised GPU-seconds of the current attempt.
   uint32_t preemptions = 0;
   std::optional<core::Explanation> last_reason;
 };
