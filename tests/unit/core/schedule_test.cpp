@@ -205,6 +205,34 @@ TEST(ScheduleTest, TerminatingVictimsAreNotPreemptedAgain) {
   EXPECT_EQ(plan.FindPending(JobId(1))->estimated_start, kT0 + Seconds(20));
 }
 
+TEST(ScheduleTest, GangPreemptionStaysInOneBlockAndTakesTheFewestVictims) {
+  // a (16 guaranteed) wants 2 whole nodes in one block.
+  //   b0: x0, x1 each held by a borrower           -> 2 victims
+  //   b1: y0 free, y1 held by a borrower           -> 1 victim
+  //   b2: z0 held by a borrower (one node only)    -> cannot hold the gang
+  // Costs per block: b0 = 1 + 1 = 2, b1 = 0 + 1 = 1 -> b1, victim on y1.
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("x0").Block("b0"))
+          .Add(MakeNode("x1").Block("b0"))
+          .Add(MakeNode("y0").Block("b1"))
+          .Add(MakeNode("y1").Block("b1"))
+          .Add(MakeNode("z0").Block("b2"))
+          .Add(MakeAccount("a").Guaranteed("h100", 16))
+          .AddRunning(MakeJob(100).Account("b").On("x0", 8).Borrowing().Started(kT0 - kHour))
+          .AddRunning(MakeJob(101).Account("b").On("x1", 8).Borrowing().Started(kT0 - kHour))
+          .AddRunning(MakeJob(102).Account("b").On("y1", 8).Borrowing().Started(kT0 - kHour))
+          .AddRunning(MakeJob(103).Account("b").On("z0", 8).Borrowing().Started(kT0 - kHour))
+          .Add(MakeJob(1).Account("a").Gpus(8).Nodes(2).Topology(api::Topology::kBlock))
+          .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.preemptions.size(), 1u);
+  EXPECT_EQ(plan.preemptions[0].victim, JobId(102));
+  ASSERT_EQ(plan.reservations.size(), 1u);
+  for (const ReservedNode& n : plan.reservations[0].nodes)
+    EXPECT_EQ(s.blocks[s.nodes[n.node].block].name, "b1");
+}
+
 TEST(ScheduleTest, BorrowingIsMarked) {
   const Snapshot s = ClusterBuilder()
                          .Add(MakeNode("n0"))
