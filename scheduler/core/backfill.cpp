@@ -1,0 +1,138 @@
+#include "scheduler/core/backfill.h"
+
+#include <algorithm>
+
+namespace gsched::core {
+
+Timeline::Timeline(const Snapshot& snapshot, Timestamp now) : now_ms_(ToUnixMillis(now)) {
+  for (const RunningJobInfo& job : snapshot.running) {
+    int64_t at = ToUnixMillis(job.start_time + job.time_limit);
+    if (job.terminating_deadline)
+      at = std::min(at, ToUnixMillis(*job.terminating_deadline));
+    at = std::max(at, now_ms_);
+    for (const NodeAllocation& a : job.allocation) {
+      const NodeInfo& node = snapshot.nodes[a.node];
+      const int32_t gpus = Popcount(a.gpus & ~node.unhealthy_gpus);
+      events_.push_back({at, a.node, gpus, a.cpus, a.memory_mib});
+    }
+  }
+  std::sort(events_.begin(), events_.end(), [](const FreeEvent& x, const FreeEvent& y) {
+    return x.at_ms != y.at_ms ? x.at_ms < y.at_ms : x.node < y.node;
+  });
+}
+
+void Timeline::AddStart(const std::vector<NodeAllocation>& allocation, Timestamp end,
+                        const NodePool& pool) {
+  std::vector<FreeEvent>& slot = added_[ToUnixMillis(end)];
+  for (const NodeAllocation& a : allocation) {
+    slot.push_back({ToUnixMillis(end), a.node, Popcount(a.gpus & pool.HealthyMask(a.node)), a.cpus,
+                    a.memory_mib});
+    ++added_count_;
+  }
+}
+
+std::optional<Reservation> Timeline::Earliest(const NodePool& pool, const Shape& shape,
+                                              uint32_t type, JobId job) const {
+  const size_t n = pool.node_count();
+  const int g = shape.gpus_per_node;
+  const int32_t want = shape.nodes;
+  std::vector<int32_t> gpus(n, 0), cpus(n, 0);
+  std::vector<int64_t> mem(n, 0);
+  std::vector<uint8_t> relevant(n, 0), cand(n, 0);
+  std::vector<int32_t> per_block(pool.block_count(), 0), per_site(pool.site_count(), 0);
+  int32_t global = 0;
+  auto is_cand = [&](uint32_t i) {
+    return gpus[i] >= g && cpus[i] >= shape.cpus_per_node && mem[i] >= shape.memory_mib_per_node;
+  };
+  // Which domain, if any, now holds the shape: returns the nodes chosen there.
+  auto fits = [&]() -> std::optional<std::vector<uint32_t>> {
+    auto pick = [&](auto in_domain) {
+      std::vector<uint32_t> nodes;
+      for (uint32_t i = 0; i < n; ++i) {
+        if (cand[i] && in_domain(i))
+          nodes.push_back(i);
+      }
+      std::stable_sort(nodes.begin(), nodes.end(),
+                       [&](uint32_t x, uint32_t y) { return gpus[x] < gpus[y]; });
+      nodes.resize(static_cast<size_t>(want));
+      return nodes;
+    };
+    if (global < want)
+      return std::nullopt;
+    int32_t best_block = -1;
+    for (uint32_t b = 0; b < per_block.size(); ++b) {
+      if (per_block[b] >= want && (best_block < 0 || per_block[b] < per_block[best_block]))
+        best_block = static_cast<int32_t>(b);
+    }
+    if (best_block >= 0)
+      return pick([&](uint32_t i) { return pool.Block(i) == static_cast<uint32_t>(best_block); });
+    if (shape.topology == api::Topology::kBlock)
+      return std::nullopt;
+    int32_t best_site = -1;
+    for (uint32_t s = 0; s < per_site.size(); ++s) {
+      if (per_site[s] >= want && (best_site < 0 || per_site[s] < per_site[best_site]))
+        best_site = static_cast<int32_t>(s);
+    }
+    if (best_site >= 0)
+      return pick([&](uint32_t i) { return pool.Site(i) == static_cast<uint32_t>(best_site); });
+    if (shape.topology == api::Topology::kSite)
+      return std::nullopt;
+    return pick([](uint32_t) { return true; });
+  };
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!pool.Matches(i, type, shape))
+      continue;
+    relevant[i] = 1;
+    gpus[i] = pool.UsableGpus(i);
+    cpus[i] = pool.FreeCpus(i);
+    mem[i] = pool.FreeMemory(i);
+    if (is_cand(i)) {
+      cand[i] = 1;
+      ++per_block[pool.Block(i)];
+      ++per_site[pool.Site(i)];
+      ++global;
+    }
+  }
+  auto make = [&](int64_t at, const std::vector<uint32_t>& nodes) {
+    Reservation r{job, type, FromUnixMillis(std::max(at, now_ms_)), {}};
+    for (uint32_t i : nodes)
+      r.nodes.push_back({i, g});
+    return r;
+  };
+  if (auto now_fit = fits())
+    return make(now_ms_, *now_fit);
+  // Replay both event streams in time order.
+  auto apply = [&](const FreeEvent& e) -> std::optional<Reservation> {
+    if (!relevant[e.node])
+      return std::nullopt;
+    gpus[e.node] += e.gpus;
+    cpus[e.node] += e.cpus;
+    mem[e.node] += e.memory_mib;
+    if (!cand[e.node] && is_cand(e.node)) {
+      cand[e.node] = 1;
+      ++per_block[pool.Block(e.node)];
+      ++per_site[pool.Site(e.node)];
+      ++global;
+      if (auto f = fits())
+        return make(e.at_ms, *f);
+    }
+    return std::nullopt;
+  };
+  size_t i = 0;
+  auto added = added_.begin();
+  while (i < events_.size() || added != added_.end()) {
+    if (added == added_.end() || (i < events_.size() && events_[i].at_ms <= added->first)) {
+      if (auto r = apply(events_[i++]))
+        return r;
+    } else {
+      for (const FreeEvent& e : added->second) {
+        if (auto r = apply(e))
+          return r;
+      }
+      ++added;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace gsched::core

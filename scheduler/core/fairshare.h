@@ -1,0 +1,46 @@
+// Usage decay and the Fair-Tree-style fair-share ranking (DESIGN.md section 3, phase 1).
+//
+// Usage is normalised GPU-seconds (GPU-seconds x the GPU type's cost), stored as (value, time) and
+// decayed on read: U(t) = U(t0) * 2^(-(t - t0) / half_life).
+//
+// Ranking: at each level of the account tree, siblings are ordered by
+//   level_fairshare = (shares_a / sum of sibling shares) / (usage_a / sum of sibling usage)
+// highest first, where `usage_a` is the decayed usage of a's whole subtree; a sibling with no usage
+// ranks as infinite; ties go by name. A depth-first walk in that order ranks the leaves: the leaf
+// at rank r (0 = first) among n leaves gets the factor (n - r) / n, so the best leaf has 1.0 and
+// the worst 1/n. An inner account (jobs submitted to it directly) gets the factor of its best leaf.
+// Pure and single-threaded.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "scheduler/core/model.h"
+
+namespace gsched::core {
+
+double DecayedUsage(const UsageRecord& u, Timestamp now, Duration half_life);
+
+// Decays `u` to `now`, then adds `amount` normalised GPU-seconds.
+UsageRecord AddUsage(const UsageRecord& u, double amount, Timestamp now, Duration half_life);
+
+class FairShareTree {
+ public:
+  static FairShareTree Build(std::span<const AccountInfo> accounts, Timestamp now,
+                             Duration half_life);
+
+  // In [0, 1]; 1.0 for the best-served leaf.
+  double Factor(uint32_t account) const { return factor_[account]; }
+  // Decayed usage of the account's subtree.
+  double SubtreeUsage(uint32_t account) const { return subtree_usage_[account]; }
+  // Leaves from the first rank to the last.
+  const std::vector<uint32_t>& LeafOrder() const { return leaf_order_; }
+
+ private:
+  std::vector<double> factor_;
+  std::vector<double> subtree_usage_;
+  std::vector<uint32_t> leaf_order_;
+};
+
+}  // namespace gsched::core

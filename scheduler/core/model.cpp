@@ -1,0 +1,71 @@
+#include "scheduler/core/model.h"
+
+#include <string>
+
+namespace gsched::core {
+
+std::vector<uint32_t> AccountChain(const Snapshot& s, uint32_t account) {
+  std::vector<uint32_t> chain;
+  for (uint32_t a = account; a != kNoParent && chain.size() <= s.accounts.size();
+       a = s.accounts[a].parent) {
+    chain.push_back(a);
+  }
+  return chain;
+}
+
+namespace {
+std::string At(const char* what, size_t i) {
+  return std::string(what) + "[" + std::to_string(i) + "]";
+}
+}  // namespace
+
+Status ValidateSnapshot(const Snapshot& s) {
+  if (s.gpu_types.size() > 64)
+    return Status::InvalidArgument("at most 64 GPU types", "gpu_types");
+  if (s.labels.size() > 64)
+    return Status::InvalidArgument("at most 64 labels", "labels");
+  for (size_t i = 0; i < s.blocks.size(); ++i) {
+    if (s.blocks[i].site >= s.sites.size())
+      return Status::InvalidArgument("unknown site", At("blocks", i) + ".site");
+  }
+  for (size_t i = 0; i < s.nodes.size(); ++i) {
+    const NodeInfo& n = s.nodes[i];
+    if (n.gpu_count > 64)
+      return Status::InvalidArgument("at most 64 GPUs per node", At("nodes", i) + ".gpu_count");
+    if (n.gpu_type >= s.gpu_types.size())
+      return Status::InvalidArgument("unknown GPU type", At("nodes", i) + ".gpu_type");
+    if (n.block >= s.blocks.size() || s.blocks[n.block].site != n.site)
+      return Status::InvalidArgument("unknown block or block of another site",
+                                     At("nodes", i) + ".block");
+    if (!n.nvlink.empty() && n.nvlink.size() != n.gpu_count)
+      return Status::InvalidArgument("one NVLink mask per GPU", At("nodes", i) + ".nvlink");
+  }
+  for (size_t i = 0; i < s.accounts.size(); ++i) {
+    const AccountInfo& a = s.accounts[i];
+    if (a.parent != kNoParent && a.parent >= s.accounts.size())
+      return Status::InvalidArgument("unknown parent", At("accounts", i) + ".parent");
+    if (AccountChain(s, static_cast<uint32_t>(i)).size() > s.accounts.size())
+      return Status::InvalidArgument("cycle in the account tree", At("accounts", i) + ".parent");
+    if (!a.quota.empty() && a.quota.size() != s.gpu_types.size())
+      return Status::InvalidArgument("one quota entry per GPU type", At("accounts", i) + ".quota");
+  }
+  for (size_t i = 0; i < s.pending.size(); ++i) {
+    const PendingJobInfo& j = s.pending[i];
+    if (j.account >= s.accounts.size())
+      return Status::InvalidArgument("unknown account", At("pending", i) + ".account");
+    if (j.nodes < 1 || j.gpus_per_node < 0 || j.gpus_per_node > 64)
+      return Status::InvalidArgument("bad shape", At("pending", i) + ".nodes");
+  }
+  for (size_t i = 0; i < s.running.size(); ++i) {
+    const RunningJobInfo& j = s.running[i];
+    if (j.account >= s.accounts.size())
+      return Status::InvalidArgument("unknown account", At("running", i) + ".account");
+    for (const NodeAllocation& a : j.allocation) {
+      if (a.node >= s.nodes.size())
+        return Status::InvalidArgument("unknown node", At("running", i) + ".allocation");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace gsched::core

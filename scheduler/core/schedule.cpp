@@ -1,0 +1,460 @@
+#include "scheduler/core/schedule.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "scheduler/core/eligibility.h"
+#include "scheduler/core/fairshare.h"
+#include "scheduler/core/placement.h"
+#include "scheduler/core/preemption.h"
+#include "scheduler/core/priority.h"
+#include "scheduler/core/quota.h"
+
+namespace gsched::core {
+
+Explanation Plan::ExplanationFor(const PendingReason& r) const {
+  Explanation e = explanations[r.explanation];
+  if (e.code == api::ReasonCode::kPriority) {
+    e.message = std::to_string(r.jobs_ahead) + " jobs ahead; " + e.message;
+    e.details.push_back({"jobs_ahead", r.jobs_ahead});
+  }
+  if (r.estimated_start)
+    e.details.push_back({"estimated_start_ms", ToUnixMillis(*r.estimated_start)});
+  return e;
+}
+
+const PendingReason* Plan::FindPending(JobId job) const {
+  for (const PendingReason& r : pending) {
+    if (r.job == job)
+      return &r;
+  }
+  return nullptr;
+}
+
+const JobStart* Plan::FindStart(JobId job) const {
+  for (const JobStart& s : starts) {
+    if (s.job == job)
+      return &s;
+  }
+  return nullptr;
+}
+
+Duration EffectiveTimeLimit(const PendingJobInfo& job, const PolicyConfig& config) {
+  const ClassTimeLimits& c = config.class_limits[static_cast<size_t>(job.priority_class)];
+  Duration tl = job.time_limit.count() > 0 ? job.time_limit : c.default_limit;
+  return std::min(tl, c.max_limit);
+}
+
+namespace {
+
+// What makes two pending jobs equally placeable: if one cannot be placed, neither can the other
+// for the rest of the pass, because capacity only shrinks within a pass.
+struct ShapeKey {
+  uint32_t type;
+  int32_t nodes;
+  int32_t gpus_per_node;
+  int32_t cpus;
+  int64_t mem;
+  int64_t time_limit_ms;
+  LabelMask labels;
+  api::Topology topology;
+  bool operator==(const ShapeKey&) const = default;
+};
+struct ShapeKeyHash {
+  size_t operator()(const ShapeKey& k) const {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&](uint64_t v) { h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2); };
+    mix(k.type);
+    mix(static_cast<uint32_t>(k.nodes));
+    mix(static_cast<uint32_t>(k.gpus_per_node));
+    mix(static_cast<uint32_t>(k.cpus));
+    mix(static_cast<uint64_t>(k.mem));
+    mix(static_cast<uint64_t>(k.time_limit_ms));
+    mix(k.labels);
+    mix(static_cast<uint64_t>(k.topology));
+    return h;
+  }
+};
+
+class Pass {
+ public:
+  Pass(const Snapshot& s, const PolicyConfig& c, Timestamp now)
+      : s_(s), c_(c), now_(now), pool_(s), ledger_(s), timeline_(s, now), counters_(s) {}
+
+  Plan Run();
+
+ private:
+  uint32_t AddExplanation(Explanation e) {
+    plan_.explanations.push_back(std::move(e));
+    return static_cast<uint32_t>(plan_.explanations.size() - 1);
+  }
+  void Pend(JobId job, uint32_t explanation, int64_t ahead, std::optional<Timestamp> est) {
+    plan_.pending.push_back({job, explanation, ahead, est});
+  }
+  uint32_t ClassifyPlacementFailure(const Shape& shape, uint32_t type, Timestamp end);
+  uint32_t CachedExplanation(uint64_t key, auto make) {
+    auto [it, inserted] = misc_cache_.try_emplace(key, 0);
+    if (inserted)
+      it->second = AddExplanation(make());
+    return it->second;
+  }
+
+  const Snapshot& s_;
+  const PolicyConfig& c_;
+  Timestamp now_;
+  Plan plan_;
+  NodePool pool_;
+  std::optional<NodePool> initial_;
+  QuotaLedger ledger_;
+  Timeline timeline_;
+  EligibilityCounters counters_;
+  std::unordered_map<ShapeKey, uint32_t, ShapeKeyHash> shape_fail_;
+  std::unordered_map<uint64_t, uint32_t> misc_cache_;
+  JobId first_eligible_;
+};
+
+uint32_t Pass::ClassifyPlacementFailure(const Shape& shape, uint32_t type, Timestamp end) {
+  if (auto p = pool_.Find(shape, type, end, /*respect_reservations=*/false)) {
+    for (const NodeAllocation& a : p->nodes) {
+      if (pool_.Reserved(a.node) > 0)
+        return AddExplanation(ExplainReservation(pool_.ReservedBy(a.node)));
+    }
+  }
+  if (initial_->Find(shape, type, end, false))
+    return AddExplanation(
+        ExplainPriority(first_eligible_, "higher-priority jobs took the free GPUs"));
+  bool fits_any = false;
+  if (shape.topology != api::Topology::kAny) {
+    Shape any = shape;
+    any.topology = api::Topology::kAny;
+    fits_any = initial_->Find(any, type, end, false).has_value();
+  }
+  return AddExplanation(
+      ExplainCapacity(s_, type, initial_->Capacity(shape, type), shape, fits_any));
+}
+
+Plan Pass::Run() {
+  const int64_t now_ms = ToUnixMillis(now_);
+  plan_.stats.pending = static_cast<int64_t>(s_.pending.size());
+  plan_.pending.reserve(s_.pending.size());
+  initial_.emplace(pool_);
+  const uint32_t types = static_cast<uint32_t>(s_.gpu_types.size());
+  const TypeMask valid_types = types >= 64 ? ~TypeMask{0} : (TypeMask{1} << types) - 1;
+
+  // 1. Usage and fair share: decayed usage, Fair-Tree ranking of the leaves.
+  const FairShareTree fairshare = FairShareTree::Build(s_.accounts, now_, c_.half_life);
+  int64_t cluster_gpus = 0;
+  for (const NodeInfo& n : s_.nodes)
+    cluster_gpus += n.gpu_count;
+
+  // 3a. Static eligibility (holds, dependencies, budgets) before ordering, so that only eligible
+  // jobs are sorted.
+  std::vector<uint32_t> order;
+  order.reserve(s_.pending.size());
+  std::vector<uint8_t> as_preemptible(s_.pending.size(), 0);
+  const uint32_t held = AddExplanation(ExplainHeld());
+  std::vector<BudgetState> budget_of(s_.accounts.size());
+  std::vector<uint8_t> budget_known(s_.accounts.size(), 0);
+  for (uint32_t i = 0; i < s_.pending.size(); ++i) {
+    const PendingJobInfo& job = s_.pending[i];
+    if (job.held) {
+      Pend(job.id, held, 0, std::nullopt);
+      continue;
+    }
+    if (!job.dependencies.empty()) {
+      const DependencyCheck d = CheckDependencies(job);
+      if (d.state != DependencyState::kSatisfied) {
+        Pend(job.id,
+             AddExplanation(ExplainDependency(d.blocking, d.type,
+                                              d.state == DependencyState::kNeverSatisfied)),
+             0, std::nullopt);
+        continue;
+      }
+    }
+    if (!budget_known[job.account]) {
+      budget_of[job.account] = BudgetOf(s_, job.account, now_);
+      budget_known[job.account] = 1;
+    }
+    const BudgetState& b = budget_of[job.account];
+    if (b.exhausted) {
+      if (b.policy == api::BudgetExhaustedPolicy::kHold) {
+        Pend(job.id,
+             CachedExplanation(uint64_t{1} << 60 | b.account,
+                               [&] { return ExplainBudget(s_, b.account, b.granted, b.consumed); }),
+             0, std::nullopt);
+        continue;
+      }
+      as_preemptible[i] = 1;
+    }
+    order.push_back(i);
+  }
+  plan_.stats.eligible = static_cast<int64_t>(order.size());
+  // 4a (part). Pending demand protects unused guarantees from borrowers; registered while `order`
+  // is still in memory order.
+  for (uint32_t i : order) {
+    const PendingJobInfo& job = s_.pending[i];
+    for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1)
+      ledger_.AddDemand(job.account, static_cast<uint32_t>(__builtin_ctzll(m)), RequestedGpus(job));
+  }
+
+  // 2. Priority: computed once, then one sort of contiguous keys.
+  struct Ranked {
+    QueueKey key;
+    uint32_t index;
+  };
+  std::vector<Ranked> ranked;
+  ranked.reserve(order.size());
+  for (uint32_t i : order) {
+    const PendingJobInfo& job = s_.pending[i];
+    const api::PriorityClass cls =
+        as_preemptible[i] ? api::PriorityClass::kPreemptible : job.priority_class;
+    const PriorityFactors f =
+        ComputeFactors(job, fairshare.Factor(job.account), cluster_gpus, cls, now_, c_.age_max);
+    ranked.push_back(
+        {{WeightedPriority(f, c_.weights, job.admin_adjustment), job.submit_time, job.id}, i});
+  }
+  std::sort(ranked.begin(), ranked.end(),
+            [](const Ranked& a, const Ranked& b) { return RanksBefore(a.key, b.key); });
+  for (size_t k = 0; k < ranked.size(); ++k)
+    order[k] = ranked[k].index;
+  ranked = {};
+  if (!order.empty())
+    first_eligible_ = s_.pending[order.front()].id;
+
+  // 4a. Quota ledger: running GPUs up the account chains, and pending demand that protects
+  // unused guarantees from borrowers.
+  std::vector<double> running_priority(s_.running.size(), 0.0);
+  for (uint32_t r = 0; r < s_.running.size(); ++r) {
+    const RunningJobInfo& j = s_.running[r];
+    int64_t gpus = 0;
+    for (const NodeAllocation& a : j.allocation)
+      gpus += Popcount(a.gpus);
+    if (!j.allocation.empty())
+      ledger_.AddUsed(j.account, s_.nodes[j.allocation.front().node].gpu_type, gpus);
+    const api::PriorityClass cls =
+        j.preemptible ? api::PriorityClass::kPreemptible : j.priority_class;
+    running_priority[r] = c_.weights.fairshare * fairshare.Factor(j.account) +
+                          c_.weights.priority_class * ClassFactor(cls);
+  }
+  PreemptionPlanner preemption(s_, c_, now_, std::move(running_priority));
+  std::unordered_map<ShapeKey, uint8_t, ShapeKeyHash> preemption_fail;
+  int32_t reservations_left = c_.backfill.enabled ? c_.backfill.depth : 0;
+
+  // The queue, in priority order: phases 3b (counters), 4 (quota), 5 (placement), 6 (backfill),
+  // 7 (preemption) and 8 (explanation) per job.
+  for (size_t rank = 0; rank < order.size(); ++rank) {
+    const uint32_t i = order[rank];
+    if (rank + 8 < order.size()) {
+      // The queue is visited in priority order, i.e. at random in memory.
+      const char* ahead_job = reinterpret_cast<const char*>(&s_.pending[order[rank + 8]]);
+      __builtin_prefetch(ahead_job);
+      __builtin_prefetch(ahead_job + 64);
+    }
+    const PendingJobInfo& job = s_.pending[i];
+    const int64_t ahead = static_cast<int64_t>(rank);
+    const int64_t request = RequestedGpus(job);
+    const AccountInfo& account = s_.accounts[job.account];
+
+    // 3b. Eligibility that depends on what is running and on this pass's starts.
+    const uint64_t user_key = uint64_t{job.account} << 32 | job.user;
+    if (account.max_pending_jobs_per_user != kUnlimited)
+      counters_.CountPending(job.account, job.user);
+    if (account.max_pending_jobs_per_user != kUnlimited &&
+        counters_.UserPendingSeen(job.account, job.user) > account.max_pending_jobs_per_user) {
+      Pend(job.id,
+           CachedExplanation(uint64_t{2} << 60 | user_key,
+                             [&] {
+                               return ExplainUserLimit("max_pending_jobs_per_user",
+                                                       account.max_pending_jobs_per_user, 1,
+                                                       account.max_pending_jobs_per_user);
+                             }),
+           ahead, std::nullopt);
+      continue;
+    }
+    if (job.array_parent.value() != 0 && job.array_max_concurrent > 0 &&
+        counters_.ArrayRunning(job) >= job.array_max_concurrent) {
+      Pend(job.id,
+           CachedExplanation(uint64_t{3} << 60 | job.array_parent.value(),
+                             [&] {
+                               return ExplainUserLimit("array_max_concurrent",
+                                                       counters_.ArrayRunning(job), 1,
+                                                       job.array_max_concurrent);
+                             }),
+           ahead, std::nullopt);
+      continue;
+    }
+    if (account.max_running_gpus_per_user != kUnlimited &&
+        counters_.UserGpus(job.account, job.user) + request > account.max_running_gpus_per_user) {
+      Pend(job.id,
+           AddExplanation(ExplainUserLimit("max_running_gpus_per_user",
+                                           counters_.UserGpus(job.account, job.user), request,
+                                           account.max_running_gpus_per_user)),
+           ahead, std::nullopt);
+      continue;
+    }
+    if (c_.max_starts_per_cycle > 0 &&
+        plan_.stats.started >= static_cast<int64_t>(c_.max_starts_per_cycle)) {
+      Pend(job.id,
+           CachedExplanation(uint64_t{4} << 60,
+                             [&] {
+                               return ExplainPriority(first_eligible_,
+                                                      "start limit of this cycle reached");
+                             }),
+           ahead, std::nullopt);
+      continue;
+    }
+
+    // 4 + 5. Quota admission, then placement, for each acceptable GPU type in index order.
+    const Duration time_limit = EffectiveTimeLimit(job, c_);
+    const Timestamp end = now_ + time_limit;
+    const Shape shape = ShapeOf(job);
+    std::optional<uint32_t> quota_reason, placement_reason;
+    TypeMask within_guarantee_blocked = 0, admitted_blocked = 0;
+    bool started = false;
+    for (TypeMask m = job.gpu_types & valid_types; m && !started; m &= m - 1) {
+      const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+      const QuotaCheck q = ledger_.Check(job.account, t, request, pool_.FreeOfType(t));
+      if (!q.admitted()) {
+        if (!quota_reason) {
+          quota_reason = CachedExplanation(uint64_t{5} << 60 | uint64_t{job.account} << 8 |
+                                               uint64_t{t} << 2 | static_cast<uint64_t>(q.outcome),
+                                           [&] { return ExplainQuota(s_, t, q, request); });
+        }
+        continue;
+      }
+      const ShapeKey key{t,
+                         shape.nodes,
+                         shape.gpus_per_node,
+                         shape.cpus_per_node,
+                         shape.memory_mib_per_node,
+                         time_limit.count(),
+                         shape.labels,
+                         shape.topology};
+      auto cached = shape_fail_.find(key);
+      std::optional<Placement> placement;
+      if (cached == shape_fail_.end()) {
+        ++plan_.stats.placement_attempts;
+        placement = pool_.Find(shape, t, end);
+      } else {
+        ++plan_.stats.shape_cache_hits;
+      }
+      if (!placement) {
+        const uint32_t why = cached != shape_fail_.end()
+                                 ? cached->second
+                                 : (shape_fail_[key] = ClassifyPlacementFailure(shape, t, end));
+        if (!placement_reason)
+          placement_reason = why;
+        admitted_blocked |= TypeMask{1} << t;
+        if (q.outcome == QuotaCheck::Outcome::kWithinGuarantee)
+          within_guarantee_blocked |= TypeMask{1} << t;
+        continue;
+      }
+      pool_.Commit(*placement);
+      ledger_.Charge(job.account, t, request);
+      counters_.RecordStart(job);
+      timeline_.AddStart(placement->nodes, end, pool_);
+      JobStart st;
+      st.job = job.id;
+      st.attempt = Attempt(job.attempt.value() + 1);
+      st.account = job.account;
+      st.gpu_type = t;
+      st.nodes = std::move(placement->nodes);
+      st.time_limit = time_limit;
+      st.end = end;
+      st.borrowing = q.outcome == QuotaCheck::Outcome::kBorrowing;
+      st.runs_as_preemptible = as_preemptible[i] != 0;
+      plan_.starts.push_back(std::move(st));
+      ++plan_.stats.started;
+      started = true;
+    }
+    if (started)
+      continue;
+
+    // 7. Preemption: a job within its guarantee reclaims it from borrowers and preemptible jobs.
+    if (within_guarantee_blocked && c_.preemption.enabled && !preemption.CapReached()) {
+      bool done = false;
+      for (TypeMask m = within_guarantee_blocked; m && !done; m &= m - 1) {
+        const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+        const ShapeKey key{t,
+                           shape.nodes,
+                           shape.gpus_per_node,
+                           shape.cpus_per_node,
+                           shape.memory_mib_per_node,
+                           int64_t{job.account},
+                           shape.labels,
+                           shape.topology};
+        if (preemption_fail.contains(key))
+          continue;
+        auto choice = preemption.Choose(pool_, shape, t, job.account);
+        if (!choice) {
+          preemption_fail[key] = 1;
+          continue;
+        }
+        preemption.Commit(*choice);
+        for (uint32_t r : choice->victims) {
+          const RunningJobInfo& v = s_.running[r];
+          plan_.preemptions.push_back(
+              {v.id, v.attempt,
+               v.borrowing ? "reclaiming the guarantee of account " + account.name
+                           : "preemptible job; reclaiming the guarantee of account " + account.name,
+               v.grace_period, job.id});
+          ++plan_.stats.preempted;
+        }
+        Reservation res{job.id, t, choice->ready_at, {}};
+        for (uint32_t n : choice->nodes) {
+          pool_.Reserve(n, shape.gpus_per_node, choice->ready_at, job.id);
+          res.nodes.push_back({n, shape.gpus_per_node});
+        }
+        plan_.reservations.push_back(std::move(res));
+        ++plan_.stats.reserved;
+        Pend(job.id,
+             AddExplanation(ExplainAwaitingVictims(static_cast<int64_t>(choice->victims.size()),
+                                                   choice->ready_at)),
+             ahead, choice->ready_at);
+        done = true;
+      }
+      if (done)
+        continue;
+    }
+
+    // 6. Backfill: the highest blocked jobs reserve the earliest nodes at which they fit.
+    std::optional<Timestamp> estimated;
+    if (admitted_blocked && reservations_left > 0) {
+      --reservations_left;
+      std::optional<Reservation> best;
+      for (TypeMask m = admitted_blocked; m; m &= m - 1) {
+        const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+        auto r = timeline_.Earliest(pool_, shape, t, job.id);
+        if (r && (!best || r->start < best->start))
+          best = std::move(r);
+      }
+      if (best && ToUnixMillis(best->start) >= now_ms) {
+        for (const ReservedNode& rn : best->nodes)
+          pool_.Reserve(rn.node, rn.gpus, best->start, job.id);
+        estimated = best->start;
+        plan_.reservations.push_back(std::move(*best));
+        ++plan_.stats.reserved;
+      }
+    }
+
+    // 8. Explanation: placement reasons win over quota reasons (quota passed for that type).
+    const uint32_t why =
+        placement_reason ? *placement_reason
+        : quota_reason   ? *quota_reason
+                         : CachedExplanation(uint64_t{6} << 60, [] {
+                           return Explanation{api::ReasonCode::kResources,
+                                              "no node offers any of the acceptable GPU types",
+                                              {}};
+                         });
+    Pend(job.id, why, ahead, estimated);
+  }
+  return std::move(plan_);
+}
+
+}  // namespace
+
+Plan Schedule(const Snapshot& snapshot, const PolicyConfig& config, Timestamp now) {
+  return Pass(snapshot, config, now).Run();
+}
+
+}  // namespace gsched::core

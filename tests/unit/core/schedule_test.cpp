@@ -1,0 +1,444 @@
+// End-to-end tests of one pass: backfill, preemption and every reason code, through the plan.
+#include "scheduler/core/schedule.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testutil/builders.h"
+
+namespace gsched::core {
+namespace {
+
+using api::ReasonCode;
+using testutil::ClusterBuilder;
+using testutil::kT0;
+using testutil::MakeAccount;
+using testutil::MakeJob;
+using testutil::MakeNode;
+
+const Duration kHour = Seconds(3600);
+
+Explanation ReasonOf(const Plan& plan, uint64_t id) {
+  const PendingReason* r = plan.FindPending(JobId(id));
+  EXPECT_NE(r, nullptr) << "job " << id << " has no reason";
+  return r ? plan.ExplanationFor(*r) : Explanation{};
+}
+
+TEST(ScheduleTest, StartsInPriorityOrderWithAttemptAndAllocation) {
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeJob(1).Gpus(8).Attempts(2))
+                         .Add(MakeJob(2).Gpus(1))
+                         .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  // Size factor favours job 1: 8/8 = 1.0 vs 1/8; it takes the whole node, job 2 waits.
+  ASSERT_EQ(plan.starts.size(), 1u);
+  EXPECT_EQ(plan.starts[0].job, JobId(1));
+  EXPECT_EQ(plan.starts[0].attempt, Attempt(3));
+  EXPECT_EQ(plan.starts[0].nodes[0].gpus, 0xFFu);
+  EXPECT_EQ(plan.starts[0].end, kT0 + kHour);
+  EXPECT_EQ(ReasonOf(plan, 2).code, ReasonCode::kPriority);
+  EXPECT_EQ(ReasonOf(plan, 2).Int("jobs_ahead"), 1);
+  EXPECT_EQ(ReasonOf(plan, 2).Int("first_ahead"), 1);
+}
+
+TEST(ScheduleTest, ClassDefaultAndMaximumTimeLimits) {
+  PolicyConfig config;
+  config.class_limits[1] = {Seconds(100), Seconds(200)};
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeJob(1).TimeLimit(Duration(0)))
+                         .Add(MakeJob(2).TimeLimit(Seconds(999)))
+                         .Build();
+  const Plan plan = Schedule(s, config, kT0);
+  ASSERT_EQ(plan.starts.size(), 2u);
+  EXPECT_EQ(plan.FindStart(JobId(1))->time_limit, Seconds(100));  // default
+  EXPECT_EQ(plan.FindStart(JobId(2))->time_limit, Seconds(200));  // min(999, max 200)
+}
+
+TEST(ScheduleTest, BackfillReservesForTheBlockedGangAndLetsShortJobsIn) {
+  // Two nodes; n0 is busy until t0 + 2h, n1 free. Gang job 1 (2 nodes x 8) cannot start;
+  // it reserves both nodes from t0 + 2h. Job 2 (8 GPUs, 1h) ends at t0 + 1h <= t0 + 2h and
+  // backfills onto n1; job 3 (8 GPUs, 3h) would end after the reservation and must wait.
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("n0"))
+          .Add(MakeNode("n1"))
+          .AddRunning(MakeJob(100).On("n0", 8).Started(kT0 - kHour).TimeLimit(3 * kHour))
+          .Add(MakeJob(1).Gpus(8).Nodes(2).Submitted(kT0 - kHour))
+          .Add(MakeJob(2).Gpus(8).TimeLimit(kHour))
+          .Add(MakeJob(3).Gpus(8).TimeLimit(3 * kHour).Submitted(kT0 - kHour / 2))
+          .Build();
+  // Queue order: 1 (oldest), 3, 2. Job 3 is refused by the reservation; job 2 then backfills.
+  // Job 3 gets no reservation of its own: both nodes are held by job 1 for ever after.
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.reservations.size(), 1u);
+  EXPECT_EQ(plan.reservations[0].job, JobId(1));
+  // Running job 100 ends at (t0 - 1h) + 3h = t0 + 2h.
+  EXPECT_EQ(plan.reservations[0].start, kT0 + 2 * kHour);
+  EXPECT_EQ(plan.reservations[0].nodes.size(), 2u);
+  ASSERT_EQ(plan.starts.size(), 1u);
+  EXPECT_EQ(plan.starts[0].job, JobId(2));
+  const Explanation gang = ReasonOf(plan, 1);
+  EXPECT_EQ(gang.code, ReasonCode::kResources);
+  EXPECT_EQ(plan.FindPending(JobId(1))->estimated_start, kT0 + 2 * kHour);
+  const Explanation e3 = ReasonOf(plan, 3);
+  EXPECT_EQ(e3.code, ReasonCode::kReservation);
+  EXPECT_EQ(e3.Int("reserved_for"), 1);
+}
+
+TEST(ScheduleTest, BackfillDisabledLetsSmallJobsOvertake) {
+  PolicyConfig config;
+  config.backfill.enabled = false;
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeNode("n1"))
+                         .AddRunning(MakeJob(100).On("n0", 8).TimeLimit(3 * kHour))
+                         .Add(MakeJob(1).Gpus(8).Nodes(2))
+                         .Add(MakeJob(3).Gpus(8).TimeLimit(3 * kHour))
+                         .Build();
+  const Plan plan = Schedule(s, config, kT0);
+  EXPECT_TRUE(plan.reservations.empty());
+  ASSERT_EQ(plan.starts.size(), 1u);
+  EXPECT_EQ(plan.starts[0].job, JobId(3));
+}
+
+TEST(ScheduleTest, PreemptionReclaimsGuaranteeFromTheBorrowerLosingLeastWork) {
+  // a has 8 GPUs guaranteed; b borrows both nodes. Victim candidates on each node:
+  //   n0: job 100 started 3h ago, checkpointed 10 min ago -> 600 s lost
+  //   n1: job 101 started 2h ago, no checkpoint -> 7200 s lost
+  // a's job needs 8 GPUs on one node: n0 wins, job 100 is preempted with its 30 s grace.
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeNode("n1"))
+                         .Add(MakeAccount("a").Guaranteed("h100", 8))
+                         .Add(MakeAccount("b"))
+                         .AddRunning(MakeJob(100)
+                                         .Account("b")
+                                         .On("n0", 8)
+                                         .Started(kT0 - 3 * kHour)
+                                         .Checkpointed(kT0 - Seconds(600))
+                                         .Borrowing()
+                                         .Grace(Seconds(30))
+                                         .TimeLimit(10 * kHour))
+                         .AddRunning(MakeJob(101)
+                                         .Account("b")
+                                         .On("n1", 8)
+                                         .Started(kT0 - 2 * kHour)
+                                         .Borrowing()
+                                         .TimeLimit(10 * kHour))
+                         .Add(MakeJob(1).Account("a").Gpus(8))
+                         .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.preemptions.size(), 1u);
+  EXPECT_EQ(plan.preemptions[0].victim, JobId(100));
+  EXPECT_EQ(plan.preemptions[0].for_job, JobId(1));
+  EXPECT_EQ(plan.preemptions[0].grace, Seconds(30));
+  EXPECT_TRUE(plan.starts.empty());  // It waits for the GPUs to be released.
+  EXPECT_EQ(plan.FindPending(JobId(1))->estimated_start, kT0 + Seconds(30));
+  EXPECT_EQ(ReasonOf(plan, 1).code, ReasonCode::kResources);
+  EXPECT_EQ(ReasonOf(plan, 1).Int("victims"), 1);
+}
+
+TEST(ScheduleTest, PreemptionSparesYoungJobsOwnAccountAndNonBorrowers) {
+  PolicyConfig config;
+  config.preemption.min_runtime = Seconds(600);
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("n0"))
+          .Add(MakeNode("n1"))
+          .Add(MakeNode("n2"))
+          .Add(MakeAccount("a").Guaranteed("h100", 8))
+          .Add(MakeAccount("b"))
+          // Young borrower: 599 s < 600 s.
+          .AddRunning(MakeJob(100).Account("b").On("n0", 8).Started(kT0 - Seconds(599)).Borrowing())
+          // Not borrowing and not preemptible.
+          .AddRunning(MakeJob(101).Account("b").On("n1", 8).Started(kT0 - kHour))
+          // Same account.
+          .AddRunning(MakeJob(102).Account("a").On("n2", 8).Started(kT0 - kHour).Borrowing())
+          .Add(MakeJob(1).Account("a").Gpus(8))
+          .Build();
+  const Plan plan = Schedule(s, config, kT0);
+  EXPECT_TRUE(plan.preemptions.empty());
+}
+
+TEST(ScheduleTest, PreemptionCapsPerCycleAndPerAccount) {
+  ClusterBuilder c;
+  c.Add(MakeAccount("a").Guaranteed("h100", 32)).Add(MakeAccount("b").PreemptionsLastHour(1));
+  for (int i = 0; i < 4; ++i) {
+    c.Add(MakeNode("n" + std::to_string(i)));
+    c.AddRunning(MakeJob(100 + i)
+                     .Account("b")
+                     .On("n" + std::to_string(i), 8)
+                     .Borrowing()
+                     .Started(kT0 - kHour));
+    c.Add(MakeJob(1 + i).Account("a").Gpus(8));
+  }
+  const Snapshot s = c.Build();
+  PolicyConfig config;
+  config.preemption.max_per_cycle = 3;
+  config.preemption.max_per_account_per_hour = 100;
+  EXPECT_EQ(Schedule(s, config, kT0).preemptions.size(), 3u);
+  // b was preempted once in the last hour; a cap of 3 leaves 2.
+  config.preemption.max_per_account_per_hour = 3;
+  EXPECT_EQ(Schedule(s, config, kT0).preemptions.size(), 2u);
+}
+
+TEST(ScheduleTest, TerminatingVictimsAreNotPreemptedAgain) {
+  // Next cycle: job 100 already got its signal (deadline t0 + 20 s). The reclaiming job waits
+  // for it instead of choosing job 101.
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("n0"))
+          .Add(MakeNode("n1"))
+          .Add(MakeAccount("a").Guaranteed("h100", 8))
+          .AddRunning(MakeJob(100)
+                          .Account("b")
+                          .On("n0", 8)
+                          .Borrowing()
+                          .Started(kT0 - kHour)
+                          .Terminating(kT0 + Seconds(20)))
+          .AddRunning(MakeJob(101).Account("b").On("n1", 8).Borrowing().Started(kT0 - kHour))
+          .Add(MakeJob(1).Account("a").Gpus(8))
+          .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  EXPECT_TRUE(plan.preemptions.empty());
+  EXPECT_EQ(plan.FindPending(JobId(1))->estimated_start, kT0 + Seconds(20));
+}
+
+TEST(ScheduleTest, GangPreemptionStaysInOneBlockAndTakesTheFewestVictims) {
+  // a (16 guaranteed) wants 2 whole nodes in one block.
+  //   b0: x0, x1 each held by a borrower           -> 2 victims
+  //   b1: y0 free, y1 held by a borrower           -> 1 victim
+  //   b2: z0 held by a borrower (one node only)    -> cannot hold the gang
+  // Costs per block: b0 = 1 + 1 = 2, b1 = 0 + 1 = 1 -> b1, victim on y1.
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("x0").Block("b0"))
+          .Add(MakeNode("x1").Block("b0"))
+          .Add(MakeNode("y0").Block("b1"))
+          .Add(MakeNode("y1").Block("b1"))
+          .Add(MakeNode("z0").Block("b2"))
+          .Add(MakeAccount("a").Guaranteed("h100", 16))
+          .AddRunning(MakeJob(100).Account("b").On("x0", 8).Borrowing().Started(kT0 - kHour))
+          .AddRunning(MakeJob(101).Account("b").On("x1", 8).Borrowing().Started(kT0 - kHour))
+          .AddRunning(MakeJob(102).Account("b").On("y1", 8).Borrowing().Started(kT0 - kHour))
+          .AddRunning(MakeJob(103).Account("b").On("z0", 8).Borrowing().Started(kT0 - kHour))
+          .Add(MakeJob(1).Account("a").Gpus(8).Nodes(2).Topology(api::Topology::kBlock))
+          .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.preemptions.size(), 1u);
+  EXPECT_EQ(plan.preemptions[0].victim, JobId(102));
+  ASSERT_EQ(plan.reservations.size(), 1u);
+  for (const ReservedNode& n : plan.reservations[0].nodes)
+    EXPECT_EQ(s.blocks[s.nodes[n.node].block].name, "b1");
+}
+
+TEST(ScheduleTest, BorrowingIsMarked) {
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeAccount("a").Guaranteed("h100", 2))
+                         .Add(MakeJob(1).Account("a").Gpus(2))
+                         .Add(MakeJob(2).Account("a").Gpus(2))
+                         .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.starts.size(), 2u);
+  // First: 0 + 2 <= 2 guaranteed. Second: 2 + 2 > 2 -> borrowing.
+  EXPECT_FALSE(plan.starts[0].borrowing);
+  EXPECT_TRUE(plan.starts[1].borrowing);
+}
+
+TEST(ScheduleTest, AcceptableTypesFallBackToTheNextType) {
+  const Snapshot s = ClusterBuilder()
+                         .GpuType("b200", 2.0)
+                         .GpuType("h100", 1.0)
+                         .Add(MakeNode("b").Type("b200"))
+                         .Add(MakeNode("h").Type("h100"))
+                         .AddRunning(MakeJob(100).On("b", 8))
+                         .Add(MakeJob(1).Type("b200").Type("h100").Gpus(4))
+                         .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.starts.size(), 1u);
+  EXPECT_EQ(plan.starts[0].gpu_type, 1u);
+}
+
+// ---- Reason codes, one test each. ----
+
+TEST(ReasonTest, Held) {
+  const Snapshot s = ClusterBuilder().Add(MakeNode("n0")).Add(MakeJob(1).Held()).Build();
+  EXPECT_EQ(ReasonOf(Schedule(s, {}, kT0), 1).code, ReasonCode::kHeld);
+}
+
+TEST(ReasonTest, Dependency) {
+  using api::DependencyType;
+  using api::JobState;
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("n0"))
+          .Add(MakeJob(1).DependsOn(DependencyType::kAfterOk, 50, JobState::kRunning))
+          .Add(MakeJob(2).DependsOn(DependencyType::kAfterOk, 51, JobState::kFailed))
+          .Add(MakeJob(3).DependsOn(DependencyType::kAfterAny, 51, JobState::kFailed))
+          .Add(MakeJob(4).DependsOn(DependencyType::kAfterNotOk, 51, JobState::kFailed))
+          .Add(MakeJob(5).DependsOn(DependencyType::kAfterNotOk, 52, JobState::kCompleted))
+          .Build();
+  const Plan plan = Schedule(s, {}, kT0);
+  EXPECT_EQ(ReasonOf(plan, 1).code, ReasonCode::kDependency);
+  EXPECT_EQ(ReasonOf(plan, 1).Int("job"), 50);
+  EXPECT_EQ(ReasonOf(plan, 1).Int("never_satisfied"), 0);
+  EXPECT_EQ(ReasonOf(plan, 2).Int("never_satisfied"), 1);
+  EXPECT_TRUE(plan.FindStart(JobId(3)));
+  EXPECT_TRUE(plan.FindStart(JobId(4)));
+  EXPECT_EQ(ReasonOf(plan, 5).Int("never_satisfied"), 1);
+}
+
+TEST(ReasonTest, BudgetHoldOrPreemptible) {
+  auto build = [](api::BudgetExhaustedPolicy p) {
+    return ClusterBuilder()
+        .Add(MakeNode("n0"))
+        // 100 GPU-hours granted, 100 consumed, period around t0.
+        .Add(MakeAccount("a").Budget(100, 100, kT0 - kHour, kT0 + kHour).OnBudgetExhausted(p))
+        .Add(MakeJob(1).Account("a"))
+        .Build();
+  };
+  Plan plan = Schedule(build(api::BudgetExhaustedPolicy::kHold), {}, kT0);
+  EXPECT_EQ(ReasonOf(plan, 1).code, ReasonCode::kBudget);
+  EXPECT_EQ(ReasonOf(plan, 1).Text("account"), "a");
+  plan = Schedule(build(api::BudgetExhaustedPolicy::kPreemptible), {}, kT0);
+  ASSERT_EQ(plan.starts.size(), 1u);
+  EXPECT_TRUE(plan.starts[0].runs_as_preemptible);
+}
+
+TEST(ReasonTest, QuotaWithUsedGuaranteedLimit) {
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeNode("n1"))
+                         .Add(MakeAccount("a").Guaranteed("h100", 4).Limit("h100", 10))
+                         .AddRunning(MakeJob(100).Account("a").On("n0", 8))
+                         .Add(MakeJob(1).Account("a").Gpus(4))
+                         .Build();
+  // 8 used + 4 requested = 12 > limit 10.
+  const Explanation e = ReasonOf(Schedule(s, {}, kT0), 1);
+  EXPECT_EQ(e.code, ReasonCode::kQuota);
+  EXPECT_EQ(e.Int("used"), 8);
+  EXPECT_EQ(e.Int("guaranteed"), 4);
+  EXPECT_EQ(e.Int("limit"), 10);
+  EXPECT_EQ(e.Text("account"), "a");
+}
+
+TEST(ReasonTest, BorrowLimitWhenIdleCapacityIsGuaranteedToOthers) {
+  // One node, 8 free. b has 8 guaranteed and a job waiting (held back by a dependency? no:
+  // b's job is eligible but lower priority). a has no guarantee: borrowable = 8 - 8 = 0.
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("n0"))
+          .Add(MakeAccount("a").UsageGpuHours(0))
+          .Add(MakeAccount("b").Guaranteed("h100", 8).UsageGpuHours(100))
+          .Add(MakeJob(1).Account("a").Gpus(4))
+          .Add(MakeJob(2).Account("b").Gpus(8).Class(api::PriorityClass::kPreemptible))
+          .Build();
+  const Plan plan = Schedule(s, {}, kT0);
+  const Explanation e = ReasonOf(plan, 1);
+  EXPECT_EQ(e.code, ReasonCode::kBorrowLimit);
+  EXPECT_EQ(e.Int("borrowable"), 0);
+  EXPECT_TRUE(plan.FindStart(JobId(2)));
+}
+
+TEST(ReasonTest, ResourcesWithFreeCounts) {
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .AddRunning(MakeJob(100).On("n0", 6))
+                         .Add(MakeJob(1).Gpus(4))
+                         .Build();
+  const Explanation e = ReasonOf(Schedule(s, {}, kT0), 1);
+  EXPECT_EQ(e.code, ReasonCode::kResources);
+  EXPECT_EQ(e.Int("requested"), 4);
+  EXPECT_EQ(e.Int("free_total"), 2);  // 8 - 6
+}
+
+TEST(ReasonTest, FragmentationIsToldApartFromResources) {
+  // Four nodes with 2 free GPUs each: 8 free in total, a 4-GPU job fits nowhere.
+  ClusterBuilder c;
+  for (int i = 0; i < 4; ++i) {
+    c.Add(MakeNode("n" + std::to_string(i)));
+    c.AddRunning(MakeJob(100 + i).On("n" + std::to_string(i), 6));
+  }
+  c.Add(MakeJob(1).Gpus(4));
+  const Explanation e = ReasonOf(Schedule(c.Build(), {}, kT0), 1);
+  EXPECT_EQ(e.code, ReasonCode::kFragmentation);
+  EXPECT_EQ(e.Int("free_total"), 8);  // 4 x (8 - 6)
+  EXPECT_EQ(e.Int("free_largest_node"), 2);
+  EXPECT_EQ(e.Int("free_largest_block"), 8);
+}
+
+TEST(ReasonTest, Topology) {
+  // Two blocks of one free node each: 2 nodes x 8 fit across blocks, not in one block.
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0").Block("b0"))
+                         .Add(MakeNode("n1").Block("b1"))
+                         .Add(MakeJob(1).Gpus(8).Nodes(2).Topology(api::Topology::kBlock))
+                         .Build();
+  const Explanation e = ReasonOf(Schedule(s, {}, kT0), 1);
+  EXPECT_EQ(e.code, ReasonCode::kTopology);
+  EXPECT_EQ(e.Int("free_largest_block"), 8);
+}
+
+TEST(ReasonTest, NodeHealth) {
+  // 8 GPUs, 3 unhealthy: an 8-GPU job would fit if they were healthy.
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0").UnhealthyGpu(0).UnhealthyGpu(1).UnhealthyGpu(2))
+                         .Add(MakeJob(1).Gpus(8))
+                         .Build();
+  const Explanation e = ReasonOf(Schedule(s, {}, kT0), 1);
+  EXPECT_EQ(e.code, ReasonCode::kNodeHealth);
+  EXPECT_EQ(e.Int("unhealthy"), 3);
+}
+
+TEST(ReasonTest, PriorityNamesTheFirstJobAhead) {
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeJob(7).Gpus(4).Submitted(kT0 - kHour))
+                         .Add(MakeJob(8).Gpus(4).Submitted(kT0 - kHour))
+                         .Add(MakeJob(9).Gpus(4))
+                         .Build();
+  const Plan plan = Schedule(s, {}, kT0);
+  const Explanation e = ReasonOf(plan, 9);
+  EXPECT_EQ(e.code, ReasonCode::kPriority);
+  EXPECT_EQ(e.Int("jobs_ahead"), 2);
+  EXPECT_EQ(e.Int("first_ahead"), 7);
+}
+
+TEST(ReasonTest, UserLimitsAndArrayThrottle) {
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeNode("n1"))
+                         .Add(MakeAccount("a").MaxRunningGpusPerUser(4))
+                         .Add(MakeAccount("b").MaxPendingJobsPerUser(1))
+                         .AddRunning(MakeJob(100).Account("a").User("u").On("n0", 2))
+                         .Add(MakeJob(1).Account("a").User("u").Gpus(4))  // 2 + 4 > 4
+                         .Add(MakeJob(2).Account("a").User("v").Gpus(4))  // v: 0 + 4 <= 4
+                         .Add(MakeJob(3).Account("b").User("w").Gpus(1).Submitted(kT0 - kHour))
+                         .Add(MakeJob(4).Account("b").User("w").Gpus(1))  // second pending of w
+                         .Add(MakeJob(5).Account("c").Gpus(1).Array(50, 2, 2))
+                         .Build();
+  const Plan plan = Schedule(s, {}, kT0);
+  EXPECT_EQ(ReasonOf(plan, 1).code, ReasonCode::kUserLimit);
+  EXPECT_EQ(ReasonOf(plan, 1).Int("used"), 2);
+  EXPECT_EQ(ReasonOf(plan, 1).Int("limit"), 4);
+  EXPECT_TRUE(plan.FindStart(JobId(2)));
+  EXPECT_TRUE(plan.FindStart(JobId(3)));
+  EXPECT_EQ(ReasonOf(plan, 4).code, ReasonCode::kUserLimit);
+  EXPECT_EQ(ReasonOf(plan, 5).code, ReasonCode::kUserLimit);
+  EXPECT_EQ(ReasonOf(plan, 5).Text("limit_name"), "array_max_concurrent");
+}
+
+TEST(ReasonTest, EveryPendingJobHasExactlyOneReason) {
+  ClusterBuilder c;
+  c.Add(MakeNode("n0"));
+  for (int i = 1; i <= 20; ++i)
+    c.Add(MakeJob(i).Gpus(1 + i % 8).Held(i % 5 == 0));
+  const Snapshot s = c.Build();
+  const Plan plan = Schedule(s, {}, kT0);
+  EXPECT_EQ(plan.starts.size() + plan.pending.size(), s.pending.size());
+}
+
+}  // namespace
+}  // namespace gsched::core
