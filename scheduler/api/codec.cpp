@@ -56,7 +56,7 @@ constexpr size_t kMaxDependencies = 1024;
 constexpr size_t kMaxGpuTypes = 16;
 constexpr size_t kMaxMessageBytes = 4096;
 constexpr int64_t kMaxShares = 1'000'000;
-constexpr int64_t kMaxQuotaGpus = 10'000'000;
+
 constexpr size_t kMaxAccounts = 256;
 
 constexpr std::array<std::string_view, 7> kSignals = {"SIGTERM", "SIGINT",  "SIGUSR1", "SIGUSR2",

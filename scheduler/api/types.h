@@ -31,6 +31,8 @@ inline constexpr int64_t kMaxMemoryMiB = int64_t{16} << 20;  // 16 TiB.
 inline constexpr int64_t kMaxTimeLimitS = int64_t{365} * 24 * 3600;
 inline constexpr int64_t kMaxGracePeriodS = 3600;
 inline constexpr size_t kMaxBatchJobs = 10'000;
+// The largest GPU count a quota may name; it also stands for "no limit of its own".
+inline constexpr int64_t kMaxQuotaGpus = 10'000'000;
 
 struct Dependency {
   DependencyType type = DependencyType::kAfterOk;

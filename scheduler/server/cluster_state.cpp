@@ -1,0 +1,1407 @@
+#include "scheduler/server/cluster_state.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cmath>
+
+#include "scheduler/api/array_spec.h"
+#include "scheduler/api/codec.h"
+#include "scheduler/api/json.h"
+#include "scheduler/common/quantity.h"
+#include "scheduler/state/store.h"
+
+namespace gsched::server {
+namespace json = boost::json;
+using api::JobState;
+
+namespace {
+
+constexpr size_t kRecentEvents = 100'000;
+
+std::string AccountKey(const std::string& account, const std::string& user) {
+  return account + '\x1f' + user;
+}
+
+std::string Encoded(const json::value& v) {
+  return json::serialize(v);
+}
+
+bool IsActive(JobState s) {
+  return s == JobState::kStarting || s == JobState::kRunning;
+}
+
+double Decay(const UsageEntry& u, Timestamp now, Duration half_life) {
+  if (now <= u.at || half_life.count() <= 0)
+    return u.value;
+  double halves =
+      static_cast<double>((now - u.at).count()) / static_cast<double>(half_life.count());
+  return u.value * std::exp2(-halves);
+}
+
+json::object JobEventData(const api::Job& job) {
+  return {{"job", job.id}, {"user", job.user}, {"account", job.spec.account}};
+}
+
+}  // namespace
+
+ClusterState::ClusterState(const config::SchedulerConfig& config, const Clock& clock)
+    : config_(config), clock_(clock) {
+  policy_.weights.fairshare = static_cast<double>(config.priority.weights.fairshare);
+  policy_.weights.age = static_cast<double>(config.priority.weights.age);
+  policy_.weights.size = static_cast<double>(config.priority.weights.size);
+  policy_.weights.priority_class = static_cast<double>(config.priority.weights.job_class);
+  policy_.age_max = config.priority.age_max;
+  policy_.half_life = config.fairshare.half_life;
+  policy_.backfill.enabled = config.scheduling.backfill.enabled;
+  policy_.backfill.depth = static_cast<int32_t>(config.scheduling.backfill.depth);
+  policy_.preemption.enabled = config.preemption.enabled;
+  policy_.preemption.min_runtime = config.preemption.min_runtime;
+  policy_.preemption.usage_charge = config.preemption.usage_charge;
+  policy_.preemption.max_per_cycle = static_cast<int32_t>(config.preemption.max_per_cycle);
+  policy_.preemption.max_per_account_per_hour =
+      static_cast<int32_t>(config.preemption.max_per_account_per_hour);
+  for (size_t c = 0; c < 3; ++c) {
+    policy_.class_limits[c].default_limit = config.priority.classes[c].default_time_limit;
+    policy_.class_limits[c].max_limit = config.priority.classes[c].max_time_limit;
+  }
+  policy_.max_starts_per_cycle = static_cast<int32_t>(config.scheduling.max_starts_per_cycle);
+  // `root` always exists: every account hangs below it.
+  api::Account root;
+  root.name = "root";
+  accounts_["root"] = root;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+Status ClusterState::Load(const state::Store& store) {
+  Status bad = Status::Ok();
+  auto fail = [&](std::string what) {
+    bad = Status::Internal(std::move(what));
+    return false;
+  };
+  RETURN_IF_ERROR(store.Scan(state::Family::kAccounts, {}, {}, [&](auto key, auto value) {
+    auto v = api::ParseJson(value);
+    if (!v.ok())
+      return fail("account " + std::string(key) + ": " + v.status().ToString());
+    auto a = api::DecodeAccount(*v);
+    if (!a.ok())
+      return fail("account " + std::string(key) + ": " + a.status().ToString());
+    accounts_[a->name] = std::move(a).value();
+    return true;
+  }));
+  RETURN_IF_ERROR(bad);
+  RETURN_IF_ERROR(store.Scan(state::Family::kUsage, {}, {}, [&](auto key, auto value) {
+    boost::system::error_code ec;
+    json::value v = json::parse(value, ec);
+    if (ec || !v.is_object())
+      return fail("usage " + std::string(key) + ": malformed");
+    const auto& o = v.get_object();
+    UsageEntry u;
+    u.value = o.contains("value") ? o.at("value").to_number<double>() : 0;
+    u.at = FromUnixMillis(o.contains("at") ? o.at("at").to_number<int64_t>() : 0);
+    usage_[std::string(key)] = u;
+    if (o.contains("budget_used"))
+      budget_used_[std::string(key)] = o.at("budget_used").to_number<double>();
+    return true;
+  }));
+  RETURN_IF_ERROR(bad);
+  RETURN_IF_ERROR(store.Scan(state::Family::kNodes, {}, {}, [&](auto key, auto value) {
+    auto v = api::ParseJson(value);
+    if (!v.ok())
+      return fail("node " + std::string(key) + ": " + v.status().ToString());
+    auto n = api::DecodeNode(*v);
+    if (!n.ok())
+      return fail("node " + std::string(key) + ": " + n.status().ToString());
+    NodeRecord rec;
+    rec.node = std::move(n).value();
+    // Nobody is connected after a restart; workers say hello again.
+    rec.connected = false;
+    rec.last_heartbeat = clock_.Now();
+    nodes_[rec.node.name] = std::move(rec);
+    return true;
+  }));
+  RETURN_IF_ERROR(bad);
+  RETURN_IF_ERROR(store.Scan(state::Family::kTokens, {}, {}, [&](auto key, auto) {
+    revoked_.insert(std::string(key));
+    return true;
+  }));
+  if (auto next = store.Get(state::Family::kMeta, "next_job_id"); next.ok()) {
+    next_job_id_ = std::stoull(*next);
+  }
+  // Jobs: the active ones come back into memory; finished ones only leave their final state,
+  // which dependencies need.
+  RETURN_IF_ERROR(store.Scan(state::Family::kJobs, {}, {}, [&](auto key, auto value) {
+    boost::system::error_code ec;
+    json::value v = json::parse(value, ec);
+    if (ec || !v.is_object() || !v.get_object().contains("job")) {
+      return fail("job record " + std::to_string(*state::ParseU64Key(key)) + ": malformed");
+    }
+    const json::object& o = v.get_object();
+    auto job = api::DecodeJob(o.at("job"));
+    if (!job.ok())
+      return fail("job: " + job.status().ToString());
+    next_job_id_ = std::max(next_job_id_, job->id + 1);
+    if (api::IsTerminal(job->state)) {
+      finished_states_[job->id] = job->state;
+      return true;
+    }
+    JobRecord rec;
+    rec.job = std::move(job).value();
+    if (const auto* cp = o.if_contains("checkpoint"); cp && cp->is_int64()) {
+      rec.last_checkpoint = FromUnixMillis(cp->get_int64());
+    }
+    if (const auto* p = o.if_contains("preemptible"); p && p->is_bool()) {
+      rec.runs_as_preemptible = p->get_bool();
+    }
+    uint64_t id = rec.job.id;
+    if (rec.job.state == JobState::kPending) {
+      pending_.insert(id);
+      ++pending_per_user_[AccountKey(rec.job.spec.account, rec.job.user)];
+    } else {
+      running_.insert(id);
+    }
+    jobs_[id] = std::move(rec);
+    return true;
+  }));
+  RETURN_IF_ERROR(bad);
+  // Allocations of running jobs hold their GPUs on the nodes they run on.
+  for (uint64_t id : running_) {
+    const JobRecord& rec = jobs_.at(id);
+    for (const auto& a : rec.job.allocation) {
+      auto it = nodes_.find(a.node);
+      if (it == nodes_.end())
+        continue;
+      for (int g : a.gpus)
+        it->second.used_gpus |= uint64_t{1} << g;
+    }
+    if (rec.job.array_job_id)
+      ++array_running_[*rec.job.array_job_id];
+  }
+  // The event log continues after its last entry.
+  std::string last_key;
+  RETURN_IF_ERROR(store.Scan(state::Family::kEvents, {}, {}, [&](auto key, auto value) {
+    last_key = std::string(key);
+    boost::system::error_code ec;
+    json::value v = json::parse(value, ec);
+    if (!ec) {
+      auto e = api::DecodeEvent(v);
+      if (e.ok()) {
+        recent_events_.push_back(std::move(e).value());
+        if (recent_events_.size() > kRecentEvents)
+          recent_events_.pop_front();
+      }
+    }
+    return true;
+  }));
+  if (!last_key.empty())
+    next_seq_ = *state::ParseU64Key(last_key) + 1;
+  spdlog::info(
+      "loaded {} pending and {} running jobs, {} accounts, {} nodes; next job id {}, next event {}",
+      pending_.size(), running_.size(), accounts_.size(), nodes_.size(), next_job_id_, next_seq_);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+void ClusterState::AddEvent(Change& change, std::string type, json::object data) {
+  api::Event e;
+  e.seq = next_seq_++;
+  e.type = std::move(type);
+  e.time = clock_.Now();
+  e.data = std::move(data);
+  change.batch.Put(state::Family::kEvents, state::U64Key(e.seq), Encoded(api::Encode(e)));
+  recent_events_.push_back(e);
+  if (recent_events_.size() > kRecentEvents)
+    recent_events_.pop_front();
+  change.events.push_back(std::move(e));
+}
+
+void ClusterState::PersistJob(Change& change, const JobRecord& record) {
+  json::object o;
+  o["job"] = api::Encode(record.job);
+  if (record.last_checkpoint)
+    o["checkpoint"] = ToUnixMillis(*record.last_checkpoint);
+  if (record.runs_as_preemptible)
+    o["preemptible"] = true;
+  change.batch.Put(state::Family::kJobs, state::U64Key(record.job.id), json::serialize(o));
+}
+
+void ClusterState::SetJobState(Change& change, JobRecord& record, JobState to, std::string why) {
+  JobState from = record.job.state;
+  record.job.state = to;
+  json::object data = JobEventData(record.job);
+  data["from"] = std::string(api::ToString(from));
+  data["to"] = std::string(api::ToString(to));
+  data["attempt"] = record.job.attempt;
+  if (!why.empty())
+    data["reason"] = std::move(why);
+  if (!record.job.allocation.empty())
+    data["node"] = record.job.allocation.front().node;
+  if (record.job.exit_code)
+    data["exit_code"] = *record.job.exit_code;
+  AddEvent(change, "job.state", std::move(data));
+}
+
+double ClusterState::GpuCost(const std::string& type) const {
+  const auto* t = config::FindGpuType(config_.gpu_types, type);
+  return t ? t->cost : 1.0;
+}
+
+bool ClusterState::IsInSubtree(const std::string& account, const std::string& root) const {
+  std::string cur = account;
+  for (int depth = 0; depth < 64 && !cur.empty(); ++depth) {
+    if (cur == root)
+      return true;
+    auto it = accounts_.find(cur);
+    if (it == accounts_.end())
+      return false;
+    cur = it->second.parent;
+  }
+  return false;
+}
+
+bool ClusterState::MayManageAccount(const Principal& who, const std::string& account) const {
+  switch (who.role) {
+    case api::Role::kAdmin:
+      return true;
+    case api::Role::kCoordinator:
+      return std::any_of(who.accounts.begin(), who.accounts.end(),
+                         [&](const std::string& a) { return IsInSubtree(account, a); });
+    case api::Role::kUser:
+      return std::find(who.accounts.begin(), who.accounts.end(), account) != who.accounts.end();
+    case api::Role::kWorker:
+      return false;
+  }
+  return false;
+}
+
+bool ClusterState::MaySeeJob(const Principal& who, const api::Job& job) const {
+  if (who.role == api::Role::kAdmin)
+    return true;
+  if (who.role == api::Role::kCoordinator)
+    return MayManageAccount(who, job.spec.account);
+  return who.role == api::Role::kUser && job.user == who.user;
+}
+
+Duration ClusterState::EffectiveTimeLimit(const api::JobSpec& spec) const {
+  const auto& limits = config_.priority.Limits(spec.priority_class);
+  if (!spec.time_limit_s)
+    return limits.default_time_limit;
+  return std::min<Duration>(Seconds(*spec.time_limit_s), limits.max_time_limit);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs.
+
+Status ClusterState::ValidateSpec(const Principal& who, api::JobSpec& spec, size_t index) const {
+  auto field = [&](std::string f) { return f; };
+  if (spec.account.empty()) {
+    if (who.accounts.empty()) {
+      return Status::InvalidArgument("required: the token has no default account",
+                                     field("account"));
+    }
+    spec.account = who.accounts.front();
+  }
+  if (!accounts_.contains(spec.account)) {
+    return Status::InvalidArgument("unknown account '" + spec.account + "'", field("account"));
+  }
+  if (!MayManageAccount(who, spec.account)) {
+    return Status::PermissionDenied("user '" + who.user + "' may not submit to account '" +
+                                    spec.account + "'");
+  }
+  for (size_t i = 0; i < spec.gpu_type.size(); ++i) {
+    if (!config::FindGpuType(config_.gpu_types, spec.gpu_type[i])) {
+      std::string known;
+      for (const auto& t : config_.gpu_types)
+        known += (known.empty() ? "" : ", ") + t.name;
+      return Status::InvalidArgument("unknown GPU type '" + spec.gpu_type[i] + "'; known: " + known,
+                                     "gpu_type[" + std::to_string(i) + "]");
+    }
+  }
+  const auto& limits = config_.priority.Limits(spec.priority_class);
+  if (spec.time_limit_s && Seconds(*spec.time_limit_s) > limits.max_time_limit) {
+    return Status::InvalidArgument(
+        "must be <= " + std::to_string(limits.max_time_limit.count() / 1000) + " for class " +
+            std::string(api::ToString(spec.priority_class)),
+        "time_limit_s");
+  }
+  for (size_t i = 0; i < spec.depends_on.size(); ++i) {
+    uint64_t dep = spec.depends_on[i].job;
+    if (dep == 0 || dep >= next_job_id_) {
+      return Status::InvalidArgument("no job " + std::to_string(dep),
+                                     "depends_on[" + std::to_string(i) + "].job");
+    }
+  }
+  (void)index;
+  return Status::Ok();
+}
+
+Result<Change> ClusterState::Submit(const Principal& who, std::vector<api::JobSpec> specs,
+                                    std::vector<uint64_t>* ids) {
+  if (who.role == api::Role::kWorker)
+    return Status::PermissionDenied("workers may not submit jobs");
+  // Validate everything first: a batch is all or nothing.
+  std::vector<api::ArraySpec> arrays(specs.size());
+  std::map<std::string, int64_t> new_per_user;
+  size_t total = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    Status s = ValidateSpec(who, specs[i], i);
+    if (!s.ok())
+      return specs.size() > 1 ? std::move(s).WithFieldPrefix("jobs[" + std::to_string(i) + "]") : s;
+    if (specs[i].array) {
+      auto a = api::ParseArraySpec(*specs[i].array);
+      if (!a.ok()) {
+        Status e = std::move(a).status().WithFieldPrefix("array");
+        return specs.size() > 1 ? std::move(e).WithFieldPrefix("jobs[" + std::to_string(i) + "]")
+                                : e;
+      }
+      arrays[i] = std::move(a).value();
+      total += arrays[i].indices.size();
+    } else {
+      total += 1;
+    }
+    new_per_user[specs[i].account] +=
+        specs[i].array ? static_cast<int64_t>(arrays[i].indices.size()) : 1;
+  }
+  if (total > 100'000) {
+    return Status::InvalidArgument("a request may create at most 100000 jobs, this one " +
+                                   std::to_string(total));
+  }
+  for (const auto& [account, n] : new_per_user) {
+    const api::Account& a = accounts_.at(account);
+    if (!a.max_pending_jobs_per_user)
+      continue;
+    auto it = pending_per_user_.find(AccountKey(account, who.user));
+    int64_t have = it == pending_per_user_.end() ? 0 : it->second;
+    if (have + n > *a.max_pending_jobs_per_user) {
+      return Status::ResourceExhausted("account '" + account + "' allows " +
+                                       std::to_string(*a.max_pending_jobs_per_user) +
+                                       " pending jobs per user; " + who.user + " has " +
+                                       std::to_string(have) + " and asks for " + std::to_string(n));
+    }
+  }
+
+  Change change;
+  Timestamp now = clock_.Now();
+  auto add = [&](const api::JobSpec& spec, std::optional<uint64_t> array_id,
+                 std::optional<uint32_t> array_index) {
+    JobRecord rec;
+    rec.job.id = next_job_id_++;
+    rec.job.spec = spec;
+    rec.job.user = who.user;
+    rec.job.state = JobState::kPending;
+    rec.job.submit_time = now;
+    rec.job.array_job_id = array_id;
+    rec.job.array_index = array_index;
+    PersistJob(change, rec);
+    json::object data = JobEventData(rec.job);
+    data["name"] = spec.name;
+    data["gpus"] = int64_t{spec.nodes} * spec.gpus_per_node;
+    AddEvent(change, "job.submitted", std::move(data));
+    ids->push_back(rec.job.id);
+    pending_.insert(rec.job.id);
+    ++pending_per_user_[AccountKey(spec.account, who.user)];
+    uint64_t id = rec.job.id;
+    jobs_[id] = std::move(rec);
+    return id;
+  };
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (!specs[i].array) {
+      add(specs[i], std::nullopt, std::nullopt);
+      continue;
+    }
+    uint64_t array_id = next_job_id_;
+    for (uint32_t index : arrays[i].indices)
+      add(specs[i], array_id, index);
+  }
+  change.batch.Put(state::Family::kMeta, "next_job_id", std::to_string(next_job_id_));
+  change.reschedule = true;
+  return change;
+}
+
+Result<Change> ClusterState::Cancel(const Principal& who, uint64_t id) {
+  // An array's id (its first task's) cancels every task of the array that is still alive.
+  std::vector<uint64_t> targets;
+  for (const auto& [jid, rec] : jobs_) {
+    if (rec.job.array_job_id && *rec.job.array_job_id == id)
+      targets.push_back(jid);
+  }
+  if (targets.empty())
+    targets.push_back(id);
+  Change change;
+  Timestamp now = clock_.Now();
+  size_t acted = 0;
+  for (uint64_t jid : targets) {
+    auto it = jobs_.find(jid);
+    if (it == jobs_.end()) {
+      if (finished_states_.contains(jid)) {
+        if (targets.size() == 1)
+          return Status::FailedPrecondition("job " + std::to_string(jid) + " has already ended");
+        continue;
+      }
+      return Status::NotFound("no job " + std::to_string(jid));
+    }
+    JobRecord& rec = it->second;
+    if (!MaySeeJob(who, rec.job))
+      return Status::NotFound("no job " + std::to_string(jid));
+    if (who.role == api::Role::kUser && rec.job.user != who.user) {
+      return Status::PermissionDenied("job " + std::to_string(jid) + " belongs to another user");
+    }
+    ++acted;
+    if (rec.job.state == JobState::kPending) {
+      pending_.erase(jid);
+      --pending_per_user_[AccountKey(rec.job.spec.account, rec.job.user)];
+      rec.job.end_time = now;
+      rec.job.reason.reset();
+      SetJobState(change, rec, JobState::kCancelled, "cancelled by " + who.user);
+      PersistJob(change, rec);
+      finished_states_[jid] = JobState::kCancelled;
+      jobs_.erase(it);
+      continue;
+    }
+    if (rec.terminating_deadline)
+      continue;  // Already being stopped.
+    Duration grace = Seconds(rec.job.spec.grace_period_s);
+    rec.terminating_deadline = now + grace;
+    rec.terminating_reason = "cancelled";
+    for (const auto& a : rec.job.allocation) {
+      change.dispatches.push_back(
+          {a.node, api::Kill{jid, rec.job.attempt, rec.job.spec.grace_period_s,
+                             "cancelled by " + who.user}});
+    }
+    json::object data = JobEventData(rec.job);
+    data["by"] = who.user;
+    AddEvent(change, "job.cancel_requested", std::move(data));
+  }
+  if (acted == 0)
+    return Status::FailedPrecondition("job " + std::to_string(id) + " has already ended");
+  change.reschedule = true;
+  return change;
+}
+
+Result<Change> ClusterState::Hold(const Principal& who, uint64_t id, bool hold) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) {
+    if (finished_states_.contains(id))
+      return Status::FailedPrecondition("job " + std::to_string(id) + " has already ended");
+    return Status::NotFound("no job " + std::to_string(id));
+  }
+  JobRecord& rec = it->second;
+  if (!MaySeeJob(who, rec.job))
+    return Status::NotFound("no job " + std::to_string(id));
+  if (rec.job.state != JobState::kPending) {
+    return Status::FailedPrecondition("job " + std::to_string(id) + " is " +
+                                      std::string(api::ToString(rec.job.state)) + ", not pending");
+  }
+  Change change;
+  if (rec.job.held == hold)
+    return change;
+  rec.job.held = hold;
+  PersistJob(change, rec);
+  json::object data = JobEventData(rec.job);
+  data["held"] = hold;
+  data["by"] = who.user;
+  AddEvent(change, hold ? "job.held" : "job.released", std::move(data));
+  change.reschedule = true;
+  return change;
+}
+
+Result<api::Job> ClusterState::GetJob(const Principal& who, uint64_t id,
+                                      const state::Store& store) const {
+  if (auto it = jobs_.find(id); it != jobs_.end()) {
+    if (!MaySeeJob(who, it->second.job))
+      return Status::NotFound("no job " + std::to_string(id));
+    return it->second.job;
+  }
+  auto raw = store.Get(state::Family::kJobs, state::U64Key(id));
+  if (!raw.ok())
+    return Status::NotFound("no job " + std::to_string(id));
+  boost::system::error_code ec;
+  json::value v = json::parse(*raw, ec);
+  if (ec || !v.is_object() || !v.get_object().contains("job")) {
+    return Status::Internal("job " + std::to_string(id) + " is stored malformed");
+  }
+  auto job = api::DecodeJob(v.get_object().at("job"));
+  if (!job.ok())
+    return Status::Internal("job " + std::to_string(id) + ": " + job.status().ToString());
+  if (!MaySeeJob(who, *job))
+    return Status::NotFound("no job " + std::to_string(id));
+  return job;
+}
+
+std::vector<api::Job> ClusterState::ListJobs(const Principal& who, const JobFilter& filter,
+                                             const state::Store& store) const {
+  std::vector<api::Job> out;
+  auto matches = [&](const api::Job& j) {
+    if (filter.state && j.state != *filter.state)
+      return false;
+    if (!filter.user.empty() && j.user != filter.user)
+      return false;
+    if (!filter.account.empty() && j.spec.account != filter.account)
+      return false;
+    return MaySeeJob(who, j);
+  };
+  bool wants_finished = !filter.state || api::IsTerminal(*filter.state);
+  if (!wants_finished) {
+    // Active jobs only: memory holds them all, in id order through the two sets.
+    std::vector<uint64_t> ids;
+    const auto& set = *filter.state == JobState::kPending ? pending_ : running_;
+    for (auto it = set.upper_bound(filter.after); it != set.end() && out.size() < filter.limit;
+         ++it) {
+      const api::Job& j = jobs_.at(*it).job;
+      if (matches(j))
+        out.push_back(j);
+    }
+    return out;
+  }
+  // The store holds every job in id order; active ones are read from memory for freshness.
+  store
+      .Scan(state::Family::kJobs, state::U64Key(filter.after + 1), {},
+            [&](std::string_view key, std::string_view value) {
+              uint64_t id = *state::ParseU64Key(key);
+              if (auto it = jobs_.find(id); it != jobs_.end()) {
+                if (matches(it->second.job))
+                  out.push_back(it->second.job);
+              } else {
+                boost::system::error_code ec;
+                json::value v = json::parse(value, ec);
+                if (!ec && v.is_object() && v.get_object().contains("job")) {
+                  auto job = api::DecodeJob(v.get_object().at("job"));
+                  if (job.ok() && matches(*job))
+                    out.push_back(std::move(job).value());
+                }
+              }
+              return out.size() < filter.limit;
+            })
+      .IgnoreError();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts.
+
+Result<Change> ClusterState::PutAccount(const Principal& who, api::Account account) {
+  if (who.role != api::Role::kAdmin)
+    return Status::PermissionDenied("only admins change accounts");
+  if (account.name == "root") {
+    account.parent.clear();
+  } else {
+    if (account.parent.empty())
+      account.parent = "root";
+    if (!accounts_.contains(account.parent)) {
+      return Status::InvalidArgument("unknown account '" + account.parent + "'", "parent");
+    }
+    if (IsInSubtree(account.parent, account.name)) {
+      return Status::InvalidArgument(
+          "'" + account.parent + "' is below '" + account.name + "': the tree would have a cycle",
+          "parent");
+    }
+  }
+  for (const auto& [type, q] : account.quotas) {
+    if (!config::FindGpuType(config_.gpu_types, type)) {
+      return Status::InvalidArgument("unknown GPU type", "quotas." + type);
+    }
+  }
+  // Children's guarantees must fit in the parent's, per GPU type, where the parent sets one.
+  auto guaranteed = [](const api::Account& a, const std::string& type) -> std::optional<int64_t> {
+    auto it = a.quotas.find(type);
+    if (it == a.quotas.end())
+      return std::nullopt;
+    return it->second.guaranteed;
+  };
+  if (!account.parent.empty()) {
+    const api::Account& parent = accounts_.at(account.parent);
+    for (const auto& [type, q] : account.quotas) {
+      auto pg = guaranteed(parent, type);
+      if (!pg)
+        continue;
+      int64_t sum = q.guaranteed;
+      for (const auto& [name, other] : accounts_) {
+        if (other.parent == account.parent && name != account.name)
+          sum += guaranteed(other, type).value_or(0);
+      }
+      if (sum > *pg) {
+        return Status::InvalidArgument("children of '" + account.parent + "' would be guaranteed " +
+                                           std::to_string(sum) + " " + type +
+                                           " GPUs, more than its " + std::to_string(*pg),
+                                       "quotas." + type + ".guaranteed");
+      }
+    }
+  }
+  Change change;
+  bool existed = accounts_.contains(account.name);
+  change.batch.Put(state::Family::kAccounts, account.name, Encoded(api::Encode(account)));
+  json::object data;
+  data["account"] = account.name;
+  data["by"] = who.user;
+  data["created"] = !existed;
+  data["spec"] = api::Encode(account);
+  AddEvent(change, "account.quota", std::move(data));
+  accounts_[account.name] = std::move(account);
+  change.reschedule = true;
+  return change;
+}
+
+std::vector<api::Account> ClusterState::Accounts() const {
+  std::vector<api::Account> out;
+  for (const auto& [name, a] : accounts_)
+    out.push_back(a);
+  return out;
+}
+
+double ClusterState::UsageGpuHours(const std::string& account) const {
+  Timestamp now = clock_.Now();
+  double seconds = 0;
+  if (auto it = usage_.find(account); it != usage_.end())
+    seconds = Decay(it->second, now, policy_.half_life);
+  for (uint64_t id : running_) {
+    const JobRecord& rec = jobs_.at(id);
+    if (rec.job.spec.account != account || !rec.job.start_time)
+      continue;
+    double gpus = 0;
+    for (const auto& a : rec.job.allocation)
+      gpus += static_cast<double>(a.gpus.size());
+    auto node = nodes_.find(rec.job.allocation.empty() ? "" : rec.job.allocation.front().node);
+    double cost = node == nodes_.end() ? 1.0 : GpuCost(node->second.node.gpu_type);
+    seconds += gpus * cost * std::chrono::duration<double>(now - *rec.job.start_time).count();
+  }
+  return seconds / 3600.0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attempts, usage and allocations.
+
+void ClusterState::ReleaseAllocation(const JobRecord& record) {
+  for (const auto& a : record.job.allocation) {
+    auto it = nodes_.find(a.node);
+    if (it == nodes_.end())
+      continue;
+    for (int g : a.gpus)
+      it->second.used_gpus &= ~(uint64_t{1} << g);
+  }
+}
+
+void ClusterState::ChargeUsage(Change& change, const JobRecord& record, Timestamp end,
+                               bool preempted) {
+  if (!record.job.start_time || record.job.allocation.empty())
+    return;
+  double gpus = 0;
+  for (const auto& a : record.job.allocation)
+    gpus += static_cast<double>(a.gpus.size());
+  auto node = nodes_.find(record.job.allocation.front().node);
+  double cost = node == nodes_.end() ? 1.0 : GpuCost(node->second.node.gpu_type);
+  double seconds =
+      std::max(0.0, std::chrono::duration<double>(end - *record.job.start_time).count());
+  double charge = gpus * cost * seconds * (preempted ? policy_.preemption.usage_charge : 1.0);
+  const std::string& account = record.job.spec.account;
+  UsageEntry& u = usage_[account];
+  u.value = Decay(u, end, policy_.half_life) + charge;
+  u.at = end;
+  double& budget = budget_used_[account];
+  auto acc = accounts_.find(account);
+  if (acc != accounts_.end() && acc->second.budget && end >= acc->second.budget->start &&
+      end < acc->second.budget->end) {
+    budget += charge / 3600.0;
+  }
+  json::object o{{"value", u.value}, {"at", ToUnixMillis(u.at)}, {"budget_used", budget}};
+  change.batch.Put(state::Family::kUsage, account, json::serialize(o));
+}
+
+void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_state,
+                                 std::optional<int32_t> exit_code,
+                                 std::optional<std::string> signal, std::string message) {
+  Timestamp now = clock_.Now();
+  uint64_t id = rec.job.id;
+  ReleaseAllocation(rec);
+  ChargeUsage(change, rec, now, end_state == JobState::kPreempted);
+  api::AttemptRecord attempt;
+  attempt.attempt = rec.job.attempt;
+  attempt.allocation = rec.job.allocation;
+  attempt.start_time = rec.job.start_time.value_or(now);
+  attempt.end_time = now;
+  attempt.state = end_state;
+  attempt.exit_code = exit_code;
+  rec.job.attempts.push_back(std::move(attempt));
+  rec.job.exit_code = exit_code;
+  rec.job.signal = std::move(signal);
+  running_.erase(id);
+  if (rec.job.array_job_id)
+    --array_running_[*rec.job.array_job_id];
+  rec.terminating_deadline.reset();
+  rec.terminating_reason.clear();
+  bool requeue = (end_state == JobState::kPreempted || end_state == JobState::kNodeFail) &&
+                 rec.job.spec.requeue;
+  if (requeue) {
+    SetJobState(change, rec, JobState::kPending,
+                message.empty() ? "requeued" : message + "; requeued");
+    rec.job.allocation.clear();
+    rec.job.start_time.reset();
+    rec.job.borrowing = false;
+    rec.runs_as_preemptible = false;
+    pending_.insert(id);
+    ++pending_per_user_[AccountKey(rec.job.spec.account, rec.job.user)];
+    PersistJob(change, rec);
+  } else {
+    rec.job.end_time = now;
+    SetJobState(change, rec, end_state, message);
+    PersistJob(change, rec);
+    finished_states_[id] = end_state;
+    jobs_.erase(id);
+  }
+  change.reschedule = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers and nodes.
+
+Result<Change> ClusterState::WorkerHello(const Principal& who, const api::Hello& hello) {
+  if (who.role != api::Role::kWorker && who.role != api::Role::kAdmin) {
+    return Status::PermissionDenied("only worker tokens may connect as a worker");
+  }
+  if (hello.node.empty())
+    return Status::InvalidArgument("required", "node");
+  if (hello.gpus.size() > 64)
+    return Status::InvalidArgument("at most 64 GPUs per node", "gpus");
+  Change change;
+  Timestamp now = clock_.Now();
+  NodeRecord& rec = nodes_[hello.node];
+  api::NodeState before = rec.node.name.empty() ? api::NodeState::kDown : rec.node.state;
+  rec.node.name = hello.node;
+  rec.node.site = hello.site.empty() ? "default" : hello.site;
+  rec.node.block = hello.block.empty() ? rec.node.site + "-default" : hello.block;
+  rec.node.labels = hello.labels;
+  rec.node.cpus = hello.cpus;
+  rec.node.memory_mib = hello.memory_mib;
+  rec.node.gpus = hello.gpus;
+  rec.node.gpu_count = static_cast<int32_t>(hello.gpus.size());
+  rec.node.gpu_type = hello.gpus.empty() ? "" : hello.gpus.front().type;
+  rec.node.nvlink_pairs = hello.nvlink_pairs;
+  rec.connected = true;
+  rec.last_heartbeat = now;
+  rec.node.last_heartbeat = now;
+  if (before == api::NodeState::kDown || before == api::NodeState::kUnhealthy) {
+    rec.node.state = api::NodeState::kUp;
+    rec.node.state_reason.clear();
+  }
+  bool unhealthy = std::any_of(hello.gpus.begin(), hello.gpus.end(), [](const api::Gpu& g) {
+    return g.health != api::GpuHealth::kHealthy;
+  });
+  (void)unhealthy;  // Unhealthy GPUs are left out of placement through their own health.
+  change.batch.Put(state::Family::kNodes, hello.node, Encoded(api::Encode(rec.node)));
+  if (before != rec.node.state || before == api::NodeState::kDown) {
+    AddEvent(change, "node.state",
+             {{"node", hello.node},
+              {"from", std::string(api::ToString(before))},
+              {"to", std::string(api::ToString(rec.node.state))},
+              {"reason", "worker connected"}});
+  }
+  // Reconcile: attempts the worker runs that the scheduler does not want are killed; attempts the
+  // scheduler placed here that the worker does not know are lost.
+  std::set<std::pair<uint64_t, uint32_t>> reported;
+  for (const auto& r : hello.running) {
+    reported.insert({r.job, r.attempt});
+    auto it = jobs_.find(r.job);
+    bool wanted = it != jobs_.end() && IsActive(it->second.job.state) &&
+                  it->second.job.attempt == r.attempt &&
+                  std::any_of(it->second.job.allocation.begin(), it->second.job.allocation.end(),
+                              [&](const api::Allocation& a) { return a.node == hello.node; });
+    if (!wanted) {
+      change.dispatches.push_back({hello.node, api::Kill{r.job, r.attempt, 0, "stale attempt"}});
+    }
+  }
+  std::vector<uint64_t> lost;
+  for (uint64_t id : running_) {
+    const JobRecord& j = jobs_.at(id);
+    for (const auto& a : j.job.allocation) {
+      if (a.node == hello.node && !reported.contains({id, j.job.attempt}))
+        lost.push_back(id);
+    }
+  }
+  for (uint64_t id : lost) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || !IsActive(it->second.job.state))
+      continue;
+    FinishAttempt(change, it->second, JobState::kNodeFail, std::nullopt, std::nullopt,
+                  "the worker on " + hello.node + " no longer runs it");
+  }
+  change.reschedule = true;
+  return change;
+}
+
+Result<Change> ClusterState::WorkerHeartbeat(const api::Heartbeat& hb) {
+  auto it = nodes_.find(hb.node);
+  if (it == nodes_.end())
+    return Status::FailedPrecondition("heartbeat before hello");
+  Change change;
+  it->second.last_heartbeat = clock_.Now();
+  it->second.node.last_heartbeat = it->second.last_heartbeat;
+  if (it->second.node.state == api::NodeState::kDown) {
+    it->second.node.state = api::NodeState::kUp;
+    change.batch.Put(state::Family::kNodes, hb.node, Encoded(api::Encode(it->second.node)));
+    AddEvent(change, "node.state",
+             {{"node", hb.node}, {"from", "down"}, {"to", "up"}, {"reason", "heartbeat"}});
+    change.reschedule = true;
+  }
+  return change;
+}
+
+Result<Change> ClusterState::WorkerJobUpdate(const std::string& node, const api::JobUpdate& u) {
+  Change change;
+  auto it = jobs_.find(u.job);
+  bool current = it != jobs_.end() && IsActive(it->second.job.state) &&
+                 it->second.job.attempt == u.attempt &&
+                 std::any_of(it->second.job.allocation.begin(), it->second.job.allocation.end(),
+                             [&](const api::Allocation& a) { return a.node == node; });
+  if (!current) {
+    // A stale or unknown attempt: make sure it is not running, and otherwise ignore it.
+    if (!api::IsTerminal(u.state)) {
+      change.dispatches.push_back({node, api::Kill{u.job, u.attempt, 0, "stale attempt"}});
+    }
+    return change;
+  }
+  JobRecord& rec = it->second;
+  if (u.checkpoint_time)
+    rec.last_checkpoint = u.checkpoint_time;
+  switch (u.state) {
+    case JobState::kPending:
+      return Status::InvalidArgument("a worker cannot report 'pending'", "state");
+    case JobState::kStarting:
+      return change;
+    case JobState::kRunning:
+      if (rec.job.state == JobState::kStarting) {
+        SetJobState(change, rec, JobState::kRunning, "");
+        PersistJob(change, rec);
+      } else if (u.checkpoint_time) {
+        PersistJob(change, rec);
+      }
+      return change;
+    default:
+      break;
+  }
+  // The attempt ended. What the scheduler asked for decides the name of the end: a kill it sent
+  // for preemption or a cancel is not a failure of the job.
+  JobState end = u.state;
+  if (rec.terminating_reason == "cancelled")
+    end = JobState::kCancelled;
+  if (rec.terminating_reason == "preempted")
+    end = JobState::kPreempted;
+  if (rec.terminating_reason == "timeout")
+    end = JobState::kTimeout;
+  for (const auto& a : rec.job.allocation) {
+    if (a.node != node) {
+      change.dispatches.push_back(
+          {a.node, api::Kill{u.job, u.attempt, 0, "another node of the gang ended"}});
+    }
+  }
+  FinishAttempt(change, rec, end, u.exit_code, u.signal, u.message);
+  return change;
+}
+
+Result<Change> ClusterState::WorkerGpuHealth(const api::GpuHealthReport& report) {
+  auto it = nodes_.find(report.node);
+  if (it == nodes_.end())
+    return Status::FailedPrecondition("gpu_health before hello");
+  Change change;
+  NodeRecord& rec = it->second;
+  for (const auto& g : report.gpus) {
+    for (auto& gpu : rec.node.gpus) {
+      if (gpu.index != g.index || gpu.health == g.health)
+        continue;
+      gpu.health = g.health;
+      AddEvent(change, "node.health",
+               {{"node", report.node},
+                {"gpu", g.index},
+                {"health", std::string(api::ToString(g.health))},
+                {"message", g.message}});
+    }
+  }
+  change.batch.Put(state::Family::kNodes, report.node, Encoded(api::Encode(rec.node)));
+  change.reschedule = true;
+  return change;
+}
+
+Change ClusterState::WorkerDisconnected(const std::string& node) {
+  Change change;
+  auto it = nodes_.find(node);
+  if (it != nodes_.end())
+    it->second.connected = false;
+  // The node goes `down` only when its heartbeats stop for `nodes.heartbeat_timeout`: a worker
+  // that reconnects at once keeps its jobs and state.
+  return change;
+}
+
+Result<Change> ClusterState::DrainNode(const Principal& who, const std::string& node,
+                                       const std::string& reason) {
+  if (who.role != api::Role::kAdmin)
+    return Status::PermissionDenied("only admins drain nodes");
+  auto it = nodes_.find(node);
+  if (it == nodes_.end())
+    return Status::NotFound("no node '" + node + "'");
+  Change change;
+  api::NodeState before = it->second.node.state;
+  bool busy = it->second.used_gpus != 0;
+  it->second.node.state = busy ? api::NodeState::kDraining : api::NodeState::kDrained;
+  it->second.node.state_reason = reason;
+  change.batch.Put(state::Family::kNodes, node, Encoded(api::Encode(it->second.node)));
+  AddEvent(change, "node.state",
+           {{"node", node},
+            {"from", std::string(api::ToString(before))},
+            {"to", std::string(api::ToString(it->second.node.state))},
+            {"reason", reason},
+            {"by", who.user}});
+  if (it->second.connected)
+    change.dispatches.push_back({node, api::Drain{reason}});
+  change.reschedule = true;
+  return change;
+}
+
+Result<Change> ClusterState::ResumeNode(const Principal& who, const std::string& node) {
+  if (who.role != api::Role::kAdmin)
+    return Status::PermissionDenied("only admins resume nodes");
+  auto it = nodes_.find(node);
+  if (it == nodes_.end())
+    return Status::NotFound("no node '" + node + "'");
+  Change change;
+  api::NodeState before = it->second.node.state;
+  if (before != api::NodeState::kDraining && before != api::NodeState::kDrained) {
+    return change;
+  }
+  it->second.node.state = api::NodeState::kUp;
+  it->second.node.state_reason.clear();
+  change.batch.Put(state::Family::kNodes, node, Encoded(api::Encode(it->second.node)));
+  AddEvent(change, "node.state",
+           {{"node", node},
+            {"from", std::string(api::ToString(before))},
+            {"to", "up"},
+            {"by", who.user}});
+  change.reschedule = true;
+  return change;
+}
+
+Change ClusterState::CheckNodeTimeouts() {
+  Change change;
+  Timestamp now = clock_.Now();
+  for (auto& [name, rec] : nodes_) {
+    Duration silent = now - rec.last_heartbeat;
+    if (rec.node.state != api::NodeState::kDown && silent >= config_.nodes.heartbeat_timeout) {
+      api::NodeState before = rec.node.state;
+      rec.node.state = api::NodeState::kDown;
+      rec.node.state_reason = "no heartbeat for " + FormatDuration(silent);
+      change.batch.Put(state::Family::kNodes, name, Encoded(api::Encode(rec.node)));
+      AddEvent(change, "node.state",
+               {{"node", name},
+                {"from", std::string(api::ToString(before))},
+                {"to", "down"},
+                {"reason", rec.node.state_reason}});
+      change.reschedule = true;
+    }
+    if (rec.node.state == api::NodeState::kDown && silent >= config_.nodes.lost_timeout) {
+      std::vector<uint64_t> lost;
+      for (uint64_t id : running_) {
+        for (const auto& a : jobs_.at(id).job.allocation) {
+          if (a.node == name)
+            lost.push_back(id);
+        }
+      }
+      for (uint64_t id : lost) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end() || !IsActive(it->second.job.state))
+          continue;
+        for (const auto& a : it->second.job.allocation) {
+          if (a.node != name) {
+            change.dispatches.push_back(
+                {a.node, api::Kill{id, it->second.job.attempt, 0, "node lost"}});
+          }
+        }
+        FinishAttempt(change, it->second, JobState::kNodeFail, std::nullopt, std::nullopt,
+                      "node " + name + " lost");
+      }
+    }
+  }
+  return change;
+}
+
+Change ClusterState::EnforceDeadlines() {
+  Change change;
+  Timestamp now = clock_.Now();
+  std::vector<uint64_t> overdue;
+  for (uint64_t id : running_) {
+    JobRecord& rec = jobs_.at(id);
+    if (rec.terminating_deadline) {
+      // The worker had the grace period and then some: if its node is gone, end the attempt here.
+      if (now >= *rec.terminating_deadline + config_.nodes.heartbeat_timeout)
+        overdue.push_back(id);
+      continue;
+    }
+    // Workers enforce time limits; this backs them up when a worker is silent.
+    if (rec.job.start_time) {
+      Timestamp limit_end = *rec.job.start_time + EffectiveTimeLimit(rec.job.spec);
+      if (now >=
+          limit_end + Seconds(rec.job.spec.grace_period_s) + config_.nodes.heartbeat_timeout) {
+        rec.terminating_reason = "timeout";
+        rec.terminating_deadline = now;
+        for (const auto& a : rec.job.allocation) {
+          change.dispatches.push_back({a.node, api::Kill{id, rec.job.attempt, 0, "time limit"}});
+        }
+      }
+    }
+  }
+  for (uint64_t id : overdue) {
+    JobRecord& rec = jobs_.at(id);
+    bool node_alive =
+        std::all_of(rec.job.allocation.begin(), rec.job.allocation.end(), [&](const auto& a) {
+          auto n = nodes_.find(a.node);
+          return n != nodes_.end() && n->second.connected;
+        });
+    if (node_alive)
+      continue;
+    JobState end = rec.terminating_reason == "preempted" ? JobState::kPreempted
+                   : rec.terminating_reason == "timeout" ? JobState::kTimeout
+                                                         : JobState::kCancelled;
+    FinishAttempt(change, rec, end, std::nullopt, std::nullopt,
+                  rec.terminating_reason + " (node unreachable)");
+  }
+  return change;
+}
+
+std::vector<api::Node> ClusterState::Nodes() const {
+  std::vector<api::Node> out;
+  for (const auto& [name, rec] : nodes_) {
+    api::Node n = rec.node;
+    n.free_gpus = n.gpu_count - __builtin_popcountll(rec.used_gpus);
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens.
+
+Change ClusterState::RecordToken(const Principal& who, const std::string& token_id,
+                                 const std::string& user) {
+  Change change;
+  AddEvent(change, "token.created", {{"token", token_id}, {"user", user}, {"by", who.user}});
+  return change;
+}
+
+Result<Change> ClusterState::RevokeToken(const Principal& who, const std::string& token_id) {
+  if (who.role != api::Role::kAdmin)
+    return Status::PermissionDenied("only admins revoke tokens");
+  if (token_id.rfind("tok_", 0) != 0 || token_id.size() > 64) {
+    return Status::InvalidArgument("not a token id", "id");
+  }
+  Change change;
+  revoked_.insert(token_id);
+  change.batch.Put(state::Family::kTokens, token_id, "revoked");
+  AddEvent(change, "token.revoked", {{"token", token_id}, {"by", who.user}});
+  return change;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduling.
+
+core::Snapshot ClusterState::BuildSnapshot() const {
+  core::Snapshot s;
+  Timestamp now = clock_.Now();
+  std::unordered_map<std::string, uint32_t> type_index;
+  for (const auto& t : config_.gpu_types) {
+    type_index[t.name] = static_cast<uint32_t>(s.gpu_types.size());
+    s.gpu_types.push_back({t.name, t.cost});
+  }
+  std::unordered_map<std::string, uint32_t> site_index, block_index, node_index;
+  for (const auto& [name, rec] : nodes_) {
+    const api::Node& n = rec.node;
+    auto type = type_index.find(n.gpu_type);
+    if (n.gpu_count > 0 && type == type_index.end())
+      continue;  // A GPU type we do not schedule.
+    auto [sit, snew] = site_index.try_emplace(n.site, static_cast<uint32_t>(s.sites.size()));
+    if (snew)
+      s.sites.push_back(n.site);
+    auto [bit, bnew] = block_index.try_emplace(n.block, static_cast<uint32_t>(s.blocks.size()));
+    if (bnew)
+      s.blocks.push_back({n.block, sit->second});
+    core::NodeInfo info;
+    info.name = name;
+    info.site = sit->second;
+    info.block = bit->second;
+    info.gpu_type = type == type_index.end() ? 0 : type->second;
+    info.gpu_count = static_cast<uint32_t>(n.gpu_count);
+    for (const auto& g : n.gpus) {
+      if (g.health != api::GpuHealth::kHealthy && g.index >= 0 && g.index < 64) {
+        info.unhealthy_gpus |= uint64_t{1} << g.index;
+      }
+    }
+    info.cpus = n.cpus;
+    info.memory_mib = n.memory_mib;
+    info.state = rec.connected ? n.state : api::NodeState::kDown;
+    if (!n.nvlink_pairs.empty()) {
+      info.nvlink.assign(info.gpu_count, 0);
+      for (auto [a, b] : n.nvlink_pairs) {
+        if (a >= 0 && b >= 0 && a < n.gpu_count && b < n.gpu_count) {
+          info.nvlink[a] |= uint64_t{1} << b;
+          info.nvlink[b] |= uint64_t{1} << a;
+        }
+      }
+    }
+    node_index[name] = static_cast<uint32_t>(s.nodes.size());
+    s.nodes.push_back(std::move(info));
+  }
+  // Accounts: parents before children is not required, only indices.
+  std::unordered_map<std::string, uint32_t> account_index;
+  for (const auto& [name, a] : accounts_) {
+    account_index[name] = static_cast<uint32_t>(s.accounts.size());
+    s.accounts.emplace_back();
+  }
+  std::unordered_map<std::string, double> running_usage;
+  for (uint64_t id : running_) {
+    const JobRecord& rec = jobs_.at(id);
+    if (!rec.job.start_time)
+      continue;
+    double gpus = 0;
+    for (const auto& a : rec.job.allocation)
+      gpus += static_cast<double>(a.gpus.size());
+    auto node = nodes_.find(rec.job.allocation.empty() ? "" : rec.job.allocation.front().node);
+    double cost = node == nodes_.end() ? 1.0 : GpuCost(node->second.node.gpu_type);
+    running_usage[rec.job.spec.account] +=
+        gpus * cost * std::chrono::duration<double>(now - *rec.job.start_time).count();
+  }
+  std::unordered_map<std::string, int32_t> preemptions;
+  for (const auto& [t, account] : recent_preemptions_) {
+    if (now - t < Seconds(3600))
+      ++preemptions[account];
+  }
+  for (const auto& [name, a] : accounts_) {
+    core::AccountInfo& info = s.accounts[account_index[name]];
+    info.name = name;
+    info.parent = a.parent.empty() ? core::kNoParent : account_index.at(a.parent);
+    info.shares = static_cast<double>(a.shares);
+    if (!a.quotas.empty()) {
+      info.quota.assign(s.gpu_types.size(), core::TypeQuota{0, core::kUnlimited});
+      for (const auto& [type, q] : a.quotas) {
+        auto t = type_index.find(type);
+        if (t == type_index.end())
+          continue;
+        info.quota[t->second] = {static_cast<int32_t>(q.guaranteed), static_cast<int32_t>(q.limit)};
+      }
+    }
+    if (a.budget) {
+      auto used = budget_used_.find(name);
+      info.budget = core::Budget{a.budget->gpu_hours, a.budget->start, a.budget->end,
+                                 used == budget_used_.end() ? 0.0 : used->second};
+    }
+    info.on_budget_exhausted = a.on_budget_exhausted;
+    if (a.max_running_gpus_per_user)
+      info.max_running_gpus_per_user = static_cast<int32_t>(*a.max_running_gpus_per_user);
+    double value = 0;
+    if (auto u = usage_.find(name); u != usage_.end())
+      value = Decay(u->second, now, policy_.half_life);
+    if (auto r = running_usage.find(name); r != running_usage.end())
+      value += r->second;
+    info.usage = {value, now};
+    if (auto p = preemptions.find(name); p != preemptions.end())
+      info.preemptions_last_hour = p->second;
+  }
+  std::unordered_map<std::string, uint32_t> user_index;
+  auto user_of = [&](const std::string& u) {
+    auto [it, fresh] = user_index.try_emplace(u, static_cast<uint32_t>(s.users.size()));
+    if (fresh)
+      s.users.push_back(u);
+    return it->second;
+  };
+  auto dependency_state = [&](uint64_t id) {
+    if (auto it = jobs_.find(id); it != jobs_.end())
+      return it->second.job.state;
+    if (auto it = finished_states_.find(id); it != finished_states_.end())
+      return it->second;
+    return JobState::kCompleted;  // Pruned history: long finished.
+  };
+  s.pending.reserve(pending_.size());
+  for (uint64_t id : pending_) {
+    const JobRecord& rec = jobs_.at(id);
+    const api::JobSpec& spec = rec.job.spec;
+    core::PendingJobInfo p;
+    p.id = JobId(id);
+    p.account = account_index.at(spec.account);
+    p.user = user_of(rec.job.user);
+    p.nodes = spec.nodes;
+    p.gpus_per_node = spec.gpus_per_node;
+    if (!spec.gpu_type.empty()) {
+      p.gpu_types = 0;
+      for (const auto& t : spec.gpu_type) {
+        if (auto it = type_index.find(t); it != type_index.end())
+          p.gpu_types |= uint64_t{1} << it->second;
+      }
+    }
+    p.cpus_per_node = spec.cpus_per_node;
+    p.memory_mib_per_node = spec.memory_mib_per_node;
+    p.time_limit = spec.time_limit_s ? Seconds(*spec.time_limit_s) : Duration(0);
+    p.priority_class = spec.priority_class;
+    p.topology = spec.topology;
+    p.submit_time = rec.job.submit_time;
+    p.held = rec.job.held;
+    for (const auto& d : spec.depends_on) {
+      p.dependencies.push_back({d.type, JobId(d.job), dependency_state(d.job)});
+    }
+    if (rec.job.array_job_id) {
+      p.array_parent = JobId(*rec.job.array_job_id);
+      if (spec.array) {
+        auto a = api::ParseArraySpec(*spec.array);
+        if (a.ok() && a->max_concurrent)
+          p.array_max_concurrent = static_cast<int32_t>(*a->max_concurrent);
+      }
+      auto r = array_running_.find(*rec.job.array_job_id);
+      p.array_running = r == array_running_.end() ? 0 : r->second;
+    }
+    p.attempt = Attempt(rec.job.attempt);
+    p.grace_period = Seconds(spec.grace_period_s);
+    s.pending.push_back(std::move(p));
+  }
+  for (uint64_t id : running_) {
+    const JobRecord& rec = jobs_.at(id);
+    core::RunningJobInfo r;
+    r.id = JobId(id);
+    r.attempt = Attempt(rec.job.attempt);
+    r.account = account_index.at(rec.job.spec.account);
+    r.user = user_of(rec.job.user);
+    bool known = true;
+    for (const auto& a : rec.job.allocation) {
+      auto n = node_index.find(a.node);
+      if (n == node_index.end()) {
+        known = false;
+        break;
+      }
+      core::NodeAllocation na;
+      na.node = n->second;
+      for (int g : a.gpus)
+        na.gpus |= uint64_t{1} << g;
+      na.cpus = rec.job.spec.cpus_per_node;
+      na.memory_mib = rec.job.spec.memory_mib_per_node;
+      r.allocation.push_back(na);
+    }
+    if (!known)
+      continue;
+    r.start_time = rec.job.start_time.value_or(now);
+    r.time_limit = EffectiveTimeLimit(rec.job.spec);
+    r.last_checkpoint = rec.last_checkpoint;
+    r.priority_class = rec.job.spec.priority_class;
+    r.borrowing = rec.job.borrowing;
+    r.preemptible =
+        rec.runs_as_preemptible || rec.job.spec.priority_class == api::PriorityClass::kPreemptible;
+    r.grace_period = Seconds(rec.job.spec.grace_period_s);
+    r.terminating_deadline = rec.terminating_deadline;
+    s.running.push_back(std::move(r));
+  }
+  return s;
+}
+
+Change ClusterState::ApplyPlan(const core::Snapshot& snapshot, const core::Plan& plan) {
+  Change change;
+  Timestamp now = clock_.Now();
+  for (const core::JobStart& start : plan.starts) {
+    auto it = jobs_.find(start.job.value());
+    // Re-validate: the job may have been cancelled or held, or a node lost, during the pass.
+    if (it == jobs_.end() || it->second.job.state != JobState::kPending || it->second.job.held ||
+        it->second.job.attempt + 1 != start.attempt.value()) {
+      continue;
+    }
+    bool fits = true;
+    for (const auto& na : start.nodes) {
+      auto n = nodes_.find(snapshot.nodes[na.node].name);
+      if (n == nodes_.end() || !n->second.connected ||
+          n->second.node.state != api::NodeState::kUp || (n->second.used_gpus & na.gpus) != 0) {
+        fits = false;
+        break;
+      }
+    }
+    if (!fits)
+      continue;
+    JobRecord& rec = it->second;
+    uint64_t id = rec.job.id;
+    std::vector<std::string> node_names;
+    rec.job.allocation.clear();
+    for (const auto& na : start.nodes) {
+      const std::string& name = snapshot.nodes[na.node].name;
+      node_names.push_back(name);
+      api::Allocation a;
+      a.node = name;
+      for (int g = 0; g < 64; ++g) {
+        if (na.gpus & (uint64_t{1} << g))
+          a.gpus.push_back(g);
+      }
+      nodes_[name].used_gpus |= na.gpus;
+      rec.job.allocation.push_back(std::move(a));
+    }
+    rec.job.attempt = start.attempt.value();
+    rec.job.start_time = now;
+    rec.job.borrowing = start.borrowing;
+    rec.job.reason.reset();
+    rec.runs_as_preemptible = start.runs_as_preemptible;
+    pending_.erase(id);
+    --pending_per_user_[AccountKey(rec.job.spec.account, rec.job.user)];
+    running_.insert(id);
+    if (rec.job.array_job_id)
+      ++array_running_[*rec.job.array_job_id];
+    SetJobState(change, rec, JobState::kStarting, start.borrowing ? "borrowing idle GPUs" : "");
+    PersistJob(change, rec);
+    for (size_t rank = 0; rank < rec.job.allocation.size(); ++rank) {
+      api::Launch launch;
+      launch.job = id;
+      launch.attempt = rec.job.attempt;
+      launch.spec = rec.job.spec;
+      launch.spec.time_limit_s = EffectiveTimeLimit(rec.job.spec).count() / 1000;
+      launch.gpus = rec.job.allocation[rank].gpus;
+      launch.array_index = rec.job.array_index;
+      launch.node_rank = static_cast<int32_t>(rank);
+      launch.nodes = node_names;
+      change.dispatches.push_back({rec.job.allocation[rank].node, std::move(launch)});
+    }
+  }
+  for (const core::PlannedPreemption& p : plan.preemptions) {
+    auto it = jobs_.find(p.victim.value());
+    if (it == jobs_.end() || !IsActive(it->second.job.state) ||
+        it->second.job.attempt != p.attempt.value() || it->second.terminating_deadline) {
+      continue;
+    }
+    JobRecord& rec = it->second;
+    rec.terminating_deadline = now + p.grace;
+    rec.terminating_reason = "preempted";
+    recent_preemptions_.push_back({now, rec.job.spec.account});
+    while (!recent_preemptions_.empty() &&
+           now - recent_preemptions_.front().first > Seconds(3600)) {
+      recent_preemptions_.pop_front();
+    }
+    for (const auto& a : rec.job.allocation) {
+      change.dispatches.push_back(
+          {a.node,
+           api::Kill{rec.job.id, rec.job.attempt, static_cast<int32_t>(p.grace.count() / 1000),
+                     "preempted for job " + std::to_string(p.for_job.value())}});
+    }
+    json::object data = JobEventData(rec.job);
+    data["for_job"] = p.for_job.value();
+    data["reason"] = p.reason;
+    AddEvent(change, "job.preempting", std::move(data));
+  }
+  // Reasons live in memory only: they are recomputed every pass, and persisting 100,000 of them
+  // each second would cost more than it tells.
+  for (const core::PendingReason& pr : plan.pending) {
+    auto it = jobs_.find(pr.job.value());
+    if (it == jobs_.end() || it->second.job.state != JobState::kPending)
+      continue;
+    core::Explanation e = plan.ExplanationFor(pr);
+    api::Reason reason;
+    reason.code = e.code;
+    reason.message = std::move(e.message);
+    for (auto& d : e.details) {
+      std::visit([&](auto& v) { reason.details[d.key] = v; }, d.value);
+    }
+    reason.estimated_start = pr.estimated_start;
+    it->second.job.reason = std::move(reason);
+  }
+  return change;
+}
+
+}  // namespace gsched::server

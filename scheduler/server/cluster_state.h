@@ -1,0 +1,195 @@
+// `ClusterState`: the scheduler's authoritative state - jobs, accounts, nodes, revoked tokens, the
+// id and event counters - and every change to it (DESIGN.md sections 2, 4 and 5).
+//
+// Shape: apply in memory, commit, then tell. Each mutation updates memory at once and returns a
+// `Change`: the `WriteBatch` that makes it durable, the events it produced (with their gap-free
+// sequence numbers) and the messages for workers. The caller commits the batch and, only once it
+// is durable, answers the client, publishes the events and sends the messages. Because one thread
+// makes every change and the store commits in submission order, the disk always holds a prefix of
+// the changes made in memory; a crash loses only changes nobody was told about.
+//
+// Threading: not thread-safe; owned by the service's state thread. No I/O here (the store is only
+// read by `Load`), so the whole state machine is tested with a `MemoryStore` and a manual clock.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "config/scheduler_config.h"
+#include "scheduler/api/types.h"
+#include "scheduler/api/worker_messages.h"
+#include "scheduler/common/clock.h"
+#include "scheduler/common/status.h"
+#include "scheduler/core/model.h"
+#include "scheduler/core/schedule.h"
+#include "scheduler/state/store.h"
+
+namespace gsched::server {
+
+// Who is asking, from a verified token.
+struct Principal {
+  std::string user;
+  api::Role role = api::Role::kUser;
+  std::vector<std::string> accounts;  // The first is the default account.
+  std::string token_id;
+  Timestamp expires{};
+};
+
+// A message for the worker of one node.
+struct Dispatch {
+  std::string node;
+  api::SchedulerMessage message;
+};
+
+struct Change {
+  state::WriteBatch batch;
+  std::vector<api::Event> events;
+  std::vector<Dispatch> dispatches;
+  bool reschedule = false;  // Something changed that a scheduling pass should look at.
+};
+
+struct NodeRecord {
+  api::Node node;
+  bool connected = false;
+  Timestamp last_heartbeat{};
+  uint64_t used_gpus = 0;  // Bitmask derived from running allocations.
+  int32_t used_cpus = 0;
+  int64_t used_memory_mib = 0;
+};
+
+struct JobRecord {
+  api::Job job;
+  std::optional<Timestamp> last_checkpoint;
+  bool runs_as_preemptible = false;
+  std::optional<Timestamp> terminating_deadline;  // A kill or preemption is under way.
+  std::string terminating_reason;                 // "cancelled", "preempted", "timeout".
+};
+
+struct UsageEntry {
+  double value = 0;  // Normalised GPU-seconds as of `at`.
+  Timestamp at{};
+};
+
+struct JobFilter {
+  std::optional<api::JobState> state;
+  std::string user;
+  std::string account;
+  uint64_t after = 0;  // Ids greater than this.
+  size_t limit = 1000;
+};
+
+class ClusterState {
+ public:
+  ClusterState(const config::SchedulerConfig& config, const Clock& clock);
+
+  // Reads everything from `store`: non-terminal jobs, accounts, usage, nodes, revocations and the
+  // counters. Called once before anything else.
+  Status Load(const state::Store& store);
+
+  // --- Jobs ---------------------------------------------------------------------------------
+  // Validates and queues the specs (an array expands to one job per index). `ids` gets the new ids.
+  Result<Change> Submit(const Principal& who, std::vector<api::JobSpec> specs,
+                        std::vector<uint64_t>* ids);
+  Result<Change> Cancel(const Principal& who, uint64_t id);
+  Result<Change> Hold(const Principal& who, uint64_t id, bool hold);
+  // A job the caller may see: from memory, else from the store (finished jobs).
+  Result<api::Job> GetJob(const Principal& who, uint64_t id, const state::Store& store) const;
+  std::vector<api::Job> ListJobs(const Principal& who, const JobFilter& filter,
+                                 const state::Store& store) const;
+
+  // --- Accounts -----------------------------------------------------------------------------
+  Result<Change> PutAccount(const Principal& who, api::Account account);
+  std::vector<api::Account> Accounts() const;
+  const std::map<std::string, api::Account>& account_map() const { return accounts_; }
+  // Decayed usage as of now, in normalised GPU-hours, including running jobs so far.
+  double UsageGpuHours(const std::string& account) const;
+
+  // --- Nodes and workers --------------------------------------------------------------------
+  Result<Change> WorkerHello(const Principal& who, const api::Hello& hello);
+  Result<Change> WorkerHeartbeat(const api::Heartbeat& hb);
+  Result<Change> WorkerJobUpdate(const std::string& node, const api::JobUpdate& update);
+  Result<Change> WorkerGpuHealth(const api::GpuHealthReport& report);
+  Change WorkerDisconnected(const std::string& node);
+  Result<Change> DrainNode(const Principal& who, const std::string& node,
+                           const std::string& reason);
+  Result<Change> ResumeNode(const Principal& who, const std::string& node);
+  // Marks silent nodes `down`, and their jobs `node_fail` after the lost timeout.
+  Change CheckNodeTimeouts();
+  // Kills attempts whose grace after a kill or preemption ran out, and jobs past their limit.
+  Change EnforceDeadlines();
+  std::vector<api::Node> Nodes() const;
+
+  // --- Tokens -------------------------------------------------------------------------------
+  Change RecordToken(const Principal& who, const std::string& token_id, const std::string& user);
+  Result<Change> RevokeToken(const Principal& who, const std::string& token_id);
+  bool IsRevoked(const std::string& token_id) const { return revoked_.contains(token_id); }
+
+  // --- Scheduling ---------------------------------------------------------------------------
+  // The snapshot the core decides over. `job_ids` maps pending indices back.
+  core::Snapshot BuildSnapshot() const;
+  // Re-validates `plan` against the state now, applies what still holds, and returns the change
+  // (starts become `starting` with their launch messages, preemptions become kills).
+  Change ApplyPlan(const core::Snapshot& snapshot, const core::Plan& plan);
+  const core::PolicyConfig& policy() const { return policy_; }
+
+  // --- Introspection ------------------------------------------------------------------------
+  uint64_t last_event_seq() const { return next_seq_ - 1; }
+  const std::deque<api::Event>& recent_events() const { return recent_events_; }
+  size_t pending_count() const { return pending_.size(); }
+  size_t running_count() const { return running_.size(); }
+  const std::unordered_map<uint64_t, JobRecord>& jobs() const { return jobs_; }
+  const std::map<std::string, NodeRecord>& nodes() const { return nodes_; }
+
+  // Whether `who` may act on jobs of `account` (own account, coordinator of its subtree, admin).
+  bool MayManageAccount(const Principal& who, const std::string& account) const;
+
+ private:
+  void AddEvent(Change& change, std::string type, boost::json::object data);
+  void PersistJob(Change& change, const JobRecord& record);
+  void SetJobState(Change& change, JobRecord& record, api::JobState to, std::string why);
+  // Ends the current attempt of a starting/running job: frees its GPUs, charges usage, records the
+  // attempt, and requeues or finishes the job.
+  void FinishAttempt(Change& change, JobRecord& record, api::JobState end_state,
+                     std::optional<int32_t> exit_code, std::optional<std::string> signal,
+                     std::string message);
+  void ReleaseAllocation(const JobRecord& record);
+  void ChargeUsage(Change& change, const JobRecord& record, Timestamp end, bool preempted);
+  bool MaySeeJob(const Principal& who, const api::Job& job) const;
+  bool IsInSubtree(const std::string& account, const std::string& root) const;
+  double GpuCost(const std::string& type) const;
+  Status ValidateSpec(const Principal& who, api::JobSpec& spec, size_t index) const;
+  // The limit a job runs under: its own, else its class default, at most the class maximum.
+  Duration EffectiveTimeLimit(const api::JobSpec& spec) const;
+
+  const config::SchedulerConfig& config_;
+  const Clock& clock_;
+  core::PolicyConfig policy_;
+
+  std::unordered_map<uint64_t, JobRecord> jobs_;  // Every job that is not terminal.
+  std::set<uint64_t> pending_;
+  std::set<uint64_t> running_;  // `starting` and `running`.
+  std::map<std::string, api::Account> accounts_;
+  std::map<std::string, UsageEntry> usage_;
+  std::map<std::string, double> budget_used_;  // Normalised GPU-hours in the budget period.
+  std::map<std::string, NodeRecord> nodes_;
+  std::unordered_set<std::string> revoked_;
+  // Final states of jobs no longer in memory: dependencies need them.
+  std::unordered_map<uint64_t, api::JobState> finished_states_;
+  std::unordered_map<std::string, int64_t> pending_per_user_;         // "account\x1fuser" -> count.
+  std::unordered_map<uint64_t, int32_t> array_running_;               // Running tasks per array id.
+  std::deque<std::pair<Timestamp, std::string>> recent_preemptions_;  // (time, account).
+
+  uint64_t next_job_id_ = 1;
+  uint64_t next_seq_ = 1;
+  std::deque<api::Event> recent_events_;  // The newest events, for watch replays.
+};
+
+}  // namespace gsched::server

@@ -1,0 +1,59 @@
+// gsched-scheduler --config FILE [--listen HOST:PORT] [--data-dir DIR]
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "config/scheduler_config.h"
+#include "scheduler/common/logging.h"
+#include "scheduler/server/service.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"gsched-scheduler: the fair-share GPU scheduler daemon"};
+  std::string config_path;
+  std::string listen;
+  std::string data_dir;
+  app.add_option("--config", config_path, "scheduler.yaml")->required();
+  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 takes a free port");
+  app.add_option("--data-dir", data_dir, "where RocksDB, the signing key and admin.token live");
+  CLI11_PARSE(app, argc, argv);
+
+  auto config = gsched::config::LoadSchedulerConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "gsched-scheduler: " << config_path << ": " << config.status().ToString() << "\n";
+    return 2;
+  }
+  if (!listen.empty())
+    config->listen = listen;
+  if (!data_dir.empty())
+    config->data_dir = data_dir;
+  if (auto s =
+          gsched::SetupLogging("gsched-scheduler", gsched::config::ToString(config->log_level));
+      !s.ok()) {
+    std::cerr << "gsched-scheduler: " << s.ToString() << "\n";
+    return 2;
+  }
+
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto service = gsched::server::SchedulerService::Start(std::move(config).value());
+  if (!service.ok()) {
+    std::cerr << "gsched-scheduler: " << service.status().ToString() << "\n";
+    return 1;
+  }
+  std::printf("listening on http://%s\n", (*service)->address().c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::fprintf(stderr, "gsched-scheduler: signal %d, shutting down\n", sig);
+  (*service)->Stop();
+  return 0;
+}

@@ -1,0 +1,846 @@
+#include "scheduler/server/service.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <unordered_map>
+
+#include "config/accounts_config.h"
+#include "scheduler/api/codec.h"
+#include "scheduler/api/json.h"
+#include "scheduler/api/worker_messages.h"
+#include "scheduler/net/http_server.h"
+#include "scheduler/server/cluster_state.h"
+#include "scheduler/server/metrics.h"
+#include "scheduler/server/rate_limiter.h"
+#include "scheduler/server/token.h"
+#include "scheduler/state/rocksdb_store.h"
+
+namespace gsched::server {
+namespace asio = boost::asio;
+namespace json = boost::json;
+using net::HttpRequest;
+using net::HttpResponse;
+using net::Responder;
+
+namespace {
+
+// Commits waiting for the disk beyond which new writes are refused with 503 rather than queued.
+constexpr uint64_t kMaxCommitBacklog = 100'000;
+
+int HttpStatus(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kResourceExhausted:
+      return 429;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kDeadlineExceeded:
+      return 504;
+    case StatusCode::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+HttpResponse Error(const Status& s) {
+  return {HttpStatus(s.code()), json::serialize(api::ErrorBody(s))};
+}
+HttpResponse Json(int status, const json::value& v) {
+  return {status, json::serialize(v)};
+}
+
+std::vector<std::string_view> Segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/')
+      ++i;
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos)
+      j = path.size();
+    if (j > i)
+      out.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+Result<uint64_t> ParseId(std::string_view text, std::string_view field) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || v == 0) {
+    return Status::InvalidArgument(
+        "must be a positive integer, got '" + std::string(text.substr(0, 32)) + "'",
+        std::string(field));
+  }
+  return v;
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& content, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (fd < 0)
+    return Status::Unavailable("cannot create " + tmp + ": " + std::strerror(errno));
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::Unavailable("cannot write " + path + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+api::Account FromSpec(const config::AccountSpec& spec) {
+  api::Account a;
+  a.name = spec.name;
+  a.parent = spec.name == "root" ? "" : spec.parent;
+  a.shares = spec.shares;
+  for (const auto& [type, q] : spec.quotas) {
+    a.quotas[type] = {q.guaranteed, q.limit.value_or(api::kMaxQuotaGpus)};
+  }
+  if (spec.budget)
+    a.budget = api::Budget{spec.budget->gpu_hours, spec.budget->start, spec.budget->end};
+  a.on_budget_exhausted = spec.on_budget_exhausted;
+  a.max_pending_jobs_per_user = spec.max_pending_jobs_per_user;
+  a.max_running_gpus_per_user = spec.max_running_gpus_per_user;
+  if (!spec.users.empty())
+    a.users = spec.users;
+  return a;
+}
+
+}  // namespace
+
+struct SchedulerService::Impl {
+  config::SchedulerConfig config;
+  SystemClock clock;
+  std::unique_ptr<state::RocksDbStore> store;
+  std::optional<TokenAuthority> authority;
+  std::unique_ptr<ClusterState> state;
+  std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<net::HttpServer> http;
+  std::string address;
+
+  // The state thread and the scheduling thread.
+  asio::io_context state_ioc{1};
+  asio::io_context sched_ioc{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> state_work, sched_work;
+  std::thread state_thread, sched_thread;
+  std::optional<asio::steady_timer> tick;
+  std::atomic<bool> stopped{false};
+
+  // State-thread only.
+  std::unordered_map<std::string, std::shared_ptr<net::WsConnection>> workers;
+  bool pass_running = false;
+  bool pass_wanted = false;
+  uint64_t passes = 0;
+
+  // Metrics.
+  Histogram cycle_seconds{{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
+  Histogram submit_seconds{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
+  Histogram commit_batch{{1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}};
+  std::atomic<uint64_t> jobs_submitted{0};
+  std::atomic<uint64_t> rate_limited{0};
+
+  // ---- Plumbing ------------------------------------------------------------------------------
+  template <typename F>
+  void OnState(F&& f) {
+    asio::post(state_ioc, std::forward<F>(f));
+  }
+
+  // Commits `change`; once durable, sends its messages, then calls `then`. State thread.
+  void Commit(Change change, std::function<void(Status)> then) {
+    if (change.reschedule)
+      Kick();
+    if (change.batch.empty()) {
+      Deliver(change);
+      if (then)
+        then(Status::Ok());
+      return;
+    }
+    commit_batch.Observe(static_cast<double>(change.batch.size()));
+    auto events = std::make_shared<Change>(std::move(change));
+    state::WriteBatch batch = std::move(events->batch);
+    store->CommitAsync(std::move(batch), [this, events, then = std::move(then)](Status s) mutable {
+      OnState([this, events, then = std::move(then), s = std::move(s)]() mutable {
+        if (!s.ok()) {
+          // Memory is ahead of the disk and the disk refused: the only consistent state left is
+          // the one on disk. Stop here; a restart loads it.
+          spdlog::critical(
+              "commit failed: {}; stopping so that a restart reloads the durable state",
+              s.ToString());
+          std::abort();
+        }
+        Deliver(*events);
+        if (then)
+          then(Status::Ok());
+      });
+    });
+  }
+
+  void Deliver(const Change& change) {
+    for (const Dispatch& d : change.dispatches) {
+      auto it = workers.find(d.node);
+      if (it == workers.end())
+        continue;  // Reconciled when the worker says hello again.
+      it->second->Send(api::SerializeMessage(d.message));
+    }
+  }
+
+  // Applies `result` (a change or an error) and answers through `respond` once durable.
+  void Finish(Result<Change> result, Responder respond, std::function<HttpResponse()> ok) {
+    if (!result.ok())
+      return respond(Error(result.status()));
+    Commit(std::move(result).value(), [respond = std::move(respond), ok = std::move(ok)](Status s) {
+      respond(s.ok() ? ok() : Error(s));
+    });
+  }
+
+  // ---- The scheduling loop -------------------------------------------------------------------
+  void Kick() {
+    pass_wanted = true;
+    if (!pass_running)
+      OnState([this] { RunPass(); });
+  }
+
+  void RunPass() {
+    if (pass_running || !pass_wanted || stopped)
+      return;
+    pass_wanted = false;
+    pass_running = true;
+    // 1. Snapshot the state (state thread).
+    auto snapshot = std::make_shared<core::Snapshot>(state->BuildSnapshot());
+    Timestamp now = clock.Now();
+    // 2. Decide (scheduling thread): the pure core, as in the simulator.
+    asio::post(sched_ioc, [this, snapshot, now] {
+      auto t0 = std::chrono::steady_clock::now();
+      auto plan = std::make_shared<core::Plan>(core::Schedule(*snapshot, state->policy(), now));
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      cycle_seconds.Observe(seconds);
+      // 3. Re-validate and apply, commit, then dispatch (state thread).
+      OnState([this, snapshot, plan] {
+        ++passes;
+        Commit(state->ApplyPlan(*snapshot, *plan), nullptr);
+        pass_running = false;
+        if (pass_wanted)
+          OnState([this] { RunPass(); });
+      });
+    });
+  }
+
+  void OnTick() {
+    if (stopped)
+      return;
+    Commit(state->CheckNodeTimeouts(), nullptr);
+    Commit(state->EnforceDeadlines(), nullptr);
+    pass_wanted = true;
+    RunPass();
+    tick->expires_after(std::chrono::milliseconds(config.scheduling.interval.count()));
+    tick->async_wait([this](boost::system::error_code ec) {
+      if (!ec)
+        OnTick();
+    });
+  }
+
+  // ---- Authentication ------------------------------------------------------------------------
+  // Verifies the bearer token's signature and expiry (any thread); revocation is checked on the
+  // state thread, where the revocation set lives.
+  Result<Principal> Authenticate(const HttpRequest& req) {
+    std::string_view auth = req.Header("authorization");
+    if (auth.empty())
+      return Status::Unauthenticated("missing Authorization: Bearer token");
+    if (auth.substr(0, 7) != "Bearer ")
+      return Status::Unauthenticated("Authorization must be 'Bearer TOKEN'");
+    ASSIGN_OR_RETURN(TokenClaims claims, authority->Verify(auth.substr(7), clock.Now()));
+    return Principal{claims.user, claims.role, claims.accounts, claims.id, claims.expires};
+  }
+
+  // ---- HTTP ----------------------------------------------------------------------------------
+  void Handle(HttpRequest&& req, Responder respond) {
+    if (req.path == "/healthz")
+      return respond({200, R"({"status":"ok"})"});
+    if (req.path == "/metrics") {
+      return OnState([this, respond] {
+        respond({200, RenderMetrics(), "text/plain; version=0.0.4"});
+      });
+    }
+    auto who = Authenticate(req);
+    if (!who.ok())
+      return respond(Error(who.status()));
+    if (!limiter->Allow(who->token_id)) {
+      rate_limited.fetch_add(1, std::memory_order_relaxed);
+      HttpResponse r = Error(Status::ResourceExhausted(
+          "rate limit of " + std::to_string(config.rate_limit.requests_per_s) +
+          " requests/s exceeded"));
+      r.headers.push_back(
+          {"Retry-After", std::to_string(limiter->RetryAfterSeconds(who->token_id))});
+      return respond(std::move(r));
+    }
+    auto parts = Segments(req.path);
+    if (parts.empty() || parts[0] != "v1")
+      return respond(Error(Status::NotFound("no route " + req.path)));
+    // Bodies are parsed here, on the network thread, so that the state thread only decides.
+    if (parts.size() == 2 && parts[1] == "jobs" && req.method == "POST") {
+      auto body = api::ParseJson(req.body);
+      if (!body.ok())
+        return respond(Error(body.status()));
+      auto specs = api::DecodeSubmitBody(*body);
+      if (!specs.ok())
+        return respond(Error(specs.status()));
+      bool batch = body->is_object() && body->get_object().contains("jobs");
+      auto t0 = std::chrono::steady_clock::now();
+      return OnState([this, who = std::move(who).value(), specs = std::move(specs).value(), batch,
+                      respond = std::move(respond), t0]() mutable {
+        if (auto s = Revoked(who); !s.ok())
+          return respond(Error(s));
+        if (Backlogged())
+          return respond(Error(Status::Unavailable("the scheduler is overloaded; retry")));
+        bool single = !batch && specs.size() == 1 && !specs[0].array;
+        auto ids = std::make_shared<std::vector<uint64_t>>();
+        auto change = state->Submit(who, std::move(specs), ids.get());
+        Finish(std::move(change), std::move(respond), [this, ids, single, t0] {
+          jobs_submitted.fetch_add(ids->size(), std::memory_order_relaxed);
+          submit_seconds.Observe(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          if (single)
+            return Json(201, {{"id", ids->front()}});
+          json::array a;
+          for (uint64_t id : *ids)
+            a.push_back(id);
+          return Json(201, {{"ids", std::move(a)}});
+        });
+      });
+    }
+    std::optional<json::value> body;
+    if (req.method == "PUT" || (req.method == "POST" && !req.body.empty())) {
+      auto parsed = api::ParseJson(req.body);
+      if (!parsed.ok())
+        return respond(Error(parsed.status()));
+      body = std::move(parsed).value();
+    }
+    OnState([this, who = std::move(who).value(), req = std::move(req), body = std::move(body),
+             respond = std::move(respond)]() mutable {
+      if (auto s = Revoked(who); !s.ok())
+        return respond(Error(s));
+      Route(who, req, body, std::move(respond));
+    });
+  }
+
+  Status Revoked(const Principal& who) const {
+    if (state->IsRevoked(who.token_id))
+      return Status::Unauthenticated("token revoked");
+    return Status::Ok();
+  }
+
+  bool Backlogged() const { return store->Stats().queue_depth > kMaxCommitBacklog; }
+
+  // State thread.
+  void Route(const Principal& who, const HttpRequest& req, const std::optional<json::value>& body,
+             Responder respond) {
+    auto p = Segments(req.path);
+    const std::string& m = req.method;
+    auto not_allowed = [&] {
+      respond(Error(Status(StatusCode::kNotFound, "no route " + m + " " + req.path)));
+    };
+    if (p.size() >= 2 && p[1] == "jobs") {
+      if (p.size() == 2 && m == "GET")
+        return ListJobs(who, req, respond);
+      if (p.size() < 3)
+        return not_allowed();
+      auto id = ParseId(p[2], "id");
+      if (!id.ok())
+        return respond(Error(id.status()));
+      if (p.size() == 3 && m == "GET") {
+        auto job = state->GetJob(who, *id, *store);
+        return respond(job.ok() ? Json(200, api::Encode(*job)) : Error(job.status()));
+      }
+      if (p.size() == 4 && m == "POST") {
+        auto ok = [this, who, id = *id] {
+          auto job = state->GetJob(who, id, *store);
+          return job.ok() ? Json(200, api::Encode(*job)) : Json(200, {{"id", id}});
+        };
+        if (p[3] == "cancel")
+          return Finish(state->Cancel(who, *id), respond, ok);
+        if (p[3] == "hold")
+          return Finish(state->Hold(who, *id, true), respond, ok);
+        if (p[3] == "release")
+          return Finish(state->Hold(who, *id, false), respond, ok);
+      }
+      return not_allowed();
+    }
+    if (p.size() >= 2 && p[1] == "nodes") {
+      if (p.size() == 2 && m == "GET") {
+        if (who.role == api::Role::kWorker)
+          return respond(Error(Status::PermissionDenied("workers may not list nodes")));
+        json::array a;
+        for (const auto& n : state->Nodes())
+          a.push_back(api::Encode(n));
+        return respond(Json(200, {{"nodes", std::move(a)}}));
+      }
+      if (p.size() == 4 && m == "POST" && (p[3] == "drain" || p[3] == "resume")) {
+        std::string node(p[2]);
+        std::string reason = "drained by " + who.user;
+        if (body && body->is_object()) {
+          if (const auto* r = body->get_object().if_contains("reason")) {
+            if (!r->is_string() || r->get_string().size() > 1024) {
+              return respond(Error(Status::InvalidArgument(
+                  "must be a string of at most 1024 characters", "reason")));
+            }
+            reason = std::string(r->get_string());
+          }
+        }
+        auto ok = [this, node] {
+          for (const auto& n : state->Nodes()) {
+            if (n.name == node)
+              return Json(200, api::Encode(n));
+          }
+          return Json(200, {{"node", node}});
+        };
+        if (p[3] == "drain")
+          return Finish(state->DrainNode(who, node, reason), respond, ok);
+        return Finish(state->ResumeNode(who, node), respond, ok);
+      }
+      return not_allowed();
+    }
+    if (p.size() >= 2 && p[1] == "accounts") {
+      if (p.size() == 2 && m == "GET") {
+        json::array a;
+        for (const auto& acc : state->Accounts()) {
+          json::value v = api::Encode(acc);
+          v.as_object()["usage_gpu_hours"] = state->UsageGpuHours(acc.name);
+          a.push_back(std::move(v));
+        }
+        return respond(Json(200, {{"accounts", std::move(a)}}));
+      }
+      if (p.size() == 3 && m == "PUT") {
+        if (!body)
+          return respond(Error(Status::InvalidArgument("a JSON body is required")));
+        auto account = api::DecodeAccount(*body);
+        if (!account.ok())
+          return respond(Error(account.status()));
+        std::string name(p[2]);
+        if (!account->name.empty() && account->name != name) {
+          return respond(
+              Error(Status::InvalidArgument("does not match the URL's '" + name + "'", "name")));
+        }
+        account->name = name;
+        return Finish(state->PutAccount(who, std::move(account).value()), respond, [this, name] {
+          return Json(200, api::Encode(state->account_map().at(name)));
+        });
+      }
+      return not_allowed();
+    }
+    if (p.size() == 2 && p[1] == "whoami" && m == "GET") {
+      api::WhoAmI w{who.user, who.role, who.accounts, who.token_id, who.expires};
+      return respond(Json(200, api::Encode(w)));
+    }
+    if (p.size() >= 2 && p[1] == "tokens") {
+      if (p.size() == 2 && m == "POST")
+        return CreateToken(who, body, respond);
+      if (p.size() == 3 && m == "DELETE") {
+        std::string id(p[2]);
+        return Finish(state->RevokeToken(who, id), respond, [id] {
+          return Json(200, {{"id", id}, {"revoked", true}});
+        });
+      }
+      return not_allowed();
+    }
+    if (p.size() == 2 && p[1] == "cluster" && m == "GET")
+      return respond(Json(200, Cluster()));
+    not_allowed();
+  }
+
+  void ListJobs(const Principal& who, const HttpRequest& req, const Responder& respond) {
+    JobFilter f;
+    if (auto s = req.Query("state")) {
+      auto st = api::ParseEnum<api::JobState>(*s);
+      if (!st)
+        return respond(Error(
+            Status::InvalidArgument("must be one of " + api::EnumNames<api::JobState>(), "state")));
+      f.state = *st;
+    }
+    if (auto u = req.Query("user"))
+      f.user = std::string(*u);
+    if (auto a = req.Query("account"))
+      f.account = std::string(*a);
+    if (auto l = req.Query("limit")) {
+      auto v = ParseId(*l, "limit");
+      if (!v.ok() || *v > 10000)
+        return respond(Error(Status::InvalidArgument("must be 1..10000", "limit")));
+      f.limit = *v;
+    }
+    if (auto a = req.Query("after")) {
+      uint64_t v = 0;
+      auto [ptr, ec] = std::from_chars(a->data(), a->data() + a->size(), v);
+      if (ec != std::errc() || ptr != a->data() + a->size()) {
+        return respond(Error(Status::InvalidArgument("must be a job id", "after")));
+      }
+      f.after = v;
+    }
+    json::array a;
+    uint64_t last = 0;
+    for (const auto& j : state->ListJobs(who, f, *store)) {
+      last = j.id;
+      a.push_back(api::Encode(j));
+    }
+    json::object out{{"jobs", std::move(a)}};
+    if (out["jobs"].as_array().size() == f.limit)
+      out["next_after"] = last;
+    respond(Json(200, out));
+  }
+
+  void CreateToken(const Principal& who, const std::optional<json::value>& body,
+                   const Responder& respond) {
+    if (who.role != api::Role::kAdmin)
+      return respond(Error(Status::PermissionDenied("only admins create tokens")));
+    if (!body)
+      return respond(Error(Status::InvalidArgument("a JSON body is required")));
+    auto req = api::DecodeTokenRequest(*body);
+    if (!req.ok())
+      return respond(Error(req.status()));
+    for (size_t i = 0; i < req->accounts.size(); ++i) {
+      if (!state->account_map().contains(req->accounts[i])) {
+        return respond(Error(Status::InvalidArgument("unknown account '" + req->accounts[i] + "'",
+                                                     "accounts[" + std::to_string(i) + "]")));
+      }
+    }
+    TokenClaims claims{NewTokenId(), req->user, req->role, req->accounts,
+                       clock.Now() + Seconds(req->expires_in_s)};
+    api::TokenAnswer answer{claims.id, authority->Sign(claims)};
+    Commit(state->RecordToken(who, claims.id, claims.user), [respond, answer](Status s) {
+      respond(s.ok() ? Json(201, api::Encode(answer)) : Error(s));
+    });
+  }
+
+  json::object Cluster() {
+    json::object gpus;
+    int64_t total = 0, busy = 0;
+    for (const auto& [name, rec] : state->nodes()) {
+      json::object& t =
+          gpus[rec.node.gpu_type.empty() ? "none" : rec.node.gpu_type].emplace_object();
+      (void)t;
+    }
+    for (const auto& [name, rec] : state->nodes()) {
+      json::object& t = gpus[rec.node.gpu_type.empty() ? "none" : rec.node.gpu_type].as_object();
+      int64_t used = __builtin_popcountll(rec.used_gpus);
+      int64_t unhealthy = 0;
+      for (const auto& g : rec.node.gpus)
+        unhealthy += g.health != api::GpuHealth::kHealthy;
+      bool down = !rec.connected || rec.node.state == api::NodeState::kDown;
+      auto add = [&](const char* k, int64_t v) {
+        t[k] = (t.contains(k) ? t[k].as_int64() : 0) + v;
+      };
+      add("total", rec.node.gpu_count);
+      add("busy", used);
+      add("down", down ? rec.node.gpu_count - used : 0);
+      add("unhealthy", down ? 0 : unhealthy);
+      add("idle", down ? 0 : rec.node.gpu_count - used - unhealthy);
+      total += rec.node.gpu_count;
+      busy += used;
+    }
+    json::array standings;
+    for (const auto& acc : state->Accounts()) {
+      standings.push_back({{"account", acc.name},
+                           {"shares", acc.shares},
+                           {"usage_gpu_hours", state->UsageGpuHours(acc.name)}});
+    }
+    return {{"gpus", std::move(gpus)},
+            {"gpus_total", total},
+            {"gpus_busy", busy},
+            {"nodes", state->nodes().size()},
+            {"pending", state->pending_count()},
+            {"running", state->running_count()},
+            {"last_event_seq", state->last_event_seq()},
+            {"accounts", std::move(standings)}};
+  }
+
+  std::string RenderMetrics() {
+    PrometheusWriter w;
+    std::map<api::JobState, int64_t> by_state;
+    for (const auto& [id, rec] : state->jobs())
+      ++by_state[rec.job.state];
+    w.Family("gsched_jobs", "gauge", "Jobs in memory by state (pending, starting, running).");
+    for (api::JobState s :
+         {api::JobState::kPending, api::JobState::kStarting, api::JobState::kRunning}) {
+      w.Sample("gsched_jobs", {{"state", std::string(api::ToString(s))}},
+               static_cast<double>(by_state[s]));
+    }
+    std::map<std::pair<std::string, std::string>, int64_t> gpus;
+    for (const auto& [name, rec] : state->nodes()) {
+      int64_t used = __builtin_popcountll(rec.used_gpus);
+      bool down = !rec.connected || rec.node.state == api::NodeState::kDown;
+      gpus[{rec.node.gpu_type, "busy"}] += used;
+      gpus[{rec.node.gpu_type, down ? "down" : "idle"}] += rec.node.gpu_count - used;
+    }
+    w.Family("gsched_gpus", "gauge", "GPUs by type and state.");
+    for (const auto& [k, v] : gpus)
+      w.Sample("gsched_gpus", {{"type", k.first}, {"state", k.second}}, static_cast<double>(v));
+    w.Family("gsched_jobs_submitted_total", "counter", "Jobs accepted durably.");
+    w.Sample("gsched_jobs_submitted_total", static_cast<double>(jobs_submitted.load()));
+    w.Family("gsched_rate_limited_total", "counter", "Requests refused with 429.");
+    w.Sample("gsched_rate_limited_total", static_cast<double>(rate_limited.load()));
+    w.Family("gsched_scheduling_passes_total", "counter", "Scheduling passes run.");
+    w.Sample("gsched_scheduling_passes_total", static_cast<double>(passes));
+    w.Family("gsched_cycle_seconds", "histogram", "Time of the core scheduling pass.");
+    w.HistogramSamples("gsched_cycle_seconds", {}, cycle_seconds);
+    w.Family("gsched_submit_seconds", "histogram",
+             "Submit latency from parsed request to durable answer.");
+    w.HistogramSamples("gsched_submit_seconds", {}, submit_seconds);
+    w.Family("gsched_commit_batch_mutations", "histogram", "Mutations per committed change.");
+    w.HistogramSamples("gsched_commit_batch_mutations", {}, commit_batch);
+    state::CommitStats cs = store->Stats();
+    w.Family("gsched_store_commits_total", "counter", "Commits handed to the store.");
+    w.Sample("gsched_store_commits_total", static_cast<double>(cs.commits));
+    w.Family("gsched_store_syncs_total", "counter",
+             "Synced writes; commits/syncs is the group size.");
+    w.Sample("gsched_store_syncs_total", static_cast<double>(cs.syncs));
+    net::ServerCounters nc = http->Counters();
+    w.Family("gsched_http_connections", "gauge", "Open HTTP and WebSocket connections.");
+    w.Sample("gsched_http_connections", static_cast<double>(nc.connections_open));
+    w.Family("gsched_http_requests_total", "counter", "HTTP requests read.");
+    w.Sample("gsched_http_requests_total", static_cast<double>(nc.requests_total));
+    w.Family("gsched_workers_connected", "gauge", "Workers connected over the worker channel.");
+    w.Sample("gsched_workers_connected", static_cast<double>(workers.size()));
+    return w.text();
+  }
+
+  // ---- The worker channel --------------------------------------------------------------------
+  std::variant<HttpResponse, net::WsHandlers> UpgradeWorker(
+      const HttpRequest& req, std::shared_ptr<net::WsConnection> conn) {
+    if (req.path != "/v1/workers/connect") {
+      return Error(Status::NotFound("no WebSocket at " + req.path));
+    }
+    auto who = Authenticate(req);
+    if (!who.ok())
+      return Error(who.status());
+    if (who->role != api::Role::kWorker && who->role != api::Role::kAdmin) {
+      return Error(Status::PermissionDenied("the worker channel needs a worker token"));
+    }
+    // The node this connection speaks for, known after `hello`; state thread only.
+    auto node = std::make_shared<std::string>();
+    std::weak_ptr<net::WsConnection> weak = conn;
+    Principal principal = std::move(who).value();
+    net::WsHandlers h;
+    h.on_message = [this, node, weak, principal](std::string text) {
+      auto msg = api::DecodeWorkerMessage(text);
+      if (!msg.ok()) {
+        spdlog::warn("worker {}: bad message: {}", *node, msg.status().ToString());
+        return;
+      }
+      OnState([this, node, weak, principal, msg = std::move(msg).value()]() mutable {
+        OnWorkerMessage(principal, node, weak, std::move(msg));
+      });
+    };
+    h.on_close = [this, node, weak](std::string reason) {
+      OnState([this, node, weak, reason] {
+        if (node->empty())
+          return;
+        auto it = workers.find(*node);
+        if (it != workers.end() && it->second == weak.lock())
+          workers.erase(it);
+        if (it != workers.end() || weak.expired()) {
+          spdlog::info("worker {} disconnected: {}", *node, reason);
+          Commit(state->WorkerDisconnected(*node), nullptr);
+        }
+      });
+    };
+    return h;
+  }
+
+  void OnWorkerMessage(const Principal& who, const std::shared_ptr<std::string>& node,
+                       const std::weak_ptr<net::WsConnection>& weak, api::WorkerMessage msg) {
+    auto conn = weak.lock();
+    if (!conn)
+      return;
+    if (auto* hello = std::get_if<api::Hello>(&msg)) {
+      auto change = state->WorkerHello(who, *hello);
+      if (!change.ok()) {
+        conn->Close(1008, change.status().ToString());
+        return;
+      }
+      *node = hello->node;
+      auto old = workers.find(*node);
+      if (old != workers.end() && old->second != conn)
+        old->second->Close(1008, "replaced by a new connection");
+      workers[*node] = conn;
+      spdlog::info("worker {} connected from {} with {} GPUs", *node, conn->remote(),
+                   hello->gpus.size());
+      Commit(std::move(change).value(), nullptr);
+      return;
+    }
+    if (node->empty()) {
+      conn->Close(1008, "hello first");
+      return;
+    }
+    Result<Change> change = Status::Internal("unhandled");
+    if (auto* hb = std::get_if<api::Heartbeat>(&msg)) {
+      hb->node = *node;
+      change = state->WorkerHeartbeat(*hb);
+    } else if (auto* u = std::get_if<api::JobUpdate>(&msg)) {
+      change = state->WorkerJobUpdate(*node, *u);
+    } else if (auto* g = std::get_if<api::GpuHealthReport>(&msg)) {
+      g->node = *node;
+      change = state->WorkerGpuHealth(*g);
+    }
+    if (!change.ok()) {
+      spdlog::warn("worker {}: {}", *node, change.status().ToString());
+      return;
+    }
+    Commit(std::move(change).value(), nullptr);
+  }
+
+  // ---- Start and stop ------------------------------------------------------------------------
+  Status Open() {
+    std::error_code ec;
+    std::filesystem::create_directories(config.data_dir, ec);
+    if (ec)
+      return Status::Unavailable("cannot create data_dir " + config.data_dir + ": " + ec.message());
+    ASSIGN_OR_RETURN(store, state::RocksDbStore::Open({.path = config.data_dir + "/db"}));
+    ASSIGN_OR_RETURN(TokenAuthority a, TokenAuthority::LoadOrCreate(config.data_dir));
+    authority.emplace(std::move(a));
+    state = std::make_unique<ClusterState>(config, clock);
+    auto t0 = std::chrono::steady_clock::now();
+    RETURN_IF_ERROR(state->Load(*store));
+    spdlog::info("state loaded in {:.2f} s",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    limiter =
+        std::make_unique<RateLimiter>(clock, static_cast<double>(config.rate_limit.requests_per_s),
+                                      static_cast<double>(config.rate_limit.burst));
+    RETURN_IF_ERROR(FirstStart());
+    return Status::Ok();
+  }
+
+  // The admin token and the initial account tree, made once.
+  Status FirstStart() {
+    std::string token_path = config.data_dir + "/admin.token";
+    if (!std::filesystem::exists(token_path)) {
+      TokenClaims claims{NewTokenId(),
+                         "admin",
+                         api::Role::kAdmin,
+                         {},
+                         clock.Now() + Seconds(int64_t{365} * 86400)};
+      RETURN_IF_ERROR(WriteFileAtomic(token_path, authority->Sign(claims) + "\n", 0600));
+      spdlog::info("wrote the admin token to {}", token_path);
+    }
+    if (!config.accounts_file.empty() && state->account_map().size() <= 1) {
+      ASSIGN_OR_RETURN(config::AccountsConfig accounts,
+                       config::LoadAccountsConfig(config.accounts_file));
+      Principal admin{"admin", api::Role::kAdmin, {}, "bootstrap", {}};
+      for (const auto& spec : accounts.accounts) {
+        // What is stored must read back: check it with the decoder the store's reader uses.
+        api::Account account = FromSpec(spec);
+        auto check = api::DecodeAccount(api::Encode(account));
+        if (!check.ok()) {
+          return std::move(check).status().WithFieldPrefix(config.accounts_file + ": " + spec.name);
+        }
+        ASSIGN_OR_RETURN(Change change, state->PutAccount(admin, std::move(account)));
+        RETURN_IF_ERROR(store->Commit(std::move(change.batch)));
+      }
+      spdlog::info("applied {} accounts from {}", accounts.accounts.size(), config.accounts_file);
+    }
+    return Status::Ok();
+  }
+
+  Status Serve() {
+    net::HttpServerOptions options;
+    options.listen = config.listen;
+    options.limits.max_body_bytes = static_cast<size_t>(config.limits.max_body_bytes);
+    options.limits.max_header_bytes = static_cast<size_t>(config.limits.max_header_bytes);
+    options.limits.request_timeout = config.limits.request_timeout;
+    options.limits.idle_timeout = config.limits.idle_timeout;
+    options.limits.max_connections = static_cast<size_t>(config.limits.max_connections);
+    options.limits.ws_max_message_bytes = static_cast<size_t>(config.limits.ws_max_message_bytes);
+    options.limits.ws_queue_limit = static_cast<size_t>(config.watch.queue_limit);
+    if (config.tls.enabled())
+      options.tls = net::TlsFiles{config.tls.cert, config.tls.key};
+    options.threads = 2;
+    http = std::make_unique<net::HttpServer>(
+        options,
+        [this](HttpRequest&& req, Responder respond) {
+          Handle(std::move(req), std::move(respond));
+        },
+        [this](const HttpRequest& req, std::shared_ptr<net::WsConnection> conn) {
+          return UpgradeWorker(req, std::move(conn));
+        });
+    state_work.emplace(state_ioc.get_executor());
+    sched_work.emplace(sched_ioc.get_executor());
+    state_thread = std::thread([this] { state_ioc.run(); });
+    sched_thread = std::thread([this] { sched_ioc.run(); });
+    tick.emplace(state_ioc);
+    OnState([this] { OnTick(); });
+    ASSIGN_OR_RETURN(address, http->Start());
+    std::string scheme = config.tls.enabled() ? "https" : "http";
+    RETURN_IF_ERROR(WriteFileAtomic(config.data_dir + "/scheduler.addr",
+                                    scheme + "://" + address + "\n", 0644));
+    return Status::Ok();
+  }
+
+  void Shutdown() {
+    if (stopped.exchange(true))
+      return;
+    if (http)
+      http->Stop();
+    // Let the state thread finish what it has, and the store answer outstanding commits.
+    OnState([this] {
+      if (tick)
+        tick->cancel();
+      workers.clear();
+    });
+    sched_work.reset();
+    if (sched_thread.joinable())
+      sched_thread.join();
+    state_work.reset();
+    if (state_thread.joinable())
+      state_thread.join();
+    // Destroying the store drains its queue; their callbacks post to a stopped state thread.
+    store.reset();
+    http.reset();
+  }
+};
+
+SchedulerService::SchedulerService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SchedulerService::~SchedulerService() {
+  Stop();
+}
+
+Result<std::unique_ptr<SchedulerService>> SchedulerService::Start(config::SchedulerConfig config) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = std::move(config);
+  RETURN_IF_ERROR(impl->Open());
+  RETURN_IF_ERROR(impl->Serve());
+  return std::unique_ptr<SchedulerService>(new SchedulerService(std::move(impl)));
+}
+
+const std::string& SchedulerService::address() const {
+  return impl_->address;
+}
+void SchedulerService::Stop() {
+  impl_->Shutdown();
+}
+
+}  // namespace gsched::server
