@@ -5,9 +5,12 @@
 // simulator from its virtual cluster; the core only reads it.
 //
 // Invariants (checked by `ValidateSnapshot`): every index is in range, a node has at most 64 GPUs
-// (GPU sets are `uint64_t` masks), at most 64 GPU types and 64 labels, account parents come before
-// their children are needed only in that the tree has no cycle. The GPUs, CPUs and memory in use
-// on a node are derived from the running jobs' allocations, so the two can never disagree.
+// (GPU sets are `uint64_t` masks), there are at most 64 GPU types and 64 labels, and the account
+// tree has no cycle (parents may appear in any order). The GPUs, CPUs and memory in use on a node
+// are derived from the running jobs' allocations, so the two can never disagree.
+//
+// Threading: plain values; a snapshot is immutable once handed to `Schedule()` and may be read
+// from several threads.
 #pragma once
 
 #include <cstdint>

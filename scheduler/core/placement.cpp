@@ -77,6 +77,7 @@ NodePool::NodePool(const Snapshot& snapshot) : snapshot_(&snapshot) {
   block_reserved_nodes_.assign(snapshot.blocks.size(), 0);
   block_types_.assign(snapshot.blocks.size(), 0);
   reserved_nodes_by_type_.resize(types);
+  block_free_.assign(snapshot.blocks.size(), 0);
   site_count_ = snapshot.sites.size();
   for (uint32_t i = 0; i < n; ++i) {
     const NodeInfo& node = snapshot.nodes[i];
@@ -103,6 +104,7 @@ NodePool::NodePool(const Snapshot& snapshot) : snapshot_(&snapshot) {
   for (uint32_t i = 0; i < n; ++i) {
     if (schedulable_[i]) {
       free_by_type_[type_[i]] += FreeGpus(i);
+      block_free_[block_[i]] += FreeGpus(i);
       Rebucket(i);
     }
   }
@@ -160,10 +162,22 @@ std::optional<Placement> NodePool::FindSingle(const Shape& s, uint32_t type, int
                                               bool respect) const {
   if (respect) {
     for (int c = std::max(0, s.gpus_per_node); c <= kMaxGpus; ++c) {
+      // Equally tight nodes: prefer the fullest block among the first few that fit.
+      int64_t best_block_free = std::numeric_limits<int64_t>::max();
+      uint32_t best = 0;
+      int seen = 0;
       for (uint32_t n : buckets_[BucketIndex(type, c)]) {
-        if ((labels_[n] & s.labels) == s.labels && FitsHost(n, s))
-          return Placement{type, {Allocate(n, s)}};
+        if ((labels_[n] & s.labels) != s.labels || !FitsHost(n, s))
+          continue;
+        if (block_free_[block_[n]] < best_block_free) {
+          best_block_free = block_free_[block_[n]];
+          best = n;
+        }
+        if (++seen == kTieBreakScan)
+          break;
       }
+      if (seen > 0)
+        return Placement{type, {Allocate(best, s)}};
     }
   }
   // Reserved nodes (for jobs short enough), or every node when reservations are ignored.
@@ -290,6 +304,7 @@ void NodePool::Commit(const Placement& placement) {
     free_cpus_[a.node] -= a.cpus;
     free_mem_[a.node] -= a.memory_mib;
     free_by_type_[type_[a.node]] -= before - FreeGpus(a.node);
+    block_free_[block_[a.node]] -= before - FreeGpus(a.node);
     Rebucket(a.node);
   }
 }

@@ -8,12 +8,13 @@
 // cannot hold the gang. "Usable" = free minus GPUs reserved for higher jobs (backfill); a job that
 // ends before a node's earliest reservation may use the reserved GPUs too.
 //
-// Policy: single-node jobs take the node left with the fewest free GPUs (best fit), so whole nodes
-// and blocks stay free for gangs; gangs go all or nothing to the tightest block (fewest candidate
-// nodes) that holds them, else (unless `topology: block`) the tightest site, else (unless
-// `topology: site`) anywhere, always preferring the nodes with the fewest leftover GPUs. Inside a
-// node, NVLink-connected GPU sets are preferred when the node reports its links. Integer
-// arithmetic only. Single-threaded; lives for one pass.
+// Policy: single-node jobs take the node left with the fewest free GPUs (best fit), and among
+// equally good nodes (the first `kTieBreakScan` of the bucket) the one whose block has the fewest
+// free GPUs, so whole nodes and blocks stay free for gangs; gangs go all or nothing to the tightest
+// block (fewest candidate nodes) that holds them, else (unless `topology: block`) the tightest
+// site, else (unless `topology: site`) anywhere, always preferring the nodes with the fewest
+// leftover GPUs. Inside a node, NVLink-connected GPU sets are preferred when the node reports its
+// links. Integer arithmetic only. Single-threaded; lives for one pass.
 #pragma once
 
 #include <cstdint>
@@ -93,6 +94,7 @@ class NodePool {
 
  private:
   static constexpr int kMaxGpus = 64;
+  static constexpr int kTieBreakScan = 16;
   size_t BucketIndex(uint32_t type, int c) const { return size_t{type} * (kMaxGpus + 1) + c; }
   int BucketKey(uint32_t n) const;
   void Unbucket(uint32_t n);
@@ -127,6 +129,7 @@ class NodePool {
   std::vector<int32_t> block_reserved_nodes_;
   std::vector<TypeMask> block_types_;
   std::vector<std::vector<uint32_t>> reserved_nodes_by_type_;
+  std::vector<int64_t> block_free_;  // Free GPUs per block, for the tie-break of best fit.
   size_t site_count_ = 0;
 };
 

@@ -316,9 +316,12 @@ Plan Pass::Run() {
       const QuotaCheck q = ledger_.Check(job.account, t, request, pool_.FreeOfType(t));
       if (!q.admitted()) {
         if (!quota_reason) {
-          quota_reason = CachedExplanation(uint64_t{5} << 60 | uint64_t{job.account} << 8 |
-                                               uint64_t{t} << 2 | static_cast<uint64_t>(q.outcome),
-                                           [&] { return ExplainQuota(s_, t, q, request); });
+          // Shared by the jobs of one account asking the same: the numbers are those of the
+          // first of them (usage only grows during a pass).
+          const uint64_t key = uint64_t{5} << 60 | (uint64_t{job.account} & 0xFFFFFF) << 32 |
+                               (static_cast<uint64_t>(request) & 0xFFFFF) << 8 | uint64_t{t} << 2 |
+                               static_cast<uint64_t>(q.outcome);
+          quota_reason = CachedExplanation(key, [&] { return ExplainQuota(s_, t, q, request); });
         }
         continue;
       }

@@ -43,6 +43,23 @@ TEST(PlacementTest, BestFitTakesTheNodeWithFewestGpusLeft) {
   EXPECT_EQ(s.nodes[p->nodes[0].node].name, "n1");
 }
 
+TEST(PlacementTest, AmongEquallyTightNodesTheFullestBlockWins) {
+  // b1: c0, c1 empty (16 free). b0: a0 with 4 used, a1 empty (4 + 8 = 12 free).
+  // An 8-GPU job fits exactly on c0, c1 or a1 (0 left each); a1's block has 12 < 16 free, so
+  // it goes there and block b1 stays whole.
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("c0").Block("b1"))
+                         .Add(MakeNode("c1").Block("b1"))
+                         .Add(MakeNode("a0").Block("b0"))
+                         .Add(MakeNode("a1").Block("b0"))
+                         .AddRunning(MakeJob(10).On("a0", 4))
+                         .Build();
+  NodePool pool(s);
+  auto p = pool.Find(Gpus(8), 0, kEnd);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(s.nodes[p->nodes[0].node].name, "a1");
+}
+
 TEST(PlacementTest, CommitUpdatesFreeStateAndCpusMemoryMustFit) {
   const Snapshot s = ClusterBuilder().Add(MakeNode("n0").Cpus(16).MemoryMiB(1000)).Build();
   NodePool pool(s);
