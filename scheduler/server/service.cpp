@@ -152,6 +152,9 @@ struct SchedulerService::Impl {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> state_work, sched_work;
   std::thread state_thread, sched_thread;
   std::optional<asio::steady_timer> tick;
+  std::optional<asio::steady_timer> pass_timer;
+  bool pass_timer_armed = false;
+  std::chrono::steady_clock::time_point last_pass_end{};
   std::atomic<bool> stopped{false};
 
   // State-thread only.
@@ -162,6 +165,7 @@ struct SchedulerService::Impl {
 
   // Metrics.
   Histogram cycle_seconds{{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
+  Histogram snapshot_seconds{{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
   Histogram submit_seconds{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
   Histogram commit_batch{{1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}};
   std::atomic<uint64_t> jobs_submitted{0};
@@ -222,10 +226,24 @@ struct SchedulerService::Impl {
   }
 
   // ---- The scheduling loop -------------------------------------------------------------------
+  // Asks for a pass. Kicks are coalesced: a pass starts `kCoalesce` after the first kick and at
+  // least `kMinGap` after the previous pass ended, so that a stream of submissions costs a few
+  // passes per second rather than one snapshot per submission.
+  static constexpr auto kCoalesce = std::chrono::milliseconds(10);
+  static constexpr auto kMinGap = std::chrono::milliseconds(100);
+
   void Kick() {
     pass_wanted = true;
-    if (!pass_running)
-      OnState([this] { RunPass(); });
+    if (pass_running || pass_timer_armed || stopped)
+      return;
+    auto at = std::max(std::chrono::steady_clock::now() + kCoalesce, last_pass_end + kMinGap);
+    pass_timer_armed = true;
+    pass_timer->expires_at(at);
+    pass_timer->async_wait([this](boost::system::error_code ec) {
+      pass_timer_armed = false;
+      if (!ec)
+        RunPass();
+    });
   }
 
   void RunPass() {
@@ -234,7 +252,10 @@ struct SchedulerService::Impl {
     pass_wanted = false;
     pass_running = true;
     // 1. Snapshot the state (state thread).
+    auto s0 = std::chrono::steady_clock::now();
     auto snapshot = std::make_shared<core::Snapshot>(state->BuildSnapshot());
+    snapshot_seconds.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
     Timestamp now = clock.Now();
     // 2. Decide (scheduling thread): the pure core, as in the simulator.
     asio::post(sched_ioc, [this, snapshot, now] {
@@ -247,8 +268,9 @@ struct SchedulerService::Impl {
         ++passes;
         Commit(state->ApplyPlan(*snapshot, *plan), nullptr);
         pass_running = false;
+        last_pass_end = std::chrono::steady_clock::now();
         if (pass_wanted)
-          OnState([this] { RunPass(); });
+          Kick();
       });
     });
   }
@@ -258,8 +280,7 @@ struct SchedulerService::Impl {
       return;
     Commit(state->CheckNodeTimeouts(), nullptr);
     Commit(state->EnforceDeadlines(), nullptr);
-    pass_wanted = true;
-    RunPass();
+    Kick();
     tick->expires_after(std::chrono::milliseconds(config.scheduling.interval.count()));
     tick->async_wait([this](boost::system::error_code ec) {
       if (!ec)
@@ -608,6 +629,9 @@ struct SchedulerService::Impl {
     w.Sample("gsched_scheduling_passes_total", static_cast<double>(passes));
     w.Family("gsched_cycle_seconds", "histogram", "Time of the core scheduling pass.");
     w.HistogramSamples("gsched_cycle_seconds", {}, cycle_seconds);
+    w.Family("gsched_snapshot_seconds", "histogram",
+             "Time to snapshot the state for a pass (state thread).");
+    w.HistogramSamples("gsched_snapshot_seconds", {}, snapshot_seconds);
     w.Family("gsched_submit_seconds", "histogram",
              "Submit latency from parsed request to durable answer.");
     w.HistogramSamples("gsched_submit_seconds", {}, submit_seconds);
@@ -792,6 +816,7 @@ struct SchedulerService::Impl {
     state_thread = std::thread([this] { state_ioc.run(); });
     sched_thread = std::thread([this] { sched_ioc.run(); });
     tick.emplace(state_ioc);
+    pass_timer.emplace(state_ioc);
     OnState([this] { OnTick(); });
     ASSIGN_OR_RETURN(address, http->Start());
     std::string scheme = config.tls.enabled() ? "https" : "http";
@@ -809,6 +834,8 @@ struct SchedulerService::Impl {
     OnState([this] {
       if (tick)
         tick->cancel();
+      if (pass_timer)
+        pass_timer->cancel();
       workers.clear();
     });
     sched_work.reset();
