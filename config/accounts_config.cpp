@@ -94,10 +94,9 @@ ParsedAccount ReadAccount(const YamlValue& value) {
   a.spec.shares = m.Int("shares", a.spec.shares, 1, 1'000'000);
   a.spec.quotas = ReadQuotas(m.Get("quotas"));
   a.spec.budget = ReadBudget(m.Get("budget"));
-  a.spec.on_budget_exhausted =
-      m.Get("on_budget_exhausted")
-          .Enum<api::BudgetExhaustedPolicy>(api::EnumTraits<api::BudgetExhaustedPolicy>::kNames)
-          .value_or(a.spec.on_budget_exhausted);
+  a.spec.on_budget_exhausted = m.Get("on_budget_exhausted")
+                                   .Enum<api::BudgetExhaustedPolicy>()
+                                   .value_or(a.spec.on_budget_exhausted);
   a.spec.max_pending_jobs_per_user = m.Get("max_pending_jobs_per_user").Int(0, 100'000'000);
   a.spec.max_running_gpus_per_user = m.Get("max_running_gpus_per_user").Int(1, kMaxGpus);
   YamlValue users = m.Get("users");

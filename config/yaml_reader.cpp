@@ -144,7 +144,7 @@ class DocumentWalker {
     } else if (node.IsMap()) {
       std::unordered_map<std::string, int> first_line;
       for (auto it = node.begin(); it != node.end(); ++it) {
-        const YAML::Node& key = it->first;
+        YAML::Node key = it->first;  // A copy: `it->` yields a temporary.
         if (!key.IsScalar()) {
           diagnostics_->Add(
               path.empty() ? std::string("<root>") : path,
@@ -552,7 +552,7 @@ std::vector<std::pair<std::string, YamlValue>> YamlValue::Entries(size_t max_ent
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     if (!it->first.IsScalar())
       continue;  // Reported by the document walk.
-    const std::string& key = it->first.Scalar();
+    std::string key = it->first.Scalar();
     // Duplicates were reported by the document walk; readers see the first occurrence.
     if (std::find(seen.begin(), seen.end(), key) != seen.end())
       continue;
@@ -683,7 +683,7 @@ void YamlMap::Finish() {
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     if (!it->first.IsScalar())
       continue;
-    const std::string& key = it->first.Scalar();
+    std::string key = it->first.Scalar();
     if (std::find(known_.begin(), known_.end(), key) != known_.end() ||
         std::find(reported.begin(), reported.end(), key) != reported.end()) {
       continue;
@@ -712,7 +712,14 @@ Result<YamlDocument> ParseYamlDocument(std::string_view text, std::string_view s
   }
   YamlDocument doc;
   try {
-    doc.root = YAML::Load(std::string(text));
+    // `LoadAll`, so that a second document (after `---`) is an error rather than silently ignored.
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    if (documents.size() > 1) {
+      return Status::InvalidArgument(source + ": holds " + std::to_string(documents.size()) +
+                                     " YAML documents; a config file holds one");
+    }
+    if (!documents.empty())
+      doc.root = documents.front();
   } catch (const YAML::Exception& e) {
     std::string where = source;
     if (!e.mark.is_null()) {

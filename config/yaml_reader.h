@@ -35,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "scheduler/api/enums.h"
 #include "scheduler/common/clock.h"
 #include "scheduler/common/status.h"
 
@@ -131,6 +132,11 @@ class YamlValue {
     if (!index)
       return std::nullopt;
     return static_cast<E>(*index);
+  }
+  // An enum of the wire contract (`scheduler/api/enums.h`), by its wire names.
+  template <typename E>
+  std::optional<E> Enum() const {
+    return Enum<E>(api::EnumTraits<E>::kNames);
   }
 
   // A mapping reader. An absent value gives an empty mapping; a non-mapping value records an error

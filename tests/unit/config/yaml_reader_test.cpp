@@ -170,6 +170,31 @@ TEST(YamlReaderTest, RejectsAliasBombs) {
   EXPECT_THAT(s.status().message(), HasSubstr("anchors and aliases"));
 }
 
+TEST(YamlReaderTest, RejectsRecursiveAliases) {
+  // yaml-cpp builds a sequence that contains itself.
+  Result<Sample> s = ParseSample("tags: &x [a, *x]\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr("nesting deeper than 64 levels"));
+}
+
+TEST(YamlReaderTest, RejectsASecondDocument) {
+  Result<Sample> s = ParseSample("count: 1\n---\ncount: 2\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr("sample.yaml: holds 2 YAML documents"));
+}
+
+TEST(YamlReaderTest, AliasesOfSmallNodesAreFine) {
+  Result<Sample> s = ParseSample("name: &n abc\ntags: [*n, *n]\n");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->tags, (std::vector<std::string>{"abc", "abc"}));
+}
+
+TEST(YamlReaderTest, NonScalarKeysAreRejected) {
+  Result<Sample> s = ParseSample("? [a, b]\n: 1\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr("mapping keys must be plain strings"));
+}
+
 TEST(YamlReaderTest, CapsTheNumberOfReportedErrors) {
   std::string text;
   for (int i = 0; i < 300; ++i)
