@@ -16,9 +16,13 @@
 namespace gsched::config {
 namespace {
 
-// Alias expansion can make a small document enormous ("billion laughs"); the duplicate-key walk
-// visits every node once per path to it and stops here.
-constexpr size_t kMaxNodeVisits = size_t{8} << 20;
+// Alias expansion can make a small document enormous ("billion laughs"). The duplicate-key walk
+// visits every node once per path to it, and gives up after one visit per byte of the document
+// (a node takes at least two bytes, so only aliases can get there), but allows at least
+// `kMinNodeVisits` for small files that reuse anchors, and at most `kMaxNodeVisits`. Readers only
+// ever see documents that passed the walk, so their work is bounded too.
+constexpr size_t kMinNodeVisits = size_t{1} << 20;
+constexpr size_t kMaxNodeVisits = size_t{16} << 20;
 // Deeper than any config needs; also bounds the walk's recursion.
 constexpr int kMaxDepth = 64;
 
@@ -125,12 +129,13 @@ int LineOf(const YAML::Node& node) {
 // Reports duplicate keys and non-scalar keys, and bounds alias expansion and nesting.
 class DocumentWalker {
  public:
-  explicit DocumentWalker(Diagnostics* diagnostics) : diagnostics_(diagnostics) {}
+  DocumentWalker(Diagnostics* diagnostics, size_t max_visits)
+      : diagnostics_(diagnostics), max_visits_(max_visits) {}
 
   Status Walk(const YAML::Node& node, const std::string& path, int depth) {
-    if (++visits_ > kMaxNodeVisits) {
+    if (++visits_ > max_visits_) {
       return Status::InvalidArgument("document expands to more than " +
-                                     std::to_string(kMaxNodeVisits) +
+                                     std::to_string(max_visits_) +
                                      " nodes (check anchors and aliases)");
     }
     if (depth > kMaxDepth)
@@ -169,6 +174,7 @@ class DocumentWalker {
 
  private:
   Diagnostics* diagnostics_;
+  size_t max_visits_;
   size_t visits_ = 0;
 };
 
@@ -734,7 +740,7 @@ Result<YamlDocument> ParseYamlDocument(std::string_view text, std::string_view s
                                    std::string(KindName(doc.root)) + ")");
   }
   try {
-    DocumentWalker walker(diagnostics);
+    DocumentWalker walker(diagnostics, std::clamp(text.size(), kMinNodeVisits, kMaxNodeVisits));
     Status walked = walker.Walk(doc.root, "", 0);
     if (!walked.ok())
       return Status::InvalidArgument(source + ": " + walked.message());
