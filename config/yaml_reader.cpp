@@ -9,6 +9,7 @@
 #include <sstream>
 #include <system_error>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "scheduler/common/quantity.h"
@@ -685,18 +686,19 @@ void YamlMap::Finish() {
   finished_ = true;
   if (!node_.IsMap())
     return;
-  std::vector<std::string> reported;
+  std::unordered_set<std::string> reported;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     if (!it->first.IsScalar())
       continue;
     std::string key = it->first.Scalar();
     if (std::find(known_.begin(), known_.end(), key) != known_.end() ||
-        std::find(reported.begin(), reported.end(), key) != reported.end()) {
+        !reported.insert(key).second) {
       continue;
     }
-    reported.push_back(key);
     std::string message = "unknown key";
-    if (auto guess = DidYouMean(key, known_)) {
+    if (diagnostics_->full()) {
+      // Only counted from here on; spare a huge mapping of junk the suggestions.
+    } else if (auto guess = DidYouMean(key, known_)) {
       message += "; did you mean '" + *guess + "'?";
     } else if (!known_.empty()) {
       message += "; known keys: ";

@@ -64,6 +64,8 @@ class Diagnostics {
 
   void Add(std::string path, std::string message, int line = 0);
   bool ok() const { return total_ == 0; }
+  // True once `kMaxReportedErrors` are kept: further errors are only counted.
+  bool full() const { return errors_.size() >= kMaxReportedErrors; }
   size_t count() const { return total_; }
   const std::vector<FieldError>& errors() const { return errors_; }
 
