@@ -440,7 +440,7 @@ std::optional<Duration> YamlValue::Dur(Duration min, Duration max) const {
 }
 
 std::optional<int64_t> YamlValue::SizeMiB(int64_t min, int64_t max) const {
-  auto text = PlainScalar("a size (MiB or 512M, 16G, 2T)");
+  auto text = AnyScalar("a size (MiB or 512M, 16G, 2T)");
   if (!text)
     return std::nullopt;
   Result<int64_t> mib = ParseSizeMiB(*text);
@@ -460,7 +460,7 @@ std::optional<int64_t> YamlValue::SizeMiB(int64_t min, int64_t max) const {
 }
 
 std::optional<int64_t> YamlValue::SizeBytes(int64_t min, int64_t max) const {
-  auto text = PlainScalar("a size (bytes or 64K, 8MiB, 1G)");
+  auto text = AnyScalar("a size (bytes or 64K, 8MiB, 1G)");
   if (!text)
     return std::nullopt;
   Result<int64_t> bytes = ParseSizeBytes(*text);

@@ -15,8 +15,8 @@
 //     `path.key: unknown key; did you mean '...'?`. Loaders must therefore ask for every key they
 //     accept, on every path, even when the value is not needed.
 //   - Absent and `null` (`key:` or `key: ~`) values are the same: "not set".
-//   - Numbers, booleans and sizes must be plain (unquoted) scalars: `depth: "10"` is an error, so
-//     a typo never silently turns into a string.
+//   - Numbers and booleans must be plain (unquoted) scalars: `depth: "10"` is an error, so that
+//     what looks like a number in the file is one. Durations, sizes and strings may be quoted.
 //   - Nothing here throws; yaml-cpp is only touched through `const` accessors that do not throw.
 //
 // Threading: a `Diagnostics` and the readers that share it belong to one thread.

@@ -101,13 +101,13 @@ TEST(ConfigRobustnessTest, MutatedExamplesNeverCrash) {
 }
 
 TEST(ConfigRobustnessTest, AHugeMappingOfUnknownKeysIsCheap) {
-  // 100,000 unknown top-level keys: reported (200 kept, the rest counted) without quadratic work.
+  // 30,000 unknown top-level keys: reported (200 kept, the rest counted) without quadratic work.
   std::string text;
-  for (int i = 0; i < 100000; ++i)
+  for (int i = 0; i < 30000; ++i)
     text += "k" + std::to_string(i) + ": 1\n";
   Result<SchedulerConfig> c = ParseSchedulerConfig(text, "x.yaml");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("... and 99800 more errors"), std::string::npos);
+  EXPECT_NE(c.status().message().find("... and 29800 more errors"), std::string::npos);
 }
 
 TEST(ConfigRobustnessTest, HostileInputs) {

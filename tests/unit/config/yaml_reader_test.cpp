@@ -64,6 +64,14 @@ TEST(YamlReaderTest, ReadsTypedValues) {
   EXPECT_TRUE(s->flag);
 }
 
+TEST(YamlReaderTest, DurationsAndSizesMayBeQuoted) {
+  Result<Sample> s = ParseSample("timeout: \"90s\"\nsize: '2G'\nname: \"12\"\n");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->timeout, Seconds(90));
+  EXPECT_EQ(s->size_mib, 2048);
+  EXPECT_EQ(s->name, "12");
+}
+
 TEST(YamlReaderTest, NullMeansNotSet) {
   Result<Sample> s = ParseSample("count:\nname: ~\nnested:\n");
   ASSERT_TRUE(s.ok()) << s.status().message();
