@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "config/yaml_reader.h"
+
 namespace gsched::config {
 
 std::vector<GpuTypeSpec> DefaultGpuTypes() {

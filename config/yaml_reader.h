@@ -17,7 +17,8 @@
 //   - Absent and `null` (`key:` or `key: ~`) values are the same: "not set".
 //   - Numbers and booleans must be plain (unquoted) scalars: `depth: "10"` is an error, so that
 //     what looks like a number in the file is one. Durations, sizes and strings may be quoted.
-//   - Nothing here throws; yaml-cpp is only touched through `const` accessors that do not throw.
+//   - The readers touch yaml-cpp only through `const` accessors that do not throw; `DecodeYaml`
+//     still catches whatever might escape, so a loader never throws.
 //
 // Threading: a `Diagnostics` and the readers that share it belong to one thread.
 #pragma once
