@@ -23,7 +23,8 @@
 //   - a budget has `gpu_hours > 0` and `end > start`;
 //   - users are listed on leaf accounts only.
 // `quotas` keys are GPU type names; whether the cluster has them is checked against a cluster with
-// `ValidateAccountsForCluster`.//
+// `ValidateAccountsForCluster`.
+//
 // Threading: the loaders are reentrant (no globals); a loaded config is a plain value, safe to
 // share as `const` between threads.
 #pragma once

@@ -12,7 +12,8 @@
 //   - `gpu_types` names are unique; every GPU type in `partitions` is one of them;
 //   - all counts and durations are within the ranges documented in `config/scheduler.yaml`;
 //   - relative `data_dir` and `accounts_file` were resolved against the config file's directory
-//     when the config came from a file.//
+//     when the config came from a file.
+//
 // Threading: the loaders are reentrant (no globals); a loaded config is a plain value, safe to
 // share as `const` between threads.
 #pragma once
