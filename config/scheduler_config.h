@@ -11,7 +11,8 @@
 //   - for every priority class `default_time_limit <= max_time_limit`;
 //   - `gpu_types` names are unique; every GPU type in `partitions` is one of them;
 //   - all counts and durations are within the ranges documented in `config/scheduler.yaml`;
-//   - relative `data_dir` and `accounts_file` were resolved against the config file's directory
+//   - relative `data_dir`, `accounts_file`, `tls.cert` and `tls.key` were resolved against the
+//   config file's directory
 //     when the config came from a file.
 //
 // Threading: the loaders are reentrant (no globals); a loaded config is a plain value, safe to
