@@ -20,6 +20,8 @@ struct ParsedAccount {
   std::string path;  // `accounts[3]`
   int name_line = 0;
   int parent_line = 0;
+  int quotas_line = 0;
+  int users_line = 0;
   bool parent_set = false;
   bool usable = false;  // Has a valid, unique name.
 };
@@ -93,14 +95,15 @@ ParsedAccount ReadAccount(const YamlValue& value) {
   }
   a.spec.shares = m.Int("shares", a.spec.shares, 1, 1'000'000);
   a.spec.quotas = ReadQuotas(m.Get("quotas"));
+  a.quotas_line = m.Get("quotas").line();
   a.spec.budget = ReadBudget(m.Get("budget"));
-  a.spec.on_budget_exhausted =
-      m.Get("on_budget_exhausted")
-          .Enum<api::BudgetExhaustedPolicy>(api::EnumTraits<api::BudgetExhaustedPolicy>::kNames)
-          .value_or(a.spec.on_budget_exhausted);
+  a.spec.on_budget_exhausted = m.Get("on_budget_exhausted")
+                                   .Enum<api::BudgetExhaustedPolicy>()
+                                   .value_or(a.spec.on_budget_exhausted);
   a.spec.max_pending_jobs_per_user = m.Get("max_pending_jobs_per_user").Int(0, 100'000'000);
   a.spec.max_running_gpus_per_user = m.Get("max_running_gpus_per_user").Int(1, kMaxGpus);
   YamlValue users = m.Get("users");
+  a.users_line = users.line();
   std::vector<std::string> seen;
   for (const YamlValue& user : users.List(kMaxUsersPerAccount)) {
     auto name = user.Name(64);
@@ -263,7 +266,8 @@ class TreeBuilder {
           diag_->Add(parent.path + ".quotas." + type + ".guaranteed",
                      "children of '" + parent.spec.name + "' are guaranteed " +
                          std::to_string(sum) + " " + type + " GPUs in total (" + Join(who) +
-                         "), more than its " + std::to_string(quota->second.guaranteed));
+                         "), more than its " + std::to_string(quota->second.guaranteed),
+                     parent.quotas_line);
         }
       }
     }
@@ -278,8 +282,10 @@ class TreeBuilder {
     for (size_t i = 0; i < parsed_.size(); ++i) {
       const ParsedAccount& a = parsed_[i];
       if (!a.spec.users.empty() && !children[i].empty()) {
-        diag_->Add(a.path + ".users", "users belong to leaf accounts; '" + a.spec.name +
-                                          "' has child accounts (" + Join(children[i]) + ")");
+        diag_->Add(a.path + ".users",
+                   "users belong to leaf accounts; '" + a.spec.name + "' has child accounts (" +
+                       Join(children[i]) + ")",
+                   a.users_line);
       }
     }
   }

@@ -24,6 +24,9 @@
 //   - users are listed on leaf accounts only.
 // `quotas` keys are GPU type names; whether the cluster has them is checked against a cluster with
 // `ValidateAccountsForCluster`.
+//
+// Threading: the loaders are reentrant (no globals); a loaded config is a plain value, safe to
+// share as `const` between threads.
 #pragma once
 
 #include <cstdint>

@@ -23,6 +23,9 @@
 //   - every node's `gpu_type` is one of `gpu_types`; `gpus` is 0..64, `cpus` 1..65536,
 //     `memory_mib` 1 MiB..64 TiB;
 //   - `sites` is not empty and lists sites and blocks in file order.
+//
+// Threading: the loaders are reentrant (no globals); a loaded config is a plain value, safe to
+// share as `const` between threads.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "config/yaml_reader.h"
+
 namespace gsched::config {
 
 std::vector<GpuTypeSpec> DefaultGpuTypes() {
@@ -27,6 +29,7 @@ std::vector<GpuTypeSpec> ReadGpuTypes(const YamlValue& value) {
   if (value.node().IsSequence() && value.node().size() == 0)
     value.Error("must list at least one GPU type");
   std::vector<GpuTypeSpec> types;
+  std::vector<std::string> item_paths;  // Parallel to `types`, for duplicate errors.
   for (const YamlValue& item : items) {
     YamlMap m = item.Map();
     GpuTypeSpec t;
@@ -35,12 +38,14 @@ std::vector<GpuTypeSpec> ReadGpuTypes(const YamlValue& value) {
     t.memory_mib = m.Get("memory_mib").SizeMiB(1, int64_t{1} << 30);
     if (!name)
       continue;
-    if (FindGpuType(types, *name) != nullptr) {
-      m.Get("name").Error("duplicate GPU type '" + *name + "'");
+    if (const GpuTypeSpec* first = FindGpuType(types, *name)) {
+      m.Get("name").Error("duplicate GPU type '" + *name + "' (also " +
+                          item_paths[static_cast<size_t>(first - types.data())] + ")");
       continue;
     }
     t.name = std::move(*name);
     types.push_back(std::move(t));
+    item_paths.push_back(item.path());
   }
   return types;
 }

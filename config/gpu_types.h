@@ -2,6 +2,9 @@
 // files. The cost rate normalises GPU-hours for fair-share usage, budgets and reports: one hour on
 // a GPU of cost 2.0 counts as two normalised GPU-hours.
 //
+// The public config headers (`scheduler_config.h`, `cluster_config.h`, ...) do not include
+// yaml-cpp.
+//
 // Invariants of a loaded list: names are unique and valid (`IsValidName`), costs are > 0 and
 // finite, `memory_mib` when set is > 0. Plain values; no threading concerns.
 #pragma once
@@ -12,9 +15,11 @@
 #include <string_view>
 #include <vector>
 
-#include "config/yaml_reader.h"
-
 namespace gsched::config {
+
+// Defined in `config/yaml_reader.h`; forward-declared so that the config structs can be used
+// without yaml-cpp's headers.
+class YamlValue;
 
 struct GpuTypeSpec {
   std::string name;

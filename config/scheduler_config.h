@@ -11,8 +11,12 @@
 //   - for every priority class `default_time_limit <= max_time_limit`;
 //   - `gpu_types` names are unique; every GPU type in `partitions` is one of them;
 //   - all counts and durations are within the ranges documented in `config/scheduler.yaml`;
-//   - relative `data_dir` and `accounts_file` were resolved against the config file's directory
-//     when the config came from a file.
+//   - relative `data_dir`, `accounts_file`, `tls.cert` and `tls.key` were resolved against the
+//     config file's directory when the config came from a file - the default `data_dir` too, so
+//     that a file that spells out a default behaves exactly like one that leaves it out.
+//
+// Threading: the loaders are reentrant (no globals); a loaded config is a plain value, safe to
+// share as `const` between threads.
 #pragma once
 
 #include <array>

@@ -64,10 +64,12 @@ WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& b
     else
       c.work_dir = *dir;
   }
-  if (auto site = root.Get("site").Name())
-    c.site = *site;
-  if (auto block = root.Get("block").Name())
-    c.block = *block;
+  // Empty means "not in any site/block"; otherwise a valid name.
+  for (auto [key, field] : {std::pair{"site", &c.site}, std::pair{"block", &c.block}}) {
+    YamlValue v = root.Get(key);
+    if (auto text = v.String(64); text && !text->empty())
+      *field = v.Name().value_or("");
+  }
   c.labels = root.Get("labels").Labels().value_or(c.labels);
   c.cpus = root.Int("cpus", c.cpus, 0, 65536);
   c.memory_mib = root.Get("memory_mib").SizeMiB(0, int64_t{64} << 20).value_or(c.memory_mib);

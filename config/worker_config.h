@@ -10,8 +10,12 @@
 //   - `reconnect.initial_backoff <= reconnect.max_backoff`;
 //   - `gpus.fake.count` is 0..64 and the fake GPU type is a valid name;
 //   - relative `token_file`, `work_dir`, `runtime.root` and `gpus.fake.fault_file` were resolved
-//     against the config file's directory when the config came from a file;
+//     against the config file's directory when the config came from a file (the default
+//     `work_dir` too);
 //   - `name` may be empty: the caller substitutes the host name.
+//
+// Threading: the loaders are reentrant (no globals); a loaded config is a plain value, safe to
+// share as `const` between threads.
 #pragma once
 
 #include <array>

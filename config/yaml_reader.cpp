@@ -9,6 +9,7 @@
 #include <sstream>
 #include <system_error>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "scheduler/common/quantity.h"
@@ -16,9 +17,13 @@
 namespace gsched::config {
 namespace {
 
-// Alias expansion can make a small document enormous ("billion laughs"); the duplicate-key walk
-// visits every node once per path to it and stops here.
-constexpr size_t kMaxNodeVisits = size_t{8} << 20;
+// Alias expansion can make a small document enormous ("billion laughs"). The duplicate-key walk
+// visits every node once per path to it, and gives up after one visit per byte of the document
+// (a node takes at least two bytes, so only aliases can get there), but allows at least
+// `kMinNodeVisits` for small files that reuse anchors, and at most `kMaxNodeVisits`. Readers only
+// ever see documents that passed the walk, so their work is bounded too.
+constexpr size_t kMinNodeVisits = size_t{1} << 20;
+constexpr size_t kMaxNodeVisits = size_t{16} << 20;
 // Deeper than any config needs; also bounds the walk's recursion.
 constexpr int kMaxDepth = 64;
 
@@ -125,12 +130,13 @@ int LineOf(const YAML::Node& node) {
 // Reports duplicate keys and non-scalar keys, and bounds alias expansion and nesting.
 class DocumentWalker {
  public:
-  explicit DocumentWalker(Diagnostics* diagnostics) : diagnostics_(diagnostics) {}
+  DocumentWalker(Diagnostics* diagnostics, size_t max_visits)
+      : diagnostics_(diagnostics), max_visits_(max_visits) {}
 
   Status Walk(const YAML::Node& node, const std::string& path, int depth) {
-    if (++visits_ > kMaxNodeVisits) {
+    if (++visits_ > max_visits_) {
       return Status::InvalidArgument("document expands to more than " +
-                                     std::to_string(kMaxNodeVisits) +
+                                     std::to_string(max_visits_) +
                                      " nodes (check anchors and aliases)");
     }
     if (depth > kMaxDepth)
@@ -144,7 +150,7 @@ class DocumentWalker {
     } else if (node.IsMap()) {
       std::unordered_map<std::string, int> first_line;
       for (auto it = node.begin(); it != node.end(); ++it) {
-        const YAML::Node& key = it->first;
+        YAML::Node key = it->first;  // A copy: `it->` yields a temporary.
         if (!key.IsScalar()) {
           diagnostics_->Add(
               path.empty() ? std::string("<root>") : path,
@@ -169,6 +175,7 @@ class DocumentWalker {
 
  private:
   Diagnostics* diagnostics_;
+  size_t max_visits_;
   size_t visits_ = 0;
 };
 
@@ -433,7 +440,7 @@ std::optional<Duration> YamlValue::Dur(Duration min, Duration max) const {
 }
 
 std::optional<int64_t> YamlValue::SizeMiB(int64_t min, int64_t max) const {
-  auto text = PlainScalar("a size (MiB or 512M, 16G, 2T)");
+  auto text = AnyScalar("a size (MiB or 512M, 16G, 2T)");
   if (!text)
     return std::nullopt;
   Result<int64_t> mib = ParseSizeMiB(*text);
@@ -453,7 +460,7 @@ std::optional<int64_t> YamlValue::SizeMiB(int64_t min, int64_t max) const {
 }
 
 std::optional<int64_t> YamlValue::SizeBytes(int64_t min, int64_t max) const {
-  auto text = PlainScalar("a size (bytes or 64K, 8MiB, 1G)");
+  auto text = AnyScalar("a size (bytes or 64K, 8MiB, 1G)");
   if (!text)
     return std::nullopt;
   Result<int64_t> bytes = ParseSizeBytes(*text);
@@ -552,7 +559,7 @@ std::vector<std::pair<std::string, YamlValue>> YamlValue::Entries(size_t max_ent
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     if (!it->first.IsScalar())
       continue;  // Reported by the document walk.
-    const std::string& key = it->first.Scalar();
+    std::string key = it->first.Scalar();
     // Duplicates were reported by the document walk; readers see the first occurrence.
     if (std::find(seen.begin(), seen.end(), key) != seen.end())
       continue;
@@ -679,18 +686,19 @@ void YamlMap::Finish() {
   finished_ = true;
   if (!node_.IsMap())
     return;
-  std::vector<std::string> reported;
+  std::unordered_set<std::string> reported;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     if (!it->first.IsScalar())
       continue;
-    const std::string& key = it->first.Scalar();
+    std::string key = it->first.Scalar();
     if (std::find(known_.begin(), known_.end(), key) != known_.end() ||
-        std::find(reported.begin(), reported.end(), key) != reported.end()) {
+        !reported.insert(key).second) {
       continue;
     }
-    reported.push_back(key);
     std::string message = "unknown key";
-    if (auto guess = DidYouMean(key, known_)) {
+    if (diagnostics_->full()) {
+      // Only counted from here on; spare a huge mapping of junk the suggestions.
+    } else if (auto guess = DidYouMean(key, known_)) {
       message += "; did you mean '" + *guess + "'?";
     } else if (!known_.empty()) {
       message += "; known keys: ";
@@ -712,7 +720,14 @@ Result<YamlDocument> ParseYamlDocument(std::string_view text, std::string_view s
   }
   YamlDocument doc;
   try {
-    doc.root = YAML::Load(std::string(text));
+    // `LoadAll`, so that a second document (after `---`) is an error rather than silently ignored.
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    if (documents.size() > 1) {
+      return Status::InvalidArgument(source + ": holds " + std::to_string(documents.size()) +
+                                     " YAML documents; a config file holds one");
+    }
+    if (!documents.empty())
+      doc.root = documents.front();
   } catch (const YAML::Exception& e) {
     std::string where = source;
     if (!e.mark.is_null()) {
@@ -727,7 +742,7 @@ Result<YamlDocument> ParseYamlDocument(std::string_view text, std::string_view s
                                    std::string(KindName(doc.root)) + ")");
   }
   try {
-    DocumentWalker walker(diagnostics);
+    DocumentWalker walker(diagnostics, std::clamp(text.size(), kMinNodeVisits, kMaxNodeVisits));
     Status walked = walker.Walk(doc.root, "", 0);
     if (!walked.ok())
       return Status::InvalidArgument(source + ": " + walked.message());

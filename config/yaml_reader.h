@@ -15,9 +15,10 @@
 //     `path.key: unknown key; did you mean '...'?`. Loaders must therefore ask for every key they
 //     accept, on every path, even when the value is not needed.
 //   - Absent and `null` (`key:` or `key: ~`) values are the same: "not set".
-//   - Numbers, booleans and sizes must be plain (unquoted) scalars: `depth: "10"` is an error, so
-//     a typo never silently turns into a string.
-//   - Nothing here throws; yaml-cpp is only touched through `const` accessors that do not throw.
+//   - Numbers and booleans must be plain (unquoted) scalars: `depth: "10"` is an error, so that
+//     what looks like a number in the file is one. Durations, sizes and strings may be quoted.
+//   - The readers touch yaml-cpp only through `const` accessors that do not throw; `DecodeYaml`
+//     still catches whatever might escape, so a loader never throws.
 //
 // Threading: a `Diagnostics` and the readers that share it belong to one thread.
 #pragma once
@@ -35,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "scheduler/api/enums.h"
 #include "scheduler/common/clock.h"
 #include "scheduler/common/status.h"
 
@@ -63,6 +65,8 @@ class Diagnostics {
 
   void Add(std::string path, std::string message, int line = 0);
   bool ok() const { return total_ == 0; }
+  // True once `kMaxReportedErrors` are kept: further errors are only counted.
+  bool full() const { return errors_.size() >= kMaxReportedErrors; }
   size_t count() const { return total_; }
   const std::vector<FieldError>& errors() const { return errors_; }
 
@@ -131,6 +135,11 @@ class YamlValue {
     if (!index)
       return std::nullopt;
     return static_cast<E>(*index);
+  }
+  // An enum of the wire contract (`scheduler/api/enums.h`), by its wire names.
+  template <typename E>
+  std::optional<E> Enum() const {
+    return Enum<E>(api::EnumTraits<E>::kNames);
   }
 
   // A mapping reader. An absent value gives an empty mapping; a non-mapping value records an error

@@ -208,7 +208,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "invalid name 'H100'"},
         Rejection{"gpu_types: []\n", "gpu_types", "must list at least one GPU type"},
         Rejection{"gpu_types: [{name: h100, cost: 1}, {name: h100, cost: 2}]\n",
-                  "gpu_types[1].name", "duplicate GPU type 'h100'"},
+                  "gpu_types[1].name", "duplicate GPU type 'h100' (also gpu_types[0])"},
         Rejection{"tls: {cert: /c.pem}\n", "tls.key", "tls.cert and tls.key must be set together"},
         Rejection{"tls: {key: /k.pem}\n", "tls.cert", "must be set together"},
         Rejection{"nodes: {heartbeat_timeout: 30s, lost_timeout: 30s}\n", "nodes.lost_timeout",

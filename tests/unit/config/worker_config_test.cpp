@@ -78,6 +78,13 @@ adopt_running_jobs: no
   EXPECT_FALSE(c->adopt_running_jobs);
 }
 
+TEST(WorkerConfigTest, EmptySiteAndBlockMeanNone) {
+  Result<WorkerConfig> c = ParseWorkerConfig("site: \"\"\nblock:\n", "w.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->site, "");
+  EXPECT_EQ(c->block, "");
+}
+
 TEST(WorkerConfigTest, EnumsPrintTheirYamlNames) {
   EXPECT_EQ(ToString(RuntimeType::kCrun), "crun");
   EXPECT_EQ(ToString(GpuDiscovery::kNvidiaSmi), "nvidia-smi");

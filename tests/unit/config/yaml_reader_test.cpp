@@ -64,6 +64,14 @@ TEST(YamlReaderTest, ReadsTypedValues) {
   EXPECT_TRUE(s->flag);
 }
 
+TEST(YamlReaderTest, DurationsAndSizesMayBeQuoted) {
+  Result<Sample> s = ParseSample("timeout: \"90s\"\nsize: '2G'\nname: \"12\"\n");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->timeout, Seconds(90));
+  EXPECT_EQ(s->size_mib, 2048);
+  EXPECT_EQ(s->name, "12");
+}
+
 TEST(YamlReaderTest, NullMeansNotSet) {
   Result<Sample> s = ParseSample("count:\nname: ~\nnested:\n");
   ASSERT_TRUE(s.ok()) << s.status().message();
@@ -168,6 +176,31 @@ TEST(YamlReaderTest, RejectsAliasBombs) {
   Result<Sample> s = ParseSample(text);
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(s.status().message(), HasSubstr("anchors and aliases"));
+}
+
+TEST(YamlReaderTest, RejectsRecursiveAliases) {
+  // yaml-cpp builds a sequence that contains itself.
+  Result<Sample> s = ParseSample("tags: &x [a, *x]\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr("nesting deeper than 64 levels"));
+}
+
+TEST(YamlReaderTest, RejectsASecondDocument) {
+  Result<Sample> s = ParseSample("count: 1\n---\ncount: 2\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr("sample.yaml: holds 2 YAML documents"));
+}
+
+TEST(YamlReaderTest, AliasesOfSmallNodesAreFine) {
+  Result<Sample> s = ParseSample("name: &n abc\ntags: [*n, *n]\n");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->tags, (std::vector<std::string>{"abc", "abc"}));
+}
+
+TEST(YamlReaderTest, NonScalarKeysAreRejected) {
+  Result<Sample> s = ParseSample("? [a, b]\n: 1\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr("mapping keys must be plain strings"));
 }
 
 TEST(YamlReaderTest, CapsTheNumberOfReportedErrors) {
