@@ -246,6 +246,35 @@ void ClusterState::SetJobState(Change& change, JobRecord& record, JobState to, s
   AddEvent(change, "job.state", std::move(data));
 }
 
+void ClusterState::SetNodeState(Change& change, NodeRecord& rec, api::NodeState to,
+                                std::string reason, std::string by) {
+  api::NodeState from = rec.node.state;
+  // Remember what an admin asked for across an outage: a drained node that comes back stays
+  // drained.
+  if (to == api::NodeState::kDown && from != api::NodeState::kDown)
+    rec.state_before_down = from;
+  rec.node.state = to;
+  rec.node.state_reason = to == api::NodeState::kUp ? "" : reason;
+  change.batch.Put(state::Family::kNodes, rec.node.name, Encoded(api::Encode(rec.node)));
+  json::object data{{"node", rec.node.name},
+                    {"from", std::string(api::ToString(from))},
+                    {"to", std::string(api::ToString(to))},
+                    {"reason", std::move(reason)}};
+  if (!by.empty())
+    data["by"] = std::move(by);
+  AddEvent(change, "node.state", std::move(data));
+  change.reschedule = true;
+}
+
+void ClusterState::NodeBackFromDown(Change& change, NodeRecord& rec, std::string reason) {
+  api::NodeState to = rec.state_before_down;
+  if (to == api::NodeState::kDown || to == api::NodeState::kUnhealthy)
+    to = api::NodeState::kUp;
+  if (to == api::NodeState::kDraining && rec.used_gpus == 0)
+    to = api::NodeState::kDrained;
+  SetNodeState(change, rec, to, std::move(reason));
+}
+
 double ClusterState::GpuCost(const std::string& type) const {
   const auto* t = config::FindGpuType(config_.gpu_types, type);
   return t ? t->cost : 1.0;
@@ -717,6 +746,13 @@ void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_st
   Timestamp now = clock_.Now();
   uint64_t id = rec.job.id;
   ReleaseAllocation(rec);
+  for (const auto& a : rec.job.allocation) {
+    auto n = nodes_.find(a.node);
+    if (n != nodes_.end() && n->second.node.state == api::NodeState::kDraining &&
+        n->second.used_gpus == 0) {
+      SetNodeState(change, n->second, api::NodeState::kDrained, n->second.node.state_reason);
+    }
+  }
   ChargeUsage(change, rec, now, end_state == JobState::kPreempted);
   api::AttemptRecord attempt;
   attempt.attempt = rec.job.attempt;
@@ -769,7 +805,7 @@ Result<Change> ClusterState::WorkerHello(const Principal& who, const api::Hello&
   Change change;
   Timestamp now = clock_.Now();
   NodeRecord& rec = nodes_[hello.node];
-  api::NodeState before = rec.node.name.empty() ? api::NodeState::kDown : rec.node.state;
+  bool is_new = rec.node.name.empty();
   rec.node.name = hello.node;
   rec.node.site = hello.site.empty() ? "default" : hello.site;
   rec.node.block = hello.block.empty() ? rec.node.site + "-default" : hello.block;
@@ -783,21 +819,15 @@ Result<Change> ClusterState::WorkerHello(const Principal& who, const api::Hello&
   rec.connected = true;
   rec.last_heartbeat = now;
   rec.node.last_heartbeat = now;
-  if (before == api::NodeState::kDown || before == api::NodeState::kUnhealthy) {
-    rec.node.state = api::NodeState::kUp;
-    rec.node.state_reason.clear();
+  // Unhealthy GPUs are left out of placement through their own health, not the node's state.
+  if (is_new) {
+    rec.node.state = api::NodeState::kDown;
+    rec.state_before_down = api::NodeState::kUp;
   }
-  bool unhealthy = std::any_of(hello.gpus.begin(), hello.gpus.end(), [](const api::Gpu& g) {
-    return g.health != api::GpuHealth::kHealthy;
-  });
-  (void)unhealthy;  // Unhealthy GPUs are left out of placement through their own health.
-  change.batch.Put(state::Family::kNodes, hello.node, Encoded(api::Encode(rec.node)));
-  if (before != rec.node.state || before == api::NodeState::kDown) {
-    AddEvent(change, "node.state",
-             {{"node", hello.node},
-              {"from", std::string(api::ToString(before))},
-              {"to", std::string(api::ToString(rec.node.state))},
-              {"reason", "worker connected"}});
+  if (rec.node.state == api::NodeState::kDown) {
+    NodeBackFromDown(change, rec, "worker connected");
+  } else {
+    change.batch.Put(state::Family::kNodes, hello.node, Encoded(api::Encode(rec.node)));
   }
   // Reconcile: attempts the worker runs that the scheduler does not want are killed; attempts the
   // scheduler placed here that the worker does not know are lost.
@@ -839,13 +869,8 @@ Result<Change> ClusterState::WorkerHeartbeat(const api::Heartbeat& hb) {
   Change change;
   it->second.last_heartbeat = clock_.Now();
   it->second.node.last_heartbeat = it->second.last_heartbeat;
-  if (it->second.node.state == api::NodeState::kDown) {
-    it->second.node.state = api::NodeState::kUp;
-    change.batch.Put(state::Family::kNodes, hb.node, Encoded(api::Encode(it->second.node)));
-    AddEvent(change, "node.state",
-             {{"node", hb.node}, {"from", "down"}, {"to", "up"}, {"reason", "heartbeat"}});
-    change.reschedule = true;
-  }
+  if (it->second.node.state == api::NodeState::kDown)
+    NodeBackFromDown(change, it->second, "heartbeat");
   return change;
 }
 
@@ -942,20 +967,18 @@ Result<Change> ClusterState::DrainNode(const Principal& who, const std::string& 
   if (it == nodes_.end())
     return Status::NotFound("no node '" + node + "'");
   Change change;
-  api::NodeState before = it->second.node.state;
-  bool busy = it->second.used_gpus != 0;
-  it->second.node.state = busy ? api::NodeState::kDraining : api::NodeState::kDrained;
-  it->second.node.state_reason = reason;
-  change.batch.Put(state::Family::kNodes, node, Encoded(api::Encode(it->second.node)));
-  AddEvent(change, "node.state",
-           {{"node", node},
-            {"from", std::string(api::ToString(before))},
-            {"to", std::string(api::ToString(it->second.node.state))},
-            {"reason", reason},
-            {"by", who.user}});
-  if (it->second.connected)
+  NodeRecord& rec = it->second;
+  api::NodeState to = rec.used_gpus != 0 ? api::NodeState::kDraining : api::NodeState::kDrained;
+  if (rec.node.state == api::NodeState::kDown) {
+    // Applied when the node is back.
+    rec.state_before_down = to;
+    rec.node.state_reason = reason;
+    change.batch.Put(state::Family::kNodes, node, Encoded(api::Encode(rec.node)));
+  } else {
+    SetNodeState(change, rec, to, reason, who.user);
+  }
+  if (rec.connected)
     change.dispatches.push_back({node, api::Drain{reason}});
-  change.reschedule = true;
   return change;
 }
 
@@ -966,19 +989,15 @@ Result<Change> ClusterState::ResumeNode(const Principal& who, const std::string&
   if (it == nodes_.end())
     return Status::NotFound("no node '" + node + "'");
   Change change;
-  api::NodeState before = it->second.node.state;
-  if (before != api::NodeState::kDraining && before != api::NodeState::kDrained) {
+  NodeRecord& rec = it->second;
+  if (rec.node.state == api::NodeState::kDown) {
+    rec.state_before_down = api::NodeState::kUp;
     return change;
   }
-  it->second.node.state = api::NodeState::kUp;
-  it->second.node.state_reason.clear();
-  change.batch.Put(state::Family::kNodes, node, Encoded(api::Encode(it->second.node)));
-  AddEvent(change, "node.state",
-           {{"node", node},
-            {"from", std::string(api::ToString(before))},
-            {"to", "up"},
-            {"by", who.user}});
-  change.reschedule = true;
+  if (rec.node.state != api::NodeState::kDraining && rec.node.state != api::NodeState::kDrained) {
+    return change;
+  }
+  SetNodeState(change, rec, api::NodeState::kUp, "", who.user);
   return change;
 }
 
@@ -988,16 +1007,8 @@ Change ClusterState::CheckNodeTimeouts() {
   for (auto& [name, rec] : nodes_) {
     Duration silent = now - rec.last_heartbeat;
     if (rec.node.state != api::NodeState::kDown && silent >= config_.nodes.heartbeat_timeout) {
-      api::NodeState before = rec.node.state;
-      rec.node.state = api::NodeState::kDown;
-      rec.node.state_reason = "no heartbeat for " + FormatDuration(silent);
-      change.batch.Put(state::Family::kNodes, name, Encoded(api::Encode(rec.node)));
-      AddEvent(change, "node.state",
-               {{"node", name},
-                {"from", std::string(api::ToString(before))},
-                {"to", "down"},
-                {"reason", rec.node.state_reason}});
-      change.reschedule = true;
+      SetNodeState(change, rec, api::NodeState::kDown,
+                   "no heartbeat for " + FormatDuration(silent));
     }
     if (rec.node.state == api::NodeState::kDown && silent >= config_.nodes.lost_timeout) {
       std::vector<uint64_t> lost;

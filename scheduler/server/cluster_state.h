@@ -61,6 +61,8 @@ struct NodeRecord {
   bool connected = false;
   Timestamp last_heartbeat{};
   uint64_t used_gpus = 0;  // Bitmask derived from running allocations.
+  // The state to return to when a `down` node is heard from again (an admin's drain survives).
+  api::NodeState state_before_down = api::NodeState::kUp;
   int32_t used_cpus = 0;
   int64_t used_memory_mib = 0;
 };
@@ -154,6 +156,10 @@ class ClusterState {
  private:
   void AddEvent(Change& change, std::string type, boost::json::object data);
   void PersistJob(Change& change, const JobRecord& record);
+  // Moves a node to `to`, persists it and records a `node.state` event.
+  void SetNodeState(Change& change, NodeRecord& rec, api::NodeState to, std::string reason,
+                    std::string by = {});
+  void NodeBackFromDown(Change& change, NodeRecord& rec, std::string reason);
   void SetJobState(Change& change, JobRecord& record, api::JobState to, std::string why);
   // Ends the current attempt of a starting/running job: frees its GPUs, charges usage, records the
   // attempt, and requeues or finishes the job.
