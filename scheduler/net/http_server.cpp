@@ -243,13 +243,14 @@ class WsSession final : public WsConnection,
     if (closing_ || finished_)
       return;
     if (queue_.size() >= impl_->options.limits.ws_queue_limit) {
-      impl_->ws_dropped_slow.fetch_add(1, std::memory_order_relaxed);
       // A peer that does not read cannot read a close frame either: end the socket.
       queue_.clear();
       closing_ = true;
       CloseLowest(ws_.next_layer());
       Finish("slow consumer: queue of " + std::to_string(impl_->options.limits.ws_queue_limit) +
              " messages full");
+      // Counted after `Finish`: whoever sees the count sees a finished connection.
+      impl_->ws_dropped_slow.fetch_add(1);
       return;
     }
     queue_.push_back(std::move(text));

@@ -112,8 +112,9 @@ TEST(CrashTest, NothingAcknowledgedIsLostAfterKill9) {
       EXPECT_FALSE(stored.contains(name)) << "duplicate job " << name;
       stored[name] = id;
       max_id = std::max(max_id, id);
-      if (acked_cancels.contains(id))
+      if (acked_cancels.contains(id)) {
         EXPECT_EQ(j.at("state").as_string(), "cancelled") << id;
+      }
     }
     if (jobs.empty() || !page.as_object().contains("next_after"))
       break;

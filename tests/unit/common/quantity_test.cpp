@@ -53,8 +53,9 @@ TEST(DurationTest, RejectsNonsense) {
         "99999999999999999999", "1e5", "4.5h", "1h-2m", "2000000d"}) {
     auto d = ParseDuration(bad);
     EXPECT_FALSE(d.ok()) << "accepted '" << bad << "'";
-    if (!d.ok())
+    if (!d.ok()) {
       EXPECT_NE(d.status().message().find("invalid duration"), std::string::npos);
+    }
   }
 }
 
