@@ -34,7 +34,8 @@ void BM_DurableCommit(benchmark::State& state) {
     WriteBatch b;
     b.Put(Family::kJobs, U64Key(id), job);
     b.Put(Family::kEvents, U64Key(id), event);
-    if (!shared->store->Commit(std::move(b)).ok()) state.SkipWithError("commit failed");
+    if (!shared->store->Commit(std::move(b)).ok())
+      state.SkipWithError("commit failed");
   }
   state.SetItemsProcessed(state.iterations());
   if (state.thread_index() == 0) {

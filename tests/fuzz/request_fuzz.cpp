@@ -22,12 +22,19 @@ struct World {
     state.PutAccount(Admin(), lab).IgnoreError();
     gsched::api::Hello hello;
     hello.node = "n1";
-    for (int i = 0; i < 8; ++i) hello.gpus.push_back({i, "GPU-" + std::to_string(i), "h100"});
+    for (int i = 0; i < 8; ++i)
+      hello.gpus.push_back({i, "GPU-" + std::to_string(i), "h100"});
     state.WorkerHello(Worker(), hello).IgnoreError();
   }
-  static gsched::server::Principal Admin() { return {"root", gsched::api::Role::kAdmin, {}, "a", {}}; }
-  static gsched::server::Principal User() { return {"u", gsched::api::Role::kUser, {"lab"}, "u", {}}; }
-  static gsched::server::Principal Worker() { return {"w", gsched::api::Role::kWorker, {}, "w", {}}; }
+  static gsched::server::Principal Admin() {
+    return {"root", gsched::api::Role::kAdmin, {}, "a", {}};
+  }
+  static gsched::server::Principal User() {
+    return {"u", gsched::api::Role::kUser, {"lab"}, "u", {}};
+  }
+  static gsched::server::Principal Worker() {
+    return {"w", gsched::api::Role::kWorker, {}, "w", {}};
+  }
 };
 
 }  // namespace
@@ -37,19 +44,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto value = gsched::api::ParseJson(text);
   if (auto m = gsched::api::DecodeWorkerMessage(text); m.ok()) {
-    if (auto* u = std::get_if<gsched::api::JobUpdate>(&*m)) world->state.WorkerJobUpdate("n1", *u).IgnoreError();
-    if (auto* g = std::get_if<gsched::api::GpuHealthReport>(&*m)) world->state.WorkerGpuHealth(*g).IgnoreError();
+    if (auto* u = std::get_if<gsched::api::JobUpdate>(&*m))
+      world->state.WorkerJobUpdate("n1", *u).IgnoreError();
+    if (auto* g = std::get_if<gsched::api::GpuHealthReport>(&*m))
+      world->state.WorkerGpuHealth(*g).IgnoreError();
   }
   gsched::api::DecodeSchedulerMessage(text).IgnoreError();
-  if (!value.ok()) return 0;
+  if (!value.ok())
+    return 0;
   if (auto specs = gsched::api::DecodeSubmitBody(*value); specs.ok()) {
     std::vector<uint64_t> ids;
     world->state.Submit(World::User(), std::move(specs).value(), &ids).IgnoreError();
     // Keep the state small: cancel what was queued.
-    for (uint64_t id : ids) world->state.Cancel(World::User(), id).IgnoreError();
+    for (uint64_t id : ids)
+      world->state.Cancel(World::User(), id).IgnoreError();
   }
   if (auto account = gsched::api::DecodeAccount(*value); account.ok()) {
-    if (account->name.empty()) account->name = "fuzz";
+    if (account->name.empty())
+      account->name = "fuzz";
     world->state.PutAccount(World::Admin(), std::move(account).value()).IgnoreError();
   }
   gsched::api::DecodeJob(*value).IgnoreError();
