@@ -326,17 +326,15 @@ Duration ClusterState::EffectiveTimeLimit(const api::JobSpec& spec) const {
 // ---------------------------------------------------------------------------------------------
 // Jobs.
 
-Status ClusterState::ValidateSpec(const Principal& who, api::JobSpec& spec, size_t index) const {
-  auto field = [&](std::string f) { return f; };
+Status ClusterState::ValidateSpec(const Principal& who, api::JobSpec& spec) const {
   if (spec.account.empty()) {
     if (who.accounts.empty()) {
-      return Status::InvalidArgument("required: the token has no default account",
-                                     field("account"));
+      return Status::InvalidArgument("required: the token has no default account", "account");
     }
     spec.account = who.accounts.front();
   }
   if (!accounts_.contains(spec.account)) {
-    return Status::InvalidArgument("unknown account '" + spec.account + "'", field("account"));
+    return Status::InvalidArgument("unknown account '" + spec.account + "'", "account");
   }
   if (!MayManageAccount(who, spec.account)) {
     return Status::PermissionDenied("user '" + who.user + "' may not submit to account '" +
@@ -365,7 +363,6 @@ Status ClusterState::ValidateSpec(const Principal& who, api::JobSpec& spec, size
                                      "depends_on[" + std::to_string(i) + "].job");
     }
   }
-  (void)index;
   return Status::Ok();
 }
 
@@ -378,7 +375,7 @@ Result<Change> ClusterState::Submit(const Principal& who, std::vector<api::JobSp
   std::map<std::string, int64_t> new_per_user;
   size_t total = 0;
   for (size_t i = 0; i < specs.size(); ++i) {
-    Status s = ValidateSpec(who, specs[i], i);
+    Status s = ValidateSpec(who, specs[i]);
     if (!s.ok())
       return specs.size() > 1 ? std::move(s).WithFieldPrefix("jobs[" + std::to_string(i) + "]") : s;
     if (specs[i].array) {

@@ -171,7 +171,7 @@ class ClusterState {
   bool MaySeeJob(const Principal& who, const api::Job& job) const;
   bool IsInSubtree(const std::string& account, const std::string& root) const;
   double GpuCost(const std::string& type) const;
-  Status ValidateSpec(const Principal& who, api::JobSpec& spec, size_t index) const;
+  Status ValidateSpec(const Principal& who, api::JobSpec& spec) const;
   // The limit a job runs under: its own, else its class default, at most the class maximum.
   Duration EffectiveTimeLimit(const api::JobSpec& spec) const;
 
