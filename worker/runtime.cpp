@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -106,7 +107,8 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
 // Runtimes whose job is a plain process group: signals go to the group.
 class ProcessRuntime final : public ContainerRuntime {
  public:
-  using ContainerRuntime::ContainerRuntime;
+  ProcessRuntime(config::RuntimeConfig config, std::string shim)
+      : ContainerRuntime(std::move(config), std::move(shim)) {}
   config::RuntimeType type() const override { return config::RuntimeType::kProcess; }
   Status Signal(const RuntimeHandle& handle, int signal) override {
     if (!SameProcess(handle.pid, handle.pid_start_ticks))
@@ -192,7 +194,8 @@ class OciRuntime final : public ContainerRuntime {
 // podman and docker: the engine's CLI in the foreground under the shim.
 class EngineRuntime final : public ContainerRuntime {
  public:
-  using ContainerRuntime::ContainerRuntime;
+  EngineRuntime(config::RuntimeConfig config, std::string shim)
+      : ContainerRuntime(std::move(config), std::move(shim)) {}
   config::RuntimeType type() const override { return config_.type; }
   Status Signal(const RuntimeHandle& handle, int signal) override {
     auto out = RunCommandOutput(
