@@ -282,6 +282,12 @@ Result<RuntimeHandle> ContainerRuntime::Start(const JobLaunch& launch) {
       _exit(shim < 0 ? 1 : 0);
     if (chdir(cwd.c_str()) != 0)
       _exit(126);
+    // The worker's descriptors (its scheduler connection, log files) must not leak into the
+    // shim and the job: a leaked socket would outlive a killed worker.
+    if (close_range(3, ~0U, 0) != 0) {
+      for (int fd = 3; fd < 1024; ++fd)
+        close(fd);
+    }
     int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) {
       dup2(devnull, 0);
