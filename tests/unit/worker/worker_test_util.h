@@ -3,11 +3,13 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -33,12 +35,32 @@ class TempDir {
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {
+    KillLeftoverJobs();
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
   std::string path() const { return path_.string(); }
 
  private:
+  // A failed test may leave jobs waiting for a file that is about to vanish: kill every job whose
+  // `pid` file is under this directory (the job's process group, then its shim), by pid.
+  void KillLeftoverJobs() {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(path_, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->path().filename() != "pid" ||
+          std::filesystem::exists(it->path().parent_path() / "exit"))
+        continue;
+      std::ifstream in(it->path());
+      long job = 0, job_ticks = 0, shim = 0;
+      if (in >> job >> job_ticks >> shim && job > 0) {
+        ::kill(static_cast<pid_t>(-job), SIGKILL);
+        if (shim > 0)
+          ::kill(static_cast<pid_t>(shim), SIGKILL);
+      }
+    }
+  }
+
   std::filesystem::path path_;
 };
 
