@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,8 +38,12 @@ class FakeScheduler {
           ++connections_;
           conn_ = conn;
           net::WsHandlers h;
-          h.on_message = [this](std::string text) {
+          h.on_message = [this, weak = std::weak_ptr<net::WsConnection>(conn)](std::string text) {
             std::lock_guard lock(mu_);
+            if (auto m = api::DecodeWorkerMessage(text); m.ok()) {
+              if (auto* hello = std::get_if<api::Hello>(&*m))
+                by_node_[hello->node] = weak;
+            }
             messages_.push_back(std::move(text));
             cv_.notify_all();
           };
@@ -118,6 +123,17 @@ class FakeScheduler {
     }
     return c && c->Send(std::move(text));
   }
+  // Sends to the connection that said hello as `node`.
+  bool SendTo(const std::string& node, const api::SchedulerMessage& m) {
+    std::shared_ptr<net::WsConnection> c;
+    {
+      std::lock_guard lock(mu_);
+      auto it = by_node_.find(node);
+      if (it != by_node_.end())
+        c = it->second.lock();
+    }
+    return c && c->Send(api::SerializeMessage(m));
+  }
   void Drop() {
     std::shared_ptr<net::WsConnection> c;
     {
@@ -151,6 +167,7 @@ class FakeScheduler {
   std::condition_variable cv_;
   std::vector<std::string> messages_;
   std::shared_ptr<net::WsConnection> conn_;
+  std::map<std::string, std::weak_ptr<net::WsConnection>> by_node_;
   bool refuse_ = false;
   int connections_ = 0;
   std::string auth_;
