@@ -7,6 +7,7 @@
 // it is handled before anything else is set up.
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -84,7 +85,17 @@ int Run(config::WorkerConfig cfg, int simulate) {
   std::vector<std::unique_ptr<WorkerAgent>> agents;
 
   if (simulate > 0) {
-    // N virtual nodes on one io_context: one connection each, no threads per node.
+    // N virtual nodes on one io_context: one connection each, no threads per node. Each needs a
+    // descriptor: raise the soft limit to the hard one.
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+      limit.rlim_cur = limit.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
+        limit.rlim_cur < static_cast<rlim_t>(simulate) + 64)
+      spdlog::warn("{} nodes but only {} file descriptors allowed: run several processes", simulate,
+                   static_cast<uint64_t>(limit.rlim_cur));
     std::vector<std::unique_ptr<SimulatedJobs>> sims;
     for (int i = 0; i < simulate; ++i) {
       char suffix[16];

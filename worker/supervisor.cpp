@@ -215,6 +215,7 @@ void JobSupervisor::Launch(const api::Launch& launch) {
         updates.push_back(MakeUpdate(ref));
       }
     }
+    PublishRunning();
   }
   Emit(updates);
 }
@@ -328,6 +329,7 @@ void JobSupervisor::Tick() {
       Attempt& a = *ap;
       Check(a, now, updates);
     }
+    PublishRunning();
   }
   Emit(updates);
 }
@@ -342,12 +344,17 @@ void JobSupervisor::MarkReported(uint64_t job, uint32_t attempt) {
 }
 
 std::vector<api::RunningAttempt> JobSupervisor::Running() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(running_mu_);
+  return running_;
+}
+
+void JobSupervisor::PublishRunning() {
   std::vector<api::RunningAttempt> out;
   for (const auto& [k, a] : attempts_)
     if (!api::IsTerminal(a->state))
       out.push_back({a->job, a->attempt, a->state});
-  return out;
+  std::lock_guard lock(running_mu_);
+  running_ = std::move(out);
 }
 
 void JobSupervisor::AdoptAll() {
@@ -445,6 +452,7 @@ void JobSupervisor::AdoptAll() {
         Check(ref, clock_.Now(), updates);
       }
     }
+    PublishRunning();
   }
   Emit(updates);
 }

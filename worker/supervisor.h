@@ -82,6 +82,9 @@ class JobSupervisor {
               std::vector<api::JobUpdate>& out);
   void StartKill(Attempt& a, int32_t grace_s, api::JobState final_state, std::string message);
   void Emit(std::vector<api::JobUpdate>& updates);
+  // Copies the live attempts for `Running`, which the network thread reads without waiting for
+  // a slow `Launch` that holds `mu_`.
+  void PublishRunning();
 
   const config::WorkerConfig& config_;
   std::unique_ptr<ContainerRuntime> runtime_;
@@ -89,6 +92,8 @@ class JobSupervisor {
   UpdateSink sink_;
   mutable std::mutex mu_;
   std::map<std::pair<uint64_t, uint32_t>, std::unique_ptr<Attempt>> attempts_;
+  mutable std::mutex running_mu_;
+  std::vector<api::RunningAttempt> running_;
   // Serialises sink calls so updates leave in the order they were made.
   std::mutex emit_mu_;
 };
