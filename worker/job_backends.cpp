@@ -90,6 +90,10 @@ SimulatedJobs::SimulatedJobs(asio::io_context& ioc, const Clock& clock)
     : ioc_(ioc), clock_(clock) {}
 
 SimulatedJobs::~SimulatedJobs() {
+  CancelAll();
+}
+
+void SimulatedJobs::CancelAll() {
   for (auto& [k, job] : jobs_)
     job->timer.cancel();
 }

@@ -73,6 +73,8 @@ class SimulatedJobs final : public JobBackend {
   void Kill(const api::Kill& kill) override;
   std::vector<api::RunningAttempt> Running() const override;
   void MarkReported(uint64_t, uint32_t) override {}
+  // Cancels every timer without reporting (shutdown), so that the io_context can run out of work.
+  void CancelAll();
 
   struct Job;
 

@@ -11,10 +11,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -50,6 +53,38 @@ int64_t DetectMemoryMib() {
   long page = sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page / (1024 * 1024) : 0;
 }
+
+// Stops `ioc` if it has not run out of work `grace` after `Arm`: a clean shutdown lets connections
+// close (and frees everything); a stuck one must not keep the process alive.
+class ShutdownWatchdog {
+ public:
+  explicit ShutdownWatchdog(boost::asio::io_context& ioc) : ioc_(ioc) {}
+  ~ShutdownWatchdog() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+      thread_.join();
+  }
+  void Arm(Duration grace) {
+    if (thread_.joinable())
+      return;
+    thread_ = std::thread([this, grace] {
+      std::unique_lock lock(mu_);
+      if (!cv_.wait_for(lock, grace, [this] { return done_; }))
+        ioc_.stop();
+    });
+  }
+
+ private:
+  boost::asio::io_context& ioc_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 int Run(config::WorkerConfig cfg, int simulate) {
   std::string token;
@@ -109,10 +144,13 @@ int Run(config::WorkerConfig cfg, int simulate) {
       sims.back()->SetSink([agent](const api::JobUpdate& u) { agent->OnJobUpdate(u); });
       agent->Start();
     }
+    ShutdownWatchdog watchdog(ioc);
     signals.async_wait([&](boost::system::error_code, int) {
       for (auto& a : agents)
         a->Stop();
-      ioc.stop();
+      for (auto& s : sims)
+        s->CancelAll();
+      watchdog.Arm(Seconds(3));
     });
     spdlog::info("simulating {} nodes against {}", simulate, cfg.scheduler);
     ioc.run();
@@ -138,16 +176,16 @@ int Run(config::WorkerConfig cfg, int simulate) {
     spdlog::error("cannot create {}: {}", cfg.work_dir, ec.message());
     return 1;
   }
-  WorkerAgent* agent_ptr = nullptr;
+  std::atomic<WorkerAgent*> agent_ptr{nullptr};
   auto runtime = MakeRuntime(cfg.runtime, SelfExe());
   auto supervisor = std::make_unique<JobSupervisor>(cfg, std::move(runtime), clock,
                                                     [&agent_ptr](const api::JobUpdate& u) {
-                                                      if (agent_ptr)
-                                                        agent_ptr->OnJobUpdate(u);
+                                                      if (WorkerAgent* a = agent_ptr.load())
+                                                        a->OnJobUpdate(u);
                                                     });
   JobSupervisor* sup = supervisor.get();
   GpuInventory inventory = id.inventory;
-  SupervisedJobs jobs(
+  auto jobs = std::make_unique<SupervisedJobs>(
       std::move(supervisor), Duration(100),
       [&cfg, inventory, &agent_ptr] {
         auto health = CheckGpuHealth(cfg.gpus, inventory);
@@ -155,23 +193,28 @@ int Run(config::WorkerConfig cfg, int simulate) {
           spdlog::warn("GPU health check: {}", health.status().ToString());
           return;
         }
-        if (agent_ptr)
-          agent_ptr->OnHealth(*health);
+        if (WorkerAgent* a = agent_ptr.load())
+          a->OnHealth(*health);
       },
       cfg.health_check_interval);
-  auto agent = std::make_unique<WorkerAgent>(ioc, options, id, jobs, clock);
+  auto agent = std::make_unique<WorkerAgent>(ioc, options, id, *jobs, clock);
   agent_ptr = agent.get();
   if (cfg.adopt_running_jobs) {
     sup->AdoptAll();
   }
   agent->Start();
+  ShutdownWatchdog watchdog(ioc);
   signals.async_wait([&](boost::system::error_code, int) {
     // Jobs keep running under their shims; the next worker re-adopts them.
     agent->Stop();
-    ioc.stop();
+    watchdog.Arm(Seconds(3));
   });
   spdlog::info("worker {} connecting to {}", id.name, cfg.scheduler);
   ioc.run();
+  // The backend's thread goes first (it reports to the agent), then the agent.
+  jobs.reset();
+  agent_ptr = nullptr;
+  agent.reset();
   return 0;
 }
 

@@ -80,14 +80,15 @@ class AgentHarness {
     if (adopt)
       sup->AdoptAll();
     agent_->Start();
-    thread_ = std::thread([this] { ioc_.run(); });
+    io_ = std::make_unique<testing::IoThread>(ioc_);
   }
   ~AgentHarness() {
+    // The agent winds down on its io_context first, then the backend goes (its thread joins;
+    // jobs keep running), then the agent.
     agent_->Stop();
-    jobs_.reset();  // Joins the supervisor thread; jobs keep running.
     work_.reset();
-    ioc_.stop();
-    thread_.join();
+    io_->Finish();
+    jobs_.reset();
     agent_.reset();
   }
   WorkerAgent& agent() { return *agent_; }
@@ -98,7 +99,7 @@ class AgentHarness {
   SystemClock clock_;
   std::unique_ptr<SupervisedJobs> jobs_;
   std::unique_ptr<WorkerAgent> agent_;
-  std::thread thread_;
+  std::unique_ptr<testing::IoThread> io_;
 };
 
 class AgentTest : public ::testing::Test {

@@ -4,12 +4,14 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <set>
 #include <thread>
 
 #include "fake_scheduler.h"
 #include "worker/agent.h"
 #include "worker/job_backends.h"
+#include "worker_test_util.h"
 
 namespace gsched::worker {
 namespace {
@@ -38,14 +40,17 @@ class SimCluster {
       sims_.back()->SetSink([agent](const api::JobUpdate& u) { agent->OnJobUpdate(u); });
       agent->Start();
     }
-    thread_ = std::thread([this] { ioc_.run(); });
+    io_ = std::make_unique<testing::IoThread>(ioc_);
   }
   ~SimCluster() {
     for (auto& a : agents_)
       a->Stop();
+    boost::asio::post(ioc_, [this] {
+      for (auto& s : sims_)
+        s->CancelAll();
+    });
     work_.reset();
-    ioc_.stop();
-    thread_.join();
+    io_->Finish();
   }
   WorkerAgent& agent(int i) { return *agents_[static_cast<size_t>(i)]; }
 
@@ -55,7 +60,7 @@ class SimCluster {
   SystemClock clock_;
   std::vector<std::unique_ptr<SimulatedJobs>> sims_;
   std::vector<std::unique_ptr<WorkerAgent>> agents_;
-  std::thread thread_;
+  std::unique_ptr<testing::IoThread> io_;
 };
 
 api::Launch SimLaunch(uint64_t job, std::string duration_s) {

@@ -109,4 +109,36 @@ inline bool WaitUntil(const std::function<bool()>& done, const std::function<voi
   return done();
 }
 
+// Runs an io_context on a thread until it runs out of work; `Finish` waits for that, bounded: after
+// `timeout` it stops the io_context.
+class IoThread {
+ public:
+  template <typename Ioc>
+  explicit IoThread(Ioc& ioc)
+      : stop_([&ioc] { ioc.stop(); }), thread_([this, &ioc] {
+          ioc.run();
+          std::lock_guard lock(mu_);
+          done_ = true;
+          cv_.notify_all();
+        }) {}
+  ~IoThread() { Finish(); }
+  void Finish(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    if (!thread_.joinable())
+      return;
+    {
+      std::unique_lock lock(mu_);
+      if (!cv_.wait_for(lock, timeout, [this] { return done_; }))
+        stop_();
+    }
+    thread_.join();
+  }
+
+ private:
+  std::function<void()> stop_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 }  // namespace gsched::worker::testing
