@@ -60,7 +60,8 @@ void SupervisedJobs::MarkReported(uint64_t job, uint32_t attempt) {
 }
 
 void SupervisedJobs::Loop() {
-  auto next_health = std::chrono::steady_clock::now();
+  // The first check after one tick, once the owner has wired the health sink up.
+  auto next_health = std::chrono::steady_clock::now() + tick_;
   for (;;) {
     std::deque<std::function<void()>> batch;
     {
