@@ -1,0 +1,90 @@
+// A fake scheduler for CLI tests: a real `gsched_net` HttpServer on 127.0.0.1:0 that records every
+// request and answers canned, DESIGN.md-shaped JSON per "METHOD /path". The watch feed answers an
+// upgrade with the queued events.
+#pragma once
+
+#include <boost/json/serialize.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "scheduler/net/http_server.h"
+
+namespace gsched::client {
+
+class FakeServer {
+ public:
+  FakeServer() {
+    net::HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    server_ = std::make_unique<net::HttpServer>(
+        options, [this](net::HttpRequest&& req, net::Responder respond) {
+          respond(Handle(std::move(req)));
+        },
+        [this](const net::HttpRequest& req, std::shared_ptr<net::WsConnection> conn)
+            -> std::variant<net::HttpResponse, net::WsHandlers> {
+          std::vector<std::string> events;
+          {
+            std::lock_guard lock(mu_);
+            requests_.push_back(req);
+            events = events_;
+          }
+          for (auto& e : events)
+            conn->Send(e);
+          return net::WsHandlers{[](std::string) {}, [](std::string) {}};
+        });
+    auto addr = server_->Start();
+    url_ = addr.ok() ? "http://" + *addr : "http://127.0.0.1:1";
+  }
+  ~FakeServer() { server_->Stop(); }
+
+  const std::string& url() const { return url_; }
+
+  // Answers "METHOD /path" (the path without the query) with `status` and `body`.
+  void On(const std::string& method_path, int status, std::string body) {
+    std::lock_guard lock(mu_);
+    routes_[method_path] = {status, std::move(body)};
+  }
+  void On(const std::string& method_path, int status, const boost::json::value& body) {
+    On(method_path, status, boost::json::serialize(body));
+  }
+  void QueueEvent(std::string event) {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(event));
+  }
+  std::vector<net::HttpRequest> Requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+  // "GET /v1/jobs?user=alice" for each request.
+  std::vector<std::string> Lines() {
+    std::vector<std::string> out;
+    for (const auto& r : Requests())
+      out.push_back(r.method + " " + r.target);
+    return out;
+  }
+  void Stop() { server_->Stop(); }
+
+ private:
+  net::HttpResponse Handle(net::HttpRequest&& req) {
+    std::lock_guard lock(mu_);
+    std::string key = req.method + " " + req.path;
+    requests_.push_back(std::move(req));
+    auto it = routes_.find(key);
+    if (it == routes_.end()) {
+      return {404, R"({"error": {"code": "not_found", "message": "no route )" + key + R"("}})"};
+    }
+    return {it->second.first, it->second.second};
+  }
+
+  std::mutex mu_;
+  std::map<std::string, std::pair<int, std::string>> routes_;
+  std::vector<net::HttpRequest> requests_;
+  std::vector<std::string> events_;
+  std::unique_ptr<net::HttpServer> server_;
+  std::string url_;
+};
+
+}  // namespace gsched::client
