@@ -59,6 +59,11 @@ std::string StringField(const json::object& o, std::string_view key) {
     return std::string(v->get_string());
   if (v->is_null())
     return "";
+  if (v->is_double()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v->get_double());
+    return buf;
+  }
   return json::serialize(*v);
 }
 
@@ -588,7 +593,7 @@ int Session::Watch(const WatchArgs& args) {
     if (!event.ok())
       return Fail(kExitServerSaidNo, "bad event: " + event.status().ToString());
     if (args.json) {
-      out_ << *msg << "\n" << std::flush;
+      out_ << json::serialize(*parsed) << "\n" << std::flush;  // One event per line.
     } else {
       const json::object& d = event->data;
       std::string what;
@@ -737,6 +742,7 @@ int Session::Accounts(bool json_out) {
                                 StringField(quota.get_object(), "limit")});
         }
       }
+      std::sort(quota_rows.begin(), quota_rows.end());
       if (quota_rows.empty())
         quota_rows.push_back({"-", "-", "-", "-"});
       for (size_t i = 0; i < quota_rows.size(); ++i) {
@@ -761,6 +767,10 @@ int Session::AccountsApply(const std::string& file, bool dry_run) {
   // Pre-order: every parent is PUT before its children.
   int applied = 0;
   for (const config::AccountSpec& spec : loaded->accounts) {
+    // The loader adds `root` when the file does not list it; it exists on every server.
+    if (spec.name == config::kRootAccount && spec.quotas.empty() && !spec.budget &&
+        spec.shares == 1)
+      continue;
     api::Account account;
     account.parent = spec.parent;
     account.shares = spec.shares;

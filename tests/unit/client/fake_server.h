@@ -20,9 +20,8 @@ class FakeServer {
     net::HttpServerOptions options;
     options.listen = "127.0.0.1:0";
     server_ = std::make_unique<net::HttpServer>(
-        options, [this](net::HttpRequest&& req, net::Responder respond) {
-          respond(Handle(std::move(req)));
-        },
+        options,
+        [this](net::HttpRequest&& req, net::Responder respond) { respond(Handle(std::move(req))); },
         [this](const net::HttpRequest& req, std::shared_ptr<net::WsConnection> conn)
             -> std::variant<net::HttpResponse, net::WsHandlers> {
           std::vector<std::string> events;
@@ -47,7 +46,7 @@ class FakeServer {
     std::lock_guard lock(mu_);
     routes_[method_path] = {status, std::move(body)};
   }
-  void On(const std::string& method_path, int status, const boost::json::value& body) {
+  void OnJson(const std::string& method_path, int status, const boost::json::value& body) {
     On(method_path, status, boost::json::serialize(body));
   }
   void QueueEvent(std::string event) {
