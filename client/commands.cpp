@@ -204,14 +204,20 @@ Session::Answer Session::Call(std::string_view method, const std::string& target
   return {kExitOk, std::move(parsed)};
 }
 
-Result<std::string> Session::CurrentUser() {
+std::pair<int, std::string> Session::CurrentUser() {
   Answer a = Call("GET", "/v1/whoami");
   if (a.exit_code != kExitOk)
-    return Status(StatusCode::kUnavailable, std::to_string(a.exit_code));
+    return {a.exit_code, ""};
   auto who = api::DecodeWhoAmI(a.body);
   if (!who.ok())
-    return Status::Internal(who.status().ToString());
-  return who->user;
+    return {Fail(kExitServerSaidNo, "bad whoami answer: " + who.status().ToString()), ""};
+  return {kExitOk, who->user};
+}
+
+int Session::NoServer() {
+  return Fail(kExitUsage, "no server configured: use --server URL, GSCHED_SERVER or 'server:' in " +
+                              (config_.config_path.empty() ? std::string("the config file")
+                                                           : config_.config_path));
 }
 
 // --- submit ---------------------------------------------------------------------------------
@@ -303,13 +309,10 @@ int Session::Submit(const SubmitArgs& args) {
 int Session::Queue(const QueueArgs& args) {
   std::string user = args.user;
   if (!args.all && user.empty()) {
-    auto me = CurrentUser();
-    if (!me.ok()) {
-      if (me.status().code() == StatusCode::kUnavailable)
-        return std::stoi(me.status().message());
-      return Fail(kExitServerSaidNo, "bad whoami answer: " + me.status().message());
-    }
-    user = *me;
+    auto [code, me] = CurrentUser();
+    if (code != kExitOk)
+      return code;
+    user = me;
   }
   if (!args.state.empty()) {
     std::string_view rest = args.state;
@@ -563,7 +566,7 @@ int Session::Watch(const WatchArgs& args) {
   if (!args.job.empty() && !IsJobId(args.job))
     return Fail(kExitUsage, "invalid job id '" + args.job + "'");
   if (config_.server.empty())
-    return Call("GET", "/v1/watch").exit_code;  // Reports the missing server.
+    return NoServer();
   std::string target =
       "/v1/watch" + QueryString({{"topics", args.topics},
                                  {"since", args.since >= 0 ? std::to_string(args.since) : ""},
@@ -571,13 +574,23 @@ int Session::Watch(const WatchArgs& args) {
   auto factory = env_.connector.watch ? env_.connector.watch : NetConnector().watch;
   auto stream = factory(config_, target);
   if (!stream.ok()) {
-    if (stream.status().code() == StatusCode::kInvalidArgument)
-      return Fail(kExitUsage, stream.status().message());
-    std::string msg = stream.status().message();
-    // A refused upgrade carries the server's status: that is the server saying no.
-    bool refused = msg.find("HTTP") != std::string::npos || msg.find("40") != std::string::npos;
-    return Fail(refused ? kExitServerSaidNo : kExitUnreachable,
-                "cannot watch " + config_.server + ": " + msg);
+    const Status& st = stream.status();
+    if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kDeadlineExceeded)
+      return Fail(kExitUnreachable, "cannot reach " + config_.server + ": " + st.message());
+    // "upgrade refused with 403: {error body}" is the server saying no; anything else is ours.
+    std::string_view msg = st.message();
+    if (msg.starts_with("upgrade refused")) {
+      size_t colon = msg.find(": ");
+      if (colon != std::string_view::npos) {
+        if (auto body = api::ParseJson(msg.substr(colon + 2)); body.ok()) {
+          if (auto e = api::DecodeApiError(*body); e.ok())
+            return Fail(kExitServerSaidNo,
+                        e->field.empty() ? e->message : e->field + ": " + e->message);
+        }
+      }
+      return Fail(kExitServerSaidNo, std::string(msg));
+    }
+    return Fail(kExitUsage, st.ToString());
   }
   while (true) {
     auto msg = (*stream)->Read(env_.watch_idle_timeout);

@@ -114,7 +114,9 @@ class Session {
   Answer Call(std::string_view method, const std::string& target, std::string body = {});
   Timestamp Now() const;
   void PrintJson(const boost::json::value& v);
-  Result<std::string> CurrentUser();
+  // The exit code (reported already when not 0) and the token's user.
+  std::pair<int, std::string> CurrentUser();
+  int NoServer();
 
   std::ostream& out_;
   std::ostream& err_;

@@ -361,6 +361,14 @@ TEST_F(CliTest, WatchPrintsEventsAndEndsWithTheJob) {
   EXPECT_EQ(n, 3);
 }
 
+TEST_F(CliTest, WatchRefusedIsTheServerSayingNo) {
+  server_.RefuseWatch(403, R"({"error": {"code": "permission_denied", "message": "not yours"}})");
+  CliRun r = Run({"watch", "42"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "gsched: not yours\n");
+  EXPECT_EQ(Run({"watch", "x"}).code, 2);
+}
+
 // --- nodes, accounts, quota, usage, tokens, whoami --------------------------------------------
 
 TEST_F(CliTest, NodesDrainResume) {

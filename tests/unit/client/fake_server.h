@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ class FakeServer {
           {
             std::lock_guard lock(mu_);
             requests_.push_back(req);
+            if (refuse_watch_)
+              return *refuse_watch_;
             events = events_;
           }
           for (auto& e : events)
@@ -52,6 +55,11 @@ class FakeServer {
   void QueueEvent(std::string event) {
     std::lock_guard lock(mu_);
     events_.push_back(std::move(event));
+  }
+  // Answers the next watch upgrades with this response instead of accepting them.
+  void RefuseWatch(int status, std::string body) {
+    std::lock_guard lock(mu_);
+    refuse_watch_ = net::HttpResponse{status, std::move(body)};
   }
   std::vector<net::HttpRequest> Requests() {
     std::lock_guard lock(mu_);
@@ -82,6 +90,7 @@ class FakeServer {
   std::map<std::string, std::pair<int, std::string>> routes_;
   std::vector<net::HttpRequest> requests_;
   std::vector<std::string> events_;
+  std::optional<net::HttpResponse> refuse_watch_;
   std::unique_ptr<net::HttpServer> server_;
   std::string url_;
 };
