@@ -567,44 +567,67 @@ int Session::Watch(const WatchArgs& args) {
     return Fail(kExitUsage, "invalid job id '" + args.job + "'");
   if (config_.server.empty())
     return NoServer();
-  std::string target =
-      "/v1/watch" + QueryString({{"topics", args.topics},
-                                 {"since", args.since >= 0 ? std::to_string(args.since) : ""},
-                                 {"job", args.job}});
+  // The feed resumes from the last event seen: after a dropped connection the CLI reconnects
+  // with `since` (up to `kMaxReconnects` times in a row) and skips events it already printed.
+  constexpr int kMaxReconnects = 5;
+  int64_t last_seq = args.since;
+  int failures = 0;
+  std::unique_ptr<WatchStream> stream;
   auto factory = env_.connector.watch ? env_.connector.watch : NetConnector().watch;
-  auto stream = factory(config_, target);
-  if (!stream.ok()) {
-    const Status& st = stream.status();
-    if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kDeadlineExceeded)
-      return Fail(kExitUnreachable, "cannot reach " + config_.server + ": " + st.message());
-    // "upgrade refused with 403: {error body}" is the server saying no; anything else is ours.
-    std::string_view msg = st.message();
-    if (msg.starts_with("upgrade refused")) {
-      size_t colon = msg.find(": ");
-      if (colon != std::string_view::npos) {
-        if (auto body = api::ParseJson(msg.substr(colon + 2)); body.ok()) {
-          if (auto e = api::DecodeApiError(*body); e.ok())
-            return Fail(kExitServerSaidNo,
-                        e->field.empty() ? e->message : e->field + ": " + e->message);
-        }
-      }
-      return Fail(kExitServerSaidNo, std::string(msg));
-    }
-    return Fail(kExitUsage, st.ToString());
-  }
   while (true) {
-    auto msg = (*stream)->Read(env_.watch_idle_timeout);
+    if (!stream) {
+      std::string target =
+          "/v1/watch" + QueryString({{"topics", args.topics},
+                                     {"since", last_seq >= 0 ? std::to_string(last_seq) : ""},
+                                     {"job", args.job}});
+      auto opened = factory(config_, target);
+      if (!opened.ok()) {
+        const Status& st = opened.status();
+        bool transient =
+            st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kDeadlineExceeded;
+        if (transient && failures > 0 && failures < kMaxReconnects) {
+          ++failures;
+          std::this_thread::sleep_for(env_.poll_interval * failures);
+          continue;
+        }
+        if (transient)
+          return Fail(kExitUnreachable, "cannot reach " + config_.server + ": " + st.message());
+        // "upgrade refused with 403: {error body}" is the server saying no; anything else is ours.
+        std::string_view msg = st.message();
+        if (msg.starts_with("upgrade refused")) {
+          size_t colon = msg.find(": ");
+          if (colon != std::string_view::npos) {
+            if (auto body = api::ParseJson(msg.substr(colon + 2)); body.ok()) {
+              if (auto e = api::DecodeApiError(*body); e.ok())
+                return Fail(kExitServerSaidNo,
+                            e->field.empty() ? e->message : e->field + ": " + e->message);
+            }
+          }
+          return Fail(kExitServerSaidNo, std::string(msg));
+        }
+        return Fail(kExitUsage, st.ToString());
+      }
+      stream = std::move(opened).value();
+    }
+    auto msg = stream->Read(env_.watch_idle_timeout);
     if (!msg.ok()) {
       if (msg.status().code() == StatusCode::kDeadlineExceeded)
         return Fail(kExitUnreachable, "no event for " + HumanDuration(env_.watch_idle_timeout));
-      return Fail(kExitUnreachable, "watch feed closed: " + msg.status().message());
+      if (++failures >= kMaxReconnects)
+        return Fail(kExitUnreachable, "watch feed closed: " + msg.status().message());
+      stream.reset();
+      continue;
     }
+    failures = 0;
     auto parsed = api::ParseJson(*msg);
     if (!parsed.ok())
       return Fail(kExitServerSaidNo, "bad event: " + parsed.status().message());
     auto event = api::DecodeEvent(*parsed);
     if (!event.ok())
       return Fail(kExitServerSaidNo, "bad event: " + event.status().ToString());
+    if (static_cast<int64_t>(event->seq) <= last_seq && event->type != "resync")
+      continue;  // Seen before the reconnect.
+    last_seq = static_cast<int64_t>(event->seq);
     if (args.json) {
       out_ << json::serialize(*parsed) << "\n" << std::flush;  // One event per line.
     } else {

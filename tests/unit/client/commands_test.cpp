@@ -361,6 +361,26 @@ TEST_F(CliTest, WatchPrintsEventsAndEndsWithTheJob) {
   EXPECT_EQ(n, 3);
 }
 
+TEST_F(CliTest, WatchReconnectsWithSinceAndSkipsRepeats) {
+  std::string e7 = R"({"seq": 7, "type": "job.state", "time": "2026-11-23T18:01:02.000Z",
+                       "data": {"id": 42, "state": "running"}})";
+  std::string e8 = R"({"seq": 8, "type": "job.state", "time": "2026-11-23T18:02:00.000Z",
+                       "data": {"id": 42, "state": "running", "message": "checkpoint"}})";
+  std::string e9 = R"({"seq": 9, "type": "job.state", "time": "2026-11-23T18:03:00.000Z",
+                       "data": {"id": 42, "state": "failed"}})";
+  server_.QueueConnection({e7, e8}, /*close=*/true);
+  server_.QueueConnection({e8, e9}, /*close=*/false);
+  CliRun r = Run({"watch", "42"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "18:01:02  job.state  job 42 running\n"
+            "18:02:00  job.state  job 42 running: checkpoint\n"
+            "18:03:00  job.state  job 42 failed\n");
+  EXPECT_THAT(server_.Lines(),
+              ElementsAre("GET /v1/watch?topics=jobs,nodes,accounts&job=42",
+                          "GET /v1/watch?topics=jobs,nodes,accounts&since=8&job=42"));
+}
+
 TEST_F(CliTest, WatchRefusedIsTheServerSayingNo) {
   server_.RefuseWatch(403, R"({"error": {"code": "permission_denied", "message": "not yours"}})");
   CliRun r = Run({"watch", "42"});

@@ -4,11 +4,14 @@
 #pragma once
 
 #include <boost/json/serialize.hpp>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "scheduler/net/http_server.h"
@@ -26,21 +29,39 @@ class FakeServer {
         [this](const net::HttpRequest& req, std::shared_ptr<net::WsConnection> conn)
             -> std::variant<net::HttpResponse, net::WsHandlers> {
           std::vector<std::string> events;
+          bool close = false;
           {
             std::lock_guard lock(mu_);
             requests_.push_back(req);
             if (refuse_watch_)
               return *refuse_watch_;
             events = events_;
+            if (!connections_.empty()) {
+              std::tie(events, close) = connections_.front();
+              connections_.pop_front();
+            }
           }
           for (auto& e : events)
             conn->Send(e);
+          if (close) {
+            // Closing before the handshake completes would drop the queued events; close a
+            // little later, as a server going away mid-stream does.
+            std::lock_guard lock(mu_);
+            closers_.emplace_back([conn] {
+              std::this_thread::sleep_for(std::chrono::milliseconds(100));
+              conn->Close(1001, "going away");
+            });
+          }
           return net::WsHandlers{[](std::string) {}, [](std::string) {}};
         });
     auto addr = server_->Start();
     url_ = addr.ok() ? "http://" + *addr : "http://127.0.0.1:1";
   }
-  ~FakeServer() { server_->Stop(); }
+  ~FakeServer() {
+    for (auto& t : closers_)
+      t.join();
+    server_->Stop();
+  }
 
   const std::string& url() const { return url_; }
 
@@ -55,6 +76,12 @@ class FakeServer {
   void QueueEvent(std::string event) {
     std::lock_guard lock(mu_);
     events_.push_back(std::move(event));
+  }
+  // The next watch connection gets `events` instead of the queued ones, then is closed when
+  // `close`.
+  void QueueConnection(std::vector<std::string> events, bool close) {
+    std::lock_guard lock(mu_);
+    connections_.emplace_back(std::move(events), close);
   }
   // Answers the next watch upgrades with this response instead of accepting them.
   void RefuseWatch(int status, std::string body) {
@@ -91,6 +118,8 @@ class FakeServer {
   std::vector<net::HttpRequest> requests_;
   std::vector<std::string> events_;
   std::optional<net::HttpResponse> refuse_watch_;
+  std::deque<std::pair<std::vector<std::string>, bool>> connections_;
+  std::vector<std::thread> closers_;
   std::unique_ptr<net::HttpServer> server_;
   std::string url_;
 };
