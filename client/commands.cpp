@@ -180,6 +180,12 @@ Session::Answer Session::Call(std::string_view method, const std::string& target
             {}};
   }
   json::value parsed;
+  if (r->status < 400 && r->content_type.starts_with("text/")) {
+    Answer text;
+    text.raw = std::move(r->body);
+    text.is_text = true;
+    return text;
+  }
   if (!r->body.empty()) {
     auto p = api::ParseJson(r->body);
     if (p.ok())
@@ -531,18 +537,25 @@ int Session::Logs(const LogsArgs& args) {
     Answer a = Call("GET", target);
     if (a.exit_code != kExitOk)
       return a.exit_code;
-    // `{"data": "...", "next_offset": N, "eof": bool}`; `eof` means the job ended and nothing
-    // more will come.
-    if (!a.body.is_object())
-      return Fail(kExitServerSaidNo, "the logs answer is not an object");
-    const json::object& o = a.body.get_object();
-    std::string data = StringField(o, "data");
+    // JSON `{"data": "...", "next_offset": N, "eof": bool}` (`eof`: the job ended and nothing
+    // more will come), or the bytes themselves as `text/plain`.
+    std::string data;
+    bool ended = false;
+    if (a.is_text) {
+      data = std::move(a.raw);
+      offset += static_cast<int64_t>(data.size());
+    } else {
+      if (!a.body.is_object())
+        return Fail(kExitServerSaidNo, "the logs answer is not an object");
+      const json::object& o = a.body.get_object();
+      data = StringField(o, "data");
+      const json::value* next = o.if_contains("next_offset");
+      offset =
+          next && next->is_int64() ? next->get_int64() : offset + static_cast<int64_t>(data.size());
+      const json::value* eof = o.if_contains("eof");
+      ended = eof && eof->is_bool() && eof->get_bool();
+    }
     out_ << data << std::flush;
-    const json::value* next = o.if_contains("next_offset");
-    offset =
-        next && next->is_int64() ? next->get_int64() : offset + static_cast<int64_t>(data.size());
-    const json::value* eof = o.if_contains("eof");
-    bool ended = eof && eof->is_bool() && eof->get_bool();
     if (static_cast<int64_t>(data.size()) >= kChunk)
       continue;  // More is there already.
     if (!args.follow || ended)

@@ -109,7 +109,9 @@ class Session {
   // A server answer, or the exit code of a failure that was already reported.
   struct Answer {
     int exit_code = kExitOk;
-    boost::json::value body;
+    boost::json::value body;  // Null for a non-JSON answer.
+    std::string raw;          // The body as sent, for `text/*` answers (logs).
+    bool is_text = false;
   };
   Answer Call(std::string_view method, const std::string& target, std::string body = {});
   Timestamp Now() const;

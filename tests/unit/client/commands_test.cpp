@@ -330,6 +330,12 @@ TEST_F(CliTest, LogsReadsFromOffsetAndFollowsUntilTheEnd) {
   server_.On("GET /v1/jobs/42/logs", 200, R"({"data": "done\n", "next_offset": 13, "eof": true})");
   CliRun eof = Run({"logs", "-f", "42"});
   EXPECT_EQ(eof.out, "done\n");
+
+  // A plain-text answer is the bytes themselves.
+  server_.OnText("GET /v1/jobs/43/logs", "plain line\n");
+  CliRun text = Run({"logs", "43"});
+  EXPECT_EQ(text.code, 0) << text.err;
+  EXPECT_EQ(text.out, "plain line\n");
 }
 
 TEST_F(CliTest, WatchPrintsEventsAndEndsWithTheJob) {

@@ -68,10 +68,14 @@ class FakeServer {
   // Answers "METHOD /path" (the path without the query) with `status` and `body`.
   void On(const std::string& method_path, int status, std::string body) {
     std::lock_guard lock(mu_);
-    routes_[method_path] = {status, std::move(body)};
+    routes_[method_path] = {status, std::move(body), "application/json"};
   }
   void OnJson(const std::string& method_path, int status, const boost::json::value& body) {
     On(method_path, status, boost::json::serialize(body));
+  }
+  void OnText(const std::string& method_path, std::string text) {
+    std::lock_guard lock(mu_);
+    routes_[method_path] = {200, std::move(text), "text/plain"};
   }
   void QueueEvent(std::string event) {
     std::lock_guard lock(mu_);
@@ -110,11 +114,11 @@ class FakeServer {
     if (it == routes_.end()) {
       return {404, R"({"error": {"code": "not_found", "message": "no route )" + key + R"("}})"};
     }
-    return {it->second.first, it->second.second};
+    return {it->second.status, it->second.body, it->second.content_type};
   }
 
   std::mutex mu_;
-  std::map<std::string, std::pair<int, std::string>> routes_;
+  std::map<std::string, net::HttpResponse> routes_;
   std::vector<net::HttpRequest> requests_;
   std::vector<std::string> events_;
   std::optional<net::HttpResponse> refuse_watch_;
