@@ -420,10 +420,12 @@ const std::vector<SlurmOption>& SlurmOptions() {
   return kOptions;
 }
 
-// Options that take a value, known so that `--mail-user alice` skips its value when warned about.
-bool UnknownTakesValue(std::string_view word, const std::vector<std::string>& words, size_t i) {
-  return word.find('=') == std::string_view::npos && i + 1 < words.size() &&
-         !words[i + 1].starts_with("-");
+// Whether an unknown option has its value in the next word (`--mail-user alice`, `-n 4`): when
+// the option carries no value itself and the next word does not look like an option.
+bool UnknownTakesValue(std::string_view word, bool is_long, const std::vector<std::string>& words,
+                       size_t i) {
+  bool has_own_value = is_long ? word.find('=') != std::string_view::npos : word.size() > 2;
+  return !has_own_value && i + 1 < words.size() && !words[i + 1].starts_with("-");
 }
 
 }  // namespace
@@ -655,7 +657,7 @@ Result<ParsedScript> ParseScript(std::string_view text, std::string_view source_
       if (long_name.empty()) {
         out.warnings.push_back(where + std::string(prefix) + " " + name +
                                " is not supported; ignored");
-        if (is_long && UnknownTakesValue(word, *words, i))
+        if (UnknownTakesValue(word, is_long, *words, i))
           ++i;
         continue;
       }

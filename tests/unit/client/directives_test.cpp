@@ -208,14 +208,16 @@ TEST(Directives, BadValuesNameTheLine) {
 TEST(Directives, UnknownDirectivesAreWarnedNeverDropped) {
   auto r = ParseScript(
       "#!/bin/bash\n#SBATCH --mail-type=END\n#SBATCH --exclusive\n#SBATCH --constraint "
-      "ib --nodes 2\n#GSCHED --frobnicate\necho\n",
+      "ib --nodes 2\n#GSCHED --frobnicate\n#SBATCH -n 4 -c 2\necho\n",
       "job.sh", Context());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_THAT(r->warnings, ElementsAre("job.sh:2: #SBATCH --mail-type is not supported; ignored",
                                        "job.sh:3: #SBATCH --exclusive is not supported; ignored",
                                        "job.sh:4: #SBATCH --constraint is not supported; ignored",
-                                       "job.sh:5: #GSCHED --frobnicate is not supported; ignored"));
-  EXPECT_EQ(r->options.nodes, 2);  // The known option after the unknown one still counts.
+                                       "job.sh:5: #GSCHED --frobnicate is not supported; ignored",
+                                       "job.sh:6: #SBATCH -n is not supported; ignored"));
+  EXPECT_EQ(r->options.nodes, 2);
+  EXPECT_EQ(r->options.cpus_per_node, 2);  // The known option after the unknown one still counts.
 }
 
 TEST(Directives, CommentsBlankLinesAndQuotes) {
