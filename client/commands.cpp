@@ -624,8 +624,11 @@ int Session::Watch(const WatchArgs& args) {
     }
     auto msg = stream->Read(env_.watch_idle_timeout);
     if (!msg.ok()) {
-      if (msg.status().code() == StatusCode::kDeadlineExceeded)
-        return Fail(kExitUnreachable, "no event for " + HumanDuration(env_.watch_idle_timeout));
+      if (msg.status().code() == StatusCode::kDeadlineExceeded) {
+        // A quiet feed, or a connection that died silently: reconnect from where we are.
+        stream.reset();
+        continue;
+      }
       if (++failures >= kMaxReconnects)
         return Fail(kExitUnreachable, "watch feed closed: " + msg.status().message());
       stream.reset();

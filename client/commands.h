@@ -31,9 +31,10 @@ struct Env {
   EnvVars vars;                         // The process environment (HOME, GSCHED_SERVER, ...).
   std::optional<Timestamp> now;         // "Now" for relative times; the system clock when absent.
   Duration poll_interval = Seconds(2);  // `logs -f` between polls.
-  Duration watch_idle_timeout =
-      Seconds(3600);    // `watch` gives up after this long without a message.
-  Connector connector;  // Empty members: the real network clients.
+  // `watch` reconnects (with `since`) after this long without a message.
+  Duration watch_idle_timeout = Seconds(300);
+  // Empty members: the real network clients.
+  Connector connector;
 };
 
 struct SubmitArgs {

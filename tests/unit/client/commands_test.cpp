@@ -387,6 +387,21 @@ TEST_F(CliTest, WatchReconnectsWithSinceAndSkipsRepeats) {
                           "GET /v1/watch?topics=jobs,nodes,accounts&since=8&job=42"));
 }
 
+TEST_F(CliTest, WatchReconnectsAfterAQuietSpell) {
+  env_.watch_idle_timeout = Duration(200);
+  server_.QueueConnection({R"({"seq": 3, "type": "job.state", "time": "2026-11-23T18:00:00Z",
+                              "data": {"id": 5, "state": "running"}})"},
+                          /*close=*/false);
+  server_.QueueConnection({R"({"seq": 4, "type": "job.state", "time": "2026-11-23T18:10:00Z",
+                              "data": {"id": 5, "state": "timeout"}})"},
+                          /*close=*/false);
+  CliRun r = Run({"watch", "5", "--topics", "jobs"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "18:00:00  job.state  job 5 running\n18:10:00  job.state  job 5 timeout\n");
+  EXPECT_THAT(server_.Lines(), ElementsAre("GET /v1/watch?topics=jobs&job=5",
+                                           "GET /v1/watch?topics=jobs&since=3&job=5"));
+}
+
 TEST_F(CliTest, WatchRefusedIsTheServerSayingNo) {
   server_.RefuseWatch(403, R"({"error": {"code": "permission_denied", "message": "not yours"}})");
   CliRun r = Run({"watch", "42"});
