@@ -1,0 +1,59 @@
+// `AsyncWsClient`: one outgoing WebSocket connection driven by a caller-provided `io_context`, for
+// programs that hold many connections on one thread (`gsched-worker --simulate`, thousands of
+// virtual nodes) and for the worker agent's scheduler link.
+//
+// Callbacks run on the io_context's thread(s): `on_open` once the handshake succeeded,
+// `on_message` per text message, `on_close` exactly once when the connection ends (also when it
+// never opened). Writes go through a bounded queue with one write in flight; when the queue is
+// full the connection is closed with "send queue full" rather than growing without bound.
+//
+// Threading: `Send` and `Close` may be called from any thread (they post to the io_context).
+// Plain `ws://` (an `http://` scheduler URL) only: TLS is not supported yet by this client.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "scheduler/common/clock.h"
+#include "scheduler/common/status.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace gsched::net {
+
+struct AsyncWsCallbacks {
+  std::function<void()> on_open;
+  std::function<void(std::string message)> on_message;
+  std::function<void(std::string reason)> on_close;
+};
+
+struct AsyncWsOptions {
+  std::string token;  // "Authorization: Bearer TOKEN" when not empty.
+  Duration connect_timeout = Seconds(10);
+  size_t queue_limit = 4096;
+  size_t max_message_bytes = 16 << 20;
+};
+
+class AsyncWsClient {
+ public:
+  // Starts connecting to `url` (http://host:port) and upgrading at `target`. A bad URL is
+  // reported at once; connection errors arrive through `on_close`.
+  static Result<std::shared_ptr<AsyncWsClient>> Connect(boost::asio::io_context& ioc,
+                                                        std::string_view url,
+                                                        std::string_view target,
+                                                        AsyncWsOptions options,
+                                                        AsyncWsCallbacks callbacks);
+  virtual ~AsyncWsClient() = default;
+  // Queues a text message (sent once open). Returns false when the connection is closing or
+  // closed.
+  virtual bool Send(std::string text) = 0;
+  // Closes normally; `on_close` follows.
+  virtual void Close() = 0;
+};
+
+}  // namespace gsched::net

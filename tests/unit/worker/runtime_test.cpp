@@ -1,0 +1,239 @@
+// Runtime command lines and bundles: the OCI config.json for runc/crun, the exact argv of
+// podman/docker (no engine here), signal names, and runc end to end when runc exists and we are
+// root.
+#include "worker/runtime.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "worker/supervisor.h"
+#include "worker_test_util.h"
+
+namespace gsched::worker {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using testing::TempDir;
+using testing::UpdateLog;
+using testing::WaitUntil;
+
+JobLaunch SampleLaunch(const std::string& job_dir) {
+  JobLaunch l;
+  l.job = 42;
+  l.attempt = 3;
+  l.spec.image = "/images/pytorch";
+  l.spec.command = {"python", "train.py", "--epochs", "3"};
+  l.spec.memory_mib_per_node = 2048;
+  l.spec.cpus_per_node = 4;
+  l.gpus = {2, 5};
+  l.env = BuildJobEnv(l.spec, {{"EPOCHS", "3"}}, 42, 3, std::nullopt, l.gpus, "/gsched");
+  l.job_dir = job_dir;
+  return l;
+}
+
+TEST(OciConfig, Fields) {
+  JobLaunch l = SampleLaunch("/var/gsched/jobs/42/3");
+  json::value v = json::parse(BuildOciConfig(l, "/images/pytorch", {}));
+  const json::object& c = v.as_object();
+  EXPECT_EQ(c.at("root").at("path"), "/images/pytorch");
+  EXPECT_EQ(c.at("root").at("readonly"), true);
+  const json::object& p = c.at("process").as_object();
+  EXPECT_EQ(p.at("noNewPrivileges"), true);
+  EXPECT_EQ(p.at("cwd"), "/gsched");
+  EXPECT_EQ(p.at("args"), (json::array{"python", "train.py", "--epochs", "3"}));
+  std::vector<std::string> env;
+  for (const auto& e : p.at("env").as_array())
+    env.emplace_back(e.as_string());
+  auto has = [&](const std::string& kv) {
+    return std::find(env.begin(), env.end(), kv) != env.end();
+  };
+  EXPECT_TRUE(has("EPOCHS=3"));
+  EXPECT_TRUE(has("GSCHED_JOB_ID=42"));
+  EXPECT_TRUE(has("GSCHED_ATTEMPT=3"));
+  EXPECT_TRUE(has("CUDA_VISIBLE_DEVICES=2,5"));
+  EXPECT_TRUE(has("NVIDIA_VISIBLE_DEVICES=2,5"));
+  EXPECT_TRUE(has("GSCHED_CHECKPOINT_FILE=/gsched/checkpoint"));
+  bool job_mount = false;
+  for (const auto& m : c.at("mounts").as_array()) {
+    if (m.at("destination") == "/gsched") {
+      job_mount = true;
+      EXPECT_EQ(m.at("source"), "/var/gsched/jobs/42/3");
+      EXPECT_EQ(m.at("type"), "bind");
+    }
+  }
+  EXPECT_TRUE(job_mount);
+  const json::object& res = c.at("linux").at("resources").as_object();
+  // 2048 MiB = 2048 * 1024 * 1024 bytes; 4 CPUs = quota 400000 per 100000 period.
+  EXPECT_EQ(res.at("memory").at("limit"), 2147483648);
+  EXPECT_EQ(res.at("cpu").at("quota"), 400000);
+  EXPECT_EQ(res.at("cpu").at("period"), 100000);
+  EXPECT_EQ(c.at("hostname"), "gsched-42-3");
+}
+
+TEST(OciConfig, GpuDeviceNodesAndNoLimits) {
+  JobLaunch l = SampleLaunch("/j");
+  l.spec.memory_mib_per_node = 0;
+  l.spec.cpus_per_node = 0;
+  // /dev/null stands in for /dev/nvidia0 (a character device that exists everywhere).
+  json::value v = json::parse(BuildOciConfig(l, "/r", {"/dev/null", "/dev/does-not-exist"}));
+  const json::object& lin = v.at("linux").as_object();
+  ASSERT_EQ(lin.at("devices").as_array().size(), 1u);
+  EXPECT_EQ(lin.at("devices").at(0).at("path"), "/dev/null");
+  EXPECT_EQ(lin.at("devices").at(0).at("major"), 1);
+  EXPECT_EQ(lin.at("devices").at(0).at("minor"), 3);
+  EXPECT_FALSE(lin.at("resources").as_object().contains("memory"));
+  EXPECT_FALSE(lin.at("resources").as_object().contains("cpu"));
+}
+
+TEST(EngineArgv, Podman) {
+  JobLaunch l = SampleLaunch("/w/jobs/42/3");
+  l.spec.image = "/images/rootfs";
+  l.env = {{"A", "1"}, {"CUDA_VISIBLE_DEVICES", "2,5"}};
+  std::vector<std::string> expected = {"podman",
+                                       "run",
+                                       "--name",
+                                       "gsched-42-3",
+                                       "--init",
+                                       "-v",
+                                       "/w/jobs/42/3:/gsched",
+                                       "--workdir",
+                                       "/gsched",
+                                       "--ulimit",
+                                       "nofile=1024:1024",
+                                       "--ulimit",
+                                       "nproc=4096:4096",
+                                       "--device",
+                                       "nvidia.com/gpu=2",
+                                       "--device",
+                                       "nvidia.com/gpu=5",
+                                       "--memory",
+                                       "2048m",
+                                       "--cpus",
+                                       "4",
+                                       "-e",
+                                       "A=1",
+                                       "-e",
+                                       "CUDA_VISIBLE_DEVICES=2,5",
+                                       "--rootfs",
+                                       "/images/rootfs",
+                                       "python",
+                                       "train.py",
+                                       "--epochs",
+                                       "3"};
+  EXPECT_EQ(BuildEngineRunArgv(config::RuntimeType::kPodman, "podman", l), expected);
+}
+
+TEST(EngineArgv, Docker) {
+  JobLaunch l = SampleLaunch("/w/jobs/42/3");
+  l.spec.image = "nvcr.io/nvidia/pytorch:24.10-py3";
+  l.spec.memory_mib_per_node = 0;
+  l.spec.cpus_per_node = 0;
+  l.env = {{"A", "1"}};
+  std::vector<std::string> expected = {"docker",
+                                       "run",
+                                       "--name",
+                                       "gsched-42-3",
+                                       "--init",
+                                       "-v",
+                                       "/w/jobs/42/3:/gsched",
+                                       "--workdir",
+                                       "/gsched",
+                                       "--gpus",
+                                       "\"device=2,5\"",
+                                       "-e",
+                                       "A=1",
+                                       "nvcr.io/nvidia/pytorch:24.10-py3",
+                                       "python",
+                                       "train.py",
+                                       "--epochs",
+                                       "3"};
+  EXPECT_EQ(BuildEngineRunArgv(config::RuntimeType::kDocker, "docker", l), expected);
+}
+
+TEST(Signals, NamesRoundTrip) {
+  EXPECT_EQ(SignalNumber("SIGTERM").value_or(0), 15);
+  EXPECT_EQ(SignalNumber("USR1").value_or(0), 10);
+  EXPECT_EQ(SignalName(9), "SIGKILL");
+  EXPECT_FALSE(SignalNumber("SIGNOPE").ok());
+  EXPECT_EQ(ContainerId(7, 2), "gsched-7-2");
+}
+
+// A busybox rootfs per PLATFORM.md.
+bool MakeBusyboxRootfs(const fs::path& rootfs) {
+  std::error_code ec;
+  for (const char* d : {"bin", "proc", "sys", "dev", "tmp", "etc", "gsched"})
+    fs::create_directories(rootfs / d, ec);
+  const char* busybox = fs::exists("/bin/busybox") ? "/bin/busybox" : "/usr/bin/busybox";
+  fs::copy_file(busybox, rootfs / "bin/busybox", ec);
+  if (ec)
+    return false;
+  for (const char* tool : {"sh", "echo", "env", "cat", "sleep", "true", "touch"})
+    fs::create_symlink("busybox", rootfs / "bin" / tool, ec);
+  return true;
+}
+
+bool OnPath(const std::string& name) {
+  for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"})
+    if (access((std::string(dir) + "/" + name).c_str(), X_OK) == 0)
+      return true;
+  return false;
+}
+
+TEST(RuncEndToEnd, EnvExitCodeAndKill) {
+  if (geteuid() != 0)
+    GTEST_SKIP() << "runc end-to-end needs root";
+  if (!OnPath("runc"))
+    GTEST_SKIP() << "runc is not installed (scripts/setup installs it)";
+  if (!fs::exists("/bin/busybox") && !fs::exists("/usr/bin/busybox"))
+    GTEST_SKIP() << "busybox-static is not installed";
+  TempDir dir;
+  fs::path rootfs = fs::path(dir.path()) / "rootfs";
+  ASSERT_TRUE(MakeBusyboxRootfs(rootfs));
+  config::WorkerConfig cfg;
+  cfg.work_dir = dir.path() + "/work";
+  cfg.runtime.type = config::RuntimeType::kRunc;
+  cfg.runtime.root = dir.path() + "/runc-root";
+  ManualClock clock;
+  UpdateLog log;
+  JobSupervisor s(cfg, MakeRuntime(cfg.runtime, testing::ShimBinary()), clock,
+                  [&](const api::JobUpdate& u) { log.Add(u); });
+  // Unique job ids per run: container ids are global to the runc root.
+  uint64_t base = static_cast<uint64_t>(getpid()) * 10;
+  api::Launch l;
+  l.job = base + 1;
+  l.attempt = 1;
+  l.spec.image = rootfs.string();
+  l.spec.command = {"/bin/sh", "-c",
+                    "echo JOB=$GSCHED_JOB_ID CUDA=$CUDA_VISIBLE_DEVICES; "
+                    "touch /gsched/marker; exit 3"};
+  l.gpus = {0};
+  s.Launch(l);
+  ASSERT_TRUE(WaitUntil([&] { return log.Terminal(l.job, 1).has_value(); }, [&] { s.Tick(); }));
+  auto t = log.Terminal(l.job, 1);
+  EXPECT_EQ(t->state, api::JobState::kFailed) << t->message;
+  EXPECT_EQ(t->exit_code, 3) << ReadJobFile(s.JobDir(l.job, 1) + "/stderr");
+  EXPECT_EQ(ReadJobFile(s.JobDir(l.job, 1) + "/stdout"),
+            "JOB=" + std::to_string(l.job) + " CUDA=0\n");
+  EXPECT_TRUE(fs::exists(s.JobDir(l.job, 1) + "/marker"));
+
+  // PID 1 without a handler ignores TERM: the kill escalates to SIGKILL after the grace.
+  api::Launch k = l;
+  k.job = base + 2;
+  k.spec.command = {"/bin/sh", "-c", "echo up; while true; do sleep 1; done"};
+  s.Launch(k);
+  ASSERT_TRUE(WaitUntil([&] { return ReadJobFile(s.JobDir(k.job, 1) + "/stdout") == "up\n"; },
+                        [&] { s.Tick(); }));
+  s.Kill({k.job, 1, 10, "preempted by job 1"});
+  clock.Advance(Seconds(10));
+  ASSERT_TRUE(WaitUntil([&] { return log.Terminal(k.job, 1).has_value(); }, [&] { s.Tick(); }));
+  EXPECT_EQ(log.Terminal(k.job, 1)->state, api::JobState::kPreempted);
+  EXPECT_EQ(log.Terminal(k.job, 1)->signal, "SIGKILL");
+}
+
+}  // namespace
+}  // namespace gsched::worker

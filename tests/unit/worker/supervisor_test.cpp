@@ -1,0 +1,254 @@
+// The process runtime end to end: real `sh -c` jobs under the shim, supervised by `JobSupervisor`.
+#include "worker/supervisor.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "worker_test_util.h"
+
+namespace gsched::worker {
+namespace {
+
+using testing::TempDir;
+using testing::UpdateLog;
+using testing::WaitUntil;
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  SupervisorTest() {
+    config_.work_dir = dir_.path();
+    config_.runtime.type = config::RuntimeType::kProcess;
+    config_.logs.max_bytes_per_stream = 4096;
+  }
+  std::unique_ptr<JobSupervisor> Make() {
+    return std::make_unique<JobSupervisor>(
+        config_, MakeRuntime(config_.runtime, testing::ShimBinary()), clock_,
+        [this](const api::JobUpdate& u) { log_.Add(u); });
+  }
+  static api::Launch ShLaunch(uint64_t job, uint32_t attempt, std::string script) {
+    api::Launch l;
+    l.job = job;
+    l.attempt = attempt;
+    l.spec.command = {"/bin/sh", "-c", std::move(script)};
+    return l;
+  }
+  bool WaitTerminal(JobSupervisor& s, uint64_t job, uint32_t attempt) {
+    return WaitUntil([&] { return log_.Terminal(job, attempt).has_value(); }, [&] { s.Tick(); });
+  }
+  std::string Stdout(JobSupervisor& s, uint64_t job, uint32_t attempt) {
+    return ReadJobFile(s.JobDir(job, attempt) + "/stdout");
+  }
+
+  TempDir dir_;
+  config::WorkerConfig config_;
+  ManualClock clock_;
+  UpdateLog log_;
+};
+
+TEST_F(SupervisorTest, EnvIsBuiltFromScratchAndExitCodeIsReported) {
+  setenv("GSCHED_TEST_LEAK", "leaked", 1);
+  auto s = Make();
+  api::Launch l = ShLaunch(7, 2,
+                           "echo JOB=$GSCHED_JOB_ID ATT=$GSCHED_ATTEMPT IDX=$GSCHED_ARRAY_INDEX "
+                           "CUDA=$CUDA_VISIBLE_DEVICES NV=$NVIDIA_VISIBLE_DEVICES FOO=$FOO "
+                           "BAR=$BAR LEAK=$GSCHED_TEST_LEAK; echo CK=$GSCHED_CHECKPOINT_FILE; "
+                           "echo oops >&2; exit 3");
+  l.spec.env = {{"FOO", "foo"}, {"BAR", "spec"}};
+  l.env = {{"BAR", "scheduler"}};
+  l.gpus = {1, 3};
+  l.array_index = 5;
+  s->Launch(l);
+  ASSERT_TRUE(WaitTerminal(*s, 7, 2));
+  auto updates = log_.For(7, 2);
+  ASSERT_EQ(updates.size(), 3u);
+  EXPECT_EQ(updates[0].state, api::JobState::kStarting);
+  EXPECT_EQ(updates[1].state, api::JobState::kRunning);
+  EXPECT_EQ(updates[2].state, api::JobState::kFailed);
+  EXPECT_EQ(updates[2].exit_code, 3);
+  EXPECT_EQ(updates[2].signal, std::nullopt);
+  std::string out = Stdout(*s, 7, 2);
+  EXPECT_NE(out.find("JOB=7 ATT=2 IDX=5 CUDA=1,3 NV=1,3 FOO=foo BAR=scheduler LEAK=\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("CK=" + s->JobDir(7, 2)), std::string::npos) << out;
+  EXPECT_EQ(ReadJobFile(s->JobDir(7, 2) + "/stderr"), "oops\n");
+  EXPECT_TRUE(s->Running().empty());
+}
+
+TEST_F(SupervisorTest, ExitZeroCompletes) {
+  auto s = Make();
+  s->Launch(ShLaunch(1, 0, "true"));
+  ASSERT_TRUE(WaitTerminal(*s, 1, 0));
+  auto t = log_.Terminal(1, 0);
+  EXPECT_EQ(t->state, api::JobState::kCompleted);
+  EXPECT_EQ(t->exit_code, 0);
+}
+
+TEST_F(SupervisorTest, SignalledJobReportsItsSignal) {
+  auto s = Make();
+  s->Launch(ShLaunch(2, 0, "sleep 30"));
+  ASSERT_EQ(s->Running().size(), 1u);
+  s->Signal({2, 0, "SIGTERM"});
+  ASSERT_TRUE(WaitTerminal(*s, 2, 0));
+  auto t = log_.Terminal(2, 0);
+  EXPECT_EQ(t->state, api::JobState::kFailed);
+  EXPECT_EQ(t->signal, "SIGTERM");
+  EXPECT_EQ(t->exit_code, std::nullopt);
+}
+
+TEST_F(SupervisorTest, TimeLimitSendsCheckpointSignalThenKillsAfterGrace) {
+  auto s = Make();
+  // The job ignores SIGTERM and notes that it got here; only SIGKILL ends it.
+  api::Launch l = ShLaunch(3, 1,
+                           "trap 'echo got-usr1' USR1; trap '' TERM; echo up; "
+                           "while true; do sleep 0.05; done");
+  l.spec.time_limit_s = 60;
+  l.spec.grace_period_s = 30;
+  l.spec.checkpoint_signal = "SIGUSR1";
+  s->Launch(l);
+  ASSERT_TRUE(WaitUntil([&] { return Stdout(*s, 3, 1).find("up") != std::string::npos; }, {}));
+  // 59 s: nothing yet.
+  clock_.Advance(Seconds(59));
+  s->Tick();
+  EXPECT_FALSE(log_.Terminal(3, 1));
+  // 60 s: the checkpoint signal (SIGUSR1), the job survives it.
+  clock_.Advance(Seconds(1));
+  s->Tick();
+  ASSERT_TRUE(
+      WaitUntil([&] { return Stdout(*s, 3, 1).find("got-usr1") != std::string::npos; }, {}));
+  s->Tick();
+  EXPECT_FALSE(log_.Terminal(3, 1));
+  // 60 + 30 s: SIGKILL.
+  clock_.Advance(Seconds(30));
+  ASSERT_TRUE(WaitTerminal(*s, 3, 1));
+  auto t = log_.Terminal(3, 1);
+  EXPECT_EQ(t->state, api::JobState::kTimeout);
+  EXPECT_EQ(t->signal, "SIGKILL");
+  EXPECT_NE(t->message.find("time limit"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, StdoutFloodIsCappedAndTheJobIsNotBlocked) {
+  auto s = Make();
+  // 2 MB to stdout, past a 4096-byte cap; the job must still finish.
+  s->Launch(ShLaunch(4, 0, "head -c 2000000 /dev/zero | tr '\\0' x; echo done >&2"));
+  ASSERT_TRUE(WaitTerminal(*s, 4, 0));
+  EXPECT_EQ(log_.Terminal(4, 0)->state, api::JobState::kCompleted);
+  std::string out = Stdout(*s, 4, 0);
+  // 4096 bytes kept + "\n[output truncated]\n" (20 bytes).
+  EXPECT_EQ(out.size(), 4096u + 20u);
+  EXPECT_TRUE(out.ends_with("\n[output truncated]\n"));
+  EXPECT_EQ(ReadJobFile(s->JobDir(4, 0) + "/stderr"), "done\n");
+}
+
+TEST_F(SupervisorTest, CheckpointTouchIsReported) {
+  auto s = Make();
+  s->Launch(ShLaunch(5, 0,
+                     "touch \"$GSCHED_CHECKPOINT_FILE\"; while [ ! -e go ]; do sleep 0.02; "
+                     "done"));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (const auto& u : log_.For(5, 0))
+          if (u.checkpoint_time)
+            return true;
+        return false;
+      },
+      [&] { s->Tick(); }));
+  std::ofstream(s->JobDir(5, 0) + "/go") << "";
+  ASSERT_TRUE(WaitTerminal(*s, 5, 0));
+  EXPECT_EQ(log_.Terminal(5, 0)->state, api::JobState::kCompleted);
+}
+
+TEST_F(SupervisorTest, KillWithGraceEndsAsPreemptedOrCancelled) {
+  auto s = Make();
+  // Exits cleanly on SIGTERM (checkpoint and leave).
+  s->Launch(ShLaunch(6, 0, "trap 'exit 0' TERM; echo up; while true; do sleep 0.02; done"));
+  s->Launch(ShLaunch(8, 0, "trap '' TERM; echo up; while true; do sleep 0.02; done"));
+  ASSERT_TRUE(
+      WaitUntil([&] { return Stdout(*s, 6, 0) == "up\n" && Stdout(*s, 8, 0) == "up\n"; }, {}));
+  s->Kill({6, 0, 30, "preempted by job 99"});
+  ASSERT_TRUE(WaitTerminal(*s, 6, 0));
+  EXPECT_EQ(log_.Terminal(6, 0)->state, api::JobState::kPreempted);
+  EXPECT_EQ(log_.Terminal(6, 0)->exit_code, 0);
+
+  s->Kill({8, 0, 5, "cancelled by alice"});
+  s->Tick();
+  EXPECT_FALSE(log_.Terminal(8, 0));  // Ignores TERM; SIGKILL after 5 s.
+  clock_.Advance(Seconds(5));
+  ASSERT_TRUE(WaitTerminal(*s, 8, 0));
+  EXPECT_EQ(log_.Terminal(8, 0)->state, api::JobState::kCancelled);
+  EXPECT_EQ(log_.Terminal(8, 0)->signal, "SIGKILL");
+}
+
+TEST_F(SupervisorTest, IdempotentLaunchStaleAttemptsAndUnknownKills) {
+  auto s = Make();
+  s->Launch(ShLaunch(9, 2, "while [ ! -e go ]; do sleep 0.02; done"));
+  s->Launch(ShLaunch(9, 2, "exit 1"));  // Same attempt: nothing happens.
+  s->Launch(ShLaunch(9, 1, "exit 1"));  // Older attempt: ignored.
+  s->Kill({9, 7, 0, "unknown attempt"});
+  s->Signal({42, 0, "SIGTERM"});
+  ASSERT_EQ(s->Running().size(), 1u);
+  EXPECT_EQ(log_.All().size(), 2u);  // starting, running of attempt 2.
+  std::ofstream(s->JobDir(9, 2) + "/go") << "";
+  ASSERT_TRUE(WaitTerminal(*s, 9, 2));
+  EXPECT_EQ(log_.Terminal(9, 2)->state, api::JobState::kCompleted);
+  EXPECT_TRUE(log_.For(9, 1).empty());
+  s->Launch(ShLaunch(9, 2, "exit 1"));  // Also after it ended.
+  s->Tick();
+  EXPECT_EQ(log_.For(9, 2).size(), 3u);
+}
+
+TEST_F(SupervisorTest, BadLaunchFailsWithAClearMessage) {
+  auto s = Make();
+  api::Launch l;
+  l.job = 10;
+  s->Launch(l);  // No command.
+  auto t = log_.Terminal(10, 0);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->state, api::JobState::kFailed);
+  EXPECT_NE(t->message.find("no command"), std::string::npos) << t->message;
+
+  s->Launch(ShLaunch(11, 0, "true"));
+  api::Launch missing;
+  missing.job = 12;
+  missing.spec.command = {"/nonexistent/binary"};
+  s->Launch(missing);
+  ASSERT_TRUE(WaitTerminal(*s, 12, 0));
+  EXPECT_EQ(log_.Terminal(12, 0)->exit_code, 127);
+  EXPECT_NE(ReadJobFile(s->JobDir(12, 0) + "/stderr").find("cannot execute"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, ReadoptsAfterTheSupervisorIsRecreated) {
+  {
+    auto s = Make();
+    s->Launch(ShLaunch(20, 0, "while [ ! -e go ]; do sleep 0.02; done; exit 4"));
+    s->Launch(ShLaunch(21, 0, "exit 5"));
+    // 21 ends while no supervisor runs; give it time to write its exit file.
+    ASSERT_TRUE(WaitUntil([&] { return std::filesystem::exists(s->JobDir(21, 0) + "/exit"); }, {}));
+  }
+  auto s = Make();
+  s->AdoptAll();
+  auto running = s->Running();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].job, 20u);
+  s->Tick();
+  // 21 ended while no one watched: reported now.
+  ASSERT_TRUE(log_.Terminal(21, 0));
+  EXPECT_EQ(log_.Terminal(21, 0)->exit_code, 5);
+  s->MarkReported(21, 0);
+  std::ofstream(s->JobDir(20, 0) + "/go") << "";
+  ASSERT_TRUE(WaitTerminal(*s, 20, 0));
+  EXPECT_EQ(log_.Terminal(20, 0)->exit_code, 4);
+  s->MarkReported(20, 0);
+  // A third supervisor: everything reported, nothing to say.
+  size_t count = log_.All().size();
+  auto s3 = Make();
+  s3->AdoptAll();
+  s3->Tick();
+  EXPECT_EQ(log_.All().size(), count);
+  EXPECT_TRUE(s3->Running().empty());
+}
+
+}  // namespace
+}  // namespace gsched::worker

@@ -1,0 +1,279 @@
+#include "worker/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <mutex>
+
+#include "scheduler/net/ws_async_client.h"
+
+namespace gsched::worker {
+namespace asio = boost::asio;
+
+struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
+  Impl(asio::io_context& io, AgentOptions opts, NodeIdentity id, JobBackend& jobs, const Clock& clk)
+      : ioc(io),
+        options(std::move(opts)),
+        identity(std::move(id)),
+        backend(jobs),
+        clock(clk),
+        heartbeat_timer(io),
+        reconnect_timer(io) {}
+
+  struct Outgoing {
+    api::JobUpdate update;
+    uint64_t connection = 0;  // 0: not sent yet.
+    uint64_t heartbeat = 0;   // `heartbeats` when it was sent.
+  };
+
+  asio::io_context& ioc;
+  AgentOptions options;
+  NodeIdentity identity;
+  JobBackend& backend;
+  const Clock& clock;
+  asio::steady_timer heartbeat_timer;
+  asio::steady_timer reconnect_timer;
+  std::shared_ptr<net::AsyncWsClient> ws;
+  bool open = false;
+  bool stopped = false;
+  int failures = 0;
+  uint64_t connection = 0;  // Generation of the current connection.
+  uint64_t heartbeats = 0;
+  std::map<std::pair<uint64_t, uint32_t>, Outgoing> outbox;
+  std::optional<std::vector<api::GpuHealthEntry>> last_health;
+  mutable std::mutex counters_mu;
+  AgentCounters counters;
+
+  void Count(uint64_t AgentCounters::*field) {
+    std::lock_guard lock(counters_mu);
+    ++(counters.*field);
+  }
+
+  bool SendMessage(const api::WorkerMessage& m) {
+    if (!open || !ws)
+      return false;
+    if (!ws->Send(api::SerializeMessage(m)))
+      return false;
+    Count(&AgentCounters::messages_out);
+    return true;
+  }
+
+  void Connect() {
+    if (stopped)
+      return;
+    ++connection;
+    uint64_t generation = connection;
+    auto self = shared_from_this();
+    net::AsyncWsOptions ws_options;
+    ws_options.token = options.token;
+    net::AsyncWsCallbacks cb;
+    cb.on_open = [self, generation] {
+      if (generation == self->connection)
+        self->OnOpen();
+    };
+    cb.on_message = [self, generation](std::string text) {
+      if (generation == self->connection)
+        self->OnMessage(text);
+    };
+    cb.on_close = [self, generation](std::string reason) {
+      if (generation == self->connection)
+        self->OnClose(std::move(reason));
+    };
+    auto client = net::AsyncWsClient::Connect(ioc, options.scheduler, "/v1/workers/connect",
+                                              std::move(ws_options), std::move(cb));
+    if (!client.ok()) {
+      spdlog::error("{}: {}", identity.name, client.status().ToString());
+      ScheduleReconnect();
+      return;
+    }
+    ws = *client;
+  }
+
+  void OnOpen() {
+    open = true;
+    Count(&AgentCounters::connects);
+    api::Hello hello;
+    hello.node = identity.name;
+    hello.site = identity.site;
+    hello.block = identity.block;
+    hello.labels = identity.labels;
+    hello.cpus = identity.cpus;
+    hello.memory_mib = identity.memory_mib;
+    hello.gpus = identity.inventory.gpus;
+    hello.nvlink_pairs = identity.inventory.nvlink_pairs;
+    hello.running = backend.Running();
+    hello.worker_version = identity.version;
+    SendMessage(hello);
+    failures = 0;
+    if (last_health) {
+      api::GpuHealthReport report{identity.name, *last_health};
+      SendMessage(report);
+    }
+    // Terminal updates not known to be delivered: again, on this connection.
+    for (auto& [key, out] : outbox) {
+      if (SendMessage(out.update)) {
+        out.connection = connection;
+        out.heartbeat = heartbeats;
+      }
+    }
+    ScheduleHeartbeat();
+  }
+
+  void OnMessage(const std::string& text) {
+    Count(&AgentCounters::messages_in);
+    auto message = api::DecodeSchedulerMessage(text);
+    if (!message.ok()) {
+      Count(&AgentCounters::bad_messages);
+      spdlog::warn("{}: ignoring a malformed message from the scheduler: {}", identity.name,
+                   message.status().ToString());
+      return;
+    }
+    std::visit(
+        [this](const auto& m) {
+          using T = std::decay_t<decltype(m)>;
+          if constexpr (std::is_same_v<T, api::Launch>) {
+            backend.Launch(m);
+          } else if constexpr (std::is_same_v<T, api::Signal>) {
+            backend.Signal(m);
+          } else if constexpr (std::is_same_v<T, api::Kill>) {
+            backend.Kill(m);
+          } else if constexpr (std::is_same_v<T, api::Drain>) {
+            spdlog::info("{}: drained by the scheduler: {}", identity.name, m.reason);
+          }
+        },
+        *message);
+  }
+
+  void OnClose(std::string reason) {
+    bool was_open = open;
+    open = false;
+    ws.reset();
+    heartbeat_timer.cancel();
+    if (was_open)
+      Count(&AgentCounters::disconnects);
+    if (stopped)
+      return;
+    spdlog::info("{}: connection to {} ended: {}", identity.name, options.scheduler, reason);
+    ScheduleReconnect();
+  }
+
+  void ScheduleReconnect() {
+    if (stopped)
+      return;
+    double r = options.random ? options.random() : 0.5;
+    Duration delay = Backoff(options.reconnect, failures, r);
+    ++failures;
+    reconnect_timer.expires_after(delay);
+    reconnect_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec)
+        self->Connect();
+    });
+  }
+
+  void ScheduleHeartbeat() {
+    heartbeat_timer.expires_after(options.heartbeat_interval);
+    uint64_t generation = connection;
+    heartbeat_timer.async_wait(
+        [self = shared_from_this(), generation](boost::system::error_code ec) {
+          if (ec || generation != self->connection || !self->open)
+            return;
+          self->Heartbeat();
+        });
+  }
+
+  void Heartbeat() {
+    ++heartbeats;
+    api::Heartbeat hb;
+    hb.node = identity.name;
+    hb.time = clock.Now();
+    hb.running = backend.Running();
+    SendMessage(hb);
+    // Terminal updates sent on this connection at least one heartbeat ago were delivered.
+    for (auto it = outbox.begin(); it != outbox.end();) {
+      if (it->second.connection == connection && it->second.heartbeat < heartbeats) {
+        backend.MarkReported(it->first.first, it->first.second);
+        it = outbox.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    ScheduleHeartbeat();
+  }
+
+  void Update(const api::JobUpdate& update) {
+    bool sent = SendMessage(update);
+    if (api::IsTerminal(update.state)) {
+      Outgoing& out = outbox[{update.job, update.attempt}];
+      out.update = update;
+      out.connection = sent ? connection : 0;
+      out.heartbeat = heartbeats;
+    }
+  }
+
+  void Health(std::vector<api::GpuHealthEntry> health) {
+    if (last_health == health)
+      return;
+    last_health = health;
+    for (auto& gpu : identity.inventory.gpus)
+      for (const auto& e : health)
+        if (e.index == gpu.index)
+          gpu.health = e.health;
+    api::GpuHealthReport report{identity.name, std::move(health)};
+    SendMessage(report);
+  }
+
+  void DoStop() {
+    if (stopped)
+      return;
+    stopped = true;
+    heartbeat_timer.cancel();
+    reconnect_timer.cancel();
+    if (ws)
+      ws->Close();
+  }
+};
+
+WorkerAgent::WorkerAgent(asio::io_context& ioc, AgentOptions options, NodeIdentity identity,
+                         JobBackend& backend, const Clock& clock)
+    : impl_(std::make_shared<Impl>(ioc, std::move(options), std::move(identity), backend, clock)) {}
+
+WorkerAgent::~WorkerAgent() = default;
+
+void WorkerAgent::Start() {
+  asio::post(impl_->ioc, [impl = impl_] { impl->Connect(); });
+}
+
+void WorkerAgent::Stop() {
+  asio::post(impl_->ioc, [impl = impl_] { impl->DoStop(); });
+}
+
+void WorkerAgent::OnJobUpdate(const api::JobUpdate& update) {
+  asio::post(impl_->ioc, [impl = impl_, update] { impl->Update(update); });
+}
+
+void WorkerAgent::OnHealth(std::vector<api::GpuHealthEntry> health) {
+  asio::post(impl_->ioc, [impl = impl_, health = std::move(health)]() mutable {
+    impl->Health(std::move(health));
+  });
+}
+
+Duration WorkerAgent::Backoff(const config::ReconnectConfig& reconnect, int n, double random) {
+  int64_t base = reconnect.initial_backoff.count();
+  int64_t cap = std::max<int64_t>(reconnect.max_backoff.count(), 1);
+  for (int i = 0; i < n && base < cap; ++i)
+    base *= 2;
+  base = std::min(base, cap);
+  random = std::clamp(random, 0.0, 1.0);
+  return Duration(base / 2 + static_cast<int64_t>(random * static_cast<double>(base - base / 2)));
+}
+
+AgentCounters WorkerAgent::counters() const {
+  std::lock_guard lock(impl_->counters_mu);
+  return impl_->counters;
+}
+
+}  // namespace gsched::worker

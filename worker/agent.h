@@ -1,0 +1,115 @@
+// `WorkerAgent`: one node's link to the scheduler (DESIGN.md section 5, worker channel).
+//
+// Connects to `<scheduler>/v1/workers/connect` with the worker token, sends `hello` (inventory,
+// NVLink pairs, attempts it runs), a `heartbeat` every `heartbeat_interval`, a `job_update` for
+// every state change its `JobBackend` reports and `gpu_health` when a health check changes
+// something; hands `launch`/`signal`/`kill`/`drain` to the backend. A malformed message is logged
+// and ignored.
+//
+// Reconnects after any close with exponential backoff and jitter: the n-th attempt waits
+// `b/2 + r * b/2` with `b = min(max_backoff, initial_backoff * 2^n)` and `r` from the injected
+// random source; a successful hello resets n.
+//
+// Delivery of final states: a terminal `job_update` stays in an outbox until one heartbeat interval
+// passed on the connection that carried it (the channel has no acks; a connection that survived a
+// heartbeat after the write flushed it), then `JobBackend::MarkReported` records it. Terminal
+// updates still in the outbox when a connection drops are sent again on the next one, so the final
+// state of every attempt reaches the scheduler at least once (it de-duplicates by attempt).
+// Non-terminal updates made while disconnected are dropped: the next hello lists running attempts.
+//
+// Threading: everything runs on the given io_context (one thread). `OnJobUpdate`,
+// `OnHealth` and `Stop` may be called from any thread; they post. The backend's methods are
+// called on the io_context thread and must not block.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/worker_config.h"
+#include "scheduler/api/worker_messages.h"
+#include "scheduler/common/clock.h"
+#include "worker/gpu_inventory.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace gsched::worker {
+
+// Where jobs run: the supervisor with real processes, or the simulator's timers.
+class JobBackend {
+ public:
+  virtual ~JobBackend() = default;
+  virtual void Launch(const api::Launch& launch) = 0;
+  virtual void Signal(const api::Signal& signal) = 0;
+  virtual void Kill(const api::Kill& kill) = 0;
+  virtual std::vector<api::RunningAttempt> Running() const = 0;
+  virtual void MarkReported(uint64_t job, uint32_t attempt) = 0;
+};
+
+// What a node says about itself in `hello`.
+struct NodeIdentity {
+  std::string name;
+  std::string site;
+  std::string block;
+  std::map<std::string, std::string> labels;
+  int32_t cpus = 0;
+  int64_t memory_mib = 0;
+  GpuInventory inventory;
+  std::string version = "gsched-worker 0.1.0";
+};
+
+struct AgentOptions {
+  std::string scheduler;  // http://host:port
+  std::string token;
+  Duration heartbeat_interval = Seconds(5);
+  config::ReconnectConfig reconnect;
+  // Uniform in [0, 1); injected so that tests are deterministic.
+  std::function<double()> random;
+};
+
+struct AgentCounters {
+  uint64_t connects = 0;
+  uint64_t disconnects = 0;
+  uint64_t messages_in = 0;
+  uint64_t bad_messages = 0;
+  uint64_t messages_out = 0;
+};
+
+class WorkerAgent {
+ public:
+  WorkerAgent(boost::asio::io_context& ioc, AgentOptions options, NodeIdentity identity,
+              JobBackend& backend, const Clock& clock);
+  ~WorkerAgent();
+  WorkerAgent(const WorkerAgent&) = delete;
+  WorkerAgent& operator=(const WorkerAgent&) = delete;
+
+  // Starts connecting (posts).
+  void Start();
+  // Closes the connection and stops reconnecting; jobs keep running. Thread-safe.
+  void Stop();
+
+  // A job's state changed. Thread-safe.
+  void OnJobUpdate(const api::JobUpdate& update);
+  // The result of a health check. Sends `gpu_health` when any GPU's health or message changed.
+  // Thread-safe.
+  void OnHealth(std::vector<api::GpuHealthEntry> health);
+
+  // The delay before reconnect attempt `n` (0-based) for `random` in [0, 1).
+  static Duration Backoff(const config::ReconnectConfig& reconnect, int n, double random);
+
+  AgentCounters counters() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace gsched::worker

@@ -1,0 +1,97 @@
+#include "worker/command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace gsched::worker {
+
+Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, size_t max_bytes) {
+  if (argv.empty())
+    return Status::InvalidArgument("empty command");
+  int out_pipe[2];
+  int err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0)
+    return Status::Internal(std::string("pipe: ") + strerror(errno));
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return Status::Internal(std::string("pipe: ") + strerror(errno));
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]})
+      close(fd);
+    return Status::Internal(std::string("fork: ") + strerror(errno));
+  }
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0)
+      dup2(devnull, 0);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    execvp(args[0], args.data());
+    dprintf(2, "exec %s: %s", args[0], strerror(errno));
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  CommandOutput result;
+  bool too_big = false;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  char buf[8192];
+  while (open_fds > 0) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0)
+        continue;
+      ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+        continue;
+      }
+      std::string& sink = i == 0 ? result.out : result.err;
+      if (sink.size() + static_cast<size_t>(n) > max_bytes)
+        too_big = true;
+      else
+        sink.append(buf, static_cast<size_t>(n));
+    }
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (too_big)
+    return Status::ResourceExhausted(argv[0] + ": output larger than " + std::to_string(max_bytes) +
+                                     " bytes");
+  return result;
+}
+
+Result<std::string> RunCommand(const std::vector<std::string>& argv, size_t max_bytes) {
+  ASSIGN_OR_RETURN(CommandOutput output, RunCommandOutput(argv, max_bytes));
+  if (output.exit_code != 0) {
+    std::string cmd;
+    for (const auto& a : argv)
+      cmd += (cmd.empty() ? "" : " ") + a;
+    return Status::Unavailable(cmd + ": exit code " + std::to_string(output.exit_code) + ": " +
+                               output.err);
+  }
+  return std::move(output.out);
+}
+
+}  // namespace gsched::worker

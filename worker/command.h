@@ -1,0 +1,29 @@
+// Running a short external command (nvidia-smi, `runc state`, `runc kill`) and collecting its
+// output, without a shell. For commands that finish quickly; job processes are started by the
+// runtimes, not here.
+//
+// Threading: stateless; safe from any thread (uses fork/exec, no global state).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "scheduler/common/status.h"
+
+namespace gsched::worker {
+
+struct CommandOutput {
+  int exit_code = 0;  // 128 + signal when a signal ended it.
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` and waits for it. Fails only when it cannot be started or its output exceeds
+// `max_bytes`; the exit code is in the result.
+Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv,
+                                       size_t max_bytes = 1 << 20);
+
+// The same, but a non-zero exit is an error carrying the command's stderr.
+Result<std::string> RunCommand(const std::vector<std::string>& argv, size_t max_bytes = 1 << 20);
+
+}  // namespace gsched::worker

@@ -1,0 +1,149 @@
+// Container runtimes behind one interface, and the shim every job runs under.
+//
+// Every job attempt runs under a small supervisor process, the shim (`gsched-worker --shim`,
+// `RunShim` below), started detached from the worker (double fork + `setsid`), so that jobs survive
+// a worker restart or `kill -9`. The shim
+//   1. forks the job's command in its own process group (for `process`) or the runtime's
+//      foreground command (`runc run`, `podman run`, ...), with stdout/stderr on pipes;
+//   2. writes `pid` in the job directory (job pid and start time, its own pid and start time;
+//      start times from /proc/<pid>/stat guard against pid reuse);
+//   3. copies the pipes to the `stdout` and `stderr` files, each cut off at `max_bytes` with one
+//      "[output truncated]" line; it keeps draining past the cap, so a job that floods its output
+//      neither blocks nor fills memory or disk;
+//   4. reaps the job and writes `exit` ("exit N" or "signal N") atomically (tmp + rename).
+// The worker learns how a job ended from the `exit` file alone, whether it was running when the
+// job ended or restarted long after.
+//
+// Runtimes differ only in the command the shim runs, how a signal reaches the job and what is left
+// to clean up; `Start`, `Poll` and adoption are shared.
+//
+// Threading: a runtime object is stateless apart from its config and safe from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/worker_config.h"
+#include "scheduler/api/types.h"
+#include "scheduler/common/status.h"
+
+namespace gsched::worker {
+
+// What a runtime needs to start one job attempt.
+struct JobLaunch {
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+  api::JobSpec spec;
+  std::vector<int32_t> gpus;
+  // The job's complete environment (spec env, scheduler env, GSCHED_*, *_VISIBLE_DEVICES).
+  std::map<std::string, std::string> env;
+  // The attempt's directory on the host; mounted at /gsched in containers.
+  std::string job_dir;
+  int64_t max_log_bytes = int64_t{100} << 20;
+};
+
+// The running attempt as the runtime knows it; persisted in the state file.
+struct RuntimeHandle {
+  std::string container_id;  // gsched-<job>-<attempt>.
+  std::string job_dir;
+  pid_t pid = 0;  // The job's process (for containers: the runtime's foreground process).
+  uint64_t pid_start_ticks = 0;
+  pid_t shim_pid = 0;
+  uint64_t shim_start_ticks = 0;
+};
+
+// How a job ended: exactly one of the two is set.
+struct ExitStatus {
+  std::optional<int32_t> exit_code;
+  std::optional<int32_t> signal;
+
+  friend bool operator==(const ExitStatus&, const ExitStatus&) = default;
+};
+
+enum class Liveness { kRunning, kExited, kLost };
+
+struct PollResult {
+  Liveness liveness = Liveness::kRunning;
+  ExitStatus exit;  // For `kExited`.
+};
+
+class ContainerRuntime {
+ public:
+  virtual ~ContainerRuntime() = default;
+  virtual config::RuntimeType type() const = 0;
+
+  // Starts the attempt under the shim and returns once the shim reported the job's pid.
+  Result<RuntimeHandle> Start(const JobLaunch& launch);
+  // Delivers `signal` to the job (its process group, or the container's processes).
+  virtual Status Signal(const RuntimeHandle& handle, int signal) = 0;
+  Status Kill(const RuntimeHandle& handle) { return Signal(handle, 9); }
+  // Reads the exit file, else checks that the job's process is still the one started.
+  PollResult Poll(const RuntimeHandle& handle) const;
+  // Re-reads the handle of an attempt started by an earlier worker from its job directory.
+  Result<RuntimeHandle> Adopt(const std::string& job_dir, const std::string& container_id) const;
+  // Removes what the runtime keeps after the job ended (containers, bundles). Best effort.
+  virtual void Cleanup(const RuntimeHandle& handle) = 0;
+
+  // The command the shim runs for `launch` (after `Prepare`); exposed for tests.
+  virtual Result<std::vector<std::string>> Command(const JobLaunch& launch) = 0;
+
+ protected:
+  ContainerRuntime(config::RuntimeConfig config, std::string shim_binary)
+      : config_(std::move(config)), shim_binary_(std::move(shim_binary)) {}
+  // The runtime's executable.
+  std::string Binary() const;
+  // Whether the shim's child should get `launch.env` as its environment (process runtime) or
+  // a minimal one (containers get the job env through their own configuration).
+  virtual bool PassJobEnv() const { return false; }
+
+  config::RuntimeConfig config_;
+  std::string shim_binary_;
+};
+
+// Creates the runtime of `config.type`. `shim_binary` is the `gsched-worker` executable.
+std::unique_ptr<ContainerRuntime> MakeRuntime(const config::RuntimeConfig& config,
+                                              std::string shim_binary);
+
+// "gsched-<job>-<attempt>".
+std::string ContainerId(uint64_t job, uint32_t attempt);
+
+// The job's environment built from scratch: `spec.env`, then the scheduler's `env`, then
+// GSCHED_JOB_ID, GSCHED_ATTEMPT, GSCHED_ARRAY_INDEX (when given), GSCHED_CHECKPOINT_FILE,
+// GSCHED_JOB_DIR, CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES ("none" without GPUs), PATH
+// and HOME defaults. `container_dir` is the job directory as the job sees it.
+std::map<std::string, std::string> BuildJobEnv(const api::JobSpec& spec,
+                                               const std::map<std::string, std::string>& env,
+                                               uint64_t job, uint32_t attempt,
+                                               std::optional<uint32_t> array_index,
+                                               const std::vector<int32_t>& gpus,
+                                               const std::string& container_dir);
+
+// The OCI runtime-spec `config.json` for runc/crun: `rootfs` read-only as root, the job directory
+// bind-mounted at /gsched, env, args, cwd, noNewPrivileges, the GPU device nodes in `devices`
+// (paths such as /dev/nvidia0 that exist on the host), memory and CPU limits when the spec sets
+// them.
+std::string BuildOciConfig(const JobLaunch& launch, const std::string& rootfs,
+                           const std::vector<std::string>& devices);
+
+// The argv of `podman run` / `docker run` for `launch` (named container, GPUs, env, job dir).
+std::vector<std::string> BuildEngineRunArgv(config::RuntimeType type, const std::string& binary,
+                                            const JobLaunch& launch);
+
+// Signal names: "SIGTERM" <-> 15. Unknown names are an error.
+Result<int> SignalNumber(std::string_view name);
+std::string SignalName(int signal);
+
+// The start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), or nullopt
+// when there is no such process (or it is a zombie).
+std::optional<uint64_t> ProcessStartTicks(pid_t pid);
+
+// The shim's `main`: `args` are what follows `--shim` (JOB_DIR MAX_BYTES [--pgid] -- CMD...).
+int RunShim(const std::vector<std::string>& args);
+
+}  // namespace gsched::worker

@@ -1,0 +1,460 @@
+#include "worker/supervisor.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace gsched::worker {
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+struct JobSupervisor::Attempt {
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+  std::string dir;
+  RuntimeHandle handle;
+  api::JobState state = api::JobState::kStarting;
+  Timestamp start{};
+  std::optional<int64_t> time_limit_s;
+  int checkpoint_signal = 15;
+  int32_t grace_period_s = 30;
+  // A kill in progress (time limit, `Kill`, superseded): the state it ends in and when SIGKILL
+  // follows the checkpoint signal.
+  std::optional<api::JobState> kill_state;
+  std::string kill_message;
+  std::optional<Timestamp> kill_deadline;
+  bool sigkill_sent = false;
+  std::optional<int64_t> checkpoint_mtime_ns;
+  // Terminal outcome.
+  std::optional<int32_t> exit_code;
+  std::optional<std::string> signal;
+  std::string message;
+  bool reported = false;
+};
+
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::optional<int64_t> MtimeNs(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    return std::nullopt;
+  return int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+api::JobUpdate MakeUpdate(const JobSupervisor::Attempt& a);
+
+}  // namespace
+
+namespace {
+api::JobUpdate MakeUpdate(const JobSupervisor::Attempt& a) {
+  api::JobUpdate u;
+  u.job = a.job;
+  u.attempt = a.attempt;
+  u.state = a.state;
+  u.exit_code = a.exit_code;
+  u.signal = a.signal;
+  u.message = a.message;
+  return u;
+}
+}  // namespace
+
+std::string ReadJobFile(const std::string& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  std::string out(max_bytes, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(max_bytes));
+  out.resize(static_cast<size_t>(in.gcount()));
+  return out;
+}
+
+JobSupervisor::JobSupervisor(const config::WorkerConfig& config,
+                             std::unique_ptr<ContainerRuntime> runtime, const Clock& clock,
+                             UpdateSink sink)
+    : config_(config), runtime_(std::move(runtime)), clock_(clock), sink_(std::move(sink)) {}
+
+JobSupervisor::~JobSupervisor() = default;
+
+std::string JobSupervisor::JobDir(uint64_t job, uint32_t attempt) const {
+  return config_.work_dir + "/jobs/" + std::to_string(job) + "/" + std::to_string(attempt);
+}
+
+void JobSupervisor::WriteState(const Attempt& a) const {
+  json::object o{
+      {"job", a.job},
+      {"attempt", a.attempt},
+      {"runtime", config::ToString(runtime_->type())},
+      {"container_id", a.handle.container_id},
+      {"pid", a.handle.pid},
+      {"pid_start_ticks", a.handle.pid_start_ticks},
+      {"shim_pid", a.handle.shim_pid},
+      {"shim_start_ticks", a.handle.shim_start_ticks},
+      {"start_time_ms", ToUnixMillis(a.start)},
+      {"checkpoint_signal", a.checkpoint_signal},
+      {"grace_period_s", a.grace_period_s},
+      {"status", api::ToString(a.state)},
+      {"message", a.message},
+      {"reported", a.reported},
+  };
+  if (a.time_limit_s)
+    o["time_limit_s"] = *a.time_limit_s;
+  if (a.kill_state) {
+    o["kill_state"] = api::ToString(*a.kill_state);
+    o["kill_message"] = a.kill_message;
+  }
+  if (a.kill_deadline)
+    o["kill_deadline_ms"] = ToUnixMillis(*a.kill_deadline);
+  if (a.exit_code)
+    o["exit_code"] = *a.exit_code;
+  if (a.checkpoint_mtime_ns)
+    o["checkpoint_mtime_ns"] = *a.checkpoint_mtime_ns;
+  if (a.signal)
+    o["signal"] = *a.signal;
+  std::string path = a.dir + "/state.json";
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << json::serialize(o) << "\n";
+    if (!out) {
+      spdlog::error("cannot write {}", tmp);
+      return;
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec)
+    spdlog::error("cannot rename {}: {}", tmp, ec.message());
+}
+
+void JobSupervisor::Finish(Attempt& a, api::JobState state, std::optional<int32_t> exit_code,
+                           std::optional<std::string> signal, std::string message,
+                           std::vector<api::JobUpdate>& out) {
+  a.state = state;
+  a.exit_code = exit_code;
+  a.signal = std::move(signal);
+  a.message = std::move(message);
+  a.kill_deadline.reset();
+  if (!a.handle.container_id.empty())
+    runtime_->Cleanup(a.handle);
+  WriteState(a);
+  out.push_back(MakeUpdate(a));
+}
+
+void JobSupervisor::Emit(std::vector<api::JobUpdate>& updates) {
+  for (const auto& u : updates)
+    sink_(u);
+}
+
+void JobSupervisor::Launch(const api::Launch& launch) {
+  std::lock_guard emit_lock(emit_mu_);
+  std::vector<api::JobUpdate> updates;
+  {
+    std::lock_guard lock(mu_);
+    auto key = std::make_pair(launch.job, launch.attempt);
+    if (attempts_.contains(key))
+      return;  // Idempotent: this attempt is known.
+    for (auto& [k, other] : attempts_) {
+      if (k.first != launch.job)
+        continue;
+      if (k.second > launch.attempt) {
+        spdlog::info("ignoring launch of job {} attempt {}: attempt {} is newer", launch.job,
+                     launch.attempt, k.second);
+        return;
+      }
+      if (!api::IsTerminal(other->state) && !other->kill_state)
+        StartKill(*other, 0, api::JobState::kCancelled,
+                  "superseded by attempt " + std::to_string(launch.attempt));
+    }
+    auto a = std::make_unique<Attempt>();
+    a->job = launch.job;
+    a->attempt = launch.attempt;
+    a->dir = JobDir(launch.job, launch.attempt);
+    a->start = clock_.Now();
+    a->time_limit_s = launch.spec.time_limit_s;
+    a->grace_period_s = launch.spec.grace_period_s;
+    auto sig = SignalNumber(launch.spec.checkpoint_signal);
+    a->checkpoint_signal = sig.ok() ? *sig : 15;
+    Attempt& ref = *a;
+    attempts_[key] = std::move(a);
+    std::error_code ec;
+    fs::create_directories(ref.dir, ec);
+    if (ec) {
+      Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
+             "cannot create the job directory " + ref.dir + ": " + ec.message(), updates);
+    } else {
+      WriteState(ref);
+      updates.push_back(MakeUpdate(ref));  // starting
+      JobLaunch jl;
+      jl.job = launch.job;
+      jl.attempt = launch.attempt;
+      jl.spec = launch.spec;
+      jl.gpus = launch.gpus;
+      jl.job_dir = fs::absolute(ref.dir).string();
+      ref.dir = jl.job_dir;
+      jl.max_log_bytes = config_.logs.max_bytes_per_stream;
+      bool container = runtime_->type() != config::RuntimeType::kProcess;
+      jl.env = BuildJobEnv(launch.spec, launch.env, launch.job, launch.attempt, launch.array_index,
+                           launch.gpus, container ? "/gsched" : jl.job_dir);
+      auto handle = runtime_->Start(jl);
+      if (!handle.ok()) {
+        Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
+               "cannot start: " + handle.status().ToString(), updates);
+      } else {
+        ref.handle = *handle;
+        ref.state = api::JobState::kRunning;
+        WriteState(ref);
+        updates.push_back(MakeUpdate(ref));
+      }
+    }
+    PublishRunning();
+  }
+  Emit(updates);
+}
+
+void JobSupervisor::StartKill(Attempt& a, int32_t grace_s, api::JobState final_state,
+                              std::string message) {
+  Timestamp deadline = clock_.Now() + Seconds(std::max(grace_s, 0));
+  if (!a.kill_state) {
+    a.kill_state = final_state;
+    a.kill_message = std::move(message);
+  }
+  if (a.kill_deadline && *a.kill_deadline <= deadline)
+    return;  // An earlier SIGKILL is already due.
+  a.kill_deadline = deadline;
+  if (a.handle.pid == 0)
+    return;
+  Status st =
+      grace_s > 0 ? runtime_->Signal(a.handle, a.checkpoint_signal) : runtime_->Kill(a.handle);
+  if (grace_s <= 0)
+    a.sigkill_sent = true;
+  if (!st.ok())
+    spdlog::info("signal to job {} attempt {}: {}", a.job, a.attempt, st.ToString());
+  WriteState(a);
+}
+
+void JobSupervisor::Signal(const api::Signal& signal) {
+  std::lock_guard lock(mu_);
+  auto it = attempts_.find({signal.job, signal.attempt});
+  if (it == attempts_.end() || api::IsTerminal(it->second->state) || it->second->handle.pid == 0)
+    return;
+  auto sig = SignalNumber(signal.signal);
+  if (!sig.ok()) {
+    spdlog::warn("signal for job {}: {}", signal.job, sig.status().ToString());
+    return;
+  }
+  runtime_->Signal(it->second->handle, *sig).IgnoreError();
+}
+
+void JobSupervisor::Kill(const api::Kill& kill) {
+  std::lock_guard lock(mu_);
+  auto it = attempts_.find({kill.job, kill.attempt});
+  if (it == attempts_.end() || api::IsTerminal(it->second->state))
+    return;
+  bool preempt = kill.reason.find("preempt") != std::string::npos;
+  StartKill(*it->second, kill.grace_s,
+            preempt ? api::JobState::kPreempted : api::JobState::kCancelled,
+            kill.reason.empty() ? "killed by the scheduler" : kill.reason);
+}
+
+void JobSupervisor::KillAll(int32_t grace_s, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  for (auto& [k, a] : attempts_)
+    if (!api::IsTerminal(a->state))
+      StartKill(*a, grace_s, api::JobState::kCancelled, reason);
+}
+
+void JobSupervisor::Check(Attempt& a, Timestamp now, std::vector<api::JobUpdate>& updates) {
+  if (api::IsTerminal(a.state) || a.handle.pid == 0)
+    return;
+  PollResult poll = runtime_->Poll(a.handle);
+  if (poll.liveness == Liveness::kExited) {
+    std::optional<std::string> sig;
+    if (poll.exit.signal)
+      sig = SignalName(*poll.exit.signal);
+    api::JobState state;
+    std::string message;
+    if (a.kill_state) {
+      state = *a.kill_state;
+      message = a.kill_message;
+    } else if (poll.exit.exit_code == 0) {
+      state = api::JobState::kCompleted;
+    } else {
+      state = api::JobState::kFailed;
+      message = sig ? "killed by " + *sig
+                    : "exit code " + std::to_string(poll.exit.exit_code.value_or(-1));
+    }
+    Finish(a, state, poll.exit.exit_code, sig, std::move(message), updates);
+    return;
+  }
+  if (poll.liveness == Liveness::kLost) {
+    Finish(a, a.kill_state.value_or(api::JobState::kFailed), std::nullopt, std::nullopt,
+           "the job's processes vanished without an exit status", updates);
+    return;
+  }
+  // Running: checkpoint, time limit, grace deadline.
+  auto mtime = MtimeNs(a.dir + "/checkpoint");
+  if (mtime && mtime != a.checkpoint_mtime_ns) {
+    a.checkpoint_mtime_ns = mtime;
+    api::JobUpdate u = MakeUpdate(a);
+    u.checkpoint_time = FromUnixMillis(*mtime / 1'000'000);
+    updates.push_back(u);
+  }
+  if (!a.kill_state && a.time_limit_s && now >= a.start + Seconds(*a.time_limit_s)) {
+    StartKill(a, a.grace_period_s, api::JobState::kTimeout,
+              "time limit of " + std::to_string(*a.time_limit_s) + " s reached");
+  }
+  if (a.kill_deadline && !a.sigkill_sent && now >= *a.kill_deadline) {
+    a.sigkill_sent = true;
+    runtime_->Kill(a.handle).IgnoreError();
+    WriteState(a);
+  }
+}
+
+void JobSupervisor::Tick() {
+  std::lock_guard emit_lock(emit_mu_);
+  std::vector<api::JobUpdate> updates;
+  {
+    std::lock_guard lock(mu_);
+    Timestamp now = clock_.Now();
+    for (auto& [k, ap] : attempts_) {
+      Attempt& a = *ap;
+      Check(a, now, updates);
+    }
+    PublishRunning();
+  }
+  Emit(updates);
+}
+
+void JobSupervisor::MarkReported(uint64_t job, uint32_t attempt) {
+  std::lock_guard lock(mu_);
+  auto it = attempts_.find({job, attempt});
+  if (it == attempts_.end() || !api::IsTerminal(it->second->state) || it->second->reported)
+    return;
+  it->second->reported = true;
+  WriteState(*it->second);
+}
+
+std::vector<api::RunningAttempt> JobSupervisor::Running() const {
+  std::lock_guard lock(running_mu_);
+  return running_;
+}
+
+void JobSupervisor::PublishRunning() {
+  std::vector<api::RunningAttempt> out;
+  for (const auto& [k, a] : attempts_)
+    if (!api::IsTerminal(a->state))
+      out.push_back({a->job, a->attempt, a->state});
+  std::lock_guard lock(running_mu_);
+  running_ = std::move(out);
+}
+
+void JobSupervisor::AdoptAll() {
+  std::lock_guard emit_lock(emit_mu_);
+  std::vector<api::JobUpdate> updates;
+  {
+    std::lock_guard lock(mu_);
+    std::error_code ec;
+    fs::path jobs = fs::path(config_.work_dir) / "jobs";
+    if (!fs::is_directory(jobs, ec))
+      return;
+    for (const auto& job_entry : fs::directory_iterator(jobs, ec)) {
+      std::error_code ec2;
+      for (const auto& attempt_entry : fs::directory_iterator(job_entry.path(), ec2)) {
+        std::string path = (attempt_entry.path() / "state.json").string();
+        if (!fs::exists(path, ec2))
+          continue;
+        json::error_code jec;
+        json::value v = json::parse(ReadAll(path), jec);
+        if (jec || !v.is_object()) {
+          spdlog::warn("skipping unreadable {}: {}", path, jec.message());
+          continue;
+        }
+        const json::object& o = v.as_object();
+        auto num = [&](const char* key) -> int64_t {
+          const json::value* f = o.if_contains(key);
+          if (!f)
+            return 0;
+          if (f->is_int64())
+            return f->as_int64();
+          if (f->is_uint64())
+            return static_cast<int64_t>(f->as_uint64());
+          return 0;
+        };
+        auto str = [&](const char* key) -> std::string {
+          const json::value* f = o.if_contains(key);
+          return f && f->is_string() ? std::string(f->as_string()) : std::string();
+        };
+        auto a = std::make_unique<Attempt>();
+        a->job = static_cast<uint64_t>(num("job"));
+        a->attempt = static_cast<uint32_t>(num("attempt"));
+        a->dir = fs::absolute(attempt_entry.path()).string();
+        a->handle.container_id = str("container_id");
+        a->handle.job_dir = a->dir;
+        a->handle.pid = static_cast<pid_t>(num("pid"));
+        a->handle.pid_start_ticks = static_cast<uint64_t>(num("pid_start_ticks"));
+        a->handle.shim_pid = static_cast<pid_t>(num("shim_pid"));
+        a->handle.shim_start_ticks = static_cast<uint64_t>(num("shim_start_ticks"));
+        a->start = FromUnixMillis(num("start_time_ms"));
+        if (o.contains("time_limit_s"))
+          a->time_limit_s = num("time_limit_s");
+        a->checkpoint_signal = static_cast<int>(num("checkpoint_signal"));
+        a->grace_period_s = static_cast<int32_t>(num("grace_period_s"));
+        a->state = api::ParseEnum<api::JobState>(str("status")).value_or(api::JobState::kFailed);
+        a->message = str("message");
+        a->reported =
+            o.contains("reported") && o.at("reported").is_bool() && o.at("reported").as_bool();
+        if (auto ks = api::ParseEnum<api::JobState>(str("kill_state"))) {
+          a->kill_state = ks;
+          a->kill_message = str("kill_message");
+        }
+        if (o.contains("kill_deadline_ms"))
+          a->kill_deadline = FromUnixMillis(num("kill_deadline_ms"));
+        if (o.contains("checkpoint_mtime_ns"))
+          a->checkpoint_mtime_ns = num("checkpoint_mtime_ns");
+        if (o.contains("exit_code"))
+          a->exit_code = static_cast<int32_t>(num("exit_code"));
+        if (o.contains("signal"))
+          a->signal = str("signal");
+        auto key = std::make_pair(a->job, a->attempt);
+        if (attempts_.contains(key))
+          continue;
+        if (str("runtime") != config::ToString(runtime_->type()))
+          spdlog::warn("{}: started by runtime {}, now {}", path, str("runtime"),
+                       config::ToString(runtime_->type()));
+        Attempt& ref = *a;
+        attempts_[key] = std::move(a);
+        if (api::IsTerminal(ref.state)) {
+          if (!ref.reported)
+            updates.push_back(MakeUpdate(ref));
+          continue;
+        }
+        if (ref.handle.pid == 0) {
+          // The worker died between writing `starting` and the shim reporting a pid.
+          if (auto h = runtime_->Adopt(ref.dir, ref.handle.container_id); h.ok()) {
+            ref.handle = *h;
+            ref.state = api::JobState::kRunning;
+          } else {
+            Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
+                   "the worker stopped while the job was starting", updates);
+            continue;
+          }
+        }
+        spdlog::info("adopted job {} attempt {} (pid {})", ref.job, ref.attempt, ref.handle.pid);
+        Check(ref, clock_.Now(), updates);
+      }
+    }
+    PublishRunning();
+  }
+  Emit(updates);
+}
+
+}  // namespace gsched::worker

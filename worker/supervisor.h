@@ -1,0 +1,104 @@
+// `JobSupervisor`: runs the job attempts of one node through a `ContainerRuntime` and turns what
+// happens to them into `JobUpdate`s.
+//
+// Per attempt a directory `work_dir/jobs/<JOB>/<ATTEMPT>/` holds `stdout`, `stderr`, the shim's
+// `pid` and `exit` files (runtime.h), `checkpoint` ($GSCHED_CHECKPOINT_FILE) and `state.json`,
+// written atomically (tmp + rename) on every change, so that a restarted worker re-adopts the
+// attempt (`AdoptAll`) and reports how it ended even when that happened while no worker ran.
+//
+// Invariants: one record per (job, attempt); at most one live attempt per job (a launch for an
+// older attempt than the one known is ignored; a newer one kills the older first); every
+// attempt gets exactly one terminal update per supervisor lifetime; `state.json` says `reported`
+// once the terminal update was handed to the sink and acknowledged via `MarkReported`, and such
+// attempts are not reported again after a restart.
+//
+// Time limits: at start + time_limit the job's checkpoint signal, after grace_period_s SIGKILL,
+// state `timeout`. `Kill{grace_s, reason}`: checkpoint signal, grace, SIGKILL, state `preempted`
+// when the reason says preempt, else `cancelled`.
+//
+// Threading: all public methods are thread-safe (one mutex). `Tick` does the periodic work (exit
+// files, time limits, grace deadlines, checkpoint mtimes); the owner calls it from one thread.
+// Updates are delivered through the sink outside the lock.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/worker_config.h"
+#include "scheduler/api/worker_messages.h"
+#include "scheduler/common/clock.h"
+#include "worker/runtime.h"
+
+namespace gsched::worker {
+
+using UpdateSink = std::function<void(const api::JobUpdate&)>;
+
+class JobSupervisor {
+ public:
+  JobSupervisor(const config::WorkerConfig& config, std::unique_ptr<ContainerRuntime> runtime,
+                const Clock& clock, UpdateSink sink);
+  ~JobSupervisor();
+  JobSupervisor(const JobSupervisor&) = delete;
+  JobSupervisor& operator=(const JobSupervisor&) = delete;
+
+  // Starts the attempt (idempotent). Sends `starting` then `running`, or `failed` with a message
+  // when it cannot start (a missing image directory, no command, ...).
+  void Launch(const api::Launch& launch);
+  // Delivers a signal; unknown attempts are ignored.
+  void Signal(const api::Signal& signal);
+  // Checkpoint signal, `grace_s`, SIGKILL; unknown attempts are ignored.
+  void Kill(const api::Kill& kill);
+  // Kills every live attempt (drain with kill, shutdown of a simulator); grace as given.
+  void KillAll(int32_t grace_s, const std::string& reason);
+
+  // Periodic work; call every ~50-200 ms.
+  void Tick();
+
+  // Scans `work_dir/jobs/*/*/state.json`: live attempts are adopted, attempts that ended while no
+  // worker ran are reported (once), unreadable ones are skipped with a log line.
+  void AdoptAll();
+
+  // The attempt's terminal update was sent: remember it across restarts.
+  void MarkReported(uint64_t job, uint32_t attempt);
+
+  // Attempts not yet ended (starting or running).
+  std::vector<api::RunningAttempt> Running() const;
+  // The directory of an attempt.
+  std::string JobDir(uint64_t job, uint32_t attempt) const;
+
+  struct Attempt;
+
+ private:
+  void WriteState(const Attempt& a) const;
+  // Polls one live attempt: exit, checkpoint, time limit, grace deadline.
+  void Check(Attempt& a, Timestamp now, std::vector<api::JobUpdate>& updates);
+  void Finish(Attempt& a, api::JobState state, std::optional<int32_t> exit_code,
+              std::optional<std::string> signal, std::string message,
+              std::vector<api::JobUpdate>& out);
+  void StartKill(Attempt& a, int32_t grace_s, api::JobState final_state, std::string message);
+  void Emit(std::vector<api::JobUpdate>& updates);
+  // Copies the live attempts for `Running`, which the network thread reads without waiting for
+  // a slow `Launch` that holds `mu_`.
+  void PublishRunning();
+
+  const config::WorkerConfig& config_;
+  std::unique_ptr<ContainerRuntime> runtime_;
+  const Clock& clock_;
+  UpdateSink sink_;
+  mutable std::mutex mu_;
+  std::map<std::pair<uint64_t, uint32_t>, std::unique_ptr<Attempt>> attempts_;
+  mutable std::mutex running_mu_;
+  std::vector<api::RunningAttempt> running_;
+  // Serialises sink calls so updates leave in the order they were made.
+  std::mutex emit_mu_;
+};
+
+// Reads how a job attempt's stdout looks (for tests and `logs`): at most `max_bytes`.
+std::string ReadJobFile(const std::string& path, size_t max_bytes = 1 << 20);
+
+}  // namespace gsched::worker
