@@ -180,7 +180,9 @@ int RunCli(std::vector<std::string> args, std::ostream& out, std::ostream& err, 
   queue->add_flag("--all", queue_args.all, "Everyone's jobs (that you may see).");
   queue->add_option("--user", queue_args.user, "Jobs of this user.");
   queue->add_option("--account", queue_args.account, "Jobs of this account.");
-  queue->add_option("--state", queue_args.state, "States, comma-separated: pending,running.");
+  queue->add_option(
+      "--state", queue_args.state,
+      "States, comma-separated (default pending,starting,running; 'all' for every state).");
   queue->add_option("--limit", queue_args.limit, "At most this many jobs.");
   AddJsonFlag(queue, queue_args.json);
   queue->footer(

@@ -320,8 +320,12 @@ int Session::Queue(const QueueArgs& args) {
       return code;
     user = me;
   }
-  if (!args.state.empty()) {
-    std::string_view rest = args.state;
+  // Like squeue: active jobs unless states are asked for; `all` means every state.
+  std::string states = args.state.empty() ? "pending,starting,running" : args.state;
+  if (states == "all")
+    states.clear();
+  if (!states.empty()) {
+    std::string_view rest = states;
     while (true) {
       size_t comma = rest.find(',');
       std::string one(rest.substr(0, comma));
@@ -336,7 +340,7 @@ int Session::Queue(const QueueArgs& args) {
   std::string target =
       "/v1/jobs" + QueryString({{"user", user},
                                 {"account", args.account},
-                                {"state", args.state},
+                                {"state", states},
                                 {"limit", args.limit > 0 ? std::to_string(args.limit) : ""}});
   Answer a = Call("GET", target);
   if (a.exit_code != kExitOk)
@@ -541,6 +545,7 @@ int Session::Logs(const LogsArgs& args) {
     // more will come), or the bytes themselves as `text/plain`.
     std::string data;
     bool ended = false;
+    int64_t before = offset;
     if (a.is_text) {
       data = std::move(a.raw);
       offset += static_cast<int64_t>(data.size());
@@ -556,9 +561,14 @@ int Session::Logs(const LogsArgs& args) {
       ended = eof && eof->is_bool() && eof->get_bool();
     }
     out_ << data << std::flush;
-    if (static_cast<int64_t>(data.size()) >= kChunk)
-      continue;  // More is there already.
-    if (!args.follow || ended)
+    if (ended)
+      return kExitOk;
+    // The server may serve less than asked: go on while answers move forward.
+    bool more =
+        a.is_text ? static_cast<int64_t>(data.size()) >= kChunk : !data.empty() && offset > before;
+    if (more)
+      continue;
+    if (!args.follow)
       return kExitOk;
     if (data.empty()) {
       // Without an `eof` flag, ask the job itself whether it is over.

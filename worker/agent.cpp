@@ -143,6 +143,16 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
             backend.Kill(m);
           } else if constexpr (std::is_same_v<T, api::Drain>) {
             spdlog::info("{}: drained by the scheduler: {}", identity.name, m.reason);
+          } else if constexpr (std::is_same_v<T, api::ReadLog>) {
+            // The answer goes back on the connection that asked; after a reconnect the
+            // scheduler has already failed the request.
+            uint64_t generation = connection;
+            backend.ReadLog(m, [self = shared_from_this(), generation](api::LogChunk chunk) {
+              asio::post(self->ioc, [self, generation, chunk = std::move(chunk)] {
+                if (generation == self->connection && self->open)
+                  self->SendMessage(chunk);
+              });
+            });
           }
         },
         *message);

@@ -51,6 +51,9 @@ class JobBackend {
   virtual void Kill(const api::Kill& kill) = 0;
   virtual std::vector<api::RunningAttempt> Running() const = 0;
   virtual void MarkReported(uint64_t job, uint32_t attempt) = 0;
+  // Reads a chunk of an attempt's output and calls `answer` with it, from any thread.
+  using LogAnswer = std::function<void(api::LogChunk)>;
+  virtual void ReadLog(const api::ReadLog& request, LogAnswer answer) = 0;
 };
 
 // What a node says about itself in `hello`.

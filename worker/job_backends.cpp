@@ -59,6 +59,11 @@ void SupervisedJobs::MarkReported(uint64_t job, uint32_t attempt) {
   Post([this, job, attempt] { supervisor_->MarkReported(job, attempt); });
 }
 
+void SupervisedJobs::ReadLog(const api::ReadLog& request, LogAnswer answer) {
+  // On the supervisor's thread: a slow disk never holds up the network thread.
+  Post([this, request, answer = std::move(answer)] { answer(supervisor_->ReadLog(request)); });
+}
+
 void SupervisedJobs::Loop() {
   // The first check after one tick, once the owner has wired the health sink up.
   auto next_health = std::chrono::steady_clock::now() + tick_;
@@ -184,6 +189,17 @@ std::vector<api::RunningAttempt> SimulatedJobs::Running() const {
     if (!api::IsTerminal(j->state))
       out.push_back({k.first, k.second, j->state});
   return out;
+}
+
+void SimulatedJobs::ReadLog(const api::ReadLog& request, LogAnswer answer) {
+  api::LogChunk chunk;
+  chunk.request = request.request;
+  chunk.job = request.job;
+  chunk.attempt = request.attempt;
+  chunk.stream = request.stream;
+  chunk.offset = chunk.next_offset = request.offset;
+  chunk.error = "a simulated node keeps no job output";
+  answer(std::move(chunk));
 }
 
 }  // namespace gsched::worker

@@ -42,6 +42,7 @@ class SupervisedJobs final : public JobBackend {
   void Kill(const api::Kill& kill) override;
   std::vector<api::RunningAttempt> Running() const override;
   void MarkReported(uint64_t job, uint32_t attempt) override;
+  void ReadLog(const api::ReadLog& request, LogAnswer answer) override;
 
   JobSupervisor& supervisor() { return *supervisor_; }
 
@@ -73,6 +74,8 @@ class SimulatedJobs final : public JobBackend {
   void Kill(const api::Kill& kill) override;
   std::vector<api::RunningAttempt> Running() const override;
   void MarkReported(uint64_t, uint32_t) override {}
+  // Simulated jobs write nothing: the answer says so.
+  void ReadLog(const api::ReadLog& request, LogAnswer answer) override;
   // Cancels every timer without reporting (shutdown), so that the io_context can run out of work.
   void CancelAll();
 

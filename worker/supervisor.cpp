@@ -1,9 +1,14 @@
 #include "worker/supervisor.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -75,6 +80,117 @@ std::string ReadJobFile(const std::string& path, size_t max_bytes) {
   in.read(out.data(), static_cast<std::streamsize>(max_bytes));
   out.resize(static_cast<size_t>(in.gcount()));
   return out;
+}
+
+namespace {
+
+// The length of the UTF-8 sequence that starts at `s[i]` when it is complete and valid (1-4),
+// 0 when it is invalid, or -1 when it is a valid prefix cut off by the end of `s`.
+int Utf8SequenceLength(std::string_view s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = byte(i);
+  if (c < 0x80)
+    return 1;
+  int n;
+  unsigned char lo = 0x80, hi = 0xBF;  // The allowed range of the second byte.
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0)
+      lo = 0xA0;  // No overlong forms.
+    if (c == 0xED)
+      hi = 0x9F;  // No surrogates.
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0)
+      lo = 0x90;
+    if (c == 0xF4)
+      hi = 0x8F;  // Nothing above U+10FFFF.
+  } else {
+    return 0;
+  }
+  for (int k = 1; k < n; ++k) {
+    if (i + k >= s.size())
+      return -1;
+    unsigned char b = byte(i + k);
+    if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))
+      return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+api::LogChunk ReadLogChunk(const std::string& path, const api::ReadLog& request, bool ended) {
+  api::LogChunk chunk;
+  chunk.request = request.request;
+  chunk.job = request.job;
+  chunk.attempt = request.attempt;
+  chunk.stream = request.stream;
+  chunk.offset = chunk.next_offset = request.offset;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT && !ended)
+      return chunk;  // The job has not written anything yet.
+    chunk.error = "cannot open " + path + ": " + std::strerror(errno);
+    return chunk;
+  }
+  struct stat st {};
+  std::string raw(
+      static_cast<size_t>(std::clamp<int64_t>(request.limit, 0, api::kMaxLogChunkBytes)), '\0');
+  ssize_t n = ::fstat(fd, &st) == 0 ? ::pread(fd, raw.data(), raw.size(), request.offset) : -1;
+  int read_errno = errno;
+  ::close(fd);
+  if (n < 0) {
+    chunk.error = "cannot read " + path + ": " + std::strerror(read_errno);
+    return chunk;
+  }
+  raw.resize(static_cast<size_t>(n));
+  chunk.size = static_cast<int64_t>(st.st_size);
+  bool at_end = request.offset + n >= chunk.size;
+  size_t used = 0;
+  chunk.data.reserve(raw.size());
+  while (used < raw.size()) {
+    int len = Utf8SequenceLength(raw, used);
+    // Cut by the range or by the writer: the next read starts with the whole sequence - unless
+    // nothing more will come, or a range too short for any sequence would never move on.
+    if (len == -1 && !(at_end && ended) && (used > 0 || at_end))
+      break;
+    if (len <= 0) {
+      chunk.data += "\xEF\xBF\xBD";  // U+FFFD
+      used += 1;
+    } else {
+      chunk.data.append(raw, used, static_cast<size_t>(len));
+      used += static_cast<size_t>(len);
+    }
+  }
+  chunk.next_offset = request.offset + static_cast<int64_t>(used);
+  chunk.eof = ended && chunk.next_offset >= chunk.size;
+  return chunk;
+}
+
+api::LogChunk JobSupervisor::ReadLog(const api::ReadLog& request) const {
+  bool ended = true;
+  {
+    std::lock_guard lock(mu_);
+    auto it = attempts_.find({request.job, request.attempt});
+    if (it != attempts_.end())
+      ended = api::IsTerminal(it->second->state);
+  }
+  std::string dir = JobDir(request.job, request.attempt);
+  if (ended && !fs::exists(dir)) {
+    api::LogChunk chunk;
+    chunk.request = request.request;
+    chunk.job = request.job;
+    chunk.attempt = request.attempt;
+    chunk.stream = request.stream;
+    chunk.offset = chunk.next_offset = request.offset;
+    chunk.error = "this node has no output of job " + std::to_string(request.job) + " attempt " +
+                  std::to_string(request.attempt);
+    return chunk;
+  }
+  return ReadLogChunk(dir + "/" + std::string(api::ToString(request.stream)), request, ended);
 }
 
 JobSupervisor::JobSupervisor(const config::WorkerConfig& config,

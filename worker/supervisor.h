@@ -70,6 +70,8 @@ class JobSupervisor {
   std::vector<api::RunningAttempt> Running() const;
   // The directory of an attempt.
   std::string JobDir(uint64_t job, uint32_t attempt) const;
+  // A chunk of an attempt's stdout or stderr (`ReadLogChunk`); `eof` once the attempt ended.
+  api::LogChunk ReadLog(const api::ReadLog& request) const;
 
   struct Attempt;
 
@@ -97,6 +99,13 @@ class JobSupervisor {
   // Serialises sink calls so updates leave in the order they were made.
   std::mutex emit_mu_;
 };
+
+// Reads `request.limit` bytes at `request.offset` of the file at `path` into a `LogChunk`.
+// `data` is valid UTF-8: a byte that starts no valid sequence becomes U+FFFD, and a sequence cut
+// by the end of the range is left for the next read (`next_offset` stops before it) unless the
+// file ends there and `ended` says nothing more will come. `eof` is `ended` and the end reached.
+// A missing file is an empty chunk while the attempt runs, an error once it ended.
+api::LogChunk ReadLogChunk(const std::string& path, const api::ReadLog& request, bool ended);
 
 // Reads how a job attempt's stdout looks (for tests and `logs`): at most `max_bytes`.
 std::string ReadJobFile(const std::string& path, size_t max_bytes = 1 << 20);

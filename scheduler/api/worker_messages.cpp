@@ -35,6 +35,7 @@ constexpr uint64_t kMaxU64 = std::numeric_limits<uint64_t>::max();
 constexpr int64_t kMaxU32 = std::numeric_limits<uint32_t>::max();
 constexpr int64_t kMinI32 = std::numeric_limits<int32_t>::min();
 constexpr int64_t kMaxI32 = std::numeric_limits<int32_t>::max();
+constexpr int64_t kMaxFileOffset = int64_t{1} << 50;
 constexpr Fields::Unknown kIgnore = Fields::Unknown::kIgnore;
 
 auto NodeName() {
@@ -197,6 +198,43 @@ Result<Drain> DecodeDrain(const Fields& f) {
   return d;
 }
 
+Result<LogStream> DecodeLogStream(const json::value& v) {
+  ASSIGN_OR_RETURN(std::string s, internal::DecodeString(v, StringRule{1, 16, Charset::kName}));
+  if (s == "stdout")
+    return LogStream::kStdout;
+  if (s == "stderr")
+    return LogStream::kStderr;
+  return Status::InvalidArgument("must be stdout or stderr");
+}
+
+Result<ReadLog> DecodeReadLog(const Fields& f) {
+  ReadLog r;
+  ASSIGN_OR_RETURN(r.request, f.Required("request", Uint64In(0, kMaxU64)));
+  ASSIGN_OR_RETURN(r.job, f.Required("job", Uint64In(1, kMaxU64)));
+  ASSIGN_OR_RETURN(r.attempt, f.Required("attempt", IntIn(1, kMaxU32)));
+  ASSIGN_OR_RETURN(r.stream, f.OrDefault("stream", DecodeLogStream, LogStream::kStdout));
+  ASSIGN_OR_RETURN(r.offset, f.OrDefault("offset", IntIn(0, kMaxFileOffset), 0));
+  ASSIGN_OR_RETURN(r.limit, f.OrDefault("limit", IntIn(1, kMaxLogChunkBytes), kMaxLogChunkBytes));
+  return r;
+}
+
+Result<LogChunk> DecodeLogChunk(const Fields& f) {
+  LogChunk c;
+  ASSIGN_OR_RETURN(c.request, f.Required("request", Uint64In(0, kMaxU64)));
+  ASSIGN_OR_RETURN(c.job, f.Required("job", Uint64In(1, kMaxU64)));
+  ASSIGN_OR_RETURN(c.attempt, f.Required("attempt", IntIn(1, kMaxU32)));
+  ASSIGN_OR_RETURN(c.stream, f.OrDefault("stream", DecodeLogStream, LogStream::kStdout));
+  ASSIGN_OR_RETURN(c.offset, f.OrDefault("offset", IntIn(0, kMaxFileOffset), 0));
+  ASSIGN_OR_RETURN(c.data, f.OrDefault("data", StringOf(0, 4 * kMaxLogChunkBytes), ""));
+  ASSIGN_OR_RETURN(c.next_offset, f.OrDefault("next_offset", IntIn(0, kMaxFileOffset), c.offset));
+  ASSIGN_OR_RETURN(c.size, f.OrDefault("size", IntIn(0, kMaxFileOffset), 0));
+  ASSIGN_OR_RETURN(c.eof, f.OrDefault("eof", Bool, false));
+  ASSIGN_OR_RETURN(c.error, f.OrDefault("error", Message(), ""));
+  if (c.next_offset < c.offset)
+    return Status::InvalidArgument("must not be less than offset", "next_offset");
+  return c;
+}
+
 Result<std::string> TypeOf(const Fields& f) {
   return f.Required("type", StringOf(1, 64));
 }
@@ -301,7 +339,35 @@ json::value Encode(const Drain& d) {
   return json::object{{"type", "drain"}, {"reason", d.reason}};
 }
 
+json::value Encode(const ReadLog& r) {
+  return json::object{{"type", "read_log"},
+                      {"request", r.request},
+                      {"job", r.job},
+                      {"attempt", static_cast<int64_t>(r.attempt)},
+                      {"stream", ToString(r.stream)},
+                      {"offset", r.offset},
+                      {"limit", r.limit}};
+}
+
+json::value Encode(const LogChunk& c) {
+  return json::object{{"type", "log_chunk"},
+                      {"request", c.request},
+                      {"job", c.job},
+                      {"attempt", static_cast<int64_t>(c.attempt)},
+                      {"stream", ToString(c.stream)},
+                      {"offset", c.offset},
+                      {"data", c.data},
+                      {"next_offset", c.next_offset},
+                      {"size", c.size},
+                      {"eof", c.eof},
+                      {"error", c.error}};
+}
+
 }  // namespace
+
+std::string_view ToString(LogStream s) {
+  return s == LogStream::kStderr ? "stderr" : "stdout";
+}
 
 Result<WorkerMessage> DecodeWorkerMessageValue(const json::value& v) {
   ASSIGN_OR_RETURN(Fields f, Fields::Open(v, {}, kIgnore));
@@ -314,7 +380,10 @@ Result<WorkerMessage> DecodeWorkerMessageValue(const json::value& v) {
     return Wrap<WorkerMessage>(DecodeJobUpdate(f));
   if (type == "gpu_health")
     return Wrap<WorkerMessage>(DecodeGpuHealthReport(f));
-  return Status::InvalidArgument("must be one of hello, heartbeat, job_update, gpu_health", "type");
+  if (type == "log_chunk")
+    return Wrap<WorkerMessage>(DecodeLogChunk(f));
+  return Status::InvalidArgument(
+      "must be one of hello, heartbeat, job_update, gpu_health, log_chunk", "type");
 }
 
 Result<SchedulerMessage> DecodeSchedulerMessageValue(const json::value& v) {
@@ -328,7 +397,9 @@ Result<SchedulerMessage> DecodeSchedulerMessageValue(const json::value& v) {
     return Wrap<SchedulerMessage>(DecodeKill(f));
   if (type == "drain")
     return Wrap<SchedulerMessage>(DecodeDrain(f));
-  return Status::InvalidArgument("must be one of launch, signal, kill, drain", "type");
+  if (type == "read_log")
+    return Wrap<SchedulerMessage>(DecodeReadLog(f));
+  return Status::InvalidArgument("must be one of launch, signal, kill, drain, read_log", "type");
 }
 
 Result<WorkerMessage> DecodeWorkerMessage(std::string_view text) {
@@ -358,12 +429,13 @@ std::string SerializeMessage(const SchedulerMessage& message) {
 }
 
 std::string_view MessageType(const WorkerMessage& message) {
-  static constexpr std::string_view kNames[] = {"hello", "heartbeat", "job_update", "gpu_health"};
+  static constexpr std::string_view kNames[] = {"hello", "heartbeat", "job_update", "gpu_health",
+                                                "log_chunk"};
   return kNames[message.index()];
 }
 
 std::string_view MessageType(const SchedulerMessage& message) {
-  static constexpr std::string_view kNames[] = {"launch", "signal", "kill", "drain"};
+  static constexpr std::string_view kNames[] = {"launch", "signal", "kill", "drain", "read_log"};
   return kNames[message.index()];
 }
 

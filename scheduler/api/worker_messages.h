@@ -2,8 +2,12 @@
 // per WebSocket text message, whose `type` field says which message it is
 // (`{"type": "hello", "node": ...}`).
 //
-// worker -> scheduler: `hello`, `heartbeat`, `job_update`, `gpu_health`.
-// scheduler -> worker: `launch`, `signal`, `kill`, `drain`.
+// worker -> scheduler: `hello`, `heartbeat`, `job_update`, `gpu_health`, `log_chunk`.
+// scheduler -> worker: `launch`, `signal`, `kill`, `drain`, `read_log`.
+//
+// `read_log` / `log_chunk` carry `GET /v1/jobs/{id}/logs`: the scheduler asks the node that ran
+// the attempt for a byte range of its stdout or stderr and answers the HTTP request with the
+// chunk that comes back under the same `request` number.
 //
 // Every message is idempotent and names the attempt it is about, so that stale messages are
 // recognised by attempt number. Decoding ignores unknown fields - also inside the `JobSpec` of a
@@ -125,8 +129,41 @@ struct Drain {
   friend bool operator==(const Drain&, const Drain&) = default;
 };
 
-using WorkerMessage = std::variant<Hello, Heartbeat, JobUpdate, GpuHealthReport>;
-using SchedulerMessage = std::variant<Launch, Signal, Kill, Drain>;
+// The most bytes one `read_log` may ask for. Even if every byte needed a six-byte JSON escape, a
+// chunk stays well inside the channel's default 1 MiB message limit.
+inline constexpr int64_t kMaxLogChunkBytes = 128 * 1024;
+
+enum class LogStream { kStdout, kStderr };
+std::string_view ToString(LogStream s);
+
+struct ReadLog {
+  uint64_t request = 0;  // Echoed in the answer.
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+  LogStream stream = LogStream::kStdout;
+  int64_t offset = 0;
+  int64_t limit = kMaxLogChunkBytes;
+
+  friend bool operator==(const ReadLog&, const ReadLog&) = default;
+};
+
+struct LogChunk {
+  uint64_t request = 0;
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+  LogStream stream = LogStream::kStdout;
+  int64_t offset = 0;       // Where `data` starts.
+  std::string data;         // Valid UTF-8: invalid bytes are replaced by U+FFFD.
+  int64_t next_offset = 0;  // Where the next read continues (bytes consumed, not `data.size()`).
+  int64_t size = 0;         // The file's size when read.
+  bool eof = false;         // The attempt has ended and `next_offset` is the end of the file.
+  std::string error;        // Non-empty: nothing could be read, and why.
+
+  friend bool operator==(const LogChunk&, const LogChunk&) = default;
+};
+
+using WorkerMessage = std::variant<Hello, Heartbeat, JobUpdate, GpuHealthReport, LogChunk>;
+using SchedulerMessage = std::variant<Launch, Signal, Kill, Drain, ReadLog>;
 
 // Parse (through `ParseJson`) and decode one message. An unknown or missing `type` is an error
 // naming `type`.

@@ -562,8 +562,12 @@ Result<api::Job> ClusterState::GetJob(const Principal& who, uint64_t id,
 std::vector<api::Job> ClusterState::ListJobs(const Principal& who, const JobFilter& filter,
                                              const state::Store& store) const {
   std::vector<api::Job> out;
+  auto wanted = [&](JobState st) {
+    return filter.states.empty() ||
+           std::find(filter.states.begin(), filter.states.end(), st) != filter.states.end();
+  };
   auto matches = [&](const api::Job& j) {
-    if (filter.state && j.state != *filter.state)
+    if (!wanted(j.state))
       return false;
     if (!filter.user.empty() && j.user != filter.user)
       return false;
@@ -571,14 +575,23 @@ std::vector<api::Job> ClusterState::ListJobs(const Principal& who, const JobFilt
       return false;
     return MaySeeJob(who, j);
   };
-  bool wants_finished = !filter.state || api::IsTerminal(*filter.state);
+  bool wants_finished = filter.states.empty() ||
+                        std::any_of(filter.states.begin(), filter.states.end(), api::IsTerminal);
   if (!wants_finished) {
-    // Active jobs only: memory holds them all, in id order through the two sets.
-    std::vector<uint64_t> ids;
-    const auto& set = *filter.state == JobState::kPending ? pending_ : running_;
-    for (auto it = set.upper_bound(filter.after); it != set.end() && out.size() < filter.limit;
-         ++it) {
-      const api::Job& j = jobs_.at(*it).job;
+    // Active jobs only: memory holds them all; walk the pending and the running set together in
+    // id order so that paging with `after` works across both.
+    bool want_pending = wanted(JobState::kPending);
+    bool want_running = wanted(JobState::kStarting) || wanted(JobState::kRunning);
+    auto p = want_pending ? pending_.upper_bound(filter.after) : pending_.end();
+    auto r = want_running ? running_.upper_bound(filter.after) : running_.end();
+    while (out.size() < filter.limit && (p != pending_.end() || r != running_.end())) {
+      uint64_t id;
+      if (r == running_.end() || (p != pending_.end() && *p < *r)) {
+        id = *p++;
+      } else {
+        id = *r++;
+      }
+      const api::Job& j = jobs_.at(id).job;
       if (matches(j))
         out.push_back(j);
     }

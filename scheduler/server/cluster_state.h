@@ -81,7 +81,7 @@ struct UsageEntry {
 };
 
 struct JobFilter {
-  std::optional<api::JobState> state;
+  std::vector<api::JobState> states;  // Any of these; empty means every state.
   std::string user;
   std::string account;
   uint64_t after = 0;  // Ids greater than this.

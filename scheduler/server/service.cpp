@@ -24,6 +24,7 @@
 #include "scheduler/api/worker_messages.h"
 #include "scheduler/net/http_server.h"
 #include "scheduler/server/cluster_state.h"
+#include "scheduler/server/log_relay.h"
 #include "scheduler/server/metrics.h"
 #include "scheduler/server/rate_limiter.h"
 #include "scheduler/server/token.h"
@@ -159,6 +160,7 @@ struct SchedulerService::Impl {
 
   // State-thread only.
   std::unordered_map<std::string, std::shared_ptr<net::WsConnection>> workers;
+  LogRelay log_reads{Seconds(10), 1024};
   bool pass_running = false;
   bool pass_wanted = false;
   uint64_t passes = 0;
@@ -280,6 +282,7 @@ struct SchedulerService::Impl {
       return;
     Commit(state->CheckNodeTimeouts(), nullptr);
     Commit(state->EnforceDeadlines(), nullptr);
+    log_reads.Expire(clock.Now());
     Kick();
     tick->expires_after(std::chrono::milliseconds(config.scheduling.interval.count()));
     tick->async_wait([this](boost::system::error_code ec) {
@@ -400,6 +403,8 @@ struct SchedulerService::Impl {
         auto job = state->GetJob(who, *id, *store);
         return respond(job.ok() ? Json(200, api::Encode(*job)) : Error(job.status()));
       }
+      if (p.size() == 4 && m == "GET" && p[3] == "logs")
+        return ReadLogs(who, *id, req, respond);
       if (p.size() == 4 && m == "POST") {
         auto ok = [this, who, id = *id] {
           auto job = state->GetJob(who, id, *store);
@@ -499,11 +504,21 @@ struct SchedulerService::Impl {
   void ListJobs(const Principal& who, const HttpRequest& req, const Responder& respond) {
     JobFilter f;
     if (auto s = req.Query("state")) {
-      auto st = api::ParseEnum<api::JobState>(*s);
-      if (!st)
-        return respond(Error(
-            Status::InvalidArgument("must be one of " + api::EnumNames<api::JobState>(), "state")));
-      f.state = *st;
+      // A comma-separated list, as `squeue -t PD,R` takes.
+      std::string_view rest = *s;
+      while (true) {
+        size_t comma = rest.find(',');
+        auto st = api::ParseEnum<api::JobState>(rest.substr(0, comma));
+        if (!st) {
+          return respond(Error(Status::InvalidArgument(
+              "each of a comma-separated list must be one of " + api::EnumNames<api::JobState>(),
+              "state")));
+        }
+        f.states.push_back(*st);
+        if (comma == std::string_view::npos)
+          break;
+        rest.remove_prefix(comma + 1);
+      }
     }
     if (auto u = req.Query("user"))
       f.user = std::string(*u);
@@ -533,6 +548,101 @@ struct SchedulerService::Impl {
     if (out["jobs"].as_array().size() == f.limit)
       out["next_after"] = last;
     respond(Json(200, out));
+  }
+
+  // `GET /v1/jobs/{id}/logs?offset=&limit=&stream=&attempt=&node=`: asks the node that ran the
+  // attempt (rank 0 of a gang unless `node` says otherwise) and answers with what it sends back.
+  void ReadLogs(const Principal& who, uint64_t id, const HttpRequest& req,
+                const Responder& respond) {
+    auto job = state->GetJob(who, id, *store);
+    if (!job.ok())
+      return respond(Error(job.status()));
+    api::ReadLog read;
+    read.job = id;
+    auto number = [&](std::string_view name, int64_t lo, int64_t hi) -> Result<int64_t> {
+      auto text = req.Query(name);
+      int64_t v = 0;
+      auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+      if (ec != std::errc() || ptr != text->data() + text->size() || v < lo || v > hi) {
+        return Status::InvalidArgument(
+            "must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi),
+            std::string(name));
+      }
+      return v;
+    };
+    if (req.Query("offset")) {
+      auto v = number("offset", 0, int64_t{1} << 50);
+      if (!v.ok())
+        return respond(Error(v.status()));
+      read.offset = *v;
+    }
+    if (req.Query("limit")) {
+      // Larger asks are served in `kMaxLogChunkBytes` pieces; `next_offset` says where to go on.
+      auto v = number("limit", 1, int64_t{1} << 30);
+      if (!v.ok())
+        return respond(Error(v.status()));
+      read.limit = std::min(*v, api::kMaxLogChunkBytes);
+    }
+    if (auto s = req.Query("stream"); s && !s->empty()) {
+      if (*s != "stdout" && *s != "stderr")
+        return respond(Error(Status::InvalidArgument("must be stdout or stderr", "stream")));
+      read.stream = *s == "stderr" ? api::LogStream::kStderr : api::LogStream::kStdout;
+    }
+    read.attempt = job->attempt;
+    if (req.Query("attempt")) {
+      auto v = number("attempt", 1, std::numeric_limits<uint32_t>::max());
+      if (!v.ok())
+        return respond(Error(v.status()));
+      read.attempt = static_cast<uint32_t>(*v);
+    }
+    if (read.attempt == 0) {
+      return respond(Error(Status::FailedPrecondition("job " + std::to_string(id) +
+                                                      " has not started: no output yet")));
+    }
+    const api::AttemptRecord* attempt = nullptr;
+    for (const auto& a : job->attempts)
+      if (a.attempt == read.attempt)
+        attempt = &a;
+    const std::vector<api::Allocation>& allocation =
+        attempt ? attempt->allocation : job->allocation;
+    if ((!attempt && read.attempt != job->attempt) || allocation.empty()) {
+      return respond(Error(
+          Status(StatusCode::kNotFound,
+                 "job " + std::to_string(id) + " has no attempt " + std::to_string(read.attempt),
+                 "attempt")));
+    }
+    std::string node = allocation.front().node;
+    if (auto n = req.Query("node"); n && !n->empty()) {
+      auto it = std::find_if(allocation.begin(), allocation.end(),
+                             [&](const api::Allocation& a) { return a.node == *n; });
+      if (it == allocation.end())
+        return respond(
+            Error(Status(StatusCode::kNotFound, "the attempt did not run on that node", "node")));
+      node = it->node;
+    }
+    auto worker = workers.find(node);
+    if (worker == workers.end()) {
+      return respond(
+          Error(Status::Unavailable("node " + node + " is not connected: the output of job " +
+                                    std::to_string(id) + " lives there and cannot be read now")));
+    }
+    auto request = log_reads.Start(node, clock.Now(), [respond, node](Result<api::LogChunk> c) {
+      if (!c.ok())
+        return respond(Error(c.status()));
+      respond(Json(200, {{"job", c->job},
+                         {"attempt", static_cast<int64_t>(c->attempt)},
+                         {"node", node},
+                         {"stream", api::ToString(c->stream)},
+                         {"offset", c->offset},
+                         {"data", c->data},
+                         {"next_offset", c->next_offset},
+                         {"size", c->size},
+                         {"eof", c->eof}}));
+    });
+    if (!request.ok())
+      return respond(Error(request.status()));
+    read.request = *request;
+    worker->second->Send(api::SerializeMessage(read));
   }
 
   void CreateToken(const Principal& who, const std::optional<json::value>& body,
@@ -684,13 +794,14 @@ struct SchedulerService::Impl {
       OnState([this, node, weak, reason] {
         if (node->empty())
           return;
+        // Only the node's current connection counts: a replaced one closing changes nothing.
         auto it = workers.find(*node);
-        if (it != workers.end() && it->second == weak.lock())
-          workers.erase(it);
-        if (it != workers.end() || weak.expired()) {
-          spdlog::info("worker {} disconnected: {}", *node, reason);
-          Commit(state->WorkerDisconnected(*node), nullptr);
-        }
+        if (it == workers.end() || it->second != weak.lock())
+          return;
+        workers.erase(it);
+        log_reads.NodeGone(*node);
+        spdlog::info("worker {} disconnected: {}", *node, reason);
+        Commit(state->WorkerDisconnected(*node), nullptr);
       });
     };
     return h;
@@ -730,6 +841,9 @@ struct SchedulerService::Impl {
     } else if (auto* g = std::get_if<api::GpuHealthReport>(&msg)) {
       g->node = *node;
       change = state->WorkerGpuHealth(*g);
+    } else if (auto* chunk = std::get_if<api::LogChunk>(&msg)) {
+      log_reads.Complete(*node, std::move(*chunk));
+      return;
     }
     if (!change.ok()) {
       spdlog::warn("worker {}: {}", *node, change.status().ToString());

@@ -85,6 +85,28 @@ TEST_F(ApiTest, SubmitGetAndListOwnJobs) {
   EXPECT_TRUE(found);
 }
 
+TEST_F(ApiTest, ListTakesSeveralStatesAndPagesAcrossThem) {
+  uint64_t a = Submit(alice_);
+  uint64_t b = Submit(alice_);
+  uint64_t c = Submit(alice_);
+  ASSERT_EQ(Do(alice_, "POST", "/v1/jobs/" + std::to_string(b) + "/cancel").status, 200);
+  auto ids_of = [&](const std::string& target) {
+    std::vector<uint64_t> ids;
+    boost::json::value v = Parse(Do(alice_, "GET", target).body);
+    for (const auto& j : v.at("jobs").as_array())
+      ids.push_back(j.at("id").to_number<uint64_t>());
+    return ids;
+  };
+  std::string after = "&after=" + std::to_string(a - 1);
+  EXPECT_EQ(ids_of("/v1/jobs?state=pending,running" + after), (std::vector<uint64_t>{a, c}));
+  EXPECT_EQ(ids_of("/v1/jobs?state=cancelled" + after), (std::vector<uint64_t>{b}));
+  EXPECT_EQ(ids_of("/v1/jobs?state=pending,cancelled" + after), (std::vector<uint64_t>{a, b, c}));
+  // Paging: one at a time, in id order.
+  EXPECT_EQ(ids_of("/v1/jobs?state=pending,cancelled&limit=1&after=" + std::to_string(a)),
+            (std::vector<uint64_t>{b}));
+  EXPECT_EQ(Do(alice_, "GET", "/v1/jobs?state=pending,,running").status, 400);
+}
+
 TEST_F(ApiTest, PendingJobsGetAReason) {
   uint64_t id = Submit(alice_);
   // No worker is connected: the scheduling pass must say it waits for h100 GPUs.

@@ -3,6 +3,9 @@
 // no work.
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <thread>
+
 #include "scheduler/api/worker_messages.h"
 #include "tests/integration/scheduler_process.h"
 
@@ -162,6 +165,62 @@ TEST(WorkerChannelTest, OnlyWorkerTokensConnectAndDrainedNodesGetNoWork) {
   ASSERT_EQ(resumed->status, 200);
   api::SchedulerMessage m = w.Next();
   ASSERT_TRUE(std::holds_alternative<api::Launch>(m)) << api::SerializeMessage(m);
+}
+
+TEST(WorkerChannelTest, LogsAreReadFromTheNodeThatRanTheAttempt) {
+  SchedulerProcess s;
+  std::string worker_token = s.Token("node-1", "worker", {});
+  std::string alice = s.Token("alice", "user", {"proj-a"});
+  std::string bob = s.Token("bob", "user", {"proj-b"});
+  auto w = std::make_unique<FakeWorker>(s, worker_token);
+  w->Send(EightGpuHello("node-1"));
+  auto r = s.Client(alice)->Post("/v1/jobs", R"({"image":"/i","command":["x"],"gpu_type":"h100"})");
+  uint64_t id = Parse(r->body).at("id").to_number<uint64_t>();
+  std::string logs = "/v1/jobs/" + std::to_string(id) + "/logs";
+  ASSERT_TRUE(std::holds_alternative<api::Launch>(w->Next()));
+  w->Send(
+      api::JobUpdate{id, 1, api::JobState::kRunning, std::nullopt, std::nullopt, "", std::nullopt});
+  ASSERT_TRUE(WaitFor([&] { return JobState(s, alice, id) == "running"; }));
+
+  // The HTTP request waits while the worker answers the `read_log` it caused.
+  std::optional<Result<net::HttpResponse>> answer;
+  std::thread reader([&] { answer = s.Client(alice)->Get(logs + "?offset=4&limit=9999999"); });
+  api::SchedulerMessage m = w->Next();
+  auto* read = std::get_if<api::ReadLog>(&m);
+  ASSERT_NE(read, nullptr) << api::SerializeMessage(m);
+  EXPECT_EQ(read->job, id);
+  EXPECT_EQ(read->attempt, 1u);
+  EXPECT_EQ(read->offset, 4);
+  EXPECT_EQ(read->limit, api::kMaxLogChunkBytes);  // Larger asks are served in pieces.
+  w->Send(api::LogChunk{read->request, id, 1, api::LogStream::kStdout, 4, "epoch 1\n", 12, 12,
+                        false, ""});
+  reader.join();
+  ASSERT_TRUE(answer && answer->ok());
+  ASSERT_EQ((*answer)->status, 200) << (*answer)->body;
+  auto body = Parse((*answer)->body);
+  EXPECT_EQ(body.at("data").as_string(), "epoch 1\n");
+  EXPECT_EQ(body.at("next_offset").to_number<int64_t>(), 12);
+  EXPECT_EQ(body.at("node").as_string(), "node-1");
+  EXPECT_FALSE(body.at("eof").as_bool());
+
+  // Other users may not read it; bad parameters name themselves.
+  EXPECT_EQ(s.Client(bob)->Get(logs)->status, 404);
+  auto bad = s.Client(alice)->Get(logs + "?stream=stdin");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(Parse(bad->body).at("error").at("field").as_string(), "stream");
+  EXPECT_EQ(s.Client(alice)->Get(logs + "?attempt=5")->status, 404);
+
+  // The worker goes away while a read waits: 503, not a hang.
+  std::thread gone([&] { answer = s.Client(alice)->Get(logs); });
+  ASSERT_TRUE(std::holds_alternative<api::ReadLog>(w->Next()));
+  w.reset();
+  gone.join();
+  ASSERT_TRUE(answer && answer->ok());
+  EXPECT_EQ((*answer)->status, 503) << (*answer)->body;
+  // And with the node not connected the answer comes at once.
+  auto offline = s.Client(alice)->Get(logs);
+  EXPECT_EQ(offline->status, 503);
+  EXPECT_NE(offline->body.find("not connected"), std::string::npos) << offline->body;
 }
 
 }  // namespace

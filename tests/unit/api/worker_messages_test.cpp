@@ -48,6 +48,33 @@ TEST(WorkerMessagesTest, BuiltInCodeRoundTrips) {
   }
 }
 
+TEST(WorkerMessagesTest, LogMessagesRoundTripAndAreBounded) {
+  ReadLog read{9, 42, 2, LogStream::kStderr, 4096, 1024};
+  auto r = DecodeSchedulerMessage(SerializeMessage(SchedulerMessage(read)));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(std::get<ReadLog>(*r), read);
+  LogChunk chunk{9,    42,    2, LogStream::kStderr, 4096, "epoch 1\n\xe2\x9c\x93\n", 4108,
+                 5000, false, ""};
+  auto c = DecodeWorkerMessage(SerializeMessage(WorkerMessage(chunk)));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(std::get<LogChunk>(*c), chunk);
+
+  // A chunk larger than `kMaxLogChunkBytes` may not be asked for, and a chunk may not go back.
+  auto big = DecodeSchedulerMessage(
+      R"({"type": "read_log", "request": 1, "job": 1, "attempt": 1, "limit": 131073})");
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().field(), "limit");
+  auto stream = DecodeSchedulerMessage(
+      R"({"type": "read_log", "request": 1, "job": 1, "attempt": 1, "stream": "stdin"})");
+  ASSERT_FALSE(stream.ok());
+  EXPECT_EQ(stream.status().field(), "stream");
+  auto back = DecodeWorkerMessage(
+      R"({"type": "log_chunk", "request": 1, "job": 1, "attempt": 1, "offset": 10,
+          "next_offset": 5})");
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().field(), "next_offset");
+}
+
 TEST(WorkerMessagesTest, SignalNamesAreNormalised) {
   auto r =
       DecodeSchedulerMessage(R"({"type": "signal", "job": 1, "attempt": 1, "signal": "usr2"})");

@@ -234,7 +234,12 @@ TEST_F(CliTest, QueueListsOwnJobsRunningFirstThenByPriority) {
   CliRun json_run = Run({"queue", "--all", "--json", "--account", "kaist nlp"});
   EXPECT_EQ(json_run.code, 0);
   EXPECT_EQ(json::parse(json_run.out), json::value(body));
-  EXPECT_EQ(server_.Lines().back(), "GET /v1/jobs?account=kaist%20nlp");
+  // Without --state, active jobs only (as squeue does); `--state all` asks for every state.
+  EXPECT_EQ(server_.Lines().back(),
+            "GET /v1/jobs?account=kaist%20nlp&state=pending,starting,running");
+  CliRun every = Run({"queue", "--all", "--json", "--state", "all"});
+  EXPECT_EQ(every.code, 0);
+  EXPECT_EQ(server_.Lines().back(), "GET /v1/jobs");
 
   CliRun bad = Run({"queue", "--state", "sleeping"});
   EXPECT_EQ(bad.code, 2);
@@ -314,12 +319,17 @@ TEST_F(CliTest, CancelHoldReleasePostPerIdAndReportFailures) {
 // --- logs and watch ---------------------------------------------------------------------------
 
 TEST_F(CliTest, LogsReadsFromOffsetAndFollowsUntilTheEnd) {
+  // The server serves at most 128 KiB per answer: the CLI asks on until an answer is empty.
   server_.On("GET /v1/jobs/42/logs", 200, R"({"data": "epoch 1\n", "next_offset": 8})");
+  server_.ThenOn("GET /v1/jobs/42/logs", 200, R"({"data": "epoch 2\n", "next_offset": 16})");
+  server_.ThenOn("GET /v1/jobs/42/logs", 200, R"({"data": "", "next_offset": 16})");
   CliRun r = Run({"logs", "42", "--stderr", "--attempt", "2"});
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, "epoch 1\n");
+  EXPECT_EQ(r.out, "epoch 1\nepoch 2\n");
   EXPECT_THAT(server_.Lines(),
-              ElementsAre("GET /v1/jobs/42/logs?offset=0&limit=1048576&stream=stderr&attempt=2"));
+              ElementsAre("GET /v1/jobs/42/logs?offset=0&limit=1048576&stream=stderr&attempt=2",
+                          "GET /v1/jobs/42/logs?offset=8&limit=1048576&stream=stderr&attempt=2",
+                          "GET /v1/jobs/42/logs?offset=16&limit=1048576&stream=stderr&attempt=2"));
 
   // -f: the first answer has data, the second is empty and the job has ended.
   server_.On("GET /v1/jobs/42/logs", 200, R"({"data": "", "next_offset": 8})");

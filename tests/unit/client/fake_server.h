@@ -68,14 +68,19 @@ class FakeServer {
   // Answers "METHOD /path" (the path without the query) with `status` and `body`.
   void On(const std::string& method_path, int status, std::string body) {
     std::lock_guard lock(mu_);
-    routes_[method_path] = {status, std::move(body), "application/json"};
+    routes_[method_path] = {net::HttpResponse{status, std::move(body), "application/json"}};
+  }
+  // Adds an answer after the current ones: answers are given in order, the last one repeats.
+  void ThenOn(const std::string& method_path, int status, std::string body) {
+    std::lock_guard lock(mu_);
+    routes_[method_path].push_back(net::HttpResponse{status, std::move(body), "application/json"});
   }
   void OnJson(const std::string& method_path, int status, const boost::json::value& body) {
     On(method_path, status, boost::json::serialize(body));
   }
   void OnText(const std::string& method_path, std::string text) {
     std::lock_guard lock(mu_);
-    routes_[method_path] = {200, std::move(text), "text/plain"};
+    routes_[method_path] = {net::HttpResponse{200, std::move(text), "text/plain"}};
   }
   void QueueEvent(std::string event) {
     std::lock_guard lock(mu_);
@@ -114,11 +119,14 @@ class FakeServer {
     if (it == routes_.end()) {
       return {404, R"({"error": {"code": "not_found", "message": "no route )" + key + R"("}})"};
     }
-    return {it->second.status, it->second.body, it->second.content_type};
+    auto answer = it->second.front();
+    if (it->second.size() > 1)
+      it->second.pop_front();
+    return {answer.status, answer.body, answer.content_type};
   }
 
   std::mutex mu_;
-  std::map<std::string, net::HttpResponse> routes_;
+  std::map<std::string, std::deque<net::HttpResponse>> routes_;
   std::vector<net::HttpRequest> requests_;
   std::vector<std::string> events_;
   std::optional<net::HttpResponse> refuse_watch_;

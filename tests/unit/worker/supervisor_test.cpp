@@ -250,5 +250,59 @@ TEST_F(SupervisorTest, ReadoptsAfterTheSupervisorIsRecreated) {
   EXPECT_TRUE(s3->Running().empty());
 }
 
+TEST_F(SupervisorTest, ReadLogServesRangesAndEndsWithEof) {
+  auto s = Make();
+  s->Launch(ShLaunch(11, 1, "printf 'line one\\nline two\\n'; printf 'err\\n' >&2"));
+  ASSERT_TRUE(WaitTerminal(*s, 11, 1));
+  // "line one\n" is 9 bytes: the first read stops there, the second takes the rest.
+  auto first = s->ReadLog({1, 11, 1, api::LogStream::kStdout, 0, 9});
+  EXPECT_EQ(first.data, "line one\n");
+  EXPECT_EQ(first.next_offset, 9);
+  EXPECT_EQ(first.size, 18);
+  EXPECT_FALSE(first.eof);
+  auto rest = s->ReadLog({2, 11, 1, api::LogStream::kStdout, 9, 1024});
+  EXPECT_EQ(rest.data, "line two\n");
+  EXPECT_EQ(rest.next_offset, 18);
+  EXPECT_TRUE(rest.eof);
+  EXPECT_EQ(rest.request, 2u);
+  auto err = s->ReadLog({3, 11, 1, api::LogStream::kStderr, 0, 1024});
+  EXPECT_EQ(err.data, "err\n");
+  auto unknown = s->ReadLog({4, 12, 1, api::LogStream::kStdout, 0, 1024});
+  EXPECT_NE(unknown.error, "");
+}
+
+TEST(ReadLogChunkTest, KeepsUtf8ValidAcrossChunkBoundaries) {
+  TempDir dir;
+  std::string path = dir.path() + "/stdout";
+  // "a" + U+2713 (3 bytes: e2 9c 93) + an invalid byte ff + "z": 6 bytes.
+  std::ofstream(path, std::ios::binary) << "a\xe2\x9c\x93\xffz";
+  auto read = [&](int64_t offset, int64_t limit, bool ended) {
+    return ReadLogChunk(path, {0, 1, 1, api::LogStream::kStdout, offset, limit}, ended);
+  };
+  // Two bytes cut the check mark after its first byte: the chunk stops before it.
+  auto cut = read(0, 2, false);
+  EXPECT_EQ(cut.data, "a");
+  EXPECT_EQ(cut.next_offset, 1);
+  // From there, the whole mark; the invalid byte becomes U+FFFD (ef bf bd).
+  auto whole = read(1, 10, true);
+  EXPECT_EQ(whole.data, "\xe2\x9c\x93\xef\xbf\xbdz");
+  EXPECT_EQ(whole.next_offset, 6);
+  EXPECT_TRUE(whole.eof);
+  // A running job whose file ends mid-sequence: wait for the rest rather than replace it.
+  std::ofstream(path, std::ios::binary | std::ios::app) << "\xe2\x9c";
+  auto waiting = read(6, 10, false);
+  EXPECT_EQ(waiting.data, "");
+  EXPECT_EQ(waiting.next_offset, 6);
+  EXPECT_FALSE(waiting.eof);
+  // The job ended: the truncated sequence is replaced and the read reaches the end.
+  auto final_read = read(6, 10, true);
+  EXPECT_EQ(final_read.data, "\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(final_read.next_offset, 8);
+  EXPECT_TRUE(final_read.eof);
+  // No file yet: empty while running, an error once ended.
+  EXPECT_EQ(ReadLogChunk(dir.path() + "/none", {}, false).error, "");
+  EXPECT_NE(ReadLogChunk(dir.path() + "/none", {}, true).error, "");
+}
+
 }  // namespace
 }  // namespace gsched::worker
