@@ -52,11 +52,14 @@ class SchedulerProcess {
       process_->Kill(SIGTERM);
   }
 
-  void Start() {
+  // `same_port`: listen where the previous run listened, so that workers reconnect by themselves.
+  void Start(bool same_port = false) {
     std::filesystem::remove(data_dir() + "/scheduler.addr");
-    process_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{GSCHED_SCHEDULER_BIN, "--config", dir_.path() + "/scheduler.yaml"},
-        dir_.path() + "/scheduler.log");
+    std::vector<std::string> argv{GSCHED_SCHEDULER_BIN, "--config",
+                                  dir_.path() + "/scheduler.yaml"};
+    if (same_port && !url_.empty())
+      argv.insert(argv.end(), {"--listen", url_.substr(url_.find("://") + 3)});
+    process_ = std::make_unique<Subprocess>(argv, dir_.path() + "/scheduler.log");
     ASSERT_GT(process_->pid(), 0);
     ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(data_dir() + "/scheduler.addr"); }))
         << "scheduler did not start:\n"
@@ -70,6 +73,7 @@ class SchedulerProcess {
   int Stop() { return process_->Kill(SIGTERM); }
 
   std::string data_dir() const { return dir_.path() + "/data"; }
+  std::string dir() const { return dir_.path(); }
   const std::string& url() const { return url_; }
   const std::string& admin_token() const { return admin_token_; }
   std::string Log() const { return process_->Log(); }

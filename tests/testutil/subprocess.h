@@ -59,6 +59,23 @@ class Subprocess {
     return status;
   }
 
+  // Waits up to `timeout` for the process to exit by itself, then kills it; the wait status.
+  int Wait(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running()) {
+      int status = 0;
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_ || r < 0) {
+        exit_status_ = r == pid_ ? status : -1;
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= deadline)
+        return Kill(SIGKILL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return exit_status_.value_or(-1);
+  }
+
   std::string Log() const {
     std::ifstream in(log_path_);
     std::stringstream ss;

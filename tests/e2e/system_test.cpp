@@ -1,0 +1,189 @@
+// The whole system on loopback: a real scheduler, real workers with fake GPUs whose jobs are real
+// processes, and the real CLI. Jobs run, their output is read back through the scheduler, and
+// they survive `kill -9` of the worker and of the scheduler.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/integration/scheduler_process.h"
+#include "tests/testutil/subprocess.h"
+
+namespace gsched::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A `gsched-worker` process with eight fake GPUs and the process runtime.
+class WorkerProcess {
+ public:
+  WorkerProcess(const SchedulerProcess& s, std::string name, const std::string& token)
+      : name_(std::move(name)), dir_(s.dir() + "/" + name_) {
+    fs::create_directories(dir_);
+    std::ofstream(dir_ + "/worker.token") << token << "\n";
+    fs::permissions(dir_ + "/worker.token", fs::perms::owner_read | fs::perms::owner_write);
+    Configure(s.url());
+  }
+
+  void Configure(const std::string& url) {
+    std::ofstream(dir_ + "/worker.yaml")
+        << "scheduler: " << url << "\n"
+        << "token_file: " << dir_ << "/worker.token\n"
+        << "name: " << name_ << "\n"
+        << "work_dir: " << dir_ << "/work\n"
+        << "site: s0\nblock: b0\n"
+        << "heartbeat_interval: 200ms\n"
+        << "reconnect: {initial_backoff: 50ms, max_backoff: 200ms}\n"
+        << "runtime: {type: process}\n"
+        << "gpus:\n  discovery: fake\n"
+        << "  fake: {count: 8, type: h100}\n";
+  }
+  void Start() {
+    process_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{GSCHED_WORKER_BIN, "--config", dir_ + "/worker.yaml"},
+        dir_ + "/worker.log");
+    ASSERT_GT(process_->pid(), 0);
+  }
+  void Crash() { process_->Kill(SIGKILL); }
+  std::string Log() const { return process_ ? process_->Log() : ""; }
+
+ private:
+  std::string name_;
+  std::string dir_;
+  std::unique_ptr<Subprocess> process_;
+};
+
+class SystemTest : public ::testing::Test {
+ protected:
+  SystemTest() {
+    alice_ = s_.Token("alice", "user", {"proj-a"});
+    worker_ = std::make_unique<WorkerProcess>(s_, "node-1", s_.Token("node-1", "worker", {}));
+    worker_->Start();
+    bool up = WaitFor([&] {
+      auto r = s_.Client(s_.admin_token())->Get("/v1/nodes");
+      return r.ok() && r->body.find(R"("state":"up")") != std::string::npos;
+    });
+    EXPECT_TRUE(up) << "worker did not come up:\n" << worker_->Log() << s_.Log();
+  }
+  ~SystemTest() override {
+    if (HasFailure())
+      std::cerr << "--- worker log\n" << worker_->Log() << "--- scheduler log\n" << s_.Log();
+  }
+
+  uint64_t Submit(const std::string& spec) {
+    auto r = s_.Client(alice_)->Post("/v1/jobs", spec);
+    EXPECT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().ToString());
+    return r.ok() && r->status == 201 ? Parse(r->body).at("id").to_number<uint64_t>() : 0;
+  }
+  boost::json::value Job(uint64_t id) {
+    auto r = s_.Client(alice_)->Get("/v1/jobs/" + std::to_string(id));
+    return r.ok() && r->status == 200 ? Parse(r->body) : boost::json::value();
+  }
+  std::string State(uint64_t id) {
+    auto j = Job(id);
+    return j.is_object() ? std::string(j.at("state").as_string()) : "?";
+  }
+  // The whole of a stream, read chunk by chunk through the scheduler.
+  std::string Logs(uint64_t id, const std::string& stream = "stdout") {
+    std::string out;
+    int64_t offset = 0;
+    for (int i = 0; i < 100; ++i) {
+      auto r = s_.Client(alice_)->Get("/v1/jobs/" + std::to_string(id) + "/logs?stream=" + stream +
+                                      "&offset=" + std::to_string(offset));
+      if (!r.ok() || r->status != 200) {
+        ADD_FAILURE() << (r.ok() ? r->body : r.status().ToString());
+        return out;
+      }
+      auto v = Parse(r->body);
+      out += v.at("data").as_string();
+      offset = v.at("next_offset").to_number<int64_t>();
+      if (v.at("eof").as_bool() || v.at("data").as_string().empty())
+        break;
+    }
+    return out;
+  }
+  // Runs the CLI as alice; its stdout and stderr.
+  std::pair<int, std::string> Cli(std::vector<std::string> args) {
+    std::string token_file = s_.dir() + "/alice.token";
+    std::ofstream(token_file) << alice_ << "\n";
+    fs::permissions(token_file, fs::perms::owner_read | fs::perms::owner_write);
+    std::vector<std::string> argv{GSCHED_CLI_BIN, "--server", s_.url(), "--token-file", token_file};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string log = s_.dir() + "/cli-" + std::to_string(++cli_runs_) + ".out";
+    Subprocess cli(argv, log);
+    int status = cli.Wait();
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, cli.Log()};
+  }
+
+  SchedulerProcess s_;
+  std::string alice_;
+  std::unique_ptr<WorkerProcess> worker_;
+  int cli_runs_ = 0;
+};
+
+TEST_F(SystemTest, AJobRunsOnItsGpusAndItsOutputComesBack) {
+  uint64_t id = Submit(
+      R"({"image": "/", "gpus_per_node": 2, "gpu_type": "h100", "time_limit_s": 60,
+          "command": ["sh", "-c",
+                      "echo job $GSCHED_JOB_ID attempt $GSCHED_ATTEMPT gpus $CUDA_VISIBLE_DEVICES; echo oops >&2; exit 3"]})");
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "failed"; })) << State(id);
+  auto job = Job(id);
+  EXPECT_EQ(job.at("exit_code").as_int64(), 3);
+  // Best fit on an empty node with NVLink everywhere: the two lowest GPUs.
+  EXPECT_EQ(Logs(id), "job " + std::to_string(id) + " attempt 1 gpus 0,1\n");
+  EXPECT_EQ(Logs(id, "stderr"), "oops\n");
+}
+
+TEST_F(SystemTest, TheCliSubmitsASlurmScriptAndPrintsItsOutput) {
+  std::string script = s_.dir() + "/train.sh";
+  std::ofstream(script) << "#!/bin/sh\n"
+                        << "#SBATCH --job-name=train\n"
+                        << "#SBATCH --gres=gpu:h100:4\n"
+                        << "#SBATCH --time=00:05:00\n"
+                        << "echo \"training on $CUDA_VISIBLE_DEVICES\"\n";
+  auto [code, out] = Cli({"submit", "--parsable", "--image", "/", script});
+  ASSERT_EQ(code, 0) << out;
+  uint64_t id = std::stoull(out);
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "completed"; })) << State(id);
+  auto job = Job(id);
+  EXPECT_EQ(job.at("spec").at("name").as_string(), "train");
+  EXPECT_EQ(job.at("spec").at("gpus_per_node").as_int64(), 4);
+  EXPECT_EQ(job.at("spec").at("time_limit_s").as_int64(), 300);
+  auto [logs_code, logs] = Cli({"logs", std::to_string(id)});
+  EXPECT_EQ(logs_code, 0) << logs;
+  EXPECT_EQ(logs, "training on 0,1,2,3\n");
+}
+
+TEST_F(SystemTest, ARunningJobSurvivesKill9OfTheWorkerAndOfTheScheduler) {
+  // The job runs until the test creates `go`: no timing is assumed anywhere.
+  std::string go = s_.dir() + "/go";
+  uint64_t id = Submit(R"({"image": "/", "gpu_type": "h100", "time_limit_s": 300,
+                           "command": ["sh", "-c", "echo started; while [ ! -e )" +
+                       go + R"( ]; do sleep 0.02; done; echo finished"]})");
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "running"; })) << State(id);
+  ASSERT_TRUE(WaitFor([&] { return Logs(id) == "started\n"; }));
+
+  // The worker dies: its job keeps running under its shim, and a new worker re-adopts it.
+  worker_->Crash();
+  worker_->Start();
+  ASSERT_TRUE(WaitFor([&] { return worker_->Log().find("adopted") != std::string::npos; }))
+      << worker_->Log();
+  // The scheduler dies too, and comes back on the same address.
+  s_.Crash();
+  s_.Start(/*same_port=*/true);
+  EXPECT_EQ(State(id), "running");
+
+  std::ofstream(go) << "";
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "completed"; })) << State(id);
+  auto job = Job(id);
+  EXPECT_EQ(job.at("attempt").as_int64(), 1) << "the job must not have been restarted";
+  EXPECT_EQ(job.at("exit_code").as_int64(), 0);
+  EXPECT_EQ(Logs(id), "started\nfinished\n");
+}
+
+}  // namespace
+}  // namespace gsched::testing
