@@ -96,7 +96,13 @@ Explanation ExplainCapacity(const Snapshot& s, uint32_t type, const CapacityRepo
   const int64_t request = int64_t{shape.nodes} * shape.gpus_per_node;
   Explanation e;
   const std::string tn = TypeName(s, type);
-  if (c.free_total >= request && fits_ignoring_topology && shape.topology != api::Topology::kAny) {
+  if (c.big_enough_nodes < shape.nodes) {
+    e.code = api::ReasonCode::kResources;
+    e.message = "cannot run on this cluster as it is: it needs " + Str(shape.nodes) +
+                " node(s) with " + Str(shape.gpus_per_node) + " " + tn + " GPUs each and " +
+                Str(c.big_enough_nodes) + " exist";
+  } else if (c.free_total >= request && fits_ignoring_topology &&
+             shape.topology != api::Topology::kAny) {
     e.code = api::ReasonCode::kTopology;
     e.message = "fits only across " +
                 std::string(shape.topology == api::Topology::kBlock ? "blocks" : "sites") +
@@ -123,6 +129,7 @@ Explanation ExplainCapacity(const Snapshot& s, uint32_t type, const CapacityRepo
   e.details.push_back({"free_largest_block", c.largest_block});
   e.details.push_back({"free_largest_site", c.largest_site});
   e.details.push_back({"unhealthy", c.unhealthy_free});
+  e.details.push_back({"nodes_big_enough", c.big_enough_nodes});
   return e;
 }
 

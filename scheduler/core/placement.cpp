@@ -327,6 +327,8 @@ CapacityReport NodePool::Capacity(const Shape& shape, uint32_t type) const {
     if (type_[n] != type || (labels_[n] & shape.labels) != shape.labels)
       continue;
     const NodeInfo& info = snapshot_->nodes[n];
+    if (info.gpu_count >= static_cast<uint32_t>(shape.gpus_per_node))
+      ++r.big_enough_nodes;
     if (!schedulable_[n]) {
       if (info.state == api::NodeState::kDown || info.state == api::NodeState::kUnhealthy)
         r.unhealthy_free += FreeGpus(n);

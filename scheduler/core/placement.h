@@ -53,6 +53,9 @@ struct CapacityReport {
   int64_t largest_site = 0;
   // Free GPUs that are unhealthy or sit on nodes that are `down` or `unhealthy`.
   int64_t unhealthy_free = 0;
+  // Nodes of the type (any state) with at least `gpus_per_node` GPUs: fewer than the job's
+  // `nodes` means it cannot run on the cluster as it is.
+  int64_t big_enough_nodes = 0;
 };
 
 class NodePool {

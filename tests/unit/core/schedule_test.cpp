@@ -354,6 +354,24 @@ TEST(ReasonTest, ResourcesWithFreeCounts) {
   EXPECT_EQ(e.Int("free_total"), 2);  // 8 - 6
 }
 
+TEST(ReasonTest, AJobLargerThanTheClusterSaysSo) {
+  // Two 8-GPU nodes, one of them down: a 3-node gang can never fit, a 2-node gang could later.
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeNode("n1").State(api::NodeState::kDown))
+                         .Add(MakeJob(1).Gpus(8).Nodes(3))
+                         .Add(MakeJob(2).Gpus(8).Nodes(2))
+                         .Build();
+  const Plan plan = Schedule(s, {}, kT0);
+  const Explanation never = ReasonOf(plan, 1);
+  EXPECT_EQ(never.code, ReasonCode::kResources);
+  EXPECT_EQ(never.Int("nodes_big_enough"), 2);
+  EXPECT_NE(never.message.find("cannot run on this cluster as it is"), std::string::npos)
+      << never.message;
+  const Explanation later = ReasonOf(plan, 2);
+  EXPECT_EQ(later.message.find("cannot run"), std::string::npos) << later.message;
+}
+
 TEST(ReasonTest, FragmentationIsToldApartFromResources) {
   // Four nodes with 2 free GPUs each: 8 free in total, a 4-GPU job fits nowhere.
   ClusterBuilder c;
