@@ -106,6 +106,16 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
     hello.gpus = identity.inventory.gpus;
     hello.nvlink_pairs = identity.inventory.nvlink_pairs;
     hello.running = backend.Running();
+    // Attempts that ended while no connection carried their final update are listed with that
+    // final state, so that the scheduler does not take them for lost before the update, sent
+    // right after the hello, arrives.
+    for (const auto& [key, out] : outbox) {
+      bool listed = std::any_of(hello.running.begin(), hello.running.end(), [&](const auto& r) {
+        return r.job == key.first && r.attempt == key.second;
+      });
+      if (!listed)
+        hello.running.push_back({key.first, key.second, out.update.state});
+    }
     hello.worker_version = identity.version;
     SendMessage(hello);
     failures = 0;

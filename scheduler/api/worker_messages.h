@@ -33,7 +33,8 @@
 
 namespace gsched::api {
 
-// A job attempt a worker runs.
+// A job attempt a worker runs - or, in `hello`, one that ended while the worker was not
+// connected (a terminal `state`) whose final `job_update` follows the hello.
 struct RunningAttempt {
   uint64_t job = 0;
   uint32_t attempt = 0;

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
+#include <cstdio>
+#include <map>
+#include <tuple>
 
 #include "scheduler/api/array_spec.h"
 #include "scheduler/api/codec.h"
@@ -30,6 +33,27 @@ std::string Encoded(const json::value& v) {
 
 bool IsActive(JobState s) {
   return s == JobState::kStarting || s == JobState::kRunning;
+}
+
+// The usage ledger shares the `usage` family with the per-account fair-share entries, under keys
+// `!ledger/<unix hour, 10 digits>/<job, 20 digits>/<attempt>`. Account names begin with one of
+// `A-Z a-z 0-9 . _ -`, all above '!', so the ledger sorts before every account entry and loading
+// the accounts' entries starts at `kFirstAccountKey`, past the whole ledger.
+constexpr std::string_view kLedgerPrefix = "!ledger/";
+constexpr std::string_view kFirstAccountKey = "-";
+static_assert(kLedgerPrefix < kFirstAccountKey);
+constexpr int64_t kHourMs = 3'600'000;
+
+std::string LedgerKey(int64_t hour, uint64_t job, uint32_t attempt) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "!ledger/%010lld/%020llu/%u", static_cast<long long>(hour),
+                static_cast<unsigned long long>(job), attempt);
+  return buf;
+}
+std::string LedgerHourKey(int64_t hour) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "!ledger/%010lld/", static_cast<long long>(hour));
+  return buf;
 }
 
 double Decay(const UsageEntry& u, Timestamp now, Duration half_life) {
@@ -93,20 +117,21 @@ Status ClusterState::Load(const state::Store& store) {
     return true;
   }));
   RETURN_IF_ERROR(bad);
-  RETURN_IF_ERROR(store.Scan(state::Family::kUsage, {}, {}, [&](auto key, auto value) {
-    boost::system::error_code ec;
-    json::value v = json::parse(value, ec);
-    if (ec || !v.is_object())
-      return fail("usage " + std::string(key) + ": malformed");
-    const auto& o = v.get_object();
-    UsageEntry u;
-    u.value = o.contains("value") ? o.at("value").to_number<double>() : 0;
-    u.at = FromUnixMillis(o.contains("at") ? o.at("at").to_number<int64_t>() : 0);
-    usage_[std::string(key)] = u;
-    if (o.contains("budget_used"))
-      budget_used_[std::string(key)] = o.at("budget_used").to_number<double>();
-    return true;
-  }));
+  RETURN_IF_ERROR(
+      store.Scan(state::Family::kUsage, kFirstAccountKey, {}, [&](auto key, auto value) {
+        boost::system::error_code ec;
+        json::value v = json::parse(value, ec);
+        if (ec || !v.is_object())
+          return fail("usage " + std::string(key) + ": malformed");
+        const auto& o = v.get_object();
+        UsageEntry u;
+        u.value = o.contains("value") ? o.at("value").to_number<double>() : 0;
+        u.at = FromUnixMillis(o.contains("at") ? o.at("at").to_number<int64_t>() : 0);
+        usage_[std::string(key)] = u;
+        if (o.contains("budget_used"))
+          budget_used_[std::string(key)] = o.at("budget_used").to_number<double>();
+        return true;
+      }));
   RETURN_IF_ERROR(bad);
   RETURN_IF_ERROR(store.Scan(state::Family::kNodes, {}, {}, [&](auto key, auto value) {
     auto v = api::ParseJson(value);
@@ -748,6 +773,84 @@ void ClusterState::ChargeUsage(Change& change, const JobRecord& record, Timestam
   }
   json::object o{{"value", u.value}, {"at", ToUnixMillis(u.at)}, {"budget_used", budget}};
   change.batch.Put(state::Family::kUsage, account, json::serialize(o));
+  // The ledger: the attempt's charge split over the hours it spanned.
+  int64_t from = ToUnixMillis(*record.job.start_time), to = ToUnixMillis(end);
+  std::string type = node == nodes_.end() ? "" : node->second.node.gpu_type;
+  for (int64_t hour = from / kHourMs; from < to && hour * kHourMs < to; ++hour) {
+    int64_t overlap = std::min(to, (hour + 1) * kHourMs) - std::max(from, hour * kHourMs);
+    double hours = charge * static_cast<double>(overlap) / static_cast<double>(to - from) / 3600.0;
+    json::object row{
+        {"account", account}, {"user", record.job.user}, {"gpu_type", type}, {"gpu_hours", hours}};
+    change.batch.Put(state::Family::kUsage, LedgerKey(hour, record.job.id, record.job.attempt),
+                     json::serialize(row));
+  }
+}
+
+std::vector<UsageRow> ClusterState::UsageReport(const Principal& who, const UsageQuery& query,
+                                                const state::Store& store) const {
+  auto visible = [&](const std::string& account, const std::string& user) {
+    if (!query.account.empty() && !IsInSubtree(account, query.account))
+      return false;
+    switch (who.role) {
+      case api::Role::kAdmin:
+        return true;
+      case api::Role::kCoordinator:
+        return MayManageAccount(who, account);
+      case api::Role::kUser:
+        return user == who.user;
+      case api::Role::kWorker:
+        return false;
+    }
+    return false;
+  };
+  std::map<std::tuple<std::string, std::string, std::string>, double> sums;
+  int64_t since = ToUnixMillis(query.since), until = ToUnixMillis(query.until);
+  if (until <= since)
+    return {};
+  // Ended attempts, hour by hour.
+  int64_t first = since / kHourMs, last = (until + kHourMs - 1) / kHourMs;
+  store
+      .Scan(state::Family::kUsage, LedgerHourKey(first), LedgerHourKey(last),
+            [&](std::string_view, std::string_view value) {
+              boost::system::error_code ec;
+              json::value v = json::parse(value, ec);
+              if (ec || !v.is_object())
+                return true;
+              const json::object& o = v.get_object();
+              auto str = [&](std::string_view k) {
+                const json::value* f = o.if_contains(k);
+                return f && f->is_string() ? std::string(f->get_string()) : std::string();
+              };
+              const json::value* h = o.if_contains("gpu_hours");
+              std::string account = str("account"), user = str("user");
+              if (h && h->is_number() && visible(account, user))
+                sums[{account, user, str("gpu_type")}] += h->to_number<double>();
+              return true;
+            })
+      .IgnoreError();
+  // Running attempts so far, exactly within the window.
+  int64_t now = ToUnixMillis(clock_.Now());
+  for (uint64_t id : running_) {
+    const api::Job& job = jobs_.at(id).job;
+    if (!job.start_time || job.allocation.empty() || !visible(job.spec.account, job.user))
+      continue;
+    int64_t from = std::max(since, ToUnixMillis(*job.start_time)), to = std::min(until, now);
+    if (to <= from)
+      continue;
+    double gpus = 0;
+    for (const auto& a : job.allocation)
+      gpus += static_cast<double>(a.gpus.size());
+    auto node = nodes_.find(job.allocation.front().node);
+    std::string type = node == nodes_.end() ? "" : node->second.node.gpu_type;
+    double cost = node == nodes_.end() ? 1.0 : GpuCost(type);
+    sums[{job.spec.account, job.user, type}] +=
+        gpus * cost * static_cast<double>(to - from) / static_cast<double>(kHourMs);
+  }
+  std::vector<UsageRow> rows;
+  rows.reserve(sums.size());
+  for (const auto& [key, hours] : sums)
+    rows.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), hours});
+  return rows;
 }
 
 void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_state,
@@ -764,6 +867,10 @@ void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_st
     }
   }
   ChargeUsage(change, rec, now, end_state == JobState::kPreempted);
+  if (end_state != JobState::kCompleted && !message.empty()) {
+    spdlog::info("job {} attempt {} ended {}: {}", id, rec.job.attempt, api::ToString(end_state),
+                 message);
+  }
   api::AttemptRecord attempt;
   attempt.attempt = rec.job.attempt;
   attempt.allocation = rec.job.allocation;
@@ -844,6 +951,9 @@ Result<Change> ClusterState::WorkerHello(const Principal& who, const api::Hello&
   std::set<std::pair<uint64_t, uint32_t>> reported;
   for (const auto& r : hello.running) {
     reported.insert({r.job, r.attempt});
+    // An attempt that ended while the worker was cut off: its final `job_update` follows.
+    if (api::IsTerminal(r.state))
+      continue;
     auto it = jobs_.find(r.job);
     bool wanted = it != jobs_.end() && IsActive(it->second.job.state) &&
                   it->second.job.attempt == r.attempt &&

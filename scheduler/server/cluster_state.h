@@ -75,6 +75,21 @@ struct JobRecord {
   std::string terminating_reason;                 // "cancelled", "preempted", "timeout".
 };
 
+// One row of `GET /v1/usage`: normalised GPU-hours (GPU-hours x the type's cost, preempted
+// attempts at `preemption.usage_charge`) of one user in one account on one GPU type.
+struct UsageRow {
+  std::string account;
+  std::string user;
+  std::string gpu_type;
+  double gpu_hours = 0;
+};
+
+struct UsageQuery {
+  std::string account;  // This account and its subtree; empty: all.
+  Timestamp since{};
+  Timestamp until{};
+};
+
 struct UsageEntry {
   double value = 0;  // Normalised GPU-seconds as of `at`.
   Timestamp at{};
@@ -110,6 +125,11 @@ class ClusterState {
   // --- Accounts -----------------------------------------------------------------------------
   Result<Change> PutAccount(const Principal& who, api::Account account);
   std::vector<api::Account> Accounts() const;
+  // Usage in [since, until) that `who` may see (admins all, coordinators their subtrees, users
+  // their own), from the hourly ledger of ended attempts plus running attempts so far. Ended
+  // attempts count by whole hours: `since` rounds down and `until` up to the hour.
+  std::vector<UsageRow> UsageReport(const Principal& who, const UsageQuery& query,
+                                    const state::Store& store) const;
   const std::map<std::string, api::Account>& account_map() const { return accounts_; }
   // Decayed usage as of now, in normalised GPU-hours, including running jobs so far.
   double UsageGpuHours(const std::string& account) const;

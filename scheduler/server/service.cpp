@@ -22,6 +22,7 @@
 #include "scheduler/api/codec.h"
 #include "scheduler/api/json.h"
 #include "scheduler/api/worker_messages.h"
+#include "scheduler/common/quantity.h"
 #include "scheduler/net/http_server.h"
 #include "scheduler/server/cluster_state.h"
 #include "scheduler/server/log_relay.h"
@@ -496,6 +497,8 @@ struct SchedulerService::Impl {
       }
       return not_allowed();
     }
+    if (p.size() == 2 && p[1] == "usage" && m == "GET")
+      return Usage(who, req, respond);
     if (p.size() == 2 && p[1] == "cluster" && m == "GET")
       return respond(Json(200, Cluster()));
     not_allowed();
@@ -548,6 +551,49 @@ struct SchedulerService::Impl {
     if (out["jobs"].as_array().size() == f.limit)
       out["next_after"] = last;
     respond(Json(200, out));
+  }
+
+  // `GET /v1/usage?account=&since=&until=`: normalised GPU-hours by account, user and GPU type;
+  // the last 30 days by default.
+  void Usage(const Principal& who, const HttpRequest& req, const Responder& respond) {
+    if (who.role == api::Role::kWorker)
+      return respond(Error(Status::PermissionDenied("workers may not read usage")));
+    UsageQuery q;
+    q.until = clock.Now();
+    q.since = q.until - Seconds(30 * 86400);
+    for (auto [name, at] : {std::pair{"since", &q.since}, std::pair{"until", &q.until}}) {
+      auto text = req.Query(name);
+      if (!text || text->empty())
+        continue;
+      auto t = ParseTimestamp(*text);
+      if (!t.ok()) {
+        return respond(Error(
+            Status::InvalidArgument("must be an RFC 3339 time or a date like 2027-01-31", name)));
+      }
+      *at = *t;
+    }
+    if (q.until <= q.since)
+      return respond(Error(Status::InvalidArgument("must be after since", "until")));
+    if (auto a = req.Query("account"); a && !a->empty()) {
+      q.account = std::string(*a);
+      if (!state->account_map().contains(q.account)) {
+        return respond(
+            Error(Status(StatusCode::kNotFound, "no account '" + q.account + "'", "account")));
+      }
+    }
+    json::array rows;
+    double total = 0;
+    for (const UsageRow& r : state->UsageReport(who, q, *store)) {
+      total += r.gpu_hours;
+      rows.push_back(json::object{{"account", r.account},
+                                  {"user", r.user},
+                                  {"gpu_type", r.gpu_type},
+                                  {"gpu_hours", r.gpu_hours}});
+    }
+    respond(Json(200, {{"since", FormatTimestamp(q.since)},
+                       {"until", FormatTimestamp(q.until)},
+                       {"usage", std::move(rows)},
+                       {"total_gpu_hours", total}}));
   }
 
   // `GET /v1/jobs/{id}/logs?offset=&limit=&stream=&attempt=&node=`: asks the node that ran the

@@ -136,6 +136,20 @@ TEST_F(SystemTest, AJobRunsOnItsGpusAndItsOutputComesBack) {
   // Best fit on an empty node with NVLink everywhere: the two lowest GPUs.
   EXPECT_EQ(Logs(id), "job " + std::to_string(id) + " attempt 1 gpus 0,1\n");
   EXPECT_EQ(Logs(id, "stderr"), "oops\n");
+
+  // Its usage is accounted: 2 h100 GPUs (cost 1.0) for the job's run time.
+  auto usage = s_.Client(s_.admin_token())->Get("/v1/usage?account=lab");
+  ASSERT_EQ(usage->status, 200) << usage->body;
+  auto body = Parse(usage->body);
+  const auto& rows = body.at("usage").as_array();
+  ASSERT_EQ(rows.size(), 1u) << usage->body;
+  EXPECT_EQ(rows[0].at("account").as_string(), "proj-a");
+  EXPECT_EQ(rows[0].at("user").as_string(), "alice");
+  EXPECT_EQ(rows[0].at("gpu_type").as_string(), "h100");
+  EXPECT_GT(rows[0].at("gpu_hours").to_number<double>(), 0.0);
+  auto bad = s_.Client(alice_)->Get("/v1/usage?since=yesterday");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(Parse(bad->body).at("error").at("field").as_string(), "since");
 }
 
 TEST_F(SystemTest, TheCliSubmitsASlurmScriptAndPrintsItsOutput) {
@@ -156,6 +170,9 @@ TEST_F(SystemTest, TheCliSubmitsASlurmScriptAndPrintsItsOutput) {
   auto [logs_code, logs] = Cli({"logs", std::to_string(id)});
   EXPECT_EQ(logs_code, 0) << logs;
   EXPECT_EQ(logs, "training on 0,1,2,3\n");
+  auto [usage_code, usage] = Cli({"usage", "--since", "1d"});
+  EXPECT_EQ(usage_code, 0) << usage;
+  EXPECT_NE(usage.find("proj-a   alice  h100"), std::string::npos) << usage;
 }
 
 TEST_F(SystemTest, ARunningJobSurvivesKill9OfTheWorkerAndOfTheScheduler) {
@@ -178,7 +195,8 @@ TEST_F(SystemTest, ARunningJobSurvivesKill9OfTheWorkerAndOfTheScheduler) {
   EXPECT_EQ(State(id), "running");
 
   std::ofstream(go) << "";
-  ASSERT_TRUE(WaitFor([&] { return State(id) == "completed"; })) << State(id);
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "completed"; }))
+      << boost::json::serialize(Job(id));
   auto job = Job(id);
   EXPECT_EQ(job.at("attempt").as_int64(), 1) << "the job must not have been restarted";
   EXPECT_EQ(job.at("exit_code").as_int64(), 0);

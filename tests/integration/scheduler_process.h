@@ -42,7 +42,7 @@ class SchedulerProcess {
     std::ofstream(dir_.path() + "/scheduler.yaml") << "listen: 127.0.0.1:0\n"
                                                    << "data_dir: data\n"
                                                    << "accounts_file: accounts.yaml\n"
-                                                   << "log_level: warn\n"
+                                                   << "log_level: info\n"
                                                    << "scheduling:\n  interval: 100ms\n"
                                                    << extra_yaml;
     Start();

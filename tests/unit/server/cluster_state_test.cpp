@@ -79,6 +79,64 @@ TEST_F(ClusterStateTest, SubmitThenStartThenFinish) {
   EXPECT_EQ(state_.running_count(), 0u);
 }
 
+TEST_F(ClusterStateTest, UsageIsReportedByTheHourAndSurvivesARestart) {
+  const Timestamp t0 = FromUnixSeconds(1'800'000'000);  // 2027-01-15 08:00:00 UTC, on the hour.
+  auto at = [&](int minutes) { return t0 + Seconds(60 * minutes); };
+  clock_.Set(at(30));
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  uint64_t id = SubmitOne(4);
+  Pass();
+  clock_.Set(at(150));  // 10:30, two hours later.
+  Apply(state_.WorkerJobUpdate("n1", {id, 1, api::JobState::kCompleted, 0, {}, "", {}}));
+  // 4 h100 GPUs (cost 1.0) x 2 h = 8 GPU-hours: 2 in 08:30-09:00, 4 in 09-10, 2 in 10-10:30.
+  auto total = [&](const ClusterState& s, const Principal& who, Timestamp since, Timestamp until) {
+    double sum = 0;
+    for (const UsageRow& r : s.UsageReport(who, {"", since, until}, store_))
+      sum += r.gpu_hours;
+    return sum;
+  };
+  auto rows = state_.UsageReport(Admin(), {"", at(0), at(180)}, store_);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].account, "lab");
+  EXPECT_EQ(rows[0].user, "alice");
+  EXPECT_EQ(rows[0].gpu_type, "h100");
+  EXPECT_DOUBLE_EQ(rows[0].gpu_hours, 8.0);
+  EXPECT_DOUBLE_EQ(total(state_, Admin(), at(60), at(120)), 4.0);
+  // Whole hours: 09:15-09:45 still counts the 09:00 hour.
+  EXPECT_DOUBLE_EQ(total(state_, Admin(), at(75), at(105)), 4.0);
+  // Users see their own usage only; an account filter takes the account's subtree.
+  Principal bob{"bob", api::Role::kUser, {"lab"}, "tok_bob", {}};
+  EXPECT_TRUE(state_.UsageReport(bob, {"", at(0), at(180)}, store_).empty());
+  EXPECT_DOUBLE_EQ(total(state_, Alice(), at(0), at(180)), 8.0);
+  EXPECT_EQ(state_.UsageReport(Admin(), {"root", at(0), at(180)}, store_).size(), 1u);
+
+  // A running attempt counts exactly, up to now: 2 GPUs from 10:30 to 11:00 = 1 GPU-hour.
+  SubmitOne(2);
+  Pass();
+  clock_.Set(at(180));
+  EXPECT_DOUBLE_EQ(total(state_, Admin(), at(120), at(180)), 2.0 + 1.0);
+
+  // The ledger is on disk: a restarted state reports the ended attempts alike.
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  EXPECT_DOUBLE_EQ(total(reloaded, Admin(), at(0), at(120)), 6.0);
+}
+
+TEST_F(ClusterStateTest, AnAttemptThatEndedWhileTheWorkerWasAwayIsNotLost) {
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  uint64_t id = SubmitOne(1);
+  Pass();
+  Apply(state_.WorkerJobUpdate("n1", {id, 1, api::JobState::kRunning, {}, {}, "", {}}));
+  // The worker reconnects: the attempt ended meanwhile, and its final update follows the hello.
+  api::Hello hello = Hello("n1");
+  hello.running.push_back({id, 1, api::JobState::kCompleted});
+  Change c = Apply(state_.WorkerHello(Worker(), hello));
+  EXPECT_TRUE(c.dispatches.empty());  // Nothing to kill.
+  EXPECT_EQ(state_.GetJob(Alice(), id, store_)->state, api::JobState::kRunning);
+  Apply(state_.WorkerJobUpdate("n1", {id, 1, api::JobState::kCompleted, 0, {}, "", {}}));
+  EXPECT_EQ(state_.GetJob(Alice(), id, store_)->state, api::JobState::kCompleted);
+}
+
 TEST_F(ClusterStateTest, EventsAreGapFreeAndPersistedWithTheirChange) {
   uint64_t before = state_.last_event_seq();
   Change c = Apply(state_.WorkerHello(Worker(), Hello("n1")));

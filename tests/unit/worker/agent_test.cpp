@@ -203,6 +203,13 @@ TEST_F(AgentTest, ReconnectsAndResendsFinalStatesMissedWhileDisconnected) {
   scheduler_.Refuse(false);
   // The agent keeps retrying (backoff 20..100 ms) and says hello again, then the final state.
   ASSERT_TRUE(scheduler_.WaitFor([&] { return scheduler_.Of<api::Hello>().size() == 2; }));
+  // The hello lists the attempt - as running if the supervisor has not seen the exit yet, else
+  // with its final state - so that the scheduler does not take it for lost.
+  api::Hello again = scheduler_.Of<api::Hello>()[1];
+  EXPECT_EQ(
+      std::count_if(again.running.begin(), again.running.end(),
+                    [](const api::RunningAttempt& r) { return r.job == 6 && r.attempt == 1; }),
+      1);
   ASSERT_TRUE(
       scheduler_.WaitFor([&] { return scheduler_.HasState(6, 1, api::JobState::kCompleted); }));
   EXPECT_GE(scheduler_.connections(), 2);
