@@ -1121,6 +1121,44 @@ Result<Change> ClusterState::ResumeNode(const Principal& who, const std::string&
   return change;
 }
 
+Change ClusterState::PruneHistory(const state::Store& store, size_t max_rows) {
+  Change change;
+  Timestamp cutoff = clock_.Now() - config_.history.retention;
+  size_t seen = 0;
+  uint64_t last = prune_cursor_;
+  store
+      .Scan(state::Family::kJobs, state::U64Key(prune_cursor_ + 1), {},
+            [&](std::string_view key, std::string_view value) {
+              if (seen++ >= max_rows)
+                return false;
+              last = *state::ParseU64Key(key);
+              if (jobs_.contains(last))
+                return true;  // Active: memory has it.
+              boost::system::error_code ec;
+              json::value v = json::parse(value, ec);
+              const json::value* end = nullptr;
+              if (!ec && v.is_object()) {
+                if (const json::value* job = v.get_object().if_contains("job");
+                    job && job->is_object())
+                  end = job->get_object().if_contains("end_time");
+              }
+              auto t = end && end->is_string() ? ParseTimestamp(end->get_string())
+                                               : Result<Timestamp>(Status::NotFound("no end"));
+              if (t.ok() && *t < cutoff) {
+                change.batch.Delete(state::Family::kJobs, std::string(key));
+                finished_states_.erase(last);
+              }
+              return true;
+            })
+      .IgnoreError();
+  // A short sweep reached the end of the history: the next one starts over.
+  prune_cursor_ = seen <= max_rows ? 0 : last;
+  if (!change.batch.empty())
+    spdlog::info("pruned {} finished jobs older than {}", change.batch.size(),
+                 FormatDuration(config_.history.retention));
+  return change;
+}
+
 Change ClusterState::CheckNodeTimeouts() {
   Change change;
   Timestamp now = clock_.Now();

@@ -145,6 +145,10 @@ class ClusterState {
   Result<Change> ResumeNode(const Principal& who, const std::string& node);
   // Marks silent nodes `down`, and their jobs `node_fail` after the lost timeout.
   Change CheckNodeTimeouts();
+  // Deletes finished jobs that ended more than `history.retention` ago. Looks at no more than
+  // `max_rows` stored jobs per call, resuming where the last call stopped and starting over at
+  // the end, so that each call is short however large the history is.
+  Change PruneHistory(const state::Store& store, size_t max_rows);
   // Kills attempts whose grace after a kill or preemption ran out, and jobs past their limit.
   Change EnforceDeadlines();
   std::vector<api::Node> Nodes() const;
@@ -209,6 +213,7 @@ class ClusterState {
   std::unordered_set<std::string> revoked_;
   // Final states of jobs no longer in memory: dependencies need them.
   std::unordered_map<uint64_t, api::JobState> finished_states_;
+  uint64_t prune_cursor_ = 0;  // `PruneHistory` goes on after this job id.
   std::unordered_map<std::string, int64_t> pending_per_user_;         // "account\x1fuser" -> count.
   std::unordered_map<uint64_t, int32_t> array_running_;               // Running tasks per array id.
   std::deque<std::pair<Timestamp, std::string>> recent_preemptions_;  // (time, account).

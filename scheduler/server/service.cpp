@@ -42,6 +42,8 @@ namespace {
 
 // Commits waiting for the disk beyond which new writes are refused with 503 rather than queued.
 constexpr uint64_t kMaxCommitBacklog = 100'000;
+// Stored jobs looked at per tick for history pruning: a few milliseconds of the state thread.
+constexpr size_t kPruneRowsPerTick = 2000;
 
 int HttpStatus(StatusCode code) {
   switch (code) {
@@ -284,6 +286,7 @@ struct SchedulerService::Impl {
     Commit(state->CheckNodeTimeouts(), nullptr);
     Commit(state->EnforceDeadlines(), nullptr);
     log_reads.Expire(clock.Now());
+    Commit(state->PruneHistory(*store, kPruneRowsPerTick), nullptr);
     Kick();
     tick->expires_after(std::chrono::milliseconds(config.scheduling.interval.count()));
     tick->async_wait([this](boost::system::error_code ec) {

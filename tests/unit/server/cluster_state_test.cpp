@@ -137,6 +137,26 @@ TEST_F(ClusterStateTest, AnAttemptThatEndedWhileTheWorkerWasAwayIsNotLost) {
   EXPECT_EQ(state_.GetJob(Alice(), id, store_)->state, api::JobState::kCompleted);
 }
 
+TEST_F(ClusterStateTest, FinishedJobsArePrunedAfterTheRetention) {
+  uint64_t a = SubmitOne(1), b = SubmitOne(1), active = SubmitOne(1);
+  Apply(state_.Cancel(Alice(), a));
+  Apply(state_.Cancel(Alice(), b));
+  // retention 30 d: a day short of it nothing goes.
+  clock_.Advance(Seconds(29 * 86400));
+  EXPECT_TRUE(Apply(state_.PruneHistory(store_, 100)).batch.empty());
+  clock_.Advance(Seconds(86400 + 1));
+  // One row per call: the first call looks at `a` only, the next at `b`, the third at `active`.
+  EXPECT_EQ(Apply(state_.PruneHistory(store_, 1)).batch.size(), 1u);
+  EXPECT_EQ(state_.GetJob(Admin(), a, store_).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(state_.GetJob(Admin(), b, store_).ok());
+  EXPECT_EQ(Apply(state_.PruneHistory(store_, 1)).batch.size(), 1u);
+  EXPECT_EQ(state_.GetJob(Admin(), b, store_).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Apply(state_.PruneHistory(store_, 1)).batch.empty());
+  // The pending job stays, and a new sweep starts over without trouble.
+  EXPECT_TRUE(Apply(state_.PruneHistory(store_, 100)).batch.empty());
+  EXPECT_EQ(state_.GetJob(Admin(), active, store_)->state, api::JobState::kPending);
+}
+
 TEST_F(ClusterStateTest, EventsAreGapFreeAndPersistedWithTheirChange) {
   uint64_t before = state_.last_event_seq();
   Change c = Apply(state_.WorkerHello(Worker(), Hello("n1")));
