@@ -13,6 +13,10 @@
 namespace gsched::core {
 
 Explanation Plan::ExplanationFor(const PendingReason& r) const {
+  return ExplanationOf(explanations, r);
+}
+
+Explanation ExplanationOf(const std::vector<Explanation>& explanations, const PendingReason& r) {
   Explanation e = explanations[r.explanation];
   if (e.code == api::ReasonCode::kPriority) {
     e.message = std::to_string(r.jobs_ahead) + " jobs ahead; " + e.message;

@@ -77,6 +77,9 @@ struct Plan {
   const JobStart* FindStart(JobId job) const;
 };
 
+// The explanation of one pending job, `r.explanation` indexing `explanations` (a plan's).
+Explanation ExplanationOf(const std::vector<Explanation>& explanations, const PendingReason& r);
+
 // The time limit a job runs under: its own, or its class default when 0, at most the class max.
 Duration EffectiveTimeLimit(const PendingJobInfo& job, const PolicyConfig& config);
 

@@ -6,7 +6,10 @@
 #include <boost/json.hpp>
 #include <cmath>
 #include <cstdio>
+#include <deque>
+#include <future>
 #include <map>
+#include <thread>
 #include <tuple>
 
 #include "scheduler/api/array_spec.h"
@@ -54,6 +57,59 @@ std::string LedgerHourKey(int64_t hour) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "!ledger/%010lld/", static_cast<long long>(hour));
   return buf;
+}
+
+// Stored job records decoded per chunk on start-up.
+constexpr size_t kLoadChunk = 4096;
+
+// A stored job: its id and state, and for an active job its whole record.
+struct StoredJob {
+  uint64_t id = 0;
+  JobState state = JobState::kPending;
+  std::optional<JobRecord> record;
+};
+
+// Decodes stored job records (any thread). A finished job only has its state read: dependencies
+// need no more of it, and history can be large.
+Result<std::vector<StoredJob>> DecodeStoredJobs(
+    std::vector<std::pair<std::string, std::string>> raw) {
+  std::vector<StoredJob> out;
+  out.reserve(raw.size());
+  // One arena for the parse of each record: no malloc and free per JSON node.
+  unsigned char arena[8192];
+  for (const auto& [key, value] : raw) {
+    auto id = state::ParseU64Key(key);
+    json::monotonic_resource mr(arena, sizeof arena);
+    boost::system::error_code ec;
+    json::value v = json::parse(value, ec, &mr);
+    const json::value* job = !ec && v.is_object() ? v.get_object().if_contains("job") : nullptr;
+    if (!id.ok() || !job || !job->is_object())
+      return Status::Internal("job record " + std::to_string(id.value_or(0)) + ": malformed");
+    StoredJob j;
+    j.id = *id;
+    const json::value* st = job->get_object().if_contains("state");
+    auto state = st && st->is_string() ? api::ParseEnum<JobState>(st->get_string()) : std::nullopt;
+    if (!state)
+      return Status::Internal("job " + std::to_string(j.id) + ": no valid state");
+    j.state = *state;
+    if (api::IsTerminal(j.state)) {
+      out.push_back(std::move(j));
+      continue;
+    }
+    auto decoded = api::DecodeJob(*job);
+    if (!decoded.ok())
+      return Status::Internal("job " + std::to_string(j.id) + ": " + decoded.status().ToString());
+    JobRecord rec;
+    rec.job = std::move(decoded).value();
+    const json::object& o = v.get_object();
+    if (const auto* cp = o.if_contains("checkpoint"); cp && cp->is_int64())
+      rec.last_checkpoint = FromUnixMillis(cp->get_int64());
+    if (const auto* p = o.if_contains("preemptible"); p && p->is_bool())
+      rec.runs_as_preemptible = p->get_bool();
+    j.record = std::move(rec);
+    out.push_back(std::move(j));
+  }
+  return out;
 }
 
 double Decay(const UsageEntry& u, Timestamp now, Duration half_life) {
@@ -157,40 +213,56 @@ Status ClusterState::Load(const state::Store& store) {
     next_job_id_ = std::stoull(*next);
   }
   // Jobs: the active ones come back into memory; finished ones only leave their final state,
-  // which dependencies need.
+  // which dependencies need. Decoding is most of a restart's work, so chunks of records are
+  // decoded on other threads while this one reads on and applies finished chunks in id order.
+  std::deque<std::future<Result<std::vector<StoredJob>>>> decoding;
+  const size_t max_in_flight = std::max(2u, std::thread::hardware_concurrency());
+  auto apply = [&](size_t keep) -> Status {
+    while (decoding.size() > keep) {
+      Result<std::vector<StoredJob>> chunk = decoding.front().get();
+      decoding.pop_front();
+      RETURN_IF_ERROR(chunk.status());
+      for (StoredJob& j : *chunk) {
+        next_job_id_ = std::max(next_job_id_, j.id + 1);
+        if (!j.record) {
+          finished_states_[j.id] = j.state;
+          continue;
+        }
+        if (j.state == JobState::kPending) {
+          pending_.insert(pending_.end(), j.id);
+          ++pending_per_user_[AccountKey(j.record->job.spec.account, j.record->job.user)];
+        } else {
+          running_.insert(running_.end(), j.id);
+        }
+        jobs_.emplace(j.id, std::move(*j.record));
+      }
+    }
+    return Status::Ok();
+  };
+  std::vector<std::pair<std::string, std::string>> raw;
+  auto launch = [&] {
+    decoding.push_back(std::async(std::launch::async, DecodeStoredJobs, std::move(raw)));
+    raw = {};
+    raw.reserve(kLoadChunk);
+  };
+  raw.reserve(kLoadChunk);
+  Status applied = Status::Ok();
   RETURN_IF_ERROR(store.Scan(state::Family::kJobs, {}, {}, [&](auto key, auto value) {
-    boost::system::error_code ec;
-    json::value v = json::parse(value, ec);
-    if (ec || !v.is_object() || !v.get_object().contains("job")) {
-      return fail("job record " + std::to_string(*state::ParseU64Key(key)) + ": malformed");
-    }
-    const json::object& o = v.get_object();
-    auto job = api::DecodeJob(o.at("job"));
-    if (!job.ok())
-      return fail("job: " + job.status().ToString());
-    next_job_id_ = std::max(next_job_id_, job->id + 1);
-    if (api::IsTerminal(job->state)) {
-      finished_states_[job->id] = job->state;
+    raw.emplace_back(key, value);
+    if (raw.size() < kLoadChunk)
       return true;
-    }
-    JobRecord rec;
-    rec.job = std::move(job).value();
-    if (const auto* cp = o.if_contains("checkpoint"); cp && cp->is_int64()) {
-      rec.last_checkpoint = FromUnixMillis(cp->get_int64());
-    }
-    if (const auto* p = o.if_contains("preemptible"); p && p->is_bool()) {
-      rec.runs_as_preemptible = p->get_bool();
-    }
-    uint64_t id = rec.job.id;
-    if (rec.job.state == JobState::kPending) {
-      pending_.insert(id);
-      ++pending_per_user_[AccountKey(rec.job.spec.account, rec.job.user)];
-    } else {
-      running_.insert(id);
-    }
-    jobs_[id] = std::move(rec);
-    return true;
+    launch();
+    applied = apply(max_in_flight);
+    return applied.ok();
   }));
+  if (!raw.empty())
+    launch();
+  if (applied.ok())
+    applied = apply(0);
+  for (auto& f : decoding)
+    f.wait();  // After an error: let the decoders finish before their inputs go.
+  if (!applied.ok())
+    return Status::Internal("loading the state: " + applied.ToString());
   RETURN_IF_ERROR(bad);
   // Allocations of running jobs hold their GPUs on the nodes they run on.
   for (uint64_t id : running_) {
@@ -205,24 +277,27 @@ Status ClusterState::Load(const state::Store& store) {
     if (rec.job.array_job_id)
       ++array_running_[*rec.job.array_job_id];
   }
-  // The event log continues after its last entry.
-  std::string last_key;
-  RETURN_IF_ERROR(store.Scan(state::Family::kEvents, {}, {}, [&](auto key, auto value) {
-    last_key = std::string(key);
-    boost::system::error_code ec;
-    json::value v = json::parse(value, ec);
-    if (!ec) {
-      auto e = api::DecodeEvent(v);
-      if (e.ok()) {
-        recent_events_.push_back(std::move(e).value());
-        if (recent_events_.size() > kRecentEvents)
-          recent_events_.pop_front();
-      }
-    }
-    return true;
-  }));
-  if (!last_key.empty())
-    next_seq_ = *state::ParseU64Key(last_key) + 1;
+  // The event log continues after its last entry; the newest `kRecentEvents` come back into
+  // memory (reading all of a long log would make restarts slow).
+  ASSIGN_OR_RETURN(std::optional<std::string> last_key, store.LastKey(state::Family::kEvents));
+  uint64_t last_seq = last_key ? state::ParseU64Key(*last_key).value_or(0) : 0;
+  uint64_t first_recent = last_seq > kRecentEvents ? last_seq - kRecentEvents + 1 : 0;
+  RETURN_IF_ERROR(
+      store.Scan(state::Family::kEvents, state::U64Key(first_recent), {}, [&](auto, auto value) {
+        boost::system::error_code ec;
+        json::value v = json::parse(value, ec);
+        if (!ec) {
+          auto e = api::DecodeEvent(v);
+          if (e.ok()) {
+            recent_events_.push_back(std::move(e).value());
+            if (recent_events_.size() > kRecentEvents)
+              recent_events_.pop_front();
+          }
+        }
+        return true;
+      }));
+  if (last_key)
+    next_seq_ = last_seq + 1;
   spdlog::info(
       "loaded {} pending and {} running jobs, {} accounts, {} nodes; next job id {}, next event {}",
       pending_.size(), running_.size(), accounts_.size(), nodes_.size(), next_job_id_, next_seq_);
@@ -566,7 +641,7 @@ Result<api::Job> ClusterState::GetJob(const Principal& who, uint64_t id,
   if (auto it = jobs_.find(id); it != jobs_.end()) {
     if (!MaySeeJob(who, it->second.job))
       return Status::NotFound("no job " + std::to_string(id));
-    return it->second.job;
+    return WithReason(it->second.job);
   }
   auto raw = store.Get(state::Family::kJobs, state::U64Key(id));
   if (!raw.ok())
@@ -582,6 +657,26 @@ Result<api::Job> ClusterState::GetJob(const Principal& who, uint64_t id,
   if (!MaySeeJob(who, *job))
     return Status::NotFound("no job " + std::to_string(id));
   return job;
+}
+
+api::Job ClusterState::WithReason(const api::Job& job) const {
+  api::Job out = job;
+  if (job.state != JobState::kPending)
+    return out;
+  auto it = std::lower_bound(
+      reasons_.begin(), reasons_.end(), job.id,
+      [](const core::PendingReason& r, uint64_t id) { return r.job.value() < id; });
+  if (it == reasons_.end() || it->job.value() != job.id || it->explanation >= explanations_.size())
+    return out;
+  core::Explanation e = core::ExplanationOf(explanations_, *it);
+  api::Reason reason;
+  reason.code = e.code;
+  reason.message = std::move(e.message);
+  for (auto& d : e.details)
+    std::visit([&](auto& v) { reason.details[d.key] = std::move(v); }, d.value);
+  reason.estimated_start = it->estimated_start;
+  out.reason = std::move(reason);
+  return out;
 }
 
 std::vector<api::Job> ClusterState::ListJobs(const Principal& who, const JobFilter& filter,
@@ -618,7 +713,7 @@ std::vector<api::Job> ClusterState::ListJobs(const Principal& who, const JobFilt
       }
       const api::Job& j = jobs_.at(id).job;
       if (matches(j))
-        out.push_back(j);
+        out.push_back(WithReason(j));
     }
     return out;
   }
@@ -629,7 +724,7 @@ std::vector<api::Job> ClusterState::ListJobs(const Principal& who, const JobFilt
               uint64_t id = *state::ParseU64Key(key);
               if (auto it = jobs_.find(id); it != jobs_.end()) {
                 if (matches(it->second.job))
-                  out.push_back(it->second.job);
+                  out.push_back(WithReason(it->second.job));
               } else {
                 boost::system::error_code ec;
                 json::value v = json::parse(value, ec);
@@ -1554,22 +1649,14 @@ Change ClusterState::ApplyPlan(const core::Snapshot& snapshot, const core::Plan&
     data["reason"] = p.reason;
     AddEvent(change, "job.preempting", std::move(data));
   }
-  // Reasons live in memory only: they are recomputed every pass, and persisting 100,000 of them
-  // each second would cost more than it tells.
-  for (const core::PendingReason& pr : plan.pending) {
-    auto it = jobs_.find(pr.job.value());
-    if (it == jobs_.end() || it->second.job.state != JobState::kPending)
-      continue;
-    core::Explanation e = plan.ExplanationFor(pr);
-    api::Reason reason;
-    reason.code = e.code;
-    reason.message = std::move(e.message);
-    for (auto& d : e.details) {
-      std::visit([&](auto& v) { reason.details[d.key] = v; }, d.value);
-    }
-    reason.estimated_start = pr.estimated_start;
-    it->second.job.reason = std::move(reason);
-  }
+  // Reasons live in memory only and apart from the jobs: they are recomputed every pass, and
+  // persisting or copying 100,000 of them each second would cost more than it tells.
+  reasons_ = plan.pending;
+  std::sort(reasons_.begin(), reasons_.end(),
+            [](const core::PendingReason& a, const core::PendingReason& b) {
+              return a.job.value() < b.job.value();
+            });
+  explanations_ = plan.explanations;
   return change;
 }
 

@@ -193,6 +193,8 @@ class ClusterState {
   void ReleaseAllocation(const JobRecord& record);
   void ChargeUsage(Change& change, const JobRecord& record, Timestamp end, bool preempted);
   bool MaySeeJob(const Principal& who, const api::Job& job) const;
+  // A copy of a job in memory with its pending reason from the last pass.
+  api::Job WithReason(const api::Job& job) const;
   bool IsInSubtree(const std::string& account, const std::string& root) const;
   double GpuCost(const std::string& type) const;
   Status ValidateSpec(const Principal& who, api::JobSpec& spec) const;
@@ -213,6 +215,10 @@ class ClusterState {
   std::unordered_set<std::string> revoked_;
   // Final states of jobs no longer in memory: dependencies need them.
   std::unordered_map<uint64_t, api::JobState> finished_states_;
+  // The last pass's reasons for pending jobs, sorted by job id, and the explanations they index.
+  // Kept apart from the jobs so that a million pending jobs do not each carry a copy.
+  std::vector<core::PendingReason> reasons_;
+  std::vector<core::Explanation> explanations_;
   uint64_t prune_cursor_ = 0;  // `PruneHistory` goes on after this job id.
   std::unordered_map<std::string, int64_t> pending_per_user_;         // "account\x1fuser" -> count.
   std::unordered_map<uint64_t, int32_t> array_running_;               // Running tasks per array id.

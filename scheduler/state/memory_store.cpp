@@ -35,6 +35,14 @@ Result<std::string> MemoryStore::Get(Family f, std::string_view key) const {
   return it->second;
 }
 
+Result<std::optional<std::string>> MemoryStore::LastKey(Family f) const {
+  std::lock_guard lock(mu_);
+  const auto& family = families_[static_cast<size_t>(f)];
+  if (family.empty())
+    return std::optional<std::string>();
+  return std::optional<std::string>(family.rbegin()->first);
+}
+
 Status MemoryStore::Scan(Family f, std::string_view begin, std::string_view end,
                          const std::function<bool(std::string_view, std::string_view)>& fn) const {
   // Copy the range first so that `fn` may call back into the store.

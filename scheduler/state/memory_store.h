@@ -18,6 +18,7 @@ class MemoryStore final : public Store {
   Result<std::string> Get(Family f, std::string_view key) const override;
   Status Scan(Family f, std::string_view begin, std::string_view end,
               const std::function<bool(std::string_view, std::string_view)>& fn) const override;
+  Result<std::optional<std::string>> LastKey(Family f) const override;
   CommitStats Stats() const override;
 
  private:

@@ -205,6 +205,16 @@ Status RocksDbStore::Scan(Family f, std::string_view begin, std::string_view end
   return FromRocks(it->status(), "scan");
 }
 
+Result<std::optional<std::string>> RocksDbStore::LastKey(Family f) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->Handle(f)));
+  it->SeekToLast();
+  RETURN_IF_ERROR(FromRocks(it->status(), "seek"));
+  if (!it->Valid())
+    return std::optional<std::string>();
+  return std::optional<std::string>(it->key().ToString());
+}
+
 CommitStats RocksDbStore::Stats() const {
   CommitStats s;
   s.commits = impl_->commits.load(std::memory_order_relaxed);

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +83,9 @@ class Store {
   virtual Status Scan(
       Family f, std::string_view begin, std::string_view end,
       const std::function<bool(std::string_view key, std::string_view value)>& fn) const = 0;
+
+  // The greatest key of the family, or nothing when it is empty.
+  virtual Result<std::optional<std::string>> LastKey(Family f) const = 0;
 
   virtual CommitStats Stats() const = 0;
 };

@@ -63,6 +63,18 @@ TYPED_TEST(StoreTest, PutGetDelete) {
   EXPECT_EQ(*this->store_->Get(Family::kAccounts, "a"), "2");
 }
 
+TYPED_TEST(StoreTest, LastKeyIsTheGreatestOfItsFamily) {
+  EXPECT_EQ(*this->store_->LastKey(Family::kEvents), std::nullopt);
+  WriteBatch b;
+  for (uint64_t seq : {3, 300, 70000})
+    b.Put(Family::kEvents, U64Key(seq), "e");
+  b.Put(Family::kJobs, U64Key(999999), "j");
+  ASSERT_TRUE(this->store_->Commit(std::move(b)).ok());
+  auto last = this->store_->LastKey(Family::kEvents);
+  ASSERT_TRUE(last.ok() && last->has_value());
+  EXPECT_EQ(*ParseU64Key(**last), 70000u);
+}
+
 TYPED_TEST(StoreTest, ScanIsOrderedAndBounded) {
   WriteBatch b;
   for (uint64_t id : {300u, 2u, 70000u, 1u})
