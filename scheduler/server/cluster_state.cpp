@@ -30,6 +30,14 @@ std::string AccountKey(const std::string& account, const std::string& user) {
   return account + '\x1f' + user;
 }
 
+// A node as stored: its wire form plus what only the scheduler keeps (`state_before_down`, so
+// that a drained node that was down when the scheduler restarted comes back drained).
+std::string StoredNode(const NodeRecord& rec) {
+  json::value v = api::Encode(rec.node);
+  v.as_object()["state_before_down"] = api::ToString(rec.state_before_down);
+  return json::serialize(v);
+}
+
 std::string Encoded(const json::value& v) {
   return json::serialize(v);
 }
@@ -198,6 +206,10 @@ Status ClusterState::Load(const state::Store& store) {
       return fail("node " + std::string(key) + ": " + n.status().ToString());
     NodeRecord rec;
     rec.node = std::move(n).value();
+    if (const auto* b = v->as_object().if_contains("state_before_down"); b && b->is_string()) {
+      if (auto st = api::ParseEnum<api::NodeState>(b->get_string()))
+        rec.state_before_down = *st;
+    }
     // Nobody is connected after a restart; workers say hello again.
     rec.connected = false;
     rec.last_heartbeat = clock_.Now();
@@ -355,7 +367,7 @@ void ClusterState::SetNodeState(Change& change, NodeRecord& rec, api::NodeState 
     rec.state_before_down = from;
   rec.node.state = to;
   rec.node.state_reason = to == api::NodeState::kUp ? "" : reason;
-  change.batch.Put(state::Family::kNodes, rec.node.name, Encoded(api::Encode(rec.node)));
+  change.batch.Put(state::Family::kNodes, rec.node.name, StoredNode(rec));
   json::object data{{"node", rec.node.name},
                     {"from", std::string(api::ToString(from))},
                     {"to", std::string(api::ToString(to))},
@@ -1039,7 +1051,7 @@ Result<Change> ClusterState::WorkerHello(const Principal& who, const api::Hello&
   if (rec.node.state == api::NodeState::kDown) {
     NodeBackFromDown(change, rec, "worker connected");
   } else {
-    change.batch.Put(state::Family::kNodes, hello.node, Encoded(api::Encode(rec.node)));
+    change.batch.Put(state::Family::kNodes, hello.node, StoredNode(rec));
   }
   // Reconcile: attempts the worker runs that the scheduler does not want are killed; attempts the
   // scheduler placed here that the worker does not know are lost.
@@ -1159,7 +1171,7 @@ Result<Change> ClusterState::WorkerGpuHealth(const api::GpuHealthReport& report)
                 {"message", g.message}});
     }
   }
-  change.batch.Put(state::Family::kNodes, report.node, Encoded(api::Encode(rec.node)));
+  change.batch.Put(state::Family::kNodes, report.node, StoredNode(rec));
   change.reschedule = true;
   return change;
 }
@@ -1188,7 +1200,7 @@ Result<Change> ClusterState::DrainNode(const Principal& who, const std::string& 
     // Applied when the node is back.
     rec.state_before_down = to;
     rec.node.state_reason = reason;
-    change.batch.Put(state::Family::kNodes, node, Encoded(api::Encode(rec.node)));
+    change.batch.Put(state::Family::kNodes, node, StoredNode(rec));
   } else {
     SetNodeState(change, rec, to, reason, who.user);
   }

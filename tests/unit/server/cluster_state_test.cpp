@@ -221,6 +221,18 @@ TEST_F(ClusterStateTest, ADrainSurvivesAnOutage) {
   EXPECT_EQ(NodeState("n1"), api::NodeState::kDrained);
 }
 
+TEST_F(ClusterStateTest, ADrainSurvivesAnOutageAcrossASchedulerRestart) {
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  Apply(state_.DrainNode(Admin(), "n1", "bad fan"));
+  clock_.Advance(Seconds(31));
+  Apply(state_.CheckNodeTimeouts());
+  ASSERT_EQ(NodeState("n1"), api::NodeState::kDown);
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  Apply(reloaded.WorkerHello(Worker(), Hello("n1")));
+  EXPECT_EQ(reloaded.nodes().at("n1").node.state, api::NodeState::kDrained);
+}
+
 TEST_F(ClusterStateTest, ReloadRestoresJobsAccountsNodesAndCounters) {
   Apply(state_.WorkerHello(Worker(), Hello("n1")));
   uint64_t running = SubmitOne(8);
