@@ -43,22 +43,11 @@ std::optional<std::string_view> HttpRequest::Query(std::string_view name) const 
   return std::string_view(it->second);
 }
 
-// An io_context whose handlers can be destroyed before it is: the accept loop's and the sessions'
-// coroutine frames hold the server's `Impl`, which owns the io_context, so without this a stopped
-// server would keep itself alive through its own queue.
-class ServerIoContext : public asio::io_context {
- public:
-  using asio::io_context::io_context;
-  // Destroys every handler still queued (threads must have stopped). Sockets that the
-  // application still holds stay valid until they are destroyed.
-  void DestroyHandlers() { shutdown(); }
-};
-
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpServerOptions options;
   HttpHandler http_handler;
   WsUpgradeHandler ws_handler;
-  ServerIoContext ioc;
+  asio::io_context ioc;
   std::optional<asio::ssl::context> ssl;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
@@ -596,13 +585,10 @@ void HttpServer::Stop() {
   for (auto& t : impl_->threads)
     t.join();
   impl_->threads.clear();
-  // The threads are gone: close the listening socket here so that new connections are refused,
-  // then drop the queued handlers, which releases the sessions nobody else holds.
+  // The threads are gone: close the listening socket here so that new connections are refused.
   beast::error_code ignored;
   if (impl_->acceptor)
     impl_->acceptor->close(ignored);
-  impl_->acceptor.reset();
-  impl_->ioc.DestroyHandlers();
 }
 
 ServerCounters HttpServer::Counters() const {
