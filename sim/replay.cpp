@@ -395,10 +395,14 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   StepSeries series(ToUnixMillis(kReplayStart), 1000, 3);
   double stranded_now = 0;
   double stranded_integral = 0;  // GPU-milliseconds.
+  // Contended: the last pass left jobs waiting (a job that just arrived and waits only for the
+  // next pass, 10 ms away, does not count).
+  bool contended_now = false;
   sim.on_plan = [&](const core::Plan& plan, Timestamp) {
     stranded_now = static_cast<double>(StrandedGpus(sim, plan));
+    contended_now = !plan.pending.empty();
   };
-  // Normalised GPU-milliseconds per account delivered while jobs were waiting: shares are
+  // Normalised GPU-milliseconds per account delivered while jobs waited: shares are
   // measured where the policy had a choice to make (over a whole trace every job finishes, so
   // each account's share of everything delivered is just its share of the demand).
   const size_t account_count = sim.cluster().accounts.size();
@@ -409,7 +413,7 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
     series.Add(ToUnixMillis(from), ToUnixMillis(to), v);
     const double dt = static_cast<double>((to - from).count());
     stranded_integral += stranded_now * dt;
-    if (sim.PendingCount() > 0) {
+    if (contended_now) {
       for (uint32_t a = 0; a < account_count; ++a)
         contended[a] += sim.RunningNormalisedGpus(a) * dt;
     }

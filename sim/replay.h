@@ -82,9 +82,10 @@ struct AccountSummary {
   std::string name;
   int64_t jobs = 0;
   double target_share = 0;  // See `TargetShares` (sim/metrics.h).
-  // Share of the normalised GPU-seconds delivered while at least one job was waiting: where the
-  // policy had a choice to make. (Over a whole trace every job finishes, so a share of all that
-  // was delivered is only the share of the demand.) Over the whole run when nobody ever waited.
+  // Share of the normalised GPU-seconds delivered while jobs waited (a pass had left at least one
+  // pending): where the policy had a choice to make. (Over a whole trace every job finishes, so a
+  // share of all that was delivered is only the share of the demand.) Over the whole run when
+  // nobody ever waited.
   double achieved_share = 0;
   double mean_wait_s = 0;
   double gpu_hours = 0;

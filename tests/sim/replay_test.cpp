@@ -171,11 +171,12 @@ TEST(ReplayPolicyTest, FairShareFavoursTheAccountBelowItsTarget) {
   // 1000.01 -> waits 997.01.
   EXPECT_NEAR(fifo.accounts[1].mean_wait_s, 2997.01, 1e-3);
   EXPECT_NEAR(fair.accounts[1].mean_wait_s, 997.01, 1e-3);
-  // Targets 1/2 each. While jobs waited (1 s .. 3000.01 s), fair share gave the node to a for
-  // 1000.01 - 1 = 999.01 s, then to b for 1000 s, then to a for 1000 s:
-  //   a = 1999.01 / 2999.01 = 0.66656, b = 1000 / 2999.01 = 0.33344;
+  // Targets 1/2 each. While jobs waited (from the pass at 1.01 s that left job 2 pending to
+  // 3000.01 s), fair share gave the node to a for 1000.01 - 1.01 = 999 s, then to b for 1000 s,
+  // then to a for 1000 s:
+  //   a = 1999 / 2999 = 0.66656, b = 1000 / 2999 = 0.33344;
   //   x = share / target = (1.33311, 0.66689); Jain = 2^2 / (2 * (1.77719 + 0.44474)) = 0.9001.
-  EXPECT_NEAR(fair.accounts[1].achieved_share, 1000.0 / 2999.01, 1e-4);
+  EXPECT_NEAR(fair.accounts[1].achieved_share, 1000.0 / 2999.0, 1e-6);
   EXPECT_NEAR(fair.jain_fairness, 0.9, 1e-3);
   // FIFO: b ran only after the queue emptied: a got everything while jobs waited; Jain (2, 0):
   // 4 / (2 * 4) = 0.5.
