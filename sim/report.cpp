@@ -175,7 +175,7 @@ std::string WaitHistogram(const std::vector<double>& waits) {
            "\" class=\"xl\">" + std::to_string(count[b]) + " (" +
            F(100.0 * static_cast<double>(count[b]) / n, 1) + "%)</text>";
     svg += "<text x=\"" + F(x + slot / 2) + "\" y=\"" + F(kTop + plot_h + 16) + "\" class=\"xl\">" +
-           bins[b].label + "</text>";
+           Escape(bins[b].label) + "</text>";
   }
   svg += "</svg>";
   return svg;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -266,6 +267,12 @@ TEST(GschedSimTest, ReplaysTheTiresiasTraceTwiceIdentically) {
     stripped.erase(at, 26);
   EXPECT_EQ(stripped.find("http"), std::string::npos);
   EXPECT_EQ(stripped.find("src="), std::string::npos);
+  // Text is escaped: no bare `<` other than tags.
+  for (size_t at = report.find('<'); at != std::string::npos; at = report.find('<', at + 1)) {
+    EXPECT_TRUE(std::isalpha(static_cast<unsigned char>(report[at + 1])) || report[at + 1] == '/' ||
+                report[at + 1] == '!')
+        << report.substr(at, 40);
+  }
 }
 
 TEST(GschedSimTest, BadTraceIsRejectedNamingLineAndColumn) {
