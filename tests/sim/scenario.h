@@ -1,5 +1,5 @@
-// Scenarios in YAML for the simulation harness (Kueue's `generator.yaml` is the model): the
-// cluster, the account tree, the policy and the jobs, explicit or as streams. Times are seconds
+// Scenarios in YAML for the simulation (sim/simulation.h) (Kueue's `generator.yaml` is the model):
+// the cluster, the account tree, the policy and the jobs, explicit or as streams. Times are seconds
 // from the start of the run.
 //
 //   name: gang-not-starved
@@ -23,7 +23,7 @@
 #include <string>
 
 #include "scheduler/common/status.h"
-#include "tests/sim/harness.h"
+#include "sim/simulation.h"
 
 namespace gsched::sim {
 

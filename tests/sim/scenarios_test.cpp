@@ -1,4 +1,4 @@
-// Scenario tests: the real core and loop on a ManualClock with fake workers (tests/sim/harness.h),
+// Scenario tests: the real core and loop on a ManualClock with fake workers (sim/simulation.h),
 // scenarios in tests/sim/scenarios/*.yaml.
 #include <gtest/gtest.h>
 
