@@ -18,8 +18,6 @@ using api::JobState;
 
 namespace {
 
-constexpr size_t kRecentEvents = 100'000;
-
 std::string AccountKey(const std::string& account, const std::string& user) {
   return account + '\x1f' + user;
 }
@@ -180,24 +178,33 @@ Status ClusterState::Load(const state::Store& store) {
     if (rec.job.array_job_id)
       ++array_running_[*rec.job.array_job_id];
   }
-  // The event log continues after its last entry.
-  std::string last_key;
+  // The event log continues after its last entry. Only its tail is decoded, for watch replays.
+  std::string first_key, last_key;
+  std::deque<std::string> tail;
   RETURN_IF_ERROR(store.Scan(state::Family::kEvents, {}, {}, [&](auto key, auto value) {
+    if (first_key.empty())
+      first_key = std::string(key);
     last_key = std::string(key);
+    tail.emplace_back(value);
+    if (tail.size() > RecentEventsCapacity())
+      tail.pop_front();
+    return true;
+  }));
+  for (const std::string& value : tail) {
     boost::system::error_code ec;
     json::value v = json::parse(value, ec);
     if (!ec) {
       auto e = api::DecodeEvent(v);
-      if (e.ok()) {
+      if (e.ok())
         recent_events_.push_back(std::move(e).value());
-        if (recent_events_.size() > kRecentEvents)
-          recent_events_.pop_front();
-      }
     }
-    return true;
-  }));
-  if (!last_key.empty())
+  }
+  if (!last_key.empty()) {
     next_seq_ = *state::ParseU64Key(last_key) + 1;
+    first_event_seq_ = *state::ParseU64Key(first_key);
+  } else {
+    first_event_seq_ = next_seq_;
+  }
   spdlog::info(
       "loaded {} pending and {} running jobs, {} accounts, {} nodes; next job id {}, next event {}",
       pending_.size(), running_.size(), accounts_.size(), nodes_.size(), next_job_id_, next_seq_);
@@ -215,9 +222,13 @@ void ClusterState::AddEvent(Change& change, std::string type, json::object data)
   e.data = std::move(data);
   change.batch.Put(state::Family::kEvents, state::U64Key(e.seq), Encoded(api::Encode(e)));
   recent_events_.push_back(e);
-  if (recent_events_.size() > kRecentEvents)
+  if (recent_events_.size() > RecentEventsCapacity())
     recent_events_.pop_front();
   change.events.push_back(std::move(e));
+}
+
+size_t ClusterState::RecentEventsCapacity() const {
+  return static_cast<size_t>(config_.watch.memory_events);
 }
 
 void ClusterState::PersistJob(Change& change, const JobRecord& record) {
@@ -1410,6 +1421,43 @@ Change ClusterState::ApplyPlan(const core::Snapshot& snapshot, const core::Plan&
     it->second.job.reason = std::move(reason);
   }
   return change;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event log.
+
+Change ClusterState::PruneEvents() {
+  Change change;
+  uint64_t last = next_seq_ - 1;
+  if (first_event_seq_ > last)
+    return change;
+  // 1. By count: keep the newest `max_events`.
+  uint64_t max_events = static_cast<uint64_t>(config_.events.max_events);
+  uint64_t cut = last - first_event_seq_ + 1 > max_events ? last - max_events : 0;
+  // 2. By age, as far as the in-memory tail tells: events before the tail are older than its
+  // front, so they go once the front is past the retention. Older events that the tail does not
+  // cover stay until then; the count bound still holds for them.
+  Timestamp horizon = clock_.Now() - config_.events.retention;
+  for (const api::Event& e : recent_events_) {
+    if (e.time >= horizon)
+      break;
+    cut = std::max(cut, e.seq);
+  }
+  // Prune in steps of at least 1/64 of the bound, so that a steady stream of events does not cost
+  // a delete per tick; and never the newest event, which carries the sequence counter on restart.
+  cut = std::min(cut, last - 1);
+  if (cut < first_event_seq_ || cut - first_event_seq_ + 1 < std::max<uint64_t>(1, max_events / 64))
+    return change;
+  change.batch.DeleteRange(state::Family::kEvents, state::U64Key(first_event_seq_),
+                           state::U64Key(cut + 1));
+  first_event_seq_ = cut + 1;
+  while (!recent_events_.empty() && recent_events_.front().seq <= cut)
+    recent_events_.pop_front();
+  return change;
+}
+
+bool ClusterState::InAccountSubtree(const std::string& account, const std::string& root) const {
+  return IsInSubtree(account, root);
 }
 
 }  // namespace gsched::server
