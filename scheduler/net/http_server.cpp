@@ -291,8 +291,9 @@ class WsSession final : public WsConnection,
   }
 
   // The queue is full: free it at once, so that the memory a slow peer holds stays bounded, and
-  // close with a reason. The close frame can only follow the write in flight; a peer that does not
-  // read within `kSlowCloseGrace` never sees it and loses the socket instead.
+  // close with a reason. For the application the connection ends now; the close frame can only
+  // follow the write in flight, and a peer that does not read within `kSlowCloseGrace` never sees
+  // it and loses the socket instead.
   void DropSlowConsumer() {
     static constexpr auto kSlowCloseGrace = std::chrono::seconds(10);
     std::string reason = std::string(kSlowConsumerReason) + ": queue of " +
@@ -304,9 +305,11 @@ class WsSession final : public WsConnection,
       queue_.clear();
     }
     BeginClose(static_cast<uint16_t>(websocket::close_code::policy_error), reason);
+    Finish(reason);
+    // Armed after `Finish`, which cancels it; the close handshake's end cancels it too.
     drop_timer_.expires_after(kSlowCloseGrace);
     drop_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
-      if (!ec && !self->finished_)
+      if (!ec)
         CloseLowest(self->ws_.next_layer());
     });
     // Counted after the reason is set: whoever sees the count sees a closing connection.
@@ -336,6 +339,7 @@ class WsSession final : public WsConnection,
   void DoClose() {
     pending_close_ = false;
     ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code) {
+      self->drop_timer_.cancel();
       self->Finish(std::string(self->close_reason_.reason.c_str()));
     });
   }
