@@ -29,6 +29,7 @@
 #include "scheduler/server/metrics.h"
 #include "scheduler/server/rate_limiter.h"
 #include "scheduler/server/token.h"
+#include "scheduler/server/ui_assets.h"
 #include "scheduler/server/watch_hub.h"
 #include "scheduler/state/rocksdb_store.h"
 
@@ -350,6 +351,9 @@ struct SchedulerService::Impl {
   void Handle(HttpRequest&& req, Responder respond) {
     if (req.path == "/healthz")
       return respond({200, R"({"status":"ok"})"});
+    // The dashboard's static files; the page signs in itself, against the API.
+    if (req.path == "/ui" || req.path.starts_with("/ui/"))
+      return respond(ServeUi(req));
     if (req.path == "/metrics") {
       return OnState([this, respond] {
         respond({200, RenderMetrics(), "text/plain; version=0.0.4"});
