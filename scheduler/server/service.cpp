@@ -310,7 +310,10 @@ struct SchedulerService::Impl {
       return Status::Unauthenticated("missing Authorization: Bearer token");
     if (auth.substr(0, 7) != "Bearer ")
       return Status::Unauthenticated("Authorization must be 'Bearer TOKEN'");
-    ASSIGN_OR_RETURN(TokenClaims claims, authority->Verify(auth.substr(7), clock.Now()));
+    return Verify(auth.substr(7));
+  }
+  Result<Principal> Verify(std::string_view token) {
+    ASSIGN_OR_RETURN(TokenClaims claims, authority->Verify(token, clock.Now()));
     return Principal{claims.user, claims.role, claims.accounts, claims.id, claims.expires};
   }
 
@@ -319,7 +322,15 @@ struct SchedulerService::Impl {
   // gets its 4xx before the upgrade; the subscription itself starts on the state thread.
   std::variant<HttpResponse, net::WsHandlers> UpgradeWatch(
       const HttpRequest& req, std::shared_ptr<net::WsConnection> conn) {
-    auto who = Authenticate(req);
+    // A browser cannot set headers on a WebSocket: the dashboard sends its token as the
+    // `access_token` parameter instead, here only (the server logs no request targets).
+    auto query = req.query;
+    auto token_param = query.extract("access_token");
+    if (token_param && !req.Header("authorization").empty()) {
+      return Error(Status::InvalidArgument(
+          "give the token in Authorization or access_token, not both", "access_token"));
+    }
+    auto who = token_param ? Verify(token_param.mapped()) : Authenticate(req);
     if (!who.ok())
       return Error(who.status());
     if (who->role == api::Role::kWorker)
@@ -328,7 +339,7 @@ struct SchedulerService::Impl {
       rate_limited.fetch_add(1, std::memory_order_relaxed);
       return Error(Status::ResourceExhausted("rate limit exceeded; reconnect later"));
     }
-    auto request = ParseWatchQuery(req.query, *who);
+    auto request = ParseWatchQuery(query, *who);
     if (!request.ok())
       return Error(request.status());
     uint64_t id = watch->NewSubscriberId();
