@@ -657,27 +657,34 @@ int Session::Watch(const WatchArgs& args) {
     if (args.json) {
       out_ << json::serialize(*parsed) << "\n" << std::flush;  // One event per line.
     } else {
+      // Fields as DESIGN.md section 5 gives them: `job.state` carries `job`, `from`, `to`,
+      // `reason`, `node`, `attempt`; `node.state` carries `node`, `from`, `to`, `reason`.
       const json::object& d = event->data;
       std::string what;
-      if (event->type.starts_with("job")) {
-        std::string id = StringField(d, "id");
-        if (id.empty())
-          id = StringField(d, "job");
-        what = "job " + id + " " + StringField(d, "state");
-        if (const json::value* alloc = d.if_contains("allocation"); alloc && alloc->is_array()) {
-          std::vector<std::string> nodes;
-          for (const auto& a : alloc->get_array())
-            if (a.is_object())
-              nodes.push_back(StringField(a.get_object(), "node"));
-          if (!nodes.empty())
-            what += " on " + Join(nodes, ",");
-        }
-        if (std::string r = StringField(d, "message"); !r.empty())
+      std::string_view type = event->type;
+      if (type == "resync") {
+        what = "missed events are gone: " + StringField(d, "reason") + "; resuming after " +
+               StringField(d, "resumes_after");
+      } else if (type.starts_with("job.")) {
+        what = "job " + StringField(d, "job") + " ";
+        what += type == "job.state" ? StringField(d, "to") : std::string(type.substr(4));
+        if (std::string node = StringField(d, "node"); !node.empty())
+          what += " on " + node;
+        if (std::string r = StringField(d, "reason"); !r.empty())
           what += ": " + r;
-      } else if (event->type.starts_with("node")) {
-        what = "node " + StringField(d, "name") + " " + StringField(d, "state");
-        if (std::string r = StringField(d, "state_reason"); !r.empty())
+      } else if (type == "node.state") {
+        what = "node " + StringField(d, "node") + " " + StringField(d, "to");
+        if (std::string r = StringField(d, "reason"); !r.empty())
           what += " (" + r + ")";
+      } else if (type == "node.health") {
+        what = "node " + StringField(d, "node") + " gpu " + StringField(d, "gpu") + " " +
+               StringField(d, "health");
+        if (std::string m = StringField(d, "message"); !m.empty())
+          what += ": " + m;
+      } else if (type.starts_with("account.")) {
+        what = "account " + StringField(d, "account");
+        if (std::string by = StringField(d, "by"); !by.empty())
+          what += " changed by " + by;
       } else {
         what = json::serialize(d);
       }
@@ -685,10 +692,9 @@ int Session::Watch(const WatchArgs& args) {
       out_ << time << "  " << event->type << "  " << what << "\n" << std::flush;
     }
     // `watch JOB` ends with the job.
-    if (!args.job.empty() && event->type.starts_with("job") &&
-        (StringField(event->data, "id") == args.job ||
-         StringField(event->data, "job") == args.job)) {
-      auto state = api::ParseEnum<api::JobState>(StringField(event->data, "state"));
+    if (!args.job.empty() && event->type == "job.state" &&
+        StringField(event->data, "job") == args.job) {
+      auto state = api::ParseEnum<api::JobState>(StringField(event->data, "to"));
       if (state && api::IsTerminal(*state))
         return kExitOk;
     }

@@ -144,6 +144,8 @@ struct WatchConfig {
   // Messages queued per subscriber before a slow one is dropped.
   int64_t queue_limit = 4096;
   Duration ping_interval = Seconds(20);
+  // The newest events kept in memory for replays (`since`); older ones are read from the store.
+  int64_t memory_events = 100'000;
 };
 
 struct SchedulerConfig {

@@ -156,7 +156,8 @@ class WsSession final : public WsConnection,
       : impl_(std::move(impl)),
         ws_(std::move(stream)),
         remote_(std::move(remote)),
-        slot_(std::move(slot)) {
+        slot_(std::move(slot)),
+        drop_timer_(ws_.get_executor()) {
     impl_->ws_open.fetch_add(1, std::memory_order_relaxed);
   }
   ~WsSession() override { impl_->ws_open.fetch_sub(1, std::memory_order_relaxed); }
@@ -164,8 +165,12 @@ class WsSession final : public WsConnection,
   void Start(http::request<http::string_body> req, WsHandlers handlers) {
     handlers_ = std::move(handlers);
     beast::get_lowest_layer(ws_).expires_never();
-    // Pings when idle, and a dead peer is dropped after the idle timeout.
-    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    // Pings after `ws_ping_interval` of silence (Beast pings at half the idle timeout), and a peer
+    // that does not answer within another interval is dropped.
+    auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.idle_timeout = 2 * impl_->options.limits.ws_ping_interval;
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(http::field::server, "gsched"); }));
     ws_.read_message_max(impl_->options.limits.ws_max_message_bytes);
@@ -187,6 +192,16 @@ class WsSession final : public WsConnection,
     asio::post(ws_.get_executor(), [self = this->shared_from_this(), code, r = std::move(reason)] {
       self->BeginClose(code, r);
     });
+  }
+
+  void WhenQueueBelow(size_t depth, std::function<void()> ready) override {
+    asio::post(ws_.get_executor(),
+               [self = this->shared_from_this(), depth, ready = std::move(ready)]() mutable {
+                 if (self->finished_ || self->queue_.size() <= depth)
+                   return ready();
+                 self->drain_depth_ = depth;
+                 self->drain_waiter_ = std::move(ready);
+               });
   }
 
   const std::string& remote() const override { return remote_; }
@@ -243,14 +258,7 @@ class WsSession final : public WsConnection,
     if (closing_ || finished_)
       return;
     if (queue_.size() >= impl_->options.limits.ws_queue_limit) {
-      // A peer that does not read cannot read a close frame either: end the socket.
-      queue_.clear();
-      closing_ = true;
-      CloseLowest(ws_.next_layer());
-      Finish("slow consumer: queue of " + std::to_string(impl_->options.limits.ws_queue_limit) +
-             " messages full");
-      // Counted after `Finish`: whoever sees the count sees a finished connection.
-      impl_->ws_dropped_slow.fetch_add(1);
+      DropSlowConsumer();
       return;
     }
     queue_.push_back(std::move(text));
@@ -271,10 +279,41 @@ class WsSession final : public WsConnection,
       return Finish(ec.message());
     if (!queue_.empty())
       queue_.pop_front();
+    if (drain_waiter_ && queue_.size() <= drain_depth_) {
+      auto ready = std::move(drain_waiter_);
+      drain_waiter_ = nullptr;
+      ready();
+    }
     if (!queue_.empty())
       return DoWrite();
     if (pending_close_)
       DoClose();
+  }
+
+  // The queue is full: free it at once, so that the memory a slow peer holds stays bounded, and
+  // close with a reason. For the application the connection ends now; the close frame can only
+  // follow the write in flight, and a peer that does not read within `kSlowCloseGrace` never sees
+  // it and loses the socket instead.
+  void DropSlowConsumer() {
+    static constexpr auto kSlowCloseGrace = std::chrono::seconds(10);
+    std::string reason = std::string(kSlowConsumerReason) + ": queue of " +
+                         std::to_string(impl_->options.limits.ws_queue_limit) + " messages full";
+    // The front message may be the one being written: its buffer must outlive the write.
+    if (writing_) {
+      queue_.erase(queue_.begin() + 1, queue_.end());
+    } else {
+      queue_.clear();
+    }
+    BeginClose(static_cast<uint16_t>(websocket::close_code::policy_error), reason);
+    Finish(reason);
+    // Armed after `Finish`, which cancels it; the close handshake's end cancels it too.
+    drop_timer_.expires_after(kSlowCloseGrace);
+    drop_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec)
+        CloseLowest(self->ws_.next_layer());
+    });
+    // Counted after the reason is set: whoever sees the count sees a closing connection.
+    impl_->ws_dropped_slow.fetch_add(1);
   }
 
   void BeginClose(uint16_t code, const std::string& reason) {
@@ -300,6 +339,7 @@ class WsSession final : public WsConnection,
   void DoClose() {
     pending_close_ = false;
     ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code) {
+      self->drop_timer_.cancel();
       self->Finish(std::string(self->close_reason_.reason.c_str()));
     });
   }
@@ -307,10 +347,16 @@ class WsSession final : public WsConnection,
   void Finish(std::string reason) {
     if (finished_.exchange(true))
       return;
+    drop_timer_.cancel();
     if (handlers_.on_close)
       handlers_.on_close(std::move(reason));
     // Break the cycle between the application's handlers and this connection.
     handlers_ = {};
+    if (drain_waiter_) {
+      auto ready = std::move(drain_waiter_);
+      drain_waiter_ = nullptr;
+      ready();
+    }
   }
 
   std::shared_ptr<HttpServer::Impl> impl_;
@@ -326,6 +372,9 @@ class WsSession final : public WsConnection,
   bool pending_close_ = false;
   websocket::close_reason close_reason_;
   std::atomic<bool> finished_{false};
+  asio::steady_timer drop_timer_;
+  std::function<void()> drain_waiter_;
+  size_t drain_depth_ = 0;
 };
 
 template <typename Stream>

@@ -53,8 +53,16 @@ class WsConnection {
   virtual bool Send(std::string text) = 0;
   // Closes with a WebSocket close code (1000 normal, 1008 policy, 1011 error) and a reason.
   virtual void Close(uint16_t code, std::string reason) = 0;
+  // Calls `ready` once at most `depth` messages wait in the queue (at once when that holds
+  // already), or once the connection has ended. A producer with more to send than the queue holds
+  // (a watch replay) paces itself with it. One waiter at a time: a new one replaces the old.
+  // `ready` runs on the connection's strand and must not block.
+  virtual void WhenQueueBelow(size_t depth, std::function<void()> ready) = 0;
   virtual const std::string& remote() const = 0;
 };
+
+// The start of the close reason of a connection dropped because its queue was full.
+inline constexpr std::string_view kSlowConsumerReason = "slow consumer";
 
 struct WsHandlers {
   // A text message from the peer. Runs on the connection's strand; must not block.
@@ -77,6 +85,9 @@ struct ServerLimits {
   size_t max_connections = 10'000;
   size_t ws_max_message_bytes = 1 << 20;
   size_t ws_queue_limit = 4096;  // Messages queued per WebSocket before it is dropped.
+  // An idle WebSocket is pinged this often; a peer that does not answer within another period is
+  // dropped.
+  Duration ws_ping_interval = Seconds(20);
 };
 
 struct TlsFiles {

@@ -24,8 +24,6 @@ using api::JobState;
 
 namespace {
 
-constexpr size_t kRecentEvents = 100'000;
-
 std::string AccountKey(const std::string& account, const std::string& user) {
   return account + '\x1f' + user;
 }
@@ -289,11 +287,19 @@ Status ClusterState::Load(const state::Store& store) {
     if (rec.job.array_job_id)
       ++array_running_[*rec.job.array_job_id];
   }
-  // The event log continues after its last entry; the newest `kRecentEvents` come back into
-  // memory (reading all of a long log would make restarts slow).
+  // The event log continues after its last entry. Only its newest `RecentEventsCapacity()`
+  // entries come back into memory, for watch replays (reading all of a long log would make
+  // restarts slow); its first key is where pruning goes on from.
   ASSIGN_OR_RETURN(std::optional<std::string> last_key, store.LastKey(state::Family::kEvents));
+  std::optional<uint64_t> first_seq;
+  RETURN_IF_ERROR(store.Scan(state::Family::kEvents, {}, {}, [&](auto key, auto) {
+    if (auto seq = state::ParseU64Key(key); seq.ok())
+      first_seq = seq.value();
+    return false;
+  }));
   uint64_t last_seq = last_key ? state::ParseU64Key(*last_key).value_or(0) : 0;
-  uint64_t first_recent = last_seq > kRecentEvents ? last_seq - kRecentEvents + 1 : 0;
+  uint64_t capacity = RecentEventsCapacity();
+  uint64_t first_recent = last_seq > capacity ? last_seq - capacity + 1 : 0;
   RETURN_IF_ERROR(
       store.Scan(state::Family::kEvents, state::U64Key(first_recent), {}, [&](auto, auto value) {
         boost::system::error_code ec;
@@ -302,14 +308,18 @@ Status ClusterState::Load(const state::Store& store) {
           auto e = api::DecodeEvent(v);
           if (e.ok()) {
             recent_events_.push_back(std::move(e).value());
-            if (recent_events_.size() > kRecentEvents)
+            if (recent_events_.size() > capacity)
               recent_events_.pop_front();
           }
         }
         return true;
       }));
-  if (last_key)
+  if (last_key) {
     next_seq_ = last_seq + 1;
+    first_event_seq_ = first_seq.value_or(next_seq_);
+  } else {
+    first_event_seq_ = next_seq_;
+  }
   spdlog::info(
       "loaded {} pending and {} running jobs, {} accounts, {} nodes; next job id {}, next event {}",
       pending_.size(), running_.size(), accounts_.size(), nodes_.size(), next_job_id_, next_seq_);
@@ -327,9 +337,13 @@ void ClusterState::AddEvent(Change& change, std::string type, json::object data)
   e.data = std::move(data);
   change.batch.Put(state::Family::kEvents, state::U64Key(e.seq), Encoded(api::Encode(e)));
   recent_events_.push_back(e);
-  if (recent_events_.size() > kRecentEvents)
+  if (recent_events_.size() > RecentEventsCapacity())
     recent_events_.pop_front();
   change.events.push_back(std::move(e));
+}
+
+size_t ClusterState::RecentEventsCapacity() const {
+  return static_cast<size_t>(config_.watch.memory_events);
 }
 
 void ClusterState::PersistJob(Change& change, const JobRecord& record) {
@@ -1670,6 +1684,43 @@ Change ClusterState::ApplyPlan(const core::Snapshot& snapshot, const core::Plan&
             });
   explanations_ = plan.explanations;
   return change;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event log.
+
+Change ClusterState::PruneEvents() {
+  Change change;
+  uint64_t last = next_seq_ - 1;
+  if (first_event_seq_ > last)
+    return change;
+  // 1. By count: keep the newest `max_events`.
+  uint64_t max_events = static_cast<uint64_t>(config_.events.max_events);
+  uint64_t cut = last - first_event_seq_ + 1 > max_events ? last - max_events : 0;
+  // 2. By age, as far as the in-memory tail tells: events before the tail are older than its
+  // front, so they go once the front is past the retention. Older events that the tail does not
+  // cover stay until then; the count bound still holds for them.
+  Timestamp horizon = clock_.Now() - config_.events.retention;
+  for (const api::Event& e : recent_events_) {
+    if (e.time >= horizon)
+      break;
+    cut = std::max(cut, e.seq);
+  }
+  // Prune in steps of at least 1/64 of the bound, so that a steady stream of events does not cost
+  // a delete per tick; and never the newest event, which carries the sequence counter on restart.
+  cut = std::min(cut, last - 1);
+  if (cut < first_event_seq_ || cut - first_event_seq_ + 1 < std::max<uint64_t>(1, max_events / 64))
+    return change;
+  change.batch.DeleteRange(state::Family::kEvents, state::U64Key(first_event_seq_),
+                           state::U64Key(cut + 1));
+  first_event_seq_ = cut + 1;
+  while (!recent_events_.empty() && recent_events_.front().seq <= cut)
+    recent_events_.pop_front();
+  return change;
+}
+
+bool ClusterState::InAccountSubtree(const std::string& account, const std::string& root) const {
+  return IsInSubtree(account, root);
 }
 
 }  // namespace gsched::server

@@ -166,6 +166,15 @@ class ClusterState {
   Change ApplyPlan(const core::Snapshot& snapshot, const core::Plan& plan);
   const core::PolicyConfig& policy() const { return policy_; }
 
+  // --- The event log ------------------------------------------------------------------------
+  // Deletes the oldest events beyond `events.max_events` or older than `events.retention` (the
+  // newest event always stays). Watchers asking for pruned events get a `resync`.
+  Change PruneEvents();
+  // The oldest event still in the log (`last_event_seq() + 1` when it is empty).
+  uint64_t first_event_seq() const { return first_event_seq_; }
+  // Whether `account` is `root` or below it.
+  bool InAccountSubtree(const std::string& account, const std::string& root) const;
+
   // --- Introspection ------------------------------------------------------------------------
   uint64_t last_event_seq() const { return next_seq_ - 1; }
   const std::deque<api::Event>& recent_events() const { return recent_events_; }
@@ -200,6 +209,7 @@ class ClusterState {
   Status ValidateSpec(const Principal& who, api::JobSpec& spec) const;
   // The limit a job runs under: its own, else its class default, at most the class maximum.
   Duration EffectiveTimeLimit(const api::JobSpec& spec) const;
+  size_t RecentEventsCapacity() const;
 
   const config::SchedulerConfig& config_;
   const Clock& clock_;
@@ -226,6 +236,7 @@ class ClusterState {
 
   uint64_t next_job_id_ = 1;
   uint64_t next_seq_ = 1;
+  uint64_t first_event_seq_ = 1;
   std::deque<api::Event> recent_events_;  // The newest events, for watch replays.
 };
 

@@ -29,6 +29,8 @@
 #include "scheduler/server/metrics.h"
 #include "scheduler/server/rate_limiter.h"
 #include "scheduler/server/token.h"
+#include "scheduler/server/ui_assets.h"
+#include "scheduler/server/watch_hub.h"
 #include "scheduler/state/rocksdb_store.h"
 
 namespace gsched::server {
@@ -148,6 +150,7 @@ struct SchedulerService::Impl {
   std::unique_ptr<ClusterState> state;
   std::unique_ptr<RateLimiter> limiter;
   std::unique_ptr<net::HttpServer> http;
+  std::unique_ptr<WatchHub> watch;  // The watch feed's subscribers; state thread.
   std::string address;
 
   // The state thread and the scheduling thread.
@@ -213,6 +216,8 @@ struct SchedulerService::Impl {
   }
 
   void Deliver(const Change& change) {
+    if (watch && !change.events.empty())
+      watch->Publish(change.events);
     for (const Dispatch& d : change.dispatches) {
       auto it = workers.find(d.node);
       if (it == workers.end())
@@ -287,6 +292,7 @@ struct SchedulerService::Impl {
     Commit(state->EnforceDeadlines(), nullptr);
     log_reads.Expire(clock.Now());
     Commit(state->PruneHistory(*store, kPruneRowsPerTick), nullptr);
+    Commit(state->PruneEvents(), nullptr);
     Kick();
     tick->expires_after(std::chrono::milliseconds(config.scheduling.interval.count()));
     tick->async_wait([this](boost::system::error_code ec) {
@@ -304,14 +310,61 @@ struct SchedulerService::Impl {
       return Status::Unauthenticated("missing Authorization: Bearer token");
     if (auth.substr(0, 7) != "Bearer ")
       return Status::Unauthenticated("Authorization must be 'Bearer TOKEN'");
-    ASSIGN_OR_RETURN(TokenClaims claims, authority->Verify(auth.substr(7), clock.Now()));
+    return Verify(auth.substr(7));
+  }
+  Result<Principal> Verify(std::string_view token) {
+    ASSIGN_OR_RETURN(TokenClaims claims, authority->Verify(token, clock.Now()));
     return Principal{claims.user, claims.role, claims.accounts, claims.id, claims.expires};
+  }
+
+  // ---- The watch feed ------------------------------------------------------------------------
+  // `GET /v1/watch`: checks the token and the query here (network thread), so that a bad request
+  // gets its 4xx before the upgrade; the subscription itself starts on the state thread.
+  std::variant<HttpResponse, net::WsHandlers> UpgradeWatch(
+      const HttpRequest& req, std::shared_ptr<net::WsConnection> conn) {
+    // A browser cannot set headers on a WebSocket: the dashboard sends its token as the
+    // `access_token` parameter instead, here only (the server logs no request targets).
+    auto query = req.query;
+    auto token_param = query.extract("access_token");
+    if (token_param && !req.Header("authorization").empty()) {
+      return Error(Status::InvalidArgument(
+          "give the token in Authorization or access_token, not both", "access_token"));
+    }
+    auto who = token_param ? Verify(token_param.mapped()) : Authenticate(req);
+    if (!who.ok())
+      return Error(who.status());
+    if (who->role == api::Role::kWorker)
+      return Error(Status::PermissionDenied("worker tokens may not watch"));
+    if (!limiter->Allow(who->token_id)) {
+      rate_limited.fetch_add(1, std::memory_order_relaxed);
+      return Error(Status::ResourceExhausted("rate limit exceeded; reconnect later"));
+    }
+    auto request = ParseWatchQuery(query, *who);
+    if (!request.ok())
+      return Error(request.status());
+    uint64_t id = watch->NewSubscriberId();
+    OnState([this, id, who = std::move(who).value(), request = std::move(request).value(),
+             conn]() mutable {
+      if (auto s = Revoked(who); !s.ok())
+        return conn->Close(1008, "token revoked");
+      watch->Subscribe(id, std::move(who), std::move(request), std::move(conn));
+    });
+    net::WsHandlers h;
+    // The feed is one-way; the transport answers pings.
+    h.on_message = [](std::string) {};
+    h.on_close = [this, id](std::string reason) {
+      OnState([this, id, reason = std::move(reason)] { watch->Unsubscribe(id, reason); });
+    };
+    return h;
   }
 
   // ---- HTTP ----------------------------------------------------------------------------------
   void Handle(HttpRequest&& req, Responder respond) {
     if (req.path == "/healthz")
       return respond({200, R"({"status":"ok"})"});
+    // The dashboard's static files; the page signs in itself, against the API.
+    if (req.path == "/ui" || req.path.starts_with("/ui/"))
+      return respond(ServeUi(req));
     if (req.path == "/metrics") {
       return OnState([this, respond] {
         respond({200, RenderMetrics(), "text/plain; version=0.0.4"});
@@ -809,6 +862,7 @@ struct SchedulerService::Impl {
     w.Sample("gsched_http_requests_total", static_cast<double>(nc.requests_total));
     w.Family("gsched_workers_connected", "gauge", "Workers connected over the worker channel.");
     w.Sample("gsched_workers_connected", static_cast<double>(workers.size()));
+    watch->RenderMetrics(w);
     return w.text();
   }
 
@@ -963,15 +1017,25 @@ struct SchedulerService::Impl {
     options.limits.max_connections = static_cast<size_t>(config.limits.max_connections);
     options.limits.ws_max_message_bytes = static_cast<size_t>(config.limits.ws_max_message_bytes);
     options.limits.ws_queue_limit = static_cast<size_t>(config.watch.queue_limit);
+    options.limits.ws_ping_interval = config.watch.ping_interval;
     if (config.tls.enabled())
       options.tls = net::TlsFiles{config.tls.cert, config.tls.key};
     options.threads = 2;
+    watch = std::make_unique<WatchHub>(
+        WatchHub::Options{.queue_limit = options.limits.ws_queue_limit}, state->recent_events(),
+        *store,
+        [this](const std::string& account, const std::string& root) {
+          return state->InAccountSubtree(account, root);
+        },
+        [this](std::function<void()> f) { OnState(std::move(f)); }, state->last_event_seq(), clock);
     http = std::make_unique<net::HttpServer>(
         options,
         [this](HttpRequest&& req, Responder respond) {
           Handle(std::move(req), std::move(respond));
         },
         [this](const HttpRequest& req, std::shared_ptr<net::WsConnection> conn) {
+          if (req.path == "/v1/watch")
+            return UpgradeWatch(req, std::move(conn));
           return UpgradeWorker(req, std::move(conn));
         });
     state_work.emplace(state_ioc.get_executor());
@@ -1007,6 +1071,8 @@ struct SchedulerService::Impl {
     state_work.reset();
     if (state_thread.joinable())
       state_thread.join();
+    if (watch)
+      watch->Stop();
     // Destroying the store drains its queue; their callbacks post to a stopped state thread.
     store.reset();
     http.reset();

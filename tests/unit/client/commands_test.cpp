@@ -349,20 +349,24 @@ TEST_F(CliTest, LogsReadsFromOffsetAndFollowsUntilTheEnd) {
 }
 
 TEST_F(CliTest, WatchPrintsEventsAndEndsWithTheJob) {
+  // The scheduler's shapes: `job.state` {job, from, to, reason, node, attempt}, `node.state`
+  // {node, from, to, reason}.
   server_.QueueEvent(
       R"({"seq": 7, "type": "job.state", "time": "2026-11-23T18:01:02.000Z",
-          "data": {"id": 42, "state": "running", "allocation": [{"node": "n1", "gpus": [0]}]}})");
+          "data": {"job": 42, "user": "alice", "account": "a", "from": "starting",
+                   "to": "running", "attempt": 1, "node": "n1"}})");
   server_.QueueEvent(
       R"({"seq": 8, "type": "node.state", "time": "2026-11-23T18:01:03.000Z",
-          "data": {"name": "n2", "state": "draining", "state_reason": "xid 79"}})");
+          "data": {"node": "n2", "from": "up", "to": "draining", "reason": "xid 79"}})");
   server_.QueueEvent(R"({"seq": 9, "type": "job.state", "time": "2026-11-23T18:05:00.000Z",
-                         "data": {"id": 42, "state": "completed"}})");
+                         "data": {"job": 42, "from": "running", "to": "completed", "node": "n1",
+                                  "exit_code": 0}})");
   CliRun r = Run({"watch", "42", "--since", "6"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
             "18:01:02  job.state  job 42 running on n1\n"
             "18:01:03  node.state  node n2 draining (xid 79)\n"
-            "18:05:00  job.state  job 42 completed\n");
+            "18:05:00  job.state  job 42 completed on n1\n");
   EXPECT_EQ(server_.Lines().back(), "GET /v1/watch?topics=jobs,nodes,accounts&since=6&job=42");
 
   CliRun js = Run({"watch", "42", "--json"});
@@ -379,18 +383,18 @@ TEST_F(CliTest, WatchPrintsEventsAndEndsWithTheJob) {
 
 TEST_F(CliTest, WatchReconnectsWithSinceAndSkipsRepeats) {
   std::string e7 = R"({"seq": 7, "type": "job.state", "time": "2026-11-23T18:01:02.000Z",
-                       "data": {"id": 42, "state": "running"}})";
-  std::string e8 = R"({"seq": 8, "type": "job.state", "time": "2026-11-23T18:02:00.000Z",
-                       "data": {"id": 42, "state": "running", "message": "checkpoint"}})";
+                       "data": {"job": 42, "to": "running"}})";
+  std::string e8 = R"({"seq": 8, "type": "job.held", "time": "2026-11-23T18:02:00.000Z",
+                       "data": {"job": 42, "reason": "by alice"}})";
   std::string e9 = R"({"seq": 9, "type": "job.state", "time": "2026-11-23T18:03:00.000Z",
-                       "data": {"id": 42, "state": "failed"}})";
+                       "data": {"job": 42, "to": "failed"}})";
   server_.QueueConnection({e7, e8}, /*close=*/true);
   server_.QueueConnection({e8, e9}, /*close=*/false);
   CliRun r = Run({"watch", "42"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
             "18:01:02  job.state  job 42 running\n"
-            "18:02:00  job.state  job 42 running: checkpoint\n"
+            "18:02:00  job.held  job 42 held: by alice\n"
             "18:03:00  job.state  job 42 failed\n");
   EXPECT_THAT(server_.Lines(),
               ElementsAre("GET /v1/watch?topics=jobs,nodes,accounts&job=42",
@@ -400,16 +404,31 @@ TEST_F(CliTest, WatchReconnectsWithSinceAndSkipsRepeats) {
 TEST_F(CliTest, WatchReconnectsAfterAQuietSpell) {
   env_.watch_idle_timeout = Duration(200);
   server_.QueueConnection({R"({"seq": 3, "type": "job.state", "time": "2026-11-23T18:00:00Z",
-                              "data": {"id": 5, "state": "running"}})"},
+                              "data": {"job": 5, "to": "running"}})"},
                           /*close=*/false);
   server_.QueueConnection({R"({"seq": 4, "type": "job.state", "time": "2026-11-23T18:10:00Z",
-                              "data": {"id": 5, "state": "timeout"}})"},
+                              "data": {"job": 5, "to": "timeout"}})"},
                           /*close=*/false);
   CliRun r = Run({"watch", "5", "--topics", "jobs"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "18:00:00  job.state  job 5 running\n18:10:00  job.state  job 5 timeout\n");
   EXPECT_THAT(server_.Lines(), ElementsAre("GET /v1/watch?topics=jobs&job=5",
                                            "GET /v1/watch?topics=jobs&since=3&job=5"));
+}
+
+TEST_F(CliTest, WatchShowsAResyncAndGoesOnFromIt) {
+  // The server pruned what was asked for: the resync's seq is the position to resume after.
+  server_.QueueConnection({R"({"seq": 20, "type": "resync", "time": "2026-11-23T18:00:00Z",
+           "data": {"resumes_after": 20, "reason": "events 6..20 were pruned from the log"}})",
+                           R"({"seq": 21, "type": "job.state", "time": "2026-11-23T18:00:01Z",
+           "data": {"job": 5, "to": "completed"}})"},
+                          /*close=*/false);
+  CliRun r = Run({"watch", "5", "--since", "5"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "18:00:00  resync  missed events are gone: events 6..20 were pruned from the log; "
+            "resuming after 20\n"
+            "18:00:01  job.state  job 5 completed\n");
 }
 
 TEST_F(CliTest, WatchRefusedIsTheServerSayingNo) {

@@ -168,6 +168,40 @@ TEST_F(ClusterStateTest, EventsAreGapFreeAndPersistedWithTheirChange) {
   }
 }
 
+TEST_F(ClusterStateTest, EventLogIsPrunedByCountAndAgeKeepingTheNewest) {
+  config_.events.max_events = 1000;
+  config_.events.retention = Seconds(3600);
+  // 1 event so far (the account); 1,099 submissions make 1,100.
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {"x"};
+  std::vector<uint64_t> ids;
+  Apply(state_.Submit(Alice(), std::vector<api::JobSpec>(1099, spec), &ids));
+  ASSERT_EQ(state_.last_event_seq(), 1100u);
+  EXPECT_EQ(state_.first_event_seq(), 1u);
+  // By count: 1,100 - 1,000 = 100 go, in one range delete.
+  Change c = Apply(state_.PruneEvents());
+  EXPECT_EQ(c.batch.size(), 1u);
+  EXPECT_EQ(state_.first_event_seq(), 101u);
+  EXPECT_FALSE(store_.Get(state::Family::kEvents, state::U64Key(100)).ok());
+  EXPECT_TRUE(store_.Get(state::Family::kEvents, state::U64Key(101)).ok());
+  EXPECT_EQ(state_.recent_events().front().seq, 101u);
+  // Below a step of 1000 / 64 = 15 events nothing is written.
+  Apply(state_.Submit(Alice(), std::vector<api::JobSpec>(10, spec), &ids));
+  EXPECT_TRUE(state_.PruneEvents().batch.empty());
+  // By age: an hour later everything is past the retention, but the newest event stays.
+  clock_.Advance(Seconds(3601));
+  Apply(state_.PruneEvents());
+  EXPECT_EQ(state_.first_event_seq(), 1110u);
+  EXPECT_EQ(state_.last_event_seq(), 1110u);
+  // A reload sees the same log.
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  EXPECT_EQ(reloaded.first_event_seq(), 1110u);
+  EXPECT_EQ(reloaded.last_event_seq(), 1110u);
+  ASSERT_EQ(reloaded.recent_events().size(), 1u);
+}
+
 TEST_F(ClusterStateTest, SilentNodeGoesDownThenLosesItsJobs) {
   Apply(state_.WorkerHello(Worker(), Hello("n1")));
   api::JobSpec spec;
