@@ -4,18 +4,188 @@
 // one JSON line: {"jobs", "seconds", "jobs_per_s", "p50_ms", "p99_ms"} (latency per request).
 // Every request is acknowledged only after the scheduler's durable write, so this measures durable
 // submissions. Jobs carry `GSCHED_SIM_DURATION_S` for simulated workers.
+//
+// gsched-loadgen --server URL --token-file F --watchers W [--rate R] [--seconds S] [--pid P]
+//
+// The watch feed's fan-out: W subscribers to `/v1/watch?topics=jobs` on one thread while jobs
+// churn (R submissions per second, each cancelled at once: two events). For every delivery the
+// latency is the arrival time minus the event's `time` (stamped when the scheduler made the
+// change, before its durable write). Prints one JSON line: {"subscribers", "events",
+// "deliveries", "missing", "events_per_s", "deliveries_per_s", "p50_ms", "p99_ms", "max_ms",
+// "dropped", "scheduler_cpu"} (`scheduler_cpu`: cores used by process P over the run).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include "scheduler/common/quantity.h"
 #include "scheduler/net/http_client.h"
+#include "scheduler/net/ws_async_client.h"
+
+namespace {
+
+// CPU seconds (user + system) used so far by process `pid`, or -1.
+double CpuSeconds(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos)
+    return -1;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string f;
+  double ticks = 0;
+  // After the name: state is field 3; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i >= 14)
+      ticks += std::stod(f);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The unsigned number after `"key":` in a compact JSON text, or 0.
+uint64_t NumberAfter(const std::string& text, std::string_view key) {
+  size_t at = text.find(key);
+  if (at == std::string::npos)
+    return 0;
+  uint64_t v = 0;
+  const char* p = text.data() + at + key.size();
+  std::from_chars(p, text.data() + text.size(), v);
+  return v;
+}
+
+int RunWatchFanout(const std::string& server, const std::string& token, int64_t watchers,
+                   int64_t rate, int64_t seconds, int64_t pid) {
+  namespace asio = boost::asio;
+  using Clock = std::chrono::system_clock;
+  asio::io_context ioc(1);
+  auto work = asio::make_work_guard(ioc);
+  std::atomic<int64_t> open{0}, closed{0};
+  std::atomic<uint64_t> deliveries{0}, distinct{0};
+  // Touched by the I/O thread only until it is joined.
+  std::unordered_map<uint64_t, int64_t> event_ms;  // seq -> the event's time, parsed once.
+  std::vector<int32_t> latency_ms;
+  std::string first_close;
+  std::vector<std::shared_ptr<gsched::net::AsyncWsClient>> clients;
+  for (int64_t i = 0; i < watchers; ++i) {
+    gsched::net::AsyncWsCallbacks cb;
+    cb.on_open = [&] { ++open; };
+    cb.on_message = [&](std::string m) {
+      int64_t now =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+              .count();
+      uint64_t seq = NumberAfter(m, "\"seq\":");
+      auto [it, fresh] = event_ms.try_emplace(seq, 0);
+      if (fresh) {
+        size_t t = m.find("\"time\":\"");
+        size_t end = t == std::string::npos ? t : m.find('"', t + 8);
+        if (end != std::string::npos) {
+          auto ts = gsched::ParseTimestamp(std::string_view(m).substr(t + 8, end - t - 8));
+          if (ts.ok())
+            it->second = gsched::ToUnixMillis(*ts);
+        }
+        ++distinct;
+      }
+      latency_ms.push_back(static_cast<int32_t>(now - it->second));
+      ++deliveries;
+    };
+    cb.on_close = [&](std::string reason) {
+      if (closed++ == 0)
+        first_close = std::move(reason);
+    };
+    auto c = gsched::net::AsyncWsClient::Connect(ioc, server, "/v1/watch?topics=jobs",
+                                                 {.token = token}, std::move(cb));
+    if (!c.ok()) {
+      std::cerr << "gsched-loadgen: " << c.status().ToString() << "\n";
+      return 2;
+    }
+    clients.push_back(std::move(c).value());
+  }
+  std::thread io([&] { ioc.run(); });
+  auto wait_until = [](const std::function<bool()>& ready, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!ready() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return ready();
+  };
+  wait_until([&] { return open + closed >= watchers; }, std::chrono::seconds(60));
+
+  // Churn: `rate` submissions per second, each cancelled at once.
+  auto client = gsched::net::HttpClient::Create(server, {.token = token});
+  if (!client.ok()) {
+    std::cerr << "gsched-loadgen: " << client.status().ToString() << "\n";
+    return 2;
+  }
+  std::string spec = R"({"image":"/images/sim","command":["sleep"],"gpus_per_node":1})";
+  double cpu0 = pid > 0 ? CpuSeconds(pid) : -1;
+  auto t0 = std::chrono::steady_clock::now();
+  auto period = std::chrono::nanoseconds(1'000'000'000 / std::max<int64_t>(1, rate));
+  int64_t failed = 0;
+  for (int64_t i = 0; i < rate * seconds; ++i) {
+    std::this_thread::sleep_until(t0 + i * period);
+    auto r = (*client)->Post("/v1/jobs", spec);
+    if (!r.ok() || r->status != 201) {
+      ++failed;
+      continue;
+    }
+    uint64_t id = NumberAfter(r->body, "\"id\":");
+    auto c = (*client)->Post("/v1/jobs/" + std::to_string(id) + "/cancel", "");
+    failed += !c.ok() || c->status != 200;
+  }
+  // Every event to every open subscriber, or no progress for a few seconds.
+  uint64_t last = 0;
+  auto settled = [&] { return deliveries >= distinct * static_cast<uint64_t>(open - closed); };
+  while (!settled()) {
+    last = deliveries;
+    if (!wait_until([&] { return settled() || deliveries > last; }, std::chrono::seconds(3)))
+      break;
+  }
+  double run_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double cpu = pid > 0 ? (CpuSeconds(pid) - cpu0) / run_s : -1;
+  int64_t dropped = closed.load();  // Before our own closes below.
+  for (auto& c : clients)
+    c->Close();
+  work.reset();
+  io.join();
+
+  std::sort(latency_ms.begin(), latency_ms.end());
+  auto pct = [&](double p) -> int32_t {
+    if (latency_ms.empty())
+      return 0;
+    return latency_ms[std::min(latency_ms.size() - 1,
+                               static_cast<size_t>(p * static_cast<double>(latency_ms.size())))];
+  };
+  uint64_t expected = distinct.load() * static_cast<uint64_t>(open.load());
+  std::printf(
+      "{\"subscribers\":%lld,\"connected\":%lld,\"events\":%llu,\"deliveries\":%llu,"
+      "\"missing\":%lld,\"seconds\":%.2f,\"events_per_s\":%.1f,\"deliveries_per_s\":%.0f,"
+      "\"p50_ms\":%d,\"p99_ms\":%d,\"max_ms\":%d,\"dropped\":%lld,\"failed_requests\":%lld,"
+      "\"scheduler_cpu\":%.2f}\n",
+      static_cast<long long>(watchers), static_cast<long long>(open.load()),
+      static_cast<unsigned long long>(distinct.load()),
+      static_cast<unsigned long long>(deliveries.load()),
+      static_cast<long long>(expected) - static_cast<long long>(deliveries.load()), run_s,
+      static_cast<double>(distinct.load()) / run_s, static_cast<double>(deliveries.load()) / run_s,
+      pct(0.50), pct(0.99), latency_ms.empty() ? 0 : latency_ms.back(),
+      static_cast<long long>(dropped), static_cast<long long>(failed), cpu);
+  if (dropped > 0)
+    std::fprintf(stderr, "gsched-loadgen: first subscriber closed: %s\n", first_close.c_str());
+  return failed == 0 && dropped == 0 ? 0 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"gsched-loadgen: durable submissions against a scheduler"};
@@ -32,6 +202,14 @@ int main(int argc, char** argv) {
   app.add_option("--gpus", gpus, "GPUs per job")->check(CLI::Range(0, 64));
   app.add_option("--duration", duration_s, "GSCHED_SIM_DURATION_S of each job")
       ->check(CLI::Range(0, 86400));
+  int64_t watchers = 0, rate = 20, churn_s = 20, pid = 0;
+  app.add_option("--watchers", watchers, "watch feed subscribers: measure the fan-out instead")
+      ->check(CLI::Range(0, 100'000));
+  app.add_option("--rate", rate, "with --watchers: submissions (each then cancelled) per second")
+      ->check(CLI::Range(1, 100'000));
+  app.add_option("--seconds", churn_s, "with --watchers: how long jobs churn")
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--pid", pid, "with --watchers: the scheduler's pid, to report its CPU use");
   CLI11_PARSE(app, argc, argv);
 
   std::ifstream in(token_file);
@@ -40,6 +218,8 @@ int main(int argc, char** argv) {
     std::cerr << "gsched-loadgen: cannot read a token from " << token_file << "\n";
     return 2;
   }
+  if (watchers > 0)
+    return RunWatchFanout(server, token, watchers, rate, churn_s, pid);
   std::string spec = R"({"image":"/images/sim","command":["sleep"],"gpus_per_node":)" +
                      std::to_string(gpus) +
                      R"(,"time_limit_s":3600,"env":{"GSCHED_SIM_DURATION_S":")" +
