@@ -2,6 +2,7 @@
 // processes, and the real CLI. Jobs run, their output is read back through the scheduler, and
 // they survive `kill -9` of the worker and of the scheduler.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <filesystem>
@@ -21,8 +22,9 @@ namespace fs = std::filesystem;
 // A `gsched-worker` process with eight fake GPUs and the process runtime.
 class WorkerProcess {
  public:
-  WorkerProcess(const SchedulerProcess& s, std::string name, const std::string& token)
-      : name_(std::move(name)), dir_(s.dir() + "/" + name_) {
+  WorkerProcess(const SchedulerProcess& s, std::string name, const std::string& token,
+                std::string runtime = "process")
+      : name_(std::move(name)), dir_(s.dir() + "/" + name_), runtime_(std::move(runtime)) {
     fs::create_directories(dir_);
     std::ofstream(dir_ + "/worker.token") << token << "\n";
     fs::permissions(dir_ + "/worker.token", fs::perms::owner_read | fs::perms::owner_write);
@@ -54,14 +56,19 @@ class WorkerProcess {
  private:
   std::string name_;
   std::string dir_;
+  std::string runtime_;
   std::unique_ptr<Subprocess> process_;
 };
 
 class SystemTest : public ::testing::Test {
  protected:
-  SystemTest() {
+  // The worker's runtime; a fixture for another runtime overrides it (and may skip).
+  virtual std::string Runtime() const { return "process"; }
+
+  void SetUp() override {
     alice_ = s_.Token("alice", "user", {"proj-a"});
-    worker_ = std::make_unique<WorkerProcess>(s_, "node-1", s_.Token("node-1", "worker", {}));
+    worker_ =
+        std::make_unique<WorkerProcess>(s_, "node-1", s_.Token("node-1", "worker", {}), Runtime());
     worker_->Start();
     bool up = WaitFor([&] {
       auto r = s_.Client(s_.admin_token())->Get("/v1/nodes");
@@ -70,7 +77,7 @@ class SystemTest : public ::testing::Test {
     EXPECT_TRUE(up) << "worker did not come up:\n" << worker_->Log() << s_.Log();
   }
   ~SystemTest() override {
-    if (HasFailure())
+    if (HasFailure() && worker_)
       std::cerr << "--- worker log\n" << worker_->Log() << "--- scheduler log\n" << s_.Log();
   }
 
@@ -87,8 +94,12 @@ class SystemTest : public ::testing::Test {
     auto j = Job(id);
     return j.is_object() ? std::string(j.at("state").as_string()) : "?";
   }
-  // The whole of a stream, read chunk by chunk through the scheduler.
+  // The whole of a stream, read chunk by chunk through the scheduler; nothing while the job has
+  // not started.
   std::string Logs(uint64_t id, const std::string& stream = "stdout") {
+    auto state = State(id);
+    if (state == "pending" || state == "starting")
+      return "";
     std::string out;
     int64_t offset = 0;
     for (int i = 0; i < 100; ++i) {
@@ -195,12 +206,73 @@ TEST_F(SystemTest, ARunningJobSurvivesKill9OfTheWorkerAndOfTheScheduler) {
   EXPECT_EQ(State(id), "running");
 
   std::ofstream(go) << "";
-  ASSERT_TRUE(WaitFor([&] { return State(id) == "completed"; }))
-      << boost::json::serialize(Job(id));
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "completed"; })) << boost::json::serialize(Job(id));
   auto job = Job(id);
   EXPECT_EQ(job.at("attempt").as_int64(), 1) << "the job must not have been restarted";
   EXPECT_EQ(job.at("exit_code").as_int64(), 0);
   EXPECT_EQ(Logs(id), "started\nfinished\n");
+}
+
+// The same system with jobs in real runc containers on a busybox root file system, as
+// `config/worker.yaml` ships. Needs root and runc (scripts/setup installs runc and busybox-static).
+class RuncSystemTest : public SystemTest {
+ protected:
+  std::string Runtime() const override { return "runc"; }
+  void SetUp() override {
+    if (geteuid() != 0 || !fs::exists("/usr/sbin/runc") || !fs::exists("/bin/busybox"))
+      GTEST_SKIP() << "needs root, /usr/sbin/runc and /bin/busybox";
+    rootfs_ = s_.dir() + "/rootfs";
+    for (const char* d : {"bin", "proc", "sys", "dev", "tmp", "etc"})
+      fs::create_directories(rootfs_ + "/" + d);
+    fs::copy_file("/bin/busybox", rootfs_ + "/bin/busybox");
+    for (const char* tool : {"sh", "echo", "sleep", "cat", "env", "true"})
+      fs::create_symlink("busybox", rootfs_ + "/bin/" + tool);
+    SystemTest::SetUp();
+  }
+  // A job spec running `script` with `sh -c` in the rootfs.
+  std::string Spec(const std::string& script, const std::string& extra) {
+    boost::json::object spec{{"image", rootfs_},
+                             {"gpu_type", "h100"},
+                             {"command", boost::json::array{"sh", "-c", script}}};
+    boost::json::value more = boost::json::parse("{" + extra + "}");
+    for (const auto& [k, v] : more.as_object())
+      spec[k] = v;
+    return boost::json::serialize(spec);
+  }
+  std::string rootfs_;
+};
+
+TEST_F(RuncSystemTest, AContainerSeesItsGpusAndEnvAndItsExitCodeAndOutputComeBack) {
+  uint64_t id = Submit(Spec(
+      "echo gpus=$CUDA_VISIBLE_DEVICES nv=$NVIDIA_VISIBLE_DEVICES job=$GSCHED_JOB_ID foo=$FOO; "
+      "exit 7",
+      R"("gpus_per_node": 2, "env": {"FOO": "bar"}, "time_limit_s": 60)"));
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "failed"; })) << State(id);
+  EXPECT_EQ(Job(id).at("exit_code").as_int64(), 7);
+  EXPECT_EQ(Logs(id), "gpus=0,1 nv=0,1 job=" + std::to_string(id) + " foo=bar\n");
+}
+
+TEST_F(RuncSystemTest, ATimeLimitSendsTheCheckpointSignalThenKillsAfterTheGrace) {
+  // time limit 1 s, grace 1 s: TERM at 1 s (the trap prints and keeps running), KILL at 2 s.
+  uint64_t id =
+      Submit(Spec("trap 'echo checkpoint' TERM; echo started; while true; do sleep 0.05; done",
+                  R"("time_limit_s": 1, "grace_period_s": 1)"));
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "timeout"; })) << State(id);
+  EXPECT_EQ(Logs(id), "started\ncheckpoint\n");
+}
+
+TEST_F(RuncSystemTest, ACancelledContainerEndsWithTheSignalThatStoppedIt) {
+  // The job's checkpoint signal (SIGTERM) goes to every process of the container; whatever does
+  // not exit within the 1 s grace gets SIGKILL. Either way the job says which signal ended it.
+  uint64_t id = Submit(Spec("echo up; sleep 300", R"("time_limit_s": 600, "grace_period_s": 1)"));
+  ASSERT_TRUE(WaitFor([&] { return Logs(id) == "up\n"; })) << State(id);
+  auto r = s_.Client(alice_)->Post("/v1/jobs/" + std::to_string(id) + "/cancel", "");
+  ASSERT_EQ(r->status, 200) << r->body;
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "cancelled"; })) << State(id);
+  auto job = Job(id);
+  ASSERT_TRUE(job.at("signal").is_string()) << boost::json::serialize(job);
+  std::string signal(job.at("signal").as_string());
+  EXPECT_TRUE(signal == "SIGTERM" || signal == "SIGKILL") << signal;
 }
 
 }  // namespace
