@@ -58,8 +58,6 @@ struct ReplayOptions {
   double arrival_scale = 1.0;
 };
 
-// The daemon's policy from `scheduler.yaml` (as scheduler/server/cluster_state.cpp maps it).
-core::PolicyConfig PolicyFromConfig(const config::SchedulerConfig& config);
 // `policy` applied on top of the configured one.
 core::PolicyConfig PolicyFor(Policy policy, const config::SchedulerConfig& config);
 

@@ -16,6 +16,7 @@
 #include "scheduler/api/codec.h"
 #include "scheduler/api/json.h"
 #include "scheduler/common/quantity.h"
+#include "scheduler/server/policy_from_config.h"
 #include "scheduler/state/store.h"
 
 namespace gsched::server {
@@ -133,26 +134,7 @@ json::object JobEventData(const api::Job& job) {
 }  // namespace
 
 ClusterState::ClusterState(const config::SchedulerConfig& config, const Clock& clock)
-    : config_(config), clock_(clock) {
-  policy_.weights.fairshare = static_cast<double>(config.priority.weights.fairshare);
-  policy_.weights.age = static_cast<double>(config.priority.weights.age);
-  policy_.weights.size = static_cast<double>(config.priority.weights.size);
-  policy_.weights.priority_class = static_cast<double>(config.priority.weights.job_class);
-  policy_.age_max = config.priority.age_max;
-  policy_.half_life = config.fairshare.half_life;
-  policy_.backfill.enabled = config.scheduling.backfill.enabled;
-  policy_.backfill.depth = static_cast<int32_t>(config.scheduling.backfill.depth);
-  policy_.preemption.enabled = config.preemption.enabled;
-  policy_.preemption.min_runtime = config.preemption.min_runtime;
-  policy_.preemption.usage_charge = config.preemption.usage_charge;
-  policy_.preemption.max_per_cycle = static_cast<int32_t>(config.preemption.max_per_cycle);
-  policy_.preemption.max_per_account_per_hour =
-      static_cast<int32_t>(config.preemption.max_per_account_per_hour);
-  for (size_t c = 0; c < 3; ++c) {
-    policy_.class_limits[c].default_limit = config.priority.classes[c].default_time_limit;
-    policy_.class_limits[c].max_limit = config.priority.classes[c].max_time_limit;
-  }
-  policy_.max_starts_per_cycle = static_cast<int32_t>(config.scheduling.max_starts_per_cycle);
+    : config_(config), clock_(clock), policy_(PolicyFromConfig(config)) {
   // `root` always exists: every account hangs below it.
   api::Account root;
   root.name = "root";
