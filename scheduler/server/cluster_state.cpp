@@ -889,8 +889,9 @@ void ClusterState::ChargeUsage(Change& change, const JobRecord& record, Timestam
   }
 }
 
-std::vector<UsageRow> ClusterState::UsageReport(const Principal& who, const UsageQuery& query,
-                                                const state::Store& store) const {
+Result<std::vector<UsageRow>> ClusterState::UsageReport(const Principal& who,
+                                                        const UsageQuery& query,
+                                                        const state::Store& store) const {
   auto visible = [&](const std::string& account, const std::string& user) {
     if (!query.account.empty() && !IsInSubtree(account, query.account))
       return false;
@@ -909,28 +910,29 @@ std::vector<UsageRow> ClusterState::UsageReport(const Principal& who, const Usag
   std::map<std::tuple<std::string, std::string, std::string>, double> sums;
   int64_t since = ToUnixMillis(query.since), until = ToUnixMillis(query.until);
   if (until <= since)
-    return {};
+    return std::vector<UsageRow>();
   // Ended attempts, hour by hour.
   int64_t first = since / kHourMs, last = (until + kHourMs - 1) / kHourMs;
-  store
-      .Scan(state::Family::kUsage, LedgerHourKey(first), LedgerHourKey(last),
-            [&](std::string_view, std::string_view value) {
-              boost::system::error_code ec;
-              json::value v = json::parse(value, ec);
-              if (ec || !v.is_object())
-                return true;
-              const json::object& o = v.get_object();
-              auto str = [&](std::string_view k) {
-                const json::value* f = o.if_contains(k);
-                return f && f->is_string() ? std::string(f->get_string()) : std::string();
-              };
-              const json::value* h = o.if_contains("gpu_hours");
-              std::string account = str("account"), user = str("user");
-              if (h && h->is_number() && visible(account, user))
-                sums[{account, user, str("gpu_type")}] += h->to_number<double>();
-              return true;
-            })
-      .IgnoreError();
+  Status read =
+      store.Scan(state::Family::kUsage, LedgerHourKey(first), LedgerHourKey(last),
+                 [&](std::string_view, std::string_view value) {
+                   boost::system::error_code ec;
+                   json::value v = json::parse(value, ec);
+                   if (ec || !v.is_object())
+                     return true;
+                   const json::object& o = v.get_object();
+                   auto str = [&](std::string_view k) {
+                     const json::value* f = o.if_contains(k);
+                     return f && f->is_string() ? std::string(f->get_string()) : std::string();
+                   };
+                   const json::value* h = o.if_contains("gpu_hours");
+                   std::string account = str("account"), user = str("user");
+                   if (h && h->is_number() && visible(account, user))
+                     sums[{account, user, str("gpu_type")}] += h->to_number<double>();
+                   return true;
+                 });
+  if (!read.ok())
+    return Status::Unavailable("cannot read the usage ledger: " + read.ToString());
   // Running attempts so far, exactly within the window.
   int64_t now = ToUnixMillis(clock_.Now());
   for (uint64_t id : running_) {
@@ -1229,31 +1231,34 @@ Change ClusterState::PruneHistory(const state::Store& store, size_t max_rows) {
   Timestamp cutoff = clock_.Now() - config_.history.retention;
   size_t seen = 0;
   uint64_t last = prune_cursor_;
-  store
-      .Scan(state::Family::kJobs, state::U64Key(prune_cursor_ + 1), {},
-            [&](std::string_view key, std::string_view value) {
-              if (seen++ >= max_rows)
-                return false;
-              last = *state::ParseU64Key(key);
-              if (jobs_.contains(last))
-                return true;  // Active: memory has it.
-              boost::system::error_code ec;
-              json::value v = json::parse(value, ec);
-              const json::value* end = nullptr;
-              if (!ec && v.is_object()) {
-                if (const json::value* job = v.get_object().if_contains("job");
-                    job && job->is_object())
-                  end = job->get_object().if_contains("end_time");
-              }
-              auto t = end && end->is_string() ? ParseTimestamp(end->get_string())
-                                               : Result<Timestamp>(Status::NotFound("no end"));
-              if (t.ok() && *t < cutoff) {
-                change.batch.Delete(state::Family::kJobs, std::string(key));
-                finished_states_.erase(last);
-              }
-              return true;
-            })
-      .IgnoreError();
+  Status read = store.Scan(
+      state::Family::kJobs, state::U64Key(prune_cursor_ + 1), {},
+      [&](std::string_view key, std::string_view value) {
+        if (seen++ >= max_rows)
+          return false;
+        last = *state::ParseU64Key(key);
+        if (jobs_.contains(last))
+          return true;  // Active: memory has it.
+        boost::system::error_code ec;
+        json::value v = json::parse(value, ec);
+        const json::value* end = nullptr;
+        if (!ec && v.is_object()) {
+          if (const json::value* job = v.get_object().if_contains("job"); job && job->is_object())
+            end = job->get_object().if_contains("end_time");
+        }
+        auto t = end && end->is_string() ? ParseTimestamp(end->get_string())
+                                         : Result<Timestamp>(Status::NotFound("no end"));
+        if (t.ok() && *t < cutoff) {
+          change.batch.Delete(state::Family::kJobs, std::string(key));
+          finished_states_.erase(last);
+        }
+        return true;
+      });
+  if (!read.ok()) {
+    // Nothing is lost by waiting: the next tick tries again from the same place.
+    spdlog::warn("history pruning: {}", read.ToString());
+    return Change{};
+  }
   // A short sweep reached the end of the history: the next one starts over.
   prune_cursor_ = seen <= max_rows ? 0 : last;
   if (!change.batch.empty())

@@ -128,8 +128,9 @@ class ClusterState {
   // Usage in [since, until) that `who` may see (admins all, coordinators their subtrees, users
   // their own), from the hourly ledger of ended attempts plus running attempts so far. Ended
   // attempts count by whole hours: `since` rounds down and `until` up to the hour.
-  std::vector<UsageRow> UsageReport(const Principal& who, const UsageQuery& query,
-                                    const state::Store& store) const;
+  // Fails when the ledger cannot be read: a partial report would be a wrong one.
+  Result<std::vector<UsageRow>> UsageReport(const Principal& who, const UsageQuery& query,
+                                            const state::Store& store) const;
   const std::map<std::string, api::Account>& account_map() const { return accounts_; }
   // Decayed usage as of now, in normalised GPU-hours, including running jobs so far.
   double UsageGpuHours(const std::string& account) const;

@@ -639,7 +639,10 @@ struct SchedulerService::Impl {
     }
     json::array rows;
     double total = 0;
-    for (const UsageRow& r : state->UsageReport(who, q, *store)) {
+    auto report = state->UsageReport(who, q, *store);
+    if (!report.ok())
+      return respond(Error(report.status()));
+    for (const UsageRow& r : *report) {
       total += r.gpu_hours;
       rows.push_back(json::object{{"account", r.account},
                                   {"user", r.user},
