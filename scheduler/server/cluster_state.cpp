@@ -1398,7 +1398,9 @@ core::Snapshot ClusterState::BuildSnapshot() const {
     auto [sit, snew] = site_index.try_emplace(n.site, static_cast<uint32_t>(s.sites.size()));
     if (snew)
       s.sites.push_back(n.site);
-    auto [bit, bnew] = block_index.try_emplace(n.block, static_cast<uint32_t>(s.blocks.size()));
+    // Block names are unique within a site only: b00 of two sites are two blocks.
+    auto [bit, bnew] =
+        block_index.try_emplace(n.site + '\0' + n.block, static_cast<uint32_t>(s.blocks.size()));
     if (bnew)
       s.blocks.push_back({n.block, sit->second});
     core::NodeInfo info;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "scheduler/state/memory_store.h"
 
 namespace gsched::server {
@@ -62,6 +64,24 @@ class ClusterStateTest : public ::testing::Test {
   state::MemoryStore store_;
   ClusterState state_;
 };
+
+TEST_F(ClusterStateTest, BlocksOfTheSameNameInTwoSitesAreTwoBlocks) {
+  for (const auto& [node, site] : {std::pair{"n1", "s1"}, {"n2", "s1"}, {"n3", "s2"}}) {
+    api::Hello h = Hello(node);
+    h.site = site;
+    h.block = "b00";
+    Apply(state_.WorkerHello(Worker(), h));
+  }
+  core::Snapshot snap = state_.BuildSnapshot();
+  ASSERT_EQ(snap.sites.size(), 2u);
+  ASSERT_EQ(snap.blocks.size(), 2u);
+  std::map<std::string, uint32_t> block_of;
+  for (const core::NodeInfo& n : snap.nodes)
+    block_of[n.name] = n.block;
+  EXPECT_EQ(block_of.at("n1"), block_of.at("n2"));
+  EXPECT_NE(block_of.at("n1"), block_of.at("n3"));
+  EXPECT_EQ(snap.sites[snap.blocks[block_of.at("n3")].site], "s2");
+}
 
 TEST_F(ClusterStateTest, SubmitThenStartThenFinish) {
   Apply(state_.WorkerHello(Worker(), Hello("n1")));
