@@ -272,6 +272,10 @@ Plan Pass::Run() {
   }
   std::unordered_map<ShapeKey, uint8_t, ShapeKeyHash> preemption_fail;
   int32_t reservations_left = c_.backfill.enabled ? c_.backfill.depth : 0;
+  // Without backfill the order is strict: once a job that passed its quota cannot be placed on a
+  // GPU type, no later job starts on that type in this pass (it would delay the blocked one).
+  TypeMask strict_blocked = 0;
+  std::vector<JobId> strict_first(types);
 
   // The queue, in priority order: phases 3b (counters), 4 (quota), 5 (placement), 6 (backfill),
   // 7 (preemption) and 8 (explanation) per job.
@@ -341,11 +345,21 @@ Plan Pass::Run() {
     const Duration time_limit = EffectiveTimeLimit(job, c_);
     const Timestamp end = now_ + time_limit;
     const Shape shape = ShapeOf(job);
-    std::optional<uint32_t> quota_reason, placement_reason;
+    std::optional<uint32_t> quota_reason, placement_reason, strict_reason;
     TypeMask within_guarantee_blocked = 0, admitted_blocked = 0;
     bool started = false;
     for (TypeMask m = job.gpu_types & valid_types; m && !started; m &= m - 1) {
       const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+      if (strict_blocked & (TypeMask{1} << t)) {
+        if (!strict_reason) {
+          strict_reason = CachedExplanation(uint64_t{7} << 60 | t, [&] {
+            return ExplainPriority(strict_first[t],
+                                   "backfill is off and a higher-priority job waits for " +
+                                       s_.gpu_types[t].name + " GPUs");
+          });
+        }
+        continue;
+      }
       const QuotaCheck q = ledger_.Check(job.account, t, request, pool_.FreeOfType(t));
       if (!q.admitted()) {
         if (!quota_reason) {
@@ -380,6 +394,10 @@ Plan Pass::Run() {
                                  : (shape_fail_[key] = ClassifyPlacementFailure(shape, t, end));
         if (!placement_reason)
           placement_reason = why;
+        if (!c_.backfill.enabled && !(strict_blocked & (TypeMask{1} << t))) {
+          strict_blocked |= TypeMask{1} << t;
+          strict_first[t] = job.id;
+        }
         admitted_blocked |= TypeMask{1} << t;
         if (q.outcome == QuotaCheck::Outcome::kWithinGuarantee)
           within_guarantee_blocked |= TypeMask{1} << t;
@@ -477,6 +495,7 @@ Plan Pass::Run() {
     // 8. Explanation: placement reasons win over quota reasons (quota passed for that type).
     const uint32_t why =
         placement_reason ? *placement_reason
+        : strict_reason  ? *strict_reason
         : quota_reason   ? *quota_reason
                          : CachedExplanation(uint64_t{6} << 60, [] {
                            return Explanation{api::ReasonCode::kResources,
