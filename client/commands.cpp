@@ -136,7 +136,7 @@ Session::Session(std::ostream& out, std::ostream& err, const Env& env, CliConfig
 Session::~Session() = default;
 
 int Session::Fail(int code, const std::string& message) {
-  err_ << "gsched: " << message << "\n";
+  err_ << "gsched: " << message << error_context_ << "\n";
   return code;
 }
 
@@ -869,10 +869,13 @@ int Session::Accounts(bool json_out) {
 
 int Session::AccountsApply(const std::string& file, bool dry_run) {
   auto loaded = config::LoadAccountsConfig(file);
-  if (!loaded.ok())
-    return Fail(kExitUsage, loaded.status().ToString());
+  if (!loaded.ok()) {
+    // The loader's message already starts with the field path (one line per error).
+    std::string msg = loaded.status().message();
+    return Fail(kExitUsage, msg.starts_with(file) ? msg : file + ": " + msg);
+  }
   // Pre-order: every parent is PUT before its children.
-  int applied = 0;
+  std::vector<std::string> applied;
   for (const config::AccountSpec& spec : loaded->accounts) {
     // The loader adds `root` when the file does not list it; it exists on every server.
     if (spec.name == config::kRootAccount && spec.quotas.empty() && !spec.budget &&
@@ -899,13 +902,15 @@ int Session::AccountsApply(const std::string& file, bool dry_run) {
       out_ << "PUT " << target << " " << body << "\n";
       continue;
     }
+    // The server's field path is one of this account's: its error names the account, and what
+    // was applied before it, in the same line.
+    error_context_ = " (account '" + spec.name + "'" +
+                     (applied.empty() ? "" : "; applied before it: " + Join(applied, ", ")) + ")";
     Answer a = Call("PUT", target, body);
-    if (a.exit_code != kExitOk) {
-      if (applied > 0)
-        err_ << "gsched: " << applied << " account(s) were applied before this error\n";
+    error_context_.clear();
+    if (a.exit_code != kExitOk)
       return a.exit_code;
-    }
-    ++applied;
+    applied.push_back(spec.name);
     out_ << "applied " << spec.name << "\n";
   }
   return kExitOk;

@@ -591,7 +591,7 @@ TEST_F(CliTest, AccountsShowTheTreeAndApplyAndQuotaSetChangeIt) {
   auto refused = CliAs(admin_, {"accounts", "apply", "-f", bad});
   EXPECT_EQ(refused.code, 2) << refused.Text();
   EXPECT_TRUE(OneLine(refused.err)) << refused.err;
-  EXPECT_NE(refused.err.find("accounts[0].shares"), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.err, "gsched: " + bad + ": accounts[0].shares: must be >= 1 (got -1)\n");
 
   // quota set changes one type of one account and keeps the rest.
   auto quota = CliAs(admin_, {"quota", "set", "proj-a", "--gpu-type", "h100", "--guaranteed", "4",
@@ -614,6 +614,31 @@ TEST_F(CliTest, AccountsShowTheTreeAndApplyAndQuotaSetChangeIt) {
                                  "8", "--limit", "2"});
   EXPECT_EQ(inverted.code, 2) << inverted.Text();
   EXPECT_TRUE(OneLine(inverted.err)) << inverted.err;
+  // The server checks the tree: lab guarantees 8 h100, proj-a 4 of them, so proj-b may get 4
+  // but not 5.
+  auto fits = CliAs(admin_, {"quota", "set", "proj-b", "--gpu-type", "h100", "--guaranteed", "4"});
+  EXPECT_EQ(fits.code, 0) << fits.Text();
+  auto over = CliAs(admin_, {"quota", "set", "proj-b", "--gpu-type", "h100", "--guaranteed", "5"});
+  EXPECT_EQ(over.code, 1) << over.Text();
+  EXPECT_EQ(over.err,
+            "gsched: quotas.h100.guaranteed: children of 'lab' would be guaranteed 9 h100 GPUs, "
+            "more than its 8\n");
+  std::string too_much = Script("too-much.yaml",
+                                "accounts:\n"
+                                "  - name: lab\n"
+                                "    quotas:\n"
+                                "      h100: {guaranteed: 8, limit: 16}\n"
+                                "  - name: proj-d\n"
+                                "    parent: lab\n"
+                                "    quotas:\n"
+                                "      h100: {guaranteed: 1}\n");
+  auto partial = CliAs(admin_, {"accounts", "apply", "-f", too_much});
+  EXPECT_EQ(partial.code, 1) << partial.Text();
+  // One line: the server's error, the account it is about and what was applied before it.
+  EXPECT_EQ(partial.out, "applied lab\n");
+  EXPECT_EQ(partial.err,
+            "gsched: quotas.h100.guaranteed: children of 'lab' would be guaranteed 9 h100 GPUs, "
+            "more than its 8 (account 'proj-d'; applied before it: lab)\n");
   auto nobody = CliAs(admin_, {"quota", "set", "ghost", "--gpu-type", "h100", "--limit", "2"});
   EXPECT_EQ(nobody.code, 1) << nobody.Text();
   EXPECT_EQ(nobody.err, "gsched: no account 'ghost'\n");
@@ -751,6 +776,13 @@ TEST_F(CliTest, BashCompletionCompletesCommandsAndFlags) {
 }
 
 TEST_F(CliTest, FlagsOverTheEnvironmentOverTheConfigFile) {
+  // A bad config file is a usage error naming the file and the key.
+  std::string bad = s_.dir() + "/bad-config.yaml";
+  std::ofstream(bad) << "sevrer: " << s_.url() << "\n";
+  auto refused = CliRaw({"--config", bad, "whoami"});
+  EXPECT_EQ(refused.code, 2) << refused.Text();
+  EXPECT_EQ(refused.err, "gsched: " + bad + ": sevrer: unknown key; did you mean 'server'?\n");
+
   // The config file alone.
   std::filesystem::create_directories(s_.dir() + "/home/.config/gsched");
   std::ofstream(s_.dir() + "/home/.config/gsched/config.yaml")
