@@ -282,6 +282,11 @@ TEST_F(CliTest, ShowGivesThePendingReasonInPlainWordsAndTheEstimatedStart) {
   // 300 s from the blocker's start, minus the few seconds that have passed.
   EXPECT_NE(text.out.find("Estimated start: in 4m"), std::string::npos) << text.out;
 
+  // The queue gives the reason's code and the estimate in the job's row.
+  auto queue = Cli({"queue"});
+  ASSERT_EQ(queue.code, 0) << queue.Text();
+  EXPECT_NE(queue.out.find("(" + code + ") start in 4m\n"), std::string::npos) << queue.out;
+
   // A running job: where it runs, and no reason.
   auto running = Cli({"show", std::to_string(blocker)});
   ASSERT_EQ(running.code, 0) << running.Text();
@@ -504,6 +509,9 @@ TEST_F(CliTest, NodesDrainAndResume) {
   auto denied = Cli({"drain", "node-1", "--reason", "mine now"});
   EXPECT_EQ(denied.code, 1) << denied.Text();
   EXPECT_TRUE(OneLine(denied.err)) << denied.err;
+  // The feed shows the drain; a watch without a job runs until it is stopped. From the start of
+  // the log (`--since 0`), so that the drain is in it whenever the watch subscribes.
+  auto watch = StartCliAs(alice_, {"watch", "--topics", "nodes", "--json", "--since", "0"});
   auto drain = CliAs(admin_, {"drain", "node-1", "--reason", "firmware update"});
   ASSERT_EQ(drain.code, 0) << drain.Text();
   EXPECT_TRUE(OneLine(drain.out)) << drain.out;
@@ -514,6 +522,20 @@ TEST_F(CliTest, NodesDrainAndResume) {
   std::string state(node.at("state").as_string());
   EXPECT_TRUE(state == "drained" || state == "draining") << state;
   EXPECT_EQ(node.at("state_reason").as_string(), "firmware update");
+  ASSERT_TRUE(WaitFor([&] { return watch->Out().find("firmware update") != std::string::npos; }))
+      << watch->Out() << watch->Err();
+  EXPECT_TRUE(watch->running());
+  auto watched = watch->Stop();
+  bool saw_drain = false;
+  for (const auto& e : watched.JsonLines()) {
+    EXPECT_TRUE(e.at("type").as_string().starts_with("node.")) << json::serialize(e);
+    if (e.at("type") == "node.state" && e.at("data").at("reason") == "firmware update") {
+      saw_drain = true;
+      EXPECT_EQ(e.at("data").at("node").as_string(), "node-1");
+      EXPECT_EQ(e.at("data").at("from").as_string(), "up");
+    }
+  }
+  EXPECT_TRUE(saw_drain) << watched.out;
   // A job submitted now waits for the node.
   uint64_t id = PendingJob(alice_);
   ASSERT_TRUE(WaitFor([&] { return Job(id).at("reason").is_object(); }));

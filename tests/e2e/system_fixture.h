@@ -118,6 +118,11 @@ class BackgroundCli {
   std::string Out() const { return Read(out_path_); }
   std::string Err() const { return Read(err_path_); }
   bool running() const { return process_.running(); }
+  // Stops it with SIGTERM (a watch without a job runs until stopped); what it printed.
+  CliResult Stop() {
+    int status = process_.Kill(SIGTERM);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Out(), Err()};
+  }
   // Waits for the exit (killing it after `timeout`); what it printed.
   CliResult Wait(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
     int status = process_.Wait(timeout);
