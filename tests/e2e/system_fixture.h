@@ -52,7 +52,7 @@ class WorkerProcess {
         << "site: s0\nblock: b0\n"
         << "heartbeat_interval: 200ms\n"
         << "reconnect: {initial_backoff: 50ms, max_backoff: 200ms}\n"
-        << "runtime: {type: process}\n"
+        << "runtime: {type: " << runtime_ << "}\n"
         << "gpus:\n  discovery: fake\n"
         << "  fake: {count: 8, type: h100}\n";
   }
