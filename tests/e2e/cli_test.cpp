@@ -488,6 +488,46 @@ TEST_F(CliTest, WatchJsonSeesTheJobsEventsAndEndsWhenTheJobEnds) {
   EXPECT_NE(bad.err.find("topics"), std::string::npos) << bad.err;
 }
 
+TEST_F(CliTest, ASchedulerCrashEndsLogsFollowWithExit3AndWatchResumesWithoutGapsOrRepeats) {
+  uint64_t id = Submit(R"({"image": "/", "gpu_type": "h100", "time_limit_s": 300,
+                           "command": ["sh", "-c", ")" +
+                       WaitForGoCommand() + R"("]})");
+  std::string sid = std::to_string(id);
+  ASSERT_TRUE(WaitFor([&] { return Logs(id) == "started\n"; })) << State(id);
+  auto watch = StartCliAs(alice_, {"watch", sid, "--json", "--since", "0"});
+  auto follow = StartCliAs(alice_, {"logs", "-f", sid});
+  ASSERT_TRUE(WaitFor([&] { return watch->Out().find(R"("to":"running")") != std::string::npos; }))
+      << watch->Out() << watch->Err();
+  ASSERT_TRUE(WaitFor([&] { return follow->Out() == "started\n"; })) << follow->Out();
+
+  // The scheduler dies: `logs -f` cannot reach it at its next poll and says so.
+  s_.Crash();
+  auto followed = follow->Wait();
+  EXPECT_EQ(followed.code, 3) << followed.Text();
+  EXPECT_TRUE(OneLine(followed.err)) << followed.err;
+  EXPECT_TRUE(followed.err.starts_with("gsched: cannot reach " + s_.url())) << followed.err;
+  EXPECT_EQ(followed.out, "started\n");
+
+  // It comes back on the same address: the watch reconnects with `since` and goes on to the end.
+  s_.Start(/*same_port=*/true);
+  std::ofstream(Go()) << "";
+  auto watched = watch->Wait(std::chrono::seconds(30));
+  ASSERT_EQ(watched.code, 0) << watched.Text();
+  std::vector<std::string> states;
+  int64_t last_seq = 0;
+  for (const auto& e : watched.JsonLines()) {
+    int64_t seq = e.at("seq").to_number<int64_t>();
+    EXPECT_GT(seq, last_seq) << "a repeat or disorder:\n" << watched.out;
+    last_seq = seq;
+    if (e.at("type") == "job.state")
+      states.push_back(std::string(e.at("data").at("to").as_string()));
+  }
+  ASSERT_FALSE(states.empty()) << watched.out;
+  EXPECT_EQ(states.back(), "completed") << watched.out;
+  EXPECT_EQ(std::count(states.begin(), states.end(), "running"), 1) << watched.out;
+  EXPECT_EQ(Job(id).at("attempt").as_int64(), 1);
+}
+
 // --- nodes, drain, resume -------------------------------------------------------------------
 
 TEST_F(CliTest, NodesDrainAndResume) {
