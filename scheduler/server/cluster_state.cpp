@@ -445,8 +445,9 @@ Status ClusterState::ValidateSpec(const Principal& who, api::JobSpec& spec) cons
     return Status::InvalidArgument("unknown account '" + spec.account + "'", "account");
   }
   if (!MayManageAccount(who, spec.account)) {
-    return Status::PermissionDenied("user '" + who.user + "' may not submit to account '" +
-                                    spec.account + "'");
+    return Status(StatusCode::kPermissionDenied,
+                  "user '" + who.user + "' may not submit to account '" + spec.account + "'",
+                  "account");
   }
   for (size_t i = 0; i < spec.gpu_type.size(); ++i) {
     if (!config::FindGpuType(config_.gpu_types, spec.gpu_type[i])) {

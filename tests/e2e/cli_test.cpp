@@ -900,6 +900,9 @@ TEST_F(CliTest, ExitCodesAndOneLineErrors) {
   auto wrong_account = Cli({"submit", "--account", "ghost", "--image", "/", "--", "true"});
   EXPECT_EQ(wrong_account.code, 1) << wrong_account.Text();
   EXPECT_EQ(wrong_account.err, "gsched: account: unknown account 'ghost'\n");
+  auto not_member = Cli({"submit", "--account", "other", "--image", "/", "--", "true"});
+  EXPECT_EQ(not_member.code, 1) << not_member.Text();
+  EXPECT_EQ(not_member.err, "gsched: account: user 'alice' may not submit to account 'other'\n");
   auto bad_window = Cli({"usage", "--since", "1d", "--until", "2d"});
   EXPECT_EQ(bad_window.code, 1) << bad_window.Text();
   EXPECT_EQ(bad_window.err, "gsched: until: must be after since\n");
