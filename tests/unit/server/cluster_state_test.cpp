@@ -99,6 +99,37 @@ TEST_F(ClusterStateTest, SubmitThenStartThenFinish) {
   EXPECT_EQ(state_.running_count(), 0u);
 }
 
+TEST_F(ClusterStateTest, HoldAndReleaseOfAnArrayIdActOnEveryPendingTask) {
+  // 8 GPUs; an array of three 4-GPU tasks with the first task's id: two start, one waits.
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {"x"};
+  spec.gpus_per_node = 4;
+  spec.array = "0-2";
+  std::vector<uint64_t> ids;
+  Apply(state_.Submit(Alice(), {spec}, &ids));
+  ASSERT_EQ(ids.size(), 3u);
+  Pass();
+  auto job = [&](uint64_t id) { return state_.GetJob(Alice(), id, store_).value(); };
+  ASSERT_EQ(job(ids[0]).state, api::JobState::kStarting);
+  ASSERT_EQ(job(ids[2]).state, api::JobState::kPending);
+
+  // The array's id holds the pending task; the started ones are left alone.
+  Change held = Apply(state_.Hold(Alice(), ids[0], true));
+  EXPECT_TRUE(job(ids[2]).held);
+  EXPECT_FALSE(job(ids[0]).held);
+  EXPECT_FALSE(job(ids[1]).held);
+  ASSERT_EQ(held.events.size(), 1u);
+  EXPECT_EQ(held.events[0].type, "job.held");
+  Apply(state_.Hold(Alice(), ids[0], false));
+  EXPECT_FALSE(job(ids[2]).held);
+  // A started task's own id is still refused, and so is an array with nothing pending.
+  EXPECT_EQ(state_.Hold(Alice(), ids[1], true).status().code(), StatusCode::kFailedPrecondition);
+  Apply(state_.Cancel(Alice(), ids[2]));
+  EXPECT_EQ(state_.Hold(Alice(), ids[0], true).status().code(), StatusCode::kFailedPrecondition);
+}
+
 TEST_F(ClusterStateTest, UsageIsReportedByTheHourAndSurvivesARestart) {
   const Timestamp t0 = FromUnixSeconds(1'800'000'000);  // 2027-01-15 08:00:00 UTC, on the hour.
   auto at = [&](int minutes) { return t0 + Seconds(60 * minutes); };
