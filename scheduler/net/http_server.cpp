@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -58,6 +59,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::atomic<uint64_t> requests_total{0};
   std::atomic<uint64_t> ws_open{0};
   std::atomic<uint64_t> ws_dropped_slow{0};
+  // Messages in WebSocket queues, the ones being written included.
+  std::atomic<int64_t> ws_queued{0};
 
   explicit Impl(int threads) : ioc(threads) {}
 };
@@ -160,7 +163,12 @@ class WsSession final : public WsConnection,
         drop_timer_(ws_.get_executor()) {
     impl_->ws_open.fetch_add(1, std::memory_order_relaxed);
   }
-  ~WsSession() override { impl_->ws_open.fetch_sub(1, std::memory_order_relaxed); }
+  ~WsSession() override {
+    impl_->ws_queued.fetch_sub(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
+    impl_->ws_open.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  using WsConnection::Send;
 
   void Start(http::request<http::string_body> req, WsHandlers handlers) {
     handlers_ = std::move(handlers);
@@ -178,7 +186,7 @@ class WsSession final : public WsConnection,
                      beast::bind_front_handler(&WsSession::OnAccept, this->shared_from_this()));
   }
 
-  bool Send(std::string text) override {
+  bool Send(SharedText text) override {
     if (finished_.load(std::memory_order_acquire))
       return false;
     asio::post(ws_.get_executor(),
@@ -254,7 +262,7 @@ class WsSession final : public WsConnection,
     DoRead();
   }
 
-  void Enqueue(std::string text) {
+  void Enqueue(SharedText text) {
     if (closing_ || finished_)
       return;
     if (queue_.size() >= impl_->options.limits.ws_queue_limit) {
@@ -262,6 +270,7 @@ class WsSession final : public WsConnection,
       return;
     }
     queue_.push_back(std::move(text));
+    impl_->ws_queued.fetch_add(1, std::memory_order_relaxed);
     if (accepted_ && !writing_)
       DoWrite();
   }
@@ -269,7 +278,7 @@ class WsSession final : public WsConnection,
   void DoWrite() {
     writing_ = true;
     ws_.text(true);
-    ws_.async_write(asio::buffer(queue_.front()),
+    ws_.async_write(asio::buffer(*queue_.front()),
                     beast::bind_front_handler(&WsSession::OnWrite, this->shared_from_this()));
   }
 
@@ -277,8 +286,10 @@ class WsSession final : public WsConnection,
     writing_ = false;
     if (ec)
       return Finish(ec.message());
-    if (!queue_.empty())
+    if (!queue_.empty()) {
       queue_.pop_front();
+      impl_->ws_queued.fetch_sub(1, std::memory_order_relaxed);
+    }
     if (drain_waiter_ && queue_.size() <= drain_depth_) {
       auto ready = std::move(drain_waiter_);
       drain_waiter_ = nullptr;
@@ -299,6 +310,9 @@ class WsSession final : public WsConnection,
     std::string reason = std::string(kSlowConsumerReason) + ": queue of " +
                          std::to_string(impl_->options.limits.ws_queue_limit) + " messages full";
     // The front message may be the one being written: its buffer must outlive the write.
+    size_t kept = writing_ ? 1 : 0;
+    impl_->ws_queued.fetch_sub(static_cast<int64_t>(queue_.size() - kept),
+                               std::memory_order_relaxed);
     if (writing_) {
       queue_.erase(queue_.begin() + 1, queue_.end());
     } else {
@@ -365,7 +379,7 @@ class WsSession final : public WsConnection,
   ConnectionSlot slot_;
   WsHandlers handlers_;
   beast::flat_buffer buffer_;
-  std::deque<std::string> queue_;
+  std::deque<SharedText> queue_;
   bool accepted_ = false;
   bool writing_ = false;
   bool closing_ = false;
@@ -641,8 +655,12 @@ void HttpServer::Stop() {
 }
 
 ServerCounters HttpServer::Counters() const {
-  return {impl_->connections_open.load(), impl_->connections_total.load(),
-          impl_->requests_total.load(), impl_->ws_open.load(), impl_->ws_dropped_slow.load()};
+  return {impl_->connections_open.load(),
+          impl_->connections_total.load(),
+          impl_->requests_total.load(),
+          impl_->ws_open.load(),
+          impl_->ws_dropped_slow.load(),
+          static_cast<uint64_t>(std::max<int64_t>(0, impl_->ws_queued.load()))};
 }
 
 }  // namespace gsched::net
