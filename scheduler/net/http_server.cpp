@@ -233,6 +233,8 @@ class WsSession final : public WsConnection,
     DoRead();
     if (!queue_.empty())
       DoWrite();
+    else if (pending_close_)
+      DoClose();
   }
 
   void DoRead() {
@@ -337,8 +339,11 @@ class WsSession final : public WsConnection,
     close_reason_.code = code;
     close_reason_.reason = reason.substr(0, 120);
     if (!accepted_) {
-      CloseLowest(ws_.next_layer());
-      return Finish(reason);
+      // Closed while the handshake is under way (a feed whose token turns out to be revoked):
+      // the close frame follows the handshake, so that the peer learns why. A handshake that
+      // never completes times out and ends the connection.
+      pending_close_ = true;
+      return;
     }
     // Deliver what is queued, then close.
     if (writing_ || !queue_.empty()) {
