@@ -1705,7 +1705,9 @@ void ClusterState::ReportReasonChanges(Change& change) {
       continue;
     }
     auto job = jobs_.find(id);
-    if (!reasons_baselined_ || job == jobs_.end() || emitted >= kMaxReasonEventsPerPass) {
+    // Cancelled or started while the pass ran: nothing pending to report on.
+    bool gone = job == jobs_.end() || job->second.job.state != JobState::kPending;
+    if (!reasons_baselined_ || gone || emitted >= kMaxReasonEventsPerPass) {
       // Not reported (yet): a later pass sees the same difference.
       if (before)
         next.push_back(*before);
