@@ -51,9 +51,13 @@ async def run(args):
             token = f.read().strip()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if args.hold_until:
-        # Small buffers: the server's queue, not the kernel's, fills up.
+        # A small window: the server's socket buffer, then its queue, fill sooner.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, port))
+    try:
+        sock.connect((host, port))
+    except OSError as e:
+        emit({"end": "error", "reason": repr(e)})
+        return
     deadline = time.monotonic() + args.timeout
     events = 0
     end = {"end": "timeout"}
@@ -70,6 +74,9 @@ async def run(args):
         )
     except websockets.exceptions.InvalidStatusCode as e:
         emit({"end": "refused", "status": e.status_code})
+        return
+    except Exception as e:  # Reported, never raised: the test reads the last line.
+        emit({"end": "error", "reason": repr(e)})
         return
     emit({"connected": True})
     drain_start = None

@@ -336,17 +336,22 @@ TEST(WatchProcessTest, AClientThatNeverReadsIsDroppedWithoutSlowingTheOthers) {
   // reading clients have every event so far: they are never behind by more than one batch.
   size_t submitted = 0;
   double max_queued = 0;
+  std::vector<double> slow_alive_ms;  // Per batch, until the drop.
   auto caught_up = [&](FeedProcess& f) {
     return f.WaitEvents([&](const auto& e) { return e.size() >= submitted; },
                         std::chrono::seconds(10));
   };
   for (int batch = 0; batch < 2000 && Metric(s, "gsched_watch_dropped_slow_total") < 1; ++batch) {
+    auto t0 = std::chrono::steady_clock::now();
     submitted += SubmitBatch(*client, kBatch).size();
     if (!caught_up(fast) || !caught_up(other)) {
       ADD_FAILURE() << "a reading client fell behind: " << fast.Events().size() << " and "
                     << other.Events().size() << " of " << submitted;
       break;
     }
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0);
+    // From the submission to both readers' having printed its events.
+    slow_alive_ms.push_back(ms.count());
     max_queued = std::max(max_queued, Metric(s, "gsched_ws_queued_messages"));
   }
   ASSERT_EQ(Metric(s, "gsched_watch_dropped_slow_total"), 1) << "after " << submitted << " jobs";
@@ -356,9 +361,14 @@ TEST(WatchProcessTest, AClientThatNeverReadsIsDroppedWithoutSlowingTheOthers) {
   // takes it (the readers have read everything).
   EXPECT_LE(Metric(s, "gsched_ws_queued_messages"), 1);
   int64_t rss_after = RssKib(s.pid());
+  std::sort(slow_alive_ms.begin(), slow_alive_ms.end());
+  if (!slow_alive_ms.empty()) {
+    std::cout << "readers caught up on a batch in p50 " << slow_alive_ms[slow_alive_ms.size() / 2]
+              << " ms, max " << slow_alive_ms.back() << " ms while the slow client was connected\n";
+  }
   std::cout << "dropped after " << submitted << " jobs; max queued messages " << max_queued
-            << "; scheduler RSS " << rss_before << " -> " << rss_after << " KiB (the "
-            << submitted << " pending jobs included)\n";
+            << "; scheduler RSS " << rss_before << " -> " << rss_after << " KiB (the " << submitted
+            << " pending jobs included)\n";
 
   // The dropped client, allowed to read, drains its socket and finds the close: 1008 and why.
   std::ofstream(go) << "go\n";
@@ -371,6 +381,20 @@ TEST(WatchProcessTest, AClientThatNeverReadsIsDroppedWithoutSlowingTheOthers) {
   // Fewer events reached it than were sent: the rest were dropped with the queue.
   EXPECT_LT(end.at("events").to_number<size_t>(), submitted);
   EXPECT_TRUE(WaitFor([&] { return Metric(s, "gsched_ws_queued_messages") == 0; }));
+
+  // The same batches with the slow client gone, for comparison (printed, not judged: timings on a
+  // shared machine are not a pass/fail matter).
+  std::vector<double> without_ms;
+  for (int batch = 0; batch < 20; ++batch) {
+    auto t0 = std::chrono::steady_clock::now();
+    submitted += SubmitBatch(*client, kBatch).size();
+    ASSERT_TRUE(caught_up(fast) && caught_up(other));
+    without_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(without_ms.begin(), without_ms.end());
+  std::cout << "without it: p50 " << without_ms[without_ms.size() / 2] << " ms, max "
+            << without_ms.back() << " ms\n";
 
   // The readers are still subscribed, and got every event once, in order.
   uint64_t marker = Submit(s, alice);
@@ -421,13 +445,14 @@ TEST(WatchProcessTest, ARevokedTokensFeedIsClosedPromptly) {
   // The admin's feed goes on, and the revoked token cannot open a new one.
   EXPECT_FALSE(admin.End().has_value());
   EXPECT_EQ(Metric(s, "gsched_watch_closed_revoked_total"), 1);
+  // A new feed with the revoked token: the upgrade is accepted on the network thread, which does
+  // not hold the revocations; the state thread then closes it, after the handshake, with why.
   FeedProcess again(s, token, "");
   ASSERT_TRUE(again.WaitEnd()) << again.Output();
   json::value refused = *again.End();
-  bool closed_at_once =
-      refused.at("end") == "closed" && refused.at("code").to_number<int>() == 1008;
-  bool refused_upgrade = refused.at("end") == "refused";
-  EXPECT_TRUE(closed_at_once || refused_upgrade) << json::serialize(refused);
+  EXPECT_EQ(refused.at("end").as_string(), "closed") << json::serialize(refused);
+  EXPECT_EQ(refused.at("code").to_number<int>(), 1008) << json::serialize(refused);
+  EXPECT_EQ(refused.at("reason").as_string(), "token revoked") << json::serialize(refused);
 }
 
 TEST(WatchProcessTest, EphemeralEventsReasonsUsageAndSummary) {
