@@ -1,6 +1,7 @@
 #include "client/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <set>
@@ -81,7 +82,7 @@ constexpr std::string_view kSubmitExamples =
     "Examples:\n"
     "  gsched submit --gpus 8 --nodes 2 --gpu-type h100,h200 --time 1d --image /images/pt -- "
     "torchrun train.py\n"
-    "  gsched submit job.sh --epochs 3          # #SBATCH / #GSCHED lines give the options\n"
+    "  gsched submit job.sh -- --epochs 3       # #SBATCH / #GSCHED lines give the options\n"
     "  gsched submit --array 0-99%10 -e LR=3e-4 --image /images/pt -- python sweep.py\n"
     "  gsched submit --dry-run job.sh           # print the JobSpec JSON, contact nobody\n"
     "  id=$(gsched submit --parsable job.sh) && gsched submit --after-ok $id post.sh";
@@ -350,6 +351,11 @@ int RunCli(std::vector<std::string> args, std::ostream& out, std::ostream& err, 
       err << app.help();
       return kExitUsage;
     }
+    // Flags after the script are gsched's (they override its directives), unlike sbatch's: the
+    // script's own options go after `--`.
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) &&
+        std::find(args.begin(), args.end(), "submit") != args.end())
+      what += "; options for the job script go after '--': gsched submit job.sh -- --epochs 3";
     err << "gsched: " << what << " (see gsched --help)\n";
     return kExitUsage;
   }

@@ -113,8 +113,9 @@ Result<CliConfig> ResolveConfig(const ConfigFlags& flags, const EnvVars& env) {
         });
     if (!loaded.ok()) {
       Status s = loaded.status();
-      // Keep the path in front so the one-line error says which file.
-      std::string msg = s.ToString();
+      // Keep the path in front so the one-line error says which file; the message already
+      // starts with the field path.
+      std::string msg = s.message();
       if (msg.rfind(path, 0) != 0)
         msg = path + ": " + msg;
       return Status::InvalidArgument(msg);

@@ -136,7 +136,7 @@ Session::Session(std::ostream& out, std::ostream& err, const Env& env, CliConfig
 Session::~Session() = default;
 
 int Session::Fail(int code, const std::string& message) {
-  err_ << "gsched: " << message << "\n";
+  err_ << "gsched: " << message << error_context_ << "\n";
   return code;
 }
 
@@ -530,6 +530,21 @@ int Session::Logs(const LogsArgs& args) {
   if (!IsJobId(args.id))
     return Fail(kExitUsage, "invalid job id '" + args.id + "'");
   constexpr int64_t kChunk = 1 << 20;
+  if (args.follow && args.attempt == 0) {
+    // A job that has not started has no output yet (the server says 409): `logs -f` right after
+    // `submit` waits for it to start rather than fail. A job that ends without starting falls
+    // through to the server's answer.
+    while (true) {
+      Answer job = Call("GET", "/v1/jobs/" + args.id);
+      if (job.exit_code != kExitOk)
+        return job.exit_code;
+      std::string state =
+          job.body.is_object() ? StringField(job.body.get_object(), "state") : std::string();
+      if (state != "pending" && state != "starting")
+        break;
+      std::this_thread::sleep_for(env_.poll_interval);
+    }
+  }
   int64_t offset = 0;
   while (true) {
     std::string target =
@@ -595,6 +610,11 @@ int Session::Watch(const WatchArgs& args) {
   constexpr int kMaxReconnects = 5;
   int64_t last_seq = args.since;
   int failures = 0;
+  // `watch JOB`: the job's state once the feed is open. The feed alone would stay silent
+  // forever for a job that does not exist, that the token may not see, or that ended before it
+  // opened.
+  bool job_checked = false;
+  std::optional<std::string> job_ended;
   std::unique_ptr<WatchStream> stream;
   auto factory = env_.connector.watch ? env_.connector.watch : NetConnector().watch;
   while (true) {
@@ -631,9 +651,28 @@ int Session::Watch(const WatchArgs& args) {
         return Fail(kExitUsage, st.ToString());
       }
       stream = std::move(opened).value();
+      if (!args.job.empty() && !job_checked) {
+        // Asked only now: the server subscribed the feed before it answered the upgrade, so a
+        // job that this answer shows alive sends its end over the feed.
+        job_checked = true;
+        Answer job = Call("GET", "/v1/jobs/" + args.job);
+        if (job.exit_code != kExitOk)
+          return job.exit_code;
+        std::string state =
+            job.body.is_object() ? StringField(job.body.get_object(), "state") : std::string();
+        if (auto s = api::ParseEnum<api::JobState>(state); s && api::IsTerminal(*s))
+          job_ended = state;
+      }
     }
-    auto msg = stream->Read(env_.watch_idle_timeout);
+    // A job that has ended may still have its last events in flight (or in a replay): they
+    // come at once, so a short quiet spell means that nothing more will.
+    auto msg = stream->Read(job_ended ? env_.poll_interval : env_.watch_idle_timeout);
     if (!msg.ok()) {
+      if (job_ended && msg.status().code() == StatusCode::kDeadlineExceeded) {
+        err_ << "gsched: job " << args.job << " has ended (" << *job_ended
+             << "); no more events will come\n";
+        return kExitOk;
+      }
       if (msg.status().code() == StatusCode::kDeadlineExceeded) {
         // A quiet feed, or a connection that died silently: reconnect from where we are.
         stream.reset();
@@ -830,10 +869,13 @@ int Session::Accounts(bool json_out) {
 
 int Session::AccountsApply(const std::string& file, bool dry_run) {
   auto loaded = config::LoadAccountsConfig(file);
-  if (!loaded.ok())
-    return Fail(kExitUsage, loaded.status().ToString());
+  if (!loaded.ok()) {
+    // The loader's message already starts with the field path (one line per error).
+    std::string msg = loaded.status().message();
+    return Fail(kExitUsage, msg.starts_with(file) ? msg : file + ": " + msg);
+  }
   // Pre-order: every parent is PUT before its children.
-  int applied = 0;
+  std::vector<std::string> applied;
   for (const config::AccountSpec& spec : loaded->accounts) {
     // The loader adds `root` when the file does not list it; it exists on every server.
     if (spec.name == config::kRootAccount && spec.quotas.empty() && !spec.budget &&
@@ -860,13 +902,15 @@ int Session::AccountsApply(const std::string& file, bool dry_run) {
       out_ << "PUT " << target << " " << body << "\n";
       continue;
     }
+    // The server's field path is one of this account's: its error names the account, and what
+    // was applied before it, in the same line.
+    error_context_ = " (account '" + spec.name + "'" +
+                     (applied.empty() ? "" : "; applied before it: " + Join(applied, ", ")) + ")";
     Answer a = Call("PUT", target, body);
-    if (a.exit_code != kExitOk) {
-      if (applied > 0)
-        err_ << "gsched: " << applied << " account(s) were applied before this error\n";
+    error_context_.clear();
+    if (a.exit_code != kExitOk)
       return a.exit_code;
-    }
-    ++applied;
+    applied.push_back(spec.name);
     out_ << "applied " << spec.name << "\n";
   }
   return kExitOk;

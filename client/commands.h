@@ -126,6 +126,8 @@ class Session {
   const Env& env_;
   CliConfig config_;
   std::unique_ptr<Transport> transport_;
+  // Appended to every error while set: what the failing request was about.
+  std::string error_context_;
 };
 
 // "?a=1&b=x%20y" from the pairs whose value is not empty.

@@ -4,21 +4,49 @@
 
 namespace gsched::core {
 
-Timeline::Timeline(const Snapshot& snapshot, Timestamp now) : now_ms_(ToUnixMillis(now)) {
-  for (const RunningJobInfo& job : snapshot.running) {
+namespace {
+
+// std::*_heap keep the greatest on top; this order puts the earliest event there.
+bool LaterThan(const FreeEvent& x, const FreeEvent& y) {
+  return x.at_ms != y.at_ms ? x.at_ms > y.at_ms : x.node > y.node;
+}
+
+}  // namespace
+
+Timeline::Timeline(const Snapshot& snapshot, Timestamp now)
+    : snapshot_(&snapshot), now_ms_(ToUnixMillis(now)) {}
+
+void Timeline::Build() const {
+  built_ = true;
+  for (const RunningJobInfo& job : snapshot_->running) {
     int64_t at = ToUnixMillis(job.start_time + job.time_limit);
     if (job.terminating_deadline)
       at = std::min(at, ToUnixMillis(*job.terminating_deadline));
     at = std::max(at, now_ms_);
     for (const NodeAllocation& a : job.allocation) {
-      const NodeInfo& node = snapshot.nodes[a.node];
+      const NodeInfo& node = snapshot_->nodes[a.node];
       const int32_t gpus = Popcount(a.gpus & ~node.unhealthy_gpus);
-      events_.push_back({at, a.node, gpus, a.cpus, a.memory_mib});
+      heap_.push_back({at, a.node, gpus, a.cpus, a.memory_mib});
     }
   }
-  std::sort(events_.begin(), events_.end(), [](const FreeEvent& x, const FreeEvent& y) {
-    return x.at_ms != y.at_ms ? x.at_ms < y.at_ms : x.node < y.node;
-  });
+  std::make_heap(heap_.begin(), heap_.end(), LaterThan);
+}
+
+const FreeEvent* Timeline::Event(size_t i) const {
+  if (!built_)
+    Build();
+  while (i >= sorted_.size() && !heap_.empty()) {
+    std::pop_heap(heap_.begin(), heap_.end(), LaterThan);
+    sorted_.push_back(heap_.back());
+    heap_.pop_back();
+  }
+  return i < sorted_.size() ? &sorted_[i] : nullptr;
+}
+
+size_t Timeline::size() const {
+  if (!built_)
+    Build();
+  return sorted_.size() + heap_.size() + added_count_;
 }
 
 void Timeline::AddStart(const std::vector<NodeAllocation>& allocation, Timestamp end,
@@ -120,9 +148,10 @@ std::optional<Reservation> Timeline::Earliest(const NodePool& pool, const Shape&
   };
   size_t i = 0;
   auto added = added_.begin();
-  while (i < events_.size() || added != added_.end()) {
-    if (added == added_.end() || (i < events_.size() && events_[i].at_ms <= added->first)) {
-      if (auto r = apply(events_[i++]))
+  for (const FreeEvent* e = Event(0); e || added != added_.end(); e = Event(i)) {
+    if (added == added_.end() || (e && e->at_ms <= added->first)) {
+      ++i;
+      if (auto r = apply(*e))
         return r;
     } else {
       for (const FreeEvent& e : added->second) {

@@ -9,6 +9,11 @@
 // (same domain rules as placement: a block, a site or anywhere). Reservations are counted as
 // held from their start on, never released: conservative, so an `estimated_start` may be late but
 // a reservation is never promised capacity that is not there. Single-threaded; one pass.
+//
+// Cost: a pass that reserves nothing never looks at the running jobs. The first `Earliest` heaps
+// their events (linear), and every call sorts only as far into the future as it has to look, so a
+// pass pays O(R + k log R) for R running allocations and the k earliest frees it needed, not a
+// full sort of every running job.
 #pragma once
 
 #include <cstdint>
@@ -46,11 +51,19 @@ class Timeline {
   void AddStart(const std::vector<NodeAllocation>& allocation, Timestamp end, const NodePool& pool);
   std::optional<Reservation> Earliest(const NodePool& pool, const Shape& shape, uint32_t type,
                                       JobId job) const;
-  size_t size() const { return events_.size() + added_count_; }
+  // Events held: the running jobs' (once built) and those of this pass's starts.
+  size_t size() const;
 
  private:
+  void Build() const;
+  // The i-th running event in time order, sorting on as far as needed; nullptr past the last.
+  const FreeEvent* Event(size_t i) const;
+
+  const Snapshot* snapshot_;
   int64_t now_ms_;
-  std::vector<FreeEvent> events_;  // Sorted by time.
+  mutable bool built_ = false;
+  mutable std::vector<FreeEvent> sorted_;  // The earliest events, in time order.
+  mutable std::vector<FreeEvent> heap_;    // The rest: a min-heap on (time, node).
   std::map<int64_t, std::vector<FreeEvent>> added_;
   size_t added_count_ = 0;
 };

@@ -1,5 +1,7 @@
 #include "scheduler/core/eligibility.h"
 
+#include <algorithm>
+
 namespace gsched::core {
 
 BudgetState BudgetOf(const Snapshot& s, uint32_t account, Timestamp now) {
@@ -50,7 +52,15 @@ DependencyCheck CheckDependencies(const PendingJobInfo& job) {
 }
 
 EligibilityCounters::EligibilityCounters(const Snapshot& s) {
+  // Only accounts that cap a user's running GPUs ever ask.
+  const bool any_cap = std::any_of(s.accounts.begin(), s.accounts.end(), [](const AccountInfo& a) {
+    return a.max_running_gpus_per_user != kUnlimited;
+  });
+  if (!any_cap)
+    return;
   for (const RunningJobInfo& j : s.running) {
+    if (s.accounts[j.account].max_running_gpus_per_user == kUnlimited)
+      continue;
     int64_t g = 0;
     for (const NodeAllocation& a : j.allocation)
       g += Popcount(a.gpus);

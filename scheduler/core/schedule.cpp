@@ -96,6 +96,15 @@ class Pass {
     plan_.pending.push_back({job, explanation, ahead, est});
   }
   uint32_t ClassifyPlacementFailure(const Shape& shape, uint32_t type, Timestamp end);
+  // The pool as it was before this pass started anything: built from the snapshot on first use,
+  // since most passes never ask.
+  const NodePool& Initial() {
+    if (!initial_)
+      initial_.emplace(s_);
+    return *initial_;
+  }
+  // Built on first use: most passes preempt nothing.
+  PreemptionPlanner& Preemption();
   uint32_t CachedExplanation(uint64_t key, auto make) {
     auto [it, inserted] = misc_cache_.try_emplace(key, 0);
     if (inserted)
@@ -109,6 +118,8 @@ class Pass {
   Plan plan_;
   NodePool pool_;
   std::optional<NodePool> initial_;
+  std::optional<PreemptionPlanner> preemption_;
+  const FairShareTree* fairshare_ = nullptr;
   QuotaLedger ledger_;
   Timeline timeline_;
   EligibilityCounters counters_;
@@ -117,6 +128,21 @@ class Pass {
   JobId first_eligible_;
 };
 
+PreemptionPlanner& Pass::Preemption() {
+  if (!preemption_) {
+    std::vector<double> running_priority(s_.running.size(), 0.0);
+    for (uint32_t r = 0; r < s_.running.size(); ++r) {
+      const RunningJobInfo& j = s_.running[r];
+      const api::PriorityClass cls =
+          j.preemptible ? api::PriorityClass::kPreemptible : j.priority_class;
+      running_priority[r] = c_.weights.fairshare * fairshare_->Factor(j.account) +
+                            c_.weights.priority_class * ClassFactor(cls);
+    }
+    preemption_.emplace(s_, c_, now_, std::move(running_priority));
+  }
+  return *preemption_;
+}
+
 uint32_t Pass::ClassifyPlacementFailure(const Shape& shape, uint32_t type, Timestamp end) {
   if (auto p = pool_.Find(shape, type, end, /*respect_reservations=*/false)) {
     for (const NodeAllocation& a : p->nodes) {
@@ -124,14 +150,14 @@ uint32_t Pass::ClassifyPlacementFailure(const Shape& shape, uint32_t type, Times
         return AddExplanation(ExplainReservation(pool_.ReservedBy(a.node)));
     }
   }
-  if (initial_->Find(shape, type, end, false))
+  if (Initial().Find(shape, type, end, false))
     return AddExplanation(
         ExplainPriority(first_eligible_, "higher-priority jobs took the free GPUs"));
   bool fits_any = false;
   if (shape.topology != api::Topology::kAny) {
     Shape any = shape;
     any.topology = api::Topology::kAny;
-    fits_any = initial_->Find(any, type, end, false).has_value();
+    fits_any = Initial().Find(any, type, end, false).has_value();
   }
   return AddExplanation(
       ExplainCapacity(s_, type, initial_->Capacity(shape, type), shape, fits_any));
@@ -141,12 +167,12 @@ Plan Pass::Run() {
   const int64_t now_ms = ToUnixMillis(now_);
   plan_.stats.pending = static_cast<int64_t>(s_.pending.size());
   plan_.pending.reserve(s_.pending.size());
-  initial_.emplace(pool_);
   const uint32_t types = static_cast<uint32_t>(s_.gpu_types.size());
   const TypeMask valid_types = types >= 64 ? ~TypeMask{0} : (TypeMask{1} << types) - 1;
 
   // 1. Usage and fair share: decayed usage, Fair-Tree ranking of the leaves.
   const FairShareTree fairshare = FairShareTree::Build(s_.accounts, now_, c_.half_life);
+  fairshare_ = &fairshare;
   int64_t cluster_gpus = 0;
   for (const NodeInfo& n : s_.nodes)
     cluster_gpus += n.gpu_count;
@@ -225,24 +251,31 @@ Plan Pass::Run() {
   if (!order.empty())
     first_eligible_ = s_.pending[order.front()].id;
 
-  // 4a. Quota ledger: running GPUs up the account chains, and pending demand that protects
-  // unused guarantees from borrowers.
-  std::vector<double> running_priority(s_.running.size(), 0.0);
-  for (uint32_t r = 0; r < s_.running.size(); ++r) {
-    const RunningJobInfo& j = s_.running[r];
-    int64_t gpus = 0;
-    for (const NodeAllocation& a : j.allocation)
-      gpus += Popcount(a.gpus);
-    if (!j.allocation.empty())
-      ledger_.AddUsed(j.account, s_.nodes[j.allocation.front().node].gpu_type, gpus);
-    const api::PriorityClass cls =
-        j.preemptible ? api::PriorityClass::kPreemptible : j.priority_class;
-    running_priority[r] = c_.weights.fairshare * fairshare.Factor(j.account) +
-                          c_.weights.priority_class * ClassFactor(cls);
+  // 4a. Quota ledger: running GPUs up the account chains (summed per account and type first, so
+  // that each chain is walked once, not once per running job).
+  {
+    std::vector<int64_t> used(s_.accounts.size() * types, 0);
+    for (const RunningJobInfo& j : s_.running) {
+      if (j.allocation.empty())
+        continue;
+      int64_t gpus = 0;
+      for (const NodeAllocation& a : j.allocation)
+        gpus += Popcount(a.gpus);
+      used[j.account * types + s_.nodes[j.allocation.front().node].gpu_type] += gpus;
+    }
+    for (uint32_t a = 0; a < s_.accounts.size(); ++a) {
+      for (uint32_t t = 0; t < types; ++t) {
+        if (used[a * types + t] != 0)
+          ledger_.AddUsed(a, t, used[a * types + t]);
+      }
+    }
   }
-  PreemptionPlanner preemption(s_, c_, now_, std::move(running_priority));
   std::unordered_map<ShapeKey, uint8_t, ShapeKeyHash> preemption_fail;
   int32_t reservations_left = c_.backfill.enabled ? c_.backfill.depth : 0;
+  // Without backfill the order is strict: once a job that passed its quota cannot be placed on a
+  // GPU type, no later job starts on that type in this pass (it would delay the blocked one).
+  TypeMask strict_blocked = 0;
+  std::vector<JobId> strict_first(types);
 
   // The queue, in priority order: phases 3b (counters), 4 (quota), 5 (placement), 6 (backfill),
   // 7 (preemption) and 8 (explanation) per job.
@@ -312,11 +345,21 @@ Plan Pass::Run() {
     const Duration time_limit = EffectiveTimeLimit(job, c_);
     const Timestamp end = now_ + time_limit;
     const Shape shape = ShapeOf(job);
-    std::optional<uint32_t> quota_reason, placement_reason;
+    std::optional<uint32_t> quota_reason, placement_reason, strict_reason;
     TypeMask within_guarantee_blocked = 0, admitted_blocked = 0;
     bool started = false;
     for (TypeMask m = job.gpu_types & valid_types; m && !started; m &= m - 1) {
       const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+      if (strict_blocked & (TypeMask{1} << t)) {
+        if (!strict_reason) {
+          strict_reason = CachedExplanation(uint64_t{7} << 60 | t, [&] {
+            return ExplainPriority(strict_first[t],
+                                   "backfill is off and a higher-priority job waits for " +
+                                       s_.gpu_types[t].name + " GPUs");
+          });
+        }
+        continue;
+      }
       const QuotaCheck q = ledger_.Check(job.account, t, request, pool_.FreeOfType(t));
       if (!q.admitted()) {
         if (!quota_reason) {
@@ -351,6 +394,10 @@ Plan Pass::Run() {
                                  : (shape_fail_[key] = ClassifyPlacementFailure(shape, t, end));
         if (!placement_reason)
           placement_reason = why;
+        if (!c_.backfill.enabled && !(strict_blocked & (TypeMask{1} << t))) {
+          strict_blocked |= TypeMask{1} << t;
+          strict_first[t] = job.id;
+        }
         admitted_blocked |= TypeMask{1} << t;
         if (q.outcome == QuotaCheck::Outcome::kWithinGuarantee)
           within_guarantee_blocked |= TypeMask{1} << t;
@@ -378,7 +425,8 @@ Plan Pass::Run() {
       continue;
 
     // 7. Preemption: a job within its guarantee reclaims it from borrowers and preemptible jobs.
-    if (within_guarantee_blocked && c_.preemption.enabled && !preemption.CapReached()) {
+    if (within_guarantee_blocked && c_.preemption.enabled && !Preemption().CapReached()) {
+      PreemptionPlanner& preemption = Preemption();
       bool done = false;
       for (TypeMask m = within_guarantee_blocked; m && !done; m &= m - 1) {
         const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
@@ -447,6 +495,7 @@ Plan Pass::Run() {
     // 8. Explanation: placement reasons win over quota reasons (quota passed for that type).
     const uint32_t why =
         placement_reason ? *placement_reason
+        : strict_reason  ? *strict_reason
         : quota_reason   ? *quota_reason
                          : CachedExplanation(uint64_t{6} << 60, [] {
                            return Explanation{api::ReasonCode::kResources,

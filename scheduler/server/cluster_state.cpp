@@ -445,8 +445,9 @@ Status ClusterState::ValidateSpec(const Principal& who, api::JobSpec& spec) cons
     return Status::InvalidArgument("unknown account '" + spec.account + "'", "account");
   }
   if (!MayManageAccount(who, spec.account)) {
-    return Status::PermissionDenied("user '" + who.user + "' may not submit to account '" +
-                                    spec.account + "'");
+    return Status(StatusCode::kPermissionDenied,
+                  "user '" + who.user + "' may not submit to account '" + spec.account + "'",
+                  "account");
   }
   for (size_t i = 0; i < spec.gpu_type.size(); ++i) {
     if (!config::FindGpuType(config_.gpu_types, spec.gpu_type[i])) {
@@ -618,29 +619,49 @@ Result<Change> ClusterState::Cancel(const Principal& who, uint64_t id) {
 }
 
 Result<Change> ClusterState::Hold(const Principal& who, uint64_t id, bool hold) {
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) {
-    if (finished_states_.contains(id))
-      return Status::FailedPrecondition("job " + std::to_string(id) + " has already ended");
-    return Status::NotFound("no job " + std::to_string(id));
+  // An array's id (its first task's) holds or releases every task of the array that is still
+  // pending, as `cancel` does; tasks that already started are left alone.
+  std::vector<uint64_t> tasks;
+  for (const auto& [jid, rec] : jobs_) {
+    if (rec.job.array_job_id && *rec.job.array_job_id == id)
+      tasks.push_back(jid);
   }
-  JobRecord& rec = it->second;
-  if (!MaySeeJob(who, rec.job))
-    return Status::NotFound("no job " + std::to_string(id));
-  if (rec.job.state != JobState::kPending) {
-    return Status::FailedPrecondition("job " + std::to_string(id) + " is " +
-                                      std::string(api::ToString(rec.job.state)) + ", not pending");
-  }
+  std::sort(tasks.begin(), tasks.end());
+  bool array = !tasks.empty();
+  if (!array)
+    tasks.push_back(id);
   Change change;
-  if (rec.job.held == hold)
-    return change;
-  rec.job.held = hold;
-  PersistJob(change, rec);
-  json::object data = JobEventData(rec.job);
-  data["held"] = hold;
-  data["by"] = who.user;
-  AddEvent(change, hold ? "job.held" : "job.released", std::move(data));
-  change.reschedule = true;
+  size_t pending = 0;
+  for (uint64_t jid : tasks) {
+    auto it = jobs_.find(jid);
+    if (it == jobs_.end()) {
+      if (finished_states_.contains(jid))
+        return Status::FailedPrecondition("job " + std::to_string(jid) + " has already ended");
+      return Status::NotFound("no job " + std::to_string(jid));
+    }
+    JobRecord& rec = it->second;
+    if (!MaySeeJob(who, rec.job))
+      return Status::NotFound("no job " + std::to_string(jid));
+    if (rec.job.state != JobState::kPending) {
+      if (array)
+        continue;
+      return Status::FailedPrecondition("job " + std::to_string(jid) + " is " +
+                                        std::string(api::ToString(rec.job.state)) +
+                                        ", not pending");
+    }
+    ++pending;
+    if (rec.job.held == hold)
+      continue;
+    rec.job.held = hold;
+    PersistJob(change, rec);
+    json::object data = JobEventData(rec.job);
+    data["held"] = hold;
+    data["by"] = who.user;
+    AddEvent(change, hold ? "job.held" : "job.released", std::move(data));
+    change.reschedule = true;
+  }
+  if (pending == 0)
+    return Status::FailedPrecondition("no task of array " + std::to_string(id) + " is pending");
   return change;
 }
 
@@ -1398,7 +1419,9 @@ core::Snapshot ClusterState::BuildSnapshot() const {
     auto [sit, snew] = site_index.try_emplace(n.site, static_cast<uint32_t>(s.sites.size()));
     if (snew)
       s.sites.push_back(n.site);
-    auto [bit, bnew] = block_index.try_emplace(n.block, static_cast<uint32_t>(s.blocks.size()));
+    // Block names are unique within a site only: b00 of two sites are two blocks.
+    auto [bit, bnew] =
+        block_index.try_emplace(n.site + '\0' + n.block, static_cast<uint32_t>(s.blocks.size()));
     if (bnew)
       s.blocks.push_back({n.block, sit->second});
     core::NodeInfo info;

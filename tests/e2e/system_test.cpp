@@ -11,130 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "tests/integration/scheduler_process.h"
-#include "tests/testutil/subprocess.h"
+#include "tests/e2e/system_fixture.h"
 
 namespace gsched::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A `gsched-worker` process with eight fake GPUs and the process runtime.
-class WorkerProcess {
- public:
-  WorkerProcess(const SchedulerProcess& s, std::string name, const std::string& token,
-                std::string runtime = "process")
-      : name_(std::move(name)), dir_(s.dir() + "/" + name_), runtime_(std::move(runtime)) {
-    fs::create_directories(dir_);
-    std::ofstream(dir_ + "/worker.token") << token << "\n";
-    fs::permissions(dir_ + "/worker.token", fs::perms::owner_read | fs::perms::owner_write);
-    Configure(s.url());
-  }
-
-  void Configure(const std::string& url) {
-    std::ofstream(dir_ + "/worker.yaml")
-        << "scheduler: " << url << "\n"
-        << "token_file: " << dir_ << "/worker.token\n"
-        << "name: " << name_ << "\n"
-        << "work_dir: " << dir_ << "/work\n"
-        << "site: s0\nblock: b0\n"
-        << "heartbeat_interval: 200ms\n"
-        << "reconnect: {initial_backoff: 50ms, max_backoff: 200ms}\n"
-        << "runtime: {type: process}\n"
-        << "gpus:\n  discovery: fake\n"
-        << "  fake: {count: 8, type: h100}\n";
-  }
-  void Start() {
-    process_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{GSCHED_WORKER_BIN, "--config", dir_ + "/worker.yaml"},
-        dir_ + "/worker.log");
-    ASSERT_GT(process_->pid(), 0);
-  }
-  void Crash() { process_->Kill(SIGKILL); }
-  std::string Log() const { return process_ ? process_->Log() : ""; }
-
- private:
-  std::string name_;
-  std::string dir_;
-  std::string runtime_;
-  std::unique_ptr<Subprocess> process_;
-};
-
-class SystemTest : public ::testing::Test {
- protected:
-  // The worker's runtime; a fixture for another runtime overrides it (and may skip).
-  virtual std::string Runtime() const { return "process"; }
-
-  void SetUp() override {
-    alice_ = s_.Token("alice", "user", {"proj-a"});
-    worker_ =
-        std::make_unique<WorkerProcess>(s_, "node-1", s_.Token("node-1", "worker", {}), Runtime());
-    worker_->Start();
-    bool up = WaitFor([&] {
-      auto r = s_.Client(s_.admin_token())->Get("/v1/nodes");
-      return r.ok() && r->body.find(R"("state":"up")") != std::string::npos;
-    });
-    EXPECT_TRUE(up) << "worker did not come up:\n" << worker_->Log() << s_.Log();
-  }
-  ~SystemTest() override {
-    if (HasFailure() && worker_)
-      std::cerr << "--- worker log\n" << worker_->Log() << "--- scheduler log\n" << s_.Log();
-  }
-
-  uint64_t Submit(const std::string& spec) {
-    auto r = s_.Client(alice_)->Post("/v1/jobs", spec);
-    EXPECT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().ToString());
-    return r.ok() && r->status == 201 ? Parse(r->body).at("id").to_number<uint64_t>() : 0;
-  }
-  boost::json::value Job(uint64_t id) {
-    auto r = s_.Client(alice_)->Get("/v1/jobs/" + std::to_string(id));
-    return r.ok() && r->status == 200 ? Parse(r->body) : boost::json::value();
-  }
-  std::string State(uint64_t id) {
-    auto j = Job(id);
-    return j.is_object() ? std::string(j.at("state").as_string()) : "?";
-  }
-  // The whole of a stream, read chunk by chunk through the scheduler; nothing while the job has
-  // not started.
-  std::string Logs(uint64_t id, const std::string& stream = "stdout") {
-    auto state = State(id);
-    if (state == "pending" || state == "starting")
-      return "";
-    std::string out;
-    int64_t offset = 0;
-    for (int i = 0; i < 100; ++i) {
-      auto r = s_.Client(alice_)->Get("/v1/jobs/" + std::to_string(id) + "/logs?stream=" + stream +
-                                      "&offset=" + std::to_string(offset));
-      if (!r.ok() || r->status != 200) {
-        ADD_FAILURE() << (r.ok() ? r->body : r.status().ToString());
-        return out;
-      }
-      auto v = Parse(r->body);
-      out += v.at("data").as_string();
-      offset = v.at("next_offset").to_number<int64_t>();
-      if (v.at("eof").as_bool() || v.at("data").as_string().empty())
-        break;
-    }
-    return out;
-  }
-  // Runs the CLI as alice; its stdout and stderr.
-  std::pair<int, std::string> Cli(std::vector<std::string> args) {
-    std::string token_file = s_.dir() + "/alice.token";
-    std::ofstream(token_file) << alice_ << "\n";
-    fs::permissions(token_file, fs::perms::owner_read | fs::perms::owner_write);
-    std::vector<std::string> argv{GSCHED_CLI_BIN, "--server", s_.url(), "--token-file", token_file};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string log = s_.dir() + "/cli-" + std::to_string(++cli_runs_) + ".out";
-    Subprocess cli(argv, log);
-    int status = cli.Wait();
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, cli.Log()};
-  }
-
-  SchedulerProcess s_;
-  std::string alice_;
-  std::unique_ptr<WorkerProcess> worker_;
-  int cli_runs_ = 0;
-};
 
 TEST_F(SystemTest, AJobRunsOnItsGpusAndItsOutputComesBack) {
   uint64_t id = Submit(
@@ -170,20 +52,20 @@ TEST_F(SystemTest, TheCliSubmitsASlurmScriptAndPrintsItsOutput) {
                         << "#SBATCH --gres=gpu:h100:4\n"
                         << "#SBATCH --time=00:05:00\n"
                         << "echo \"training on $CUDA_VISIBLE_DEVICES\"\n";
-  auto [code, out] = Cli({"submit", "--parsable", "--image", "/", script});
-  ASSERT_EQ(code, 0) << out;
-  uint64_t id = std::stoull(out);
+  auto submitted = Cli({"submit", "--parsable", "--image", "/", script});
+  ASSERT_EQ(submitted.code, 0) << submitted.Text();
+  uint64_t id = std::stoull(submitted.out);
   ASSERT_TRUE(WaitFor([&] { return State(id) == "completed"; })) << State(id);
   auto job = Job(id);
   EXPECT_EQ(job.at("spec").at("name").as_string(), "train");
   EXPECT_EQ(job.at("spec").at("gpus_per_node").as_int64(), 4);
   EXPECT_EQ(job.at("spec").at("time_limit_s").as_int64(), 300);
-  auto [logs_code, logs] = Cli({"logs", std::to_string(id)});
-  EXPECT_EQ(logs_code, 0) << logs;
-  EXPECT_EQ(logs, "training on 0,1,2,3\n");
-  auto [usage_code, usage] = Cli({"usage", "--since", "1d"});
-  EXPECT_EQ(usage_code, 0) << usage;
-  EXPECT_NE(usage.find("proj-a   alice  h100"), std::string::npos) << usage;
+  auto logs = Cli({"logs", std::to_string(id)});
+  EXPECT_EQ(logs.code, 0) << logs.Text();
+  EXPECT_EQ(logs.out, "training on 0,1,2,3\n");
+  auto usage = Cli({"usage", "--since", "1d"});
+  EXPECT_EQ(usage.code, 0) << usage.Text();
+  EXPECT_NE(usage.out.find("proj-a   alice  h100"), std::string::npos) << usage.Text();
 }
 
 TEST_F(SystemTest, ARunningJobSurvivesKill9OfTheWorkerAndOfTheScheduler) {

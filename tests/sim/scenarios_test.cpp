@@ -41,8 +41,10 @@ TEST(SimScenarioTest, GangIsNotStarvedByAStreamOfOneGpuJobs) {
   EXPECT_GT(after, 0);
 }
 
-TEST(SimScenarioTest, WithoutBackfillTheSameGangStarves) {
-  // The control experiment: same scenario, reservations off.
+TEST(SimScenarioTest, WithoutBackfillStrictOrderHoldsTheStreamBehindTheGang) {
+  // The control experiment: same scenario, reservations off. The order is then strict: the gang
+  // (account a has no usage, so it ranks first) blocks every later job until the cluster has
+  // drained for it, and no 1-GPU job starts in between.
   std::ifstream in(std::string(GSCHED_SIM_SCENARIOS_DIR) + "/gang_not_starved.yaml");
   std::stringstream text;
   text << in.rdbuf();
@@ -52,7 +54,17 @@ TEST(SimScenarioTest, WithoutBackfillTheSameGangStarves) {
   auto sc = ParseScenario(yaml, kStart);
   ASSERT_TRUE(sc.ok()) << sc.status().ToString();
   sc->simulation->RunUntil(kStart + sc->run_for);
-  EXPECT_FALSE(sc->simulation->Job(JobId(1)).first_start);
+  const SimJob& gang = sc->simulation->Job(JobId(1));
+  ASSERT_TRUE(gang.first_start) << "the gang never started";
+  int jumped_ahead = 0;
+  for (const auto& [id, job] : sc->simulation->jobs()) {
+    if (id >= 1000 && job.first_start && *job.first_start > kStart + Seconds(60) &&
+        *job.first_start < *gang.first_start) {
+      ++jumped_ahead;
+    }
+  }
+  EXPECT_EQ(jumped_ahead, 0);
+  EXPECT_EQ(sc->simulation->stats().violations, 0);
 }
 
 TEST(SimScenarioTest, SharesOneToThreeConvergeToAOneToThreeSplit) {

@@ -1,5 +1,6 @@
-// A child process for integration tests: spawned with posix_spawn, stdout and stderr to a file,
-// stopped by PID only (SIGTERM or SIGKILL) and always reaped. The destructor kills what is left.
+// A child process for integration tests: spawned with posix_spawn, stdout and stderr to a file
+// (or stderr to a file of its own), stopped by PID only (SIGTERM or SIGKILL) and always reaped.
+// The destructor kills what is left.
 #pragma once
 
 #include <fcntl.h>
@@ -22,19 +23,39 @@ extern char** environ;
 
 namespace gsched {
 
+struct SpawnOptions {
+  // Where stderr goes; empty: into the log with stdout.
+  std::string err_path;
+  // The child's whole environment as "NAME=value" entries; absent: this process's.
+  std::optional<std::vector<std::string>> env;
+};
+
 class Subprocess {
  public:
-  Subprocess(std::vector<std::string> argv, const std::string& log_path) : log_path_(log_path) {
+  Subprocess(std::vector<std::string> argv, const std::string& log_path, SpawnOptions options = {})
+      : log_path_(log_path) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
                                      O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+    if (options.err_path.empty()) {
+      posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+    } else {
+      posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, options.err_path.c_str(),
+                                       O_WRONLY | O_CREAT | O_APPEND, 0644);
+    }
     std::vector<char*> args;
     for (auto& a : argv)
       args.push_back(a.data());
     args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0)
+    std::vector<char*> envp;
+    if (options.env) {
+      for (auto& e : *options.env)
+        envp.push_back(e.data());
+      envp.push_back(nullptr);
+    }
+    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(),
+                    options.env ? envp.data() : environ) != 0)
       pid_ = -1;
     posix_spawn_file_actions_destroy(&actions);
   }

@@ -341,6 +341,17 @@ TEST_F(CliTest, LogsReadsFromOffsetAndFollowsUntilTheEnd) {
   CliRun eof = Run({"logs", "-f", "42"});
   EXPECT_EQ(eof.out, "done\n");
 
+  // -f on a job that has not started waits for it (the logs endpoint would say 409).
+  server_.OnJson("GET /v1/jobs/44", 200, api::Encode(MakeJob(44, api::JobState::kPending)));
+  server_.ThenOn("GET /v1/jobs/44", 200,
+                 json::serialize(api::Encode(MakeJob(44, api::JobState::kCompleted))));
+  server_.On("GET /v1/jobs/44/logs", 200, R"({"data": "hi\n", "next_offset": 3, "eof": true})");
+  CliRun waited = Run({"logs", "-f", "44"});
+  EXPECT_EQ(waited.code, 0) << waited.err;
+  EXPECT_EQ(waited.out, "hi\n");
+  auto lines = server_.Lines();
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "GET /v1/jobs/44"), 2);  // pending, completed
+
   // A plain-text answer is the bytes themselves.
   server_.OnText("GET /v1/jobs/43/logs", "plain line\n");
   CliRun text = Run({"logs", "43"});
@@ -361,13 +372,17 @@ TEST_F(CliTest, WatchPrintsEventsAndEndsWithTheJob) {
   server_.QueueEvent(R"({"seq": 9, "type": "job.state", "time": "2026-11-23T18:05:00.000Z",
                          "data": {"job": 42, "from": "running", "to": "completed", "node": "n1",
                                   "exit_code": 0}})");
+  // Once the feed is open the CLI asks whether the job is still alive.
+  server_.OnJson("GET /v1/jobs/42", 200, api::Encode(MakeJob(42, api::JobState::kRunning)));
   CliRun r = Run({"watch", "42", "--since", "6"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
             "18:01:02  job.state  job 42 running on n1\n"
             "18:01:03  node.state  node n2 draining (xid 79)\n"
             "18:05:00  job.state  job 42 completed on n1\n");
-  EXPECT_EQ(server_.Lines().back(), "GET /v1/watch?topics=jobs,nodes,accounts&since=6&job=42");
+  EXPECT_THAT(
+      server_.Lines(),
+      ElementsAre("GET /v1/watch?topics=jobs,nodes,accounts&since=6&job=42", "GET /v1/jobs/42"));
 
   CliRun js = Run({"watch", "42", "--json"});
   EXPECT_EQ(js.code, 0) << js.err;
@@ -390,6 +405,7 @@ TEST_F(CliTest, WatchReconnectsWithSinceAndSkipsRepeats) {
                        "data": {"job": 42, "to": "failed"}})";
   server_.QueueConnection({e7, e8}, /*close=*/true);
   server_.QueueConnection({e8, e9}, /*close=*/false);
+  server_.OnJson("GET /v1/jobs/42", 200, api::Encode(MakeJob(42, api::JobState::kRunning)));
   CliRun r = Run({"watch", "42"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
@@ -397,7 +413,7 @@ TEST_F(CliTest, WatchReconnectsWithSinceAndSkipsRepeats) {
             "18:02:00  job.held  job 42 held: by alice\n"
             "18:03:00  job.state  job 42 failed\n");
   EXPECT_THAT(server_.Lines(),
-              ElementsAre("GET /v1/watch?topics=jobs,nodes,accounts&job=42",
+              ElementsAre("GET /v1/watch?topics=jobs,nodes,accounts&job=42", "GET /v1/jobs/42",
                           "GET /v1/watch?topics=jobs,nodes,accounts&since=8&job=42"));
 }
 
@@ -409,10 +425,11 @@ TEST_F(CliTest, WatchReconnectsAfterAQuietSpell) {
   server_.QueueConnection({R"({"seq": 4, "type": "job.state", "time": "2026-11-23T18:10:00Z",
                               "data": {"job": 5, "to": "timeout"}})"},
                           /*close=*/false);
+  server_.OnJson("GET /v1/jobs/5", 200, api::Encode(MakeJob(5, api::JobState::kRunning)));
   CliRun r = Run({"watch", "5", "--topics", "jobs"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "18:00:00  job.state  job 5 running\n18:10:00  job.state  job 5 timeout\n");
-  EXPECT_THAT(server_.Lines(), ElementsAre("GET /v1/watch?topics=jobs&job=5",
+  EXPECT_THAT(server_.Lines(), ElementsAre("GET /v1/watch?topics=jobs&job=5", "GET /v1/jobs/5",
                                            "GET /v1/watch?topics=jobs&since=3&job=5"));
 }
 
@@ -423,12 +440,27 @@ TEST_F(CliTest, WatchShowsAResyncAndGoesOnFromIt) {
                            R"({"seq": 21, "type": "job.state", "time": "2026-11-23T18:00:01Z",
            "data": {"job": 5, "to": "completed"}})"},
                           /*close=*/false);
+  server_.OnJson("GET /v1/jobs/5", 200, api::Encode(MakeJob(5, api::JobState::kRunning)));
   CliRun r = Run({"watch", "5", "--since", "5"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
             "18:00:00  resync  missed events are gone: events 6..20 were pruned from the log; "
             "resuming after 20\n"
             "18:00:01  job.state  job 5 completed\n");
+}
+
+TEST_F(CliTest, WatchOfAJobThatEndedOrIsUnknownDoesNotWaitForever) {
+  // Ended before the feed opened: its end is not coming; a short quiet spell ends the watch.
+  server_.OnJson("GET /v1/jobs/42", 200, api::Encode(MakeJob(42, api::JobState::kCompleted)));
+  CliRun ended = Run({"watch", "42", "--json"});
+  EXPECT_EQ(ended.code, 0) << ended.err;
+  EXPECT_EQ(ended.out, "");
+  EXPECT_EQ(ended.err, "gsched: job 42 has ended (completed); no more events will come\n");
+  // Unknown, or not the token's to see: the server's answer, not a silent feed.
+  server_.On("GET /v1/jobs/43", 404, R"({"error": {"code": "not_found", "message": "no job 43"}})");
+  CliRun unknown = Run({"watch", "43"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_EQ(unknown.err, "gsched: no job 43\n");
 }
 
 TEST_F(CliTest, WatchRefusedIsTheServerSayingNo) {

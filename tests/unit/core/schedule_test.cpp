@@ -86,20 +86,29 @@ TEST(ScheduleTest, BackfillReservesForTheBlockedGangAndLetsShortJobsIn) {
   EXPECT_EQ(e3.Int("reserved_for"), 1);
 }
 
-TEST(ScheduleTest, BackfillDisabledLetsSmallJobsOvertake) {
+TEST(ScheduleTest, BackfillDisabledKeepsStrictPriorityOrder) {
+  // Job 1 (two whole nodes) is blocked by job 100; job 3 would fit on n1 but would delay job 1, so
+  // without backfill it waits behind it. Job 4 asks for another GPU type and is not held back.
   PolicyConfig config;
   config.backfill.enabled = false;
   const Snapshot s = ClusterBuilder()
+                         .GpuType("h100", 1.0)
+                         .GpuType("b200", 2.0)
                          .Add(MakeNode("n0"))
                          .Add(MakeNode("n1"))
+                         .Add(MakeNode("b0").Type("b200"))
                          .AddRunning(MakeJob(100).On("n0", 8).TimeLimit(3 * kHour))
-                         .Add(MakeJob(1).Gpus(8).Nodes(2))
-                         .Add(MakeJob(3).Gpus(8).TimeLimit(3 * kHour))
+                         .Add(MakeJob(1).Gpus(8).Nodes(2).Type("h100"))
+                         .Add(MakeJob(3).Gpus(8).Type("h100").TimeLimit(3 * kHour))
+                         .Add(MakeJob(4).Gpus(8).Type("b200"))
                          .Build();
   const Plan plan = Schedule(s, config, kT0);
   EXPECT_TRUE(plan.reservations.empty());
   ASSERT_EQ(plan.starts.size(), 1u);
-  EXPECT_EQ(plan.starts[0].job, JobId(3));
+  EXPECT_EQ(plan.starts[0].job, JobId(4));
+  const Explanation e3 = ReasonOf(plan, 3);
+  EXPECT_EQ(e3.code, ReasonCode::kPriority);
+  EXPECT_NE(e3.message.find("job 1"), std::string::npos) << e3.message;
 }
 
 TEST(ScheduleTest, PreemptionReclaimsGuaranteeFromTheBorrowerLosingLeastWork) {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "scheduler/state/memory_store.h"
 
 namespace gsched::server {
@@ -63,6 +65,24 @@ class ClusterStateTest : public ::testing::Test {
   ClusterState state_;
 };
 
+TEST_F(ClusterStateTest, BlocksOfTheSameNameInTwoSitesAreTwoBlocks) {
+  for (const auto& [node, site] : {std::pair{"n1", "s1"}, {"n2", "s1"}, {"n3", "s2"}}) {
+    api::Hello h = Hello(node);
+    h.site = site;
+    h.block = "b00";
+    Apply(state_.WorkerHello(Worker(), h));
+  }
+  core::Snapshot snap = state_.BuildSnapshot();
+  ASSERT_EQ(snap.sites.size(), 2u);
+  ASSERT_EQ(snap.blocks.size(), 2u);
+  std::map<std::string, uint32_t> block_of;
+  for (const core::NodeInfo& n : snap.nodes)
+    block_of[n.name] = n.block;
+  EXPECT_EQ(block_of.at("n1"), block_of.at("n2"));
+  EXPECT_NE(block_of.at("n1"), block_of.at("n3"));
+  EXPECT_EQ(snap.sites[snap.blocks[block_of.at("n3")].site], "s2");
+}
+
 TEST_F(ClusterStateTest, SubmitThenStartThenFinish) {
   Apply(state_.WorkerHello(Worker(), Hello("n1")));
   uint64_t id = SubmitOne(4);
@@ -77,6 +97,37 @@ TEST_F(ClusterStateTest, SubmitThenStartThenFinish) {
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->state, api::JobState::kCompleted);
   EXPECT_EQ(state_.running_count(), 0u);
+}
+
+TEST_F(ClusterStateTest, HoldAndReleaseOfAnArrayIdActOnEveryPendingTask) {
+  // 8 GPUs; an array of three 4-GPU tasks with the first task's id: two start, one waits.
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {"x"};
+  spec.gpus_per_node = 4;
+  spec.array = "0-2";
+  std::vector<uint64_t> ids;
+  Apply(state_.Submit(Alice(), {spec}, &ids));
+  ASSERT_EQ(ids.size(), 3u);
+  Pass();
+  auto job = [&](uint64_t id) { return state_.GetJob(Alice(), id, store_).value(); };
+  ASSERT_EQ(job(ids[0]).state, api::JobState::kStarting);
+  ASSERT_EQ(job(ids[2]).state, api::JobState::kPending);
+
+  // The array's id holds the pending task; the started ones are left alone.
+  Change held = Apply(state_.Hold(Alice(), ids[0], true));
+  EXPECT_TRUE(job(ids[2]).held);
+  EXPECT_FALSE(job(ids[0]).held);
+  EXPECT_FALSE(job(ids[1]).held);
+  ASSERT_EQ(held.events.size(), 1u);
+  EXPECT_EQ(held.events[0].type, "job.held");
+  Apply(state_.Hold(Alice(), ids[0], false));
+  EXPECT_FALSE(job(ids[2]).held);
+  // A started task's own id is still refused, and so is an array with nothing pending.
+  EXPECT_EQ(state_.Hold(Alice(), ids[1], true).status().code(), StatusCode::kFailedPrecondition);
+  Apply(state_.Cancel(Alice(), ids[2]));
+  EXPECT_EQ(state_.Hold(Alice(), ids[0], true).status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST_F(ClusterStateTest, UsageIsReportedByTheHourAndSurvivesARestart) {

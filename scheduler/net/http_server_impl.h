@@ -1,0 +1,67 @@
+// Internal to gsched_net: what the HTTP server's translation units share. The server's
+// sessions are templates over the stream (plain TCP or TLS); each is compiled in its own
+// translation unit (http_session_plain.cpp, http_session_tls.cpp) so that the two heaviest
+// instantiations of Beast build in parallel. Not for use outside scheduler/net.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "scheduler/net/http_server.h"
+
+namespace gsched::net {
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  HttpServerOptions options;
+  HttpHandler http_handler;
+  WsUpgradeHandler ws_handler;
+  boost::asio::io_context ioc;
+  std::optional<boost::asio::ssl::context> ssl;
+  std::optional<boost::asio::ip::tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  std::atomic<bool> stopped{false};
+
+  std::atomic<uint64_t> connections_open{0};
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> requests_total{0};
+  std::atomic<uint64_t> ws_open{0};
+  std::atomic<uint64_t> ws_dropped_slow{0};
+  // Messages in WebSocket queues, the ones being written included.
+  std::atomic<int64_t> ws_queued{0};
+
+  explicit Impl(int threads) : ioc(threads) {}
+};
+
+namespace detail {
+
+// Counts an open connection for as long as it lives; moved into the WebSocket session on upgrade.
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::shared_ptr<HttpServer::Impl> impl) : impl_(std::move(impl)) {}
+  ConnectionSlot(ConnectionSlot&& o) noexcept : impl_(std::move(o.impl_)) {}
+  ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+  ~ConnectionSlot() {
+    if (impl_)
+      impl_->connections_open.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::shared_ptr<HttpServer::Impl> impl_;
+};
+
+// Start a session on an accepted connection, on the socket's strand. Defined in
+// http_session_plain.cpp and http_session_tls.cpp.
+void SpawnPlainSession(std::shared_ptr<HttpServer::Impl> impl, boost::asio::ip::tcp::socket socket,
+                       std::string remote, ConnectionSlot slot);
+void SpawnTlsSession(std::shared_ptr<HttpServer::Impl> impl, boost::asio::ip::tcp::socket socket,
+                     std::string remote, ConnectionSlot slot);
+
+}  // namespace detail
+}  // namespace gsched::net
