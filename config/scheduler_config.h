@@ -146,6 +146,9 @@ struct WatchConfig {
   Duration ping_interval = Seconds(20);
   // The newest events kept in memory for replays (`since`); older ones are read from the store.
   int64_t memory_events = 100'000;
+  // How often `cluster.summary` and `account.usage` are sent to subscribers that take ephemeral
+  // events (none are made while nobody does).
+  Duration summary_interval = Seconds(10);
 };
 
 struct SchedulerConfig {

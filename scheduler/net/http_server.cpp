@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -152,8 +153,12 @@ void HttpServer::Stop() {
 }
 
 ServerCounters HttpServer::Counters() const {
-  return {impl_->connections_open.load(), impl_->connections_total.load(),
-          impl_->requests_total.load(), impl_->ws_open.load(), impl_->ws_dropped_slow.load()};
+  return {impl_->connections_open.load(),
+          impl_->connections_total.load(),
+          impl_->requests_total.load(),
+          impl_->ws_open.load(),
+          impl_->ws_dropped_slow.load(),
+          static_cast<uint64_t>(std::max<int64_t>(0, impl_->ws_queued.load()))};
 }
 
 }  // namespace gsched::net

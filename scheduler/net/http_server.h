@@ -29,6 +29,7 @@ struct ServerCounters {
   uint64_t requests_total = 0;
   uint64_t ws_open = 0;
   uint64_t ws_dropped_slow = 0;
+  uint64_t ws_queued = 0;  // Messages waiting in WebSocket queues, those being written included.
 };
 
 class HttpServer {

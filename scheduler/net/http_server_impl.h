@@ -33,6 +33,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::atomic<uint64_t> requests_total{0};
   std::atomic<uint64_t> ws_open{0};
   std::atomic<uint64_t> ws_dropped_slow{0};
+  // Messages in WebSocket queues, the ones being written included.
+  std::atomic<int64_t> ws_queued{0};
 
   explicit Impl(int threads) : ioc(threads) {}
 };

@@ -111,7 +111,12 @@ class WsSession final : public WsConnection,
         drop_timer_(ws_.get_executor()) {
     impl_->ws_open.fetch_add(1, std::memory_order_relaxed);
   }
-  ~WsSession() override { impl_->ws_open.fetch_sub(1, std::memory_order_relaxed); }
+  ~WsSession() override {
+    impl_->ws_queued.fetch_sub(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
+    impl_->ws_open.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  using WsConnection::Send;
 
   void Start(http::request<http::string_body> req, WsHandlers handlers) {
     handlers_ = std::move(handlers);
@@ -129,7 +134,7 @@ class WsSession final : public WsConnection,
                      beast::bind_front_handler(&WsSession::OnAccept, this->shared_from_this()));
   }
 
-  bool Send(std::string text) override {
+  bool Send(SharedText text) override {
     if (finished_.load(std::memory_order_acquire))
       return false;
     asio::post(ws_.get_executor(),
@@ -176,6 +181,8 @@ class WsSession final : public WsConnection,
     DoRead();
     if (!queue_.empty())
       DoWrite();
+    else if (pending_close_)
+      DoClose();
   }
 
   void DoRead() {
@@ -205,7 +212,7 @@ class WsSession final : public WsConnection,
     DoRead();
   }
 
-  void Enqueue(std::string text) {
+  void Enqueue(SharedText text) {
     if (closing_ || finished_)
       return;
     if (queue_.size() >= impl_->options.limits.ws_queue_limit) {
@@ -213,6 +220,7 @@ class WsSession final : public WsConnection,
       return;
     }
     queue_.push_back(std::move(text));
+    impl_->ws_queued.fetch_add(1, std::memory_order_relaxed);
     if (accepted_ && !writing_)
       DoWrite();
   }
@@ -220,7 +228,7 @@ class WsSession final : public WsConnection,
   void DoWrite() {
     writing_ = true;
     ws_.text(true);
-    ws_.async_write(asio::buffer(queue_.front()),
+    ws_.async_write(asio::buffer(*queue_.front()),
                     beast::bind_front_handler(&WsSession::OnWrite, this->shared_from_this()));
   }
 
@@ -228,8 +236,10 @@ class WsSession final : public WsConnection,
     writing_ = false;
     if (ec)
       return Finish(ec.message());
-    if (!queue_.empty())
+    if (!queue_.empty()) {
       queue_.pop_front();
+      impl_->ws_queued.fetch_sub(1, std::memory_order_relaxed);
+    }
     if (drain_waiter_ && queue_.size() <= drain_depth_) {
       auto ready = std::move(drain_waiter_);
       drain_waiter_ = nullptr;
@@ -250,6 +260,9 @@ class WsSession final : public WsConnection,
     std::string reason = std::string(kSlowConsumerReason) + ": queue of " +
                          std::to_string(impl_->options.limits.ws_queue_limit) + " messages full";
     // The front message may be the one being written: its buffer must outlive the write.
+    size_t kept = writing_ ? 1 : 0;
+    impl_->ws_queued.fetch_sub(static_cast<int64_t>(queue_.size() - kept),
+                               std::memory_order_relaxed);
     if (writing_) {
       queue_.erase(queue_.begin() + 1, queue_.end());
     } else {
@@ -274,8 +287,11 @@ class WsSession final : public WsConnection,
     close_reason_.code = code;
     close_reason_.reason = reason.substr(0, 120);
     if (!accepted_) {
-      CloseLowest(ws_.next_layer());
-      return Finish(reason);
+      // Closed while the handshake is under way (a feed whose token turns out to be revoked):
+      // the close frame follows the handshake, so that the peer learns why. A handshake that
+      // never completes times out and ends the connection.
+      pending_close_ = true;
+      return;
     }
     // Deliver what is queued, then close.
     if (writing_ || !queue_.empty()) {
@@ -316,7 +332,7 @@ class WsSession final : public WsConnection,
   ConnectionSlot slot_;
   WsHandlers handlers_;
   beast::flat_buffer buffer_;
-  std::deque<std::string> queue_;
+  std::deque<SharedText> queue_;
   bool accepted_ = false;
   bool writing_ = false;
   bool closing_ = false;

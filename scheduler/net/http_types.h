@@ -44,13 +44,18 @@ using Responder = std::function<void(HttpResponse)>;
 // the scheduler's state) is handed elsewhere and answered through the `Responder` later.
 using HttpHandler = std::function<void(HttpRequest&&, Responder)>;
 
+// A message's text, immutable and shared: the watch feed serialises an event once and queues the
+// same buffer on every connection that gets it.
+using SharedText = std::shared_ptr<const std::string>;
+
 // One accepted WebSocket. Thread-safe.
 class WsConnection {
  public:
   virtual ~WsConnection() = default;
   // Queues a text message. When the connection's queue is full the connection is closed with
   // "slow consumer" rather than buffering without bound. Returns false when it was not queued.
-  virtual bool Send(std::string text) = 0;
+  virtual bool Send(SharedText text) = 0;
+  bool Send(std::string text) { return Send(std::make_shared<const std::string>(std::move(text))); }
   // Closes with a WebSocket close code (1000 normal, 1008 policy, 1011 error) and a reason.
   virtual void Close(uint16_t code, std::string reason) = 0;
   // Calls `ready` once at most `depth` messages wait in the queue (at once when that holds

@@ -1693,7 +1693,74 @@ Change ClusterState::ApplyPlan(const core::Snapshot& snapshot, const core::Plan&
               return a.job.value() < b.job.value();
             });
   explanations_ = plan.explanations;
+  ReportReasonChanges(change);
   return change;
+}
+
+void ClusterState::ReportReasonChanges(Change& change) {
+  // One merge of two id-sorted lists: O(pending) per pass, events only for what changed.
+  auto news = [](const ReportedReason& before, const ReportedReason& now) {
+    if (before.code != now.code ||
+        before.estimated_start.has_value() != now.estimated_start.has_value())
+      return true;
+    if (!now.estimated_start)
+      return false;
+    Duration moved = *now.estimated_start > *before.estimated_start
+                         ? *now.estimated_start - *before.estimated_start
+                         : *before.estimated_start - *now.estimated_start;
+    return moved >= kReasonStartStep;
+  };
+  std::vector<ReportedReason> next;
+  next.reserve(reasons_.size());
+  size_t emitted = 0;
+  auto old = reported_reasons_.begin();
+  for (const core::PendingReason& r : reasons_) {
+    if (r.explanation >= explanations_.size())
+      continue;
+    uint64_t id = r.job.value();
+    while (old != reported_reasons_.end() && old->job < id)
+      ++old;  // No longer pending: its `job.state` event told.
+    const ReportedReason* before =
+        old != reported_reasons_.end() && old->job == id ? &*old : nullptr;
+    ReportedReason now{id, explanations_[r.explanation].code, r.estimated_start};
+    if (before && !news(*before, now)) {
+      next.push_back(*before);  // The baseline stays, so that slow drift adds up to news.
+      continue;
+    }
+    auto job = jobs_.find(id);
+    // Cancelled or started while the pass ran: nothing pending to report on.
+    bool gone = job == jobs_.end() || job->second.job.state != JobState::kPending;
+    if (!reasons_baselined_ || gone || emitted >= kMaxReasonEventsPerPass) {
+      // Not reported (yet): a later pass sees the same difference.
+      if (before)
+        next.push_back(*before);
+      else if (!reasons_baselined_)
+        next.push_back(now);
+      continue;
+    }
+    core::Explanation e = core::ExplanationOf(explanations_, r);
+    json::object data = JobEventData(job->second.job);
+    data["code"] = std::string(api::ToString(now.code));
+    data["message"] = std::move(e.message);
+    if (before)
+      data["previous_code"] = std::string(api::ToString(before->code));
+    if (now.estimated_start)
+      data["estimated_start"] = FormatTimestamp(*now.estimated_start);
+    change.ephemeral.push_back(EphemeralEvent("job.reason", std::move(data)));
+    ++emitted;
+    next.push_back(now);
+  }
+  reported_reasons_ = std::move(next);
+  reasons_baselined_ = true;
+}
+
+api::Event ClusterState::EphemeralEvent(std::string type, json::object data) const {
+  api::Event e;
+  e.seq = next_seq_ - 1;
+  e.type = std::move(type);
+  e.time = clock_.Now();
+  e.data = std::move(data);
+  return e;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ struct Change {
   std::vector<api::Event> events;
   std::vector<Dispatch> dispatches;
   bool reschedule = false;  // Something changed that a scheduling pass should look at.
+  // Events that are not in the log (`job.reason`): never stored or replayed, published once the
+  // log events made before them are. Their `seq` is the newest log event they follow.
+  std::vector<api::Event> ephemeral;
 };
 
 struct NodeRecord {
@@ -166,6 +169,11 @@ class ClusterState {
   // (starts become `starting` with their launch messages, preemptions become kills).
   Change ApplyPlan(const core::Snapshot& snapshot, const core::Plan& plan);
   const core::PolicyConfig& policy() const { return policy_; }
+  // `job.reason` events a pass emits at most; further changes wait for the next passes, so that a
+  // change that moves every pending job's estimate reaches watchers as a bounded stream.
+  static constexpr size_t kMaxReasonEventsPerPass = 1000;
+  // An estimated start that moved less than this since the last `job.reason` is no news.
+  static constexpr Duration kReasonStartStep = Seconds(60);
 
   // --- The event log ------------------------------------------------------------------------
   // Deletes the oldest events beyond `events.max_events` or older than `events.retention` (the
@@ -173,6 +181,9 @@ class ClusterState {
   Change PruneEvents();
   // The oldest event still in the log (`last_event_seq() + 1` when it is empty).
   uint64_t first_event_seq() const { return first_event_seq_; }
+  // An event outside the log (`account.usage`, `cluster.summary`): stamped now, with the seq of
+  // the newest log event.
+  api::Event EphemeralEvent(std::string type, boost::json::object data) const;
   // Whether `account` is `root` or below it.
   bool InAccountSubtree(const std::string& account, const std::string& root) const;
 
@@ -230,6 +241,17 @@ class ClusterState {
   // Kept apart from the jobs so that a million pending jobs do not each carry a copy.
   std::vector<core::PendingReason> reasons_;
   std::vector<core::Explanation> explanations_;
+  // What the last `job.reason` event said of each pending job, sorted by job id. The first pass
+  // after `Load` records what it finds without events (`reasons_baselined_`): the feed reports
+  // changes, and a restart is not one for a watcher.
+  struct ReportedReason {
+    uint64_t job = 0;
+    api::ReasonCode code = api::ReasonCode::kResources;
+    std::optional<Timestamp> estimated_start;
+  };
+  void ReportReasonChanges(Change& change);
+  std::vector<ReportedReason> reported_reasons_;
+  bool reasons_baselined_ = false;
   uint64_t prune_cursor_ = 0;  // `PruneHistory` goes on after this job id.
   std::unordered_map<std::string, int64_t> pending_per_user_;         // "account\x1fuser" -> count.
   std::unordered_map<uint64_t, int32_t> array_running_;               // Running tasks per array id.

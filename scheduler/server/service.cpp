@@ -160,6 +160,7 @@ struct SchedulerService::Impl {
   std::thread state_thread, sched_thread;
   std::optional<asio::steady_timer> tick;
   std::optional<asio::steady_timer> pass_timer;
+  std::optional<asio::steady_timer> summary_timer;
   bool pass_timer_armed = false;
   std::chrono::steady_clock::time_point last_pass_end{};
   std::atomic<bool> stopped{false};
@@ -218,6 +219,8 @@ struct SchedulerService::Impl {
   void Deliver(const Change& change) {
     if (watch && !change.events.empty())
       watch->Publish(change.events);
+    if (watch && !change.ephemeral.empty() && watch->WantsEphemeral())
+      watch->PublishEphemeral(change.ephemeral);
     for (const Dispatch& d : change.dispatches) {
       auto it = workers.find(d.node);
       if (it == workers.end())
@@ -299,6 +302,55 @@ struct SchedulerService::Impl {
       if (!ec)
         OnTick();
     });
+  }
+
+  // The periodic ephemeral events of the watch feed, made only while someone takes them.
+  void OnSummaryTick() {
+    if (stopped)
+      return;
+    if (watch->WantsEphemeral()) {
+      std::vector<api::Event> events;
+      events.push_back(state->EphemeralEvent("cluster.summary", ClusterTotals()));
+      for (auto& usage : AccountUsage())
+        events.push_back(state->EphemeralEvent("account.usage", std::move(usage)));
+      watch->PublishEphemeral(std::move(events));
+    }
+    summary_timer->expires_after(config.watch.summary_interval);
+    summary_timer->async_wait([this](boost::system::error_code ec) {
+      if (!ec)
+        OnSummaryTick();
+    });
+  }
+
+  // One `account.usage` body per account but `root`: decayed fair-share usage and what runs and
+  // waits there now. One pass over the jobs in memory.
+  std::vector<json::object> AccountUsage() const {
+    struct Load {
+      int64_t running_jobs = 0, running_gpus = 0, pending_jobs = 0;
+    };
+    std::map<std::string, Load> load;
+    for (const auto& [id, rec] : state->jobs()) {
+      Load& l = load[rec.job.spec.account];
+      if (rec.job.state == api::JobState::kPending) {
+        ++l.pending_jobs;
+      } else {
+        ++l.running_jobs;
+        for (const auto& a : rec.job.allocation)
+          l.running_gpus += static_cast<int64_t>(a.gpus.size());
+      }
+    }
+    std::vector<json::object> out;
+    for (const auto& [name, account] : state->account_map()) {
+      if (name == "root")
+        continue;
+      Load l = load.contains(name) ? load.at(name) : Load{};
+      out.push_back({{"account", name},
+                     {"usage_gpu_hours", state->UsageGpuHours(name)},
+                     {"running_jobs", l.running_jobs},
+                     {"running_gpus", l.running_gpus},
+                     {"pending_jobs", l.pending_jobs}});
+    }
+    return out;
   }
 
   // ---- Authentication ------------------------------------------------------------------------
@@ -547,7 +599,9 @@ struct SchedulerService::Impl {
         return CreateToken(who, body, respond);
       if (p.size() == 3 && m == "DELETE") {
         std::string id(p[2]);
-        return Finish(state->RevokeToken(who, id), respond, [id] {
+        return Finish(state->RevokeToken(who, id), respond, [this, id] {
+          // Durable: the token's open feeds end now rather than at their next request.
+          watch->CloseToken(id);
           return Json(200, {{"id", id}, {"revoked", true}});
         });
       }
@@ -774,6 +828,20 @@ struct SchedulerService::Impl {
   }
 
   json::object Cluster() {
+    json::object o = ClusterTotals();
+    json::array standings;
+    for (const auto& acc : state->Accounts()) {
+      standings.push_back({{"account", acc.name},
+                           {"shares", acc.shares},
+                           {"usage_gpu_hours", state->UsageGpuHours(acc.name)}});
+    }
+    o["last_event_seq"] = state->last_event_seq();
+    o["accounts"] = std::move(standings);
+    return o;
+  }
+
+  // GPUs by type and state, nodes, and the queue: `GET /v1/cluster` and `cluster.summary`.
+  json::object ClusterTotals() const {
     json::object gpus;
     int64_t total = 0, busy = 0;
     for (const auto& [name, rec] : state->nodes()) {
@@ -799,20 +867,12 @@ struct SchedulerService::Impl {
       total += rec.node.gpu_count;
       busy += used;
     }
-    json::array standings;
-    for (const auto& acc : state->Accounts()) {
-      standings.push_back({{"account", acc.name},
-                           {"shares", acc.shares},
-                           {"usage_gpu_hours", state->UsageGpuHours(acc.name)}});
-    }
     return {{"gpus", std::move(gpus)},
             {"gpus_total", total},
             {"gpus_busy", busy},
             {"nodes", state->nodes().size()},
             {"pending", state->pending_count()},
-            {"running", state->running_count()},
-            {"last_event_seq", state->last_event_seq()},
-            {"accounts", std::move(standings)}};
+            {"running", state->running_count()}};
   }
 
   std::string RenderMetrics() {
@@ -863,6 +923,10 @@ struct SchedulerService::Impl {
     w.Sample("gsched_http_connections", static_cast<double>(nc.connections_open));
     w.Family("gsched_http_requests_total", "counter", "HTTP requests read.");
     w.Sample("gsched_http_requests_total", static_cast<double>(nc.requests_total));
+    w.Family("gsched_ws_queued_messages", "gauge",
+             "Messages waiting in WebSocket queues (watch feeds and workers), those being "
+             "written included.");
+    w.Sample("gsched_ws_queued_messages", static_cast<double>(nc.ws_queued));
     w.Family("gsched_workers_connected", "gauge", "Workers connected over the worker channel.");
     w.Sample("gsched_workers_connected", static_cast<double>(workers.size()));
     watch->RenderMetrics(w);
@@ -1047,7 +1111,9 @@ struct SchedulerService::Impl {
     sched_thread = std::thread([this] { sched_ioc.run(); });
     tick.emplace(state_ioc);
     pass_timer.emplace(state_ioc);
+    summary_timer.emplace(state_ioc);
     OnState([this] { OnTick(); });
+    OnState([this] { OnSummaryTick(); });
     ASSIGN_OR_RETURN(address, http->Start());
     std::string scheme = config.tls.enabled() ? "https" : "http";
     RETURN_IF_ERROR(WriteFileAtomic(config.data_dir + "/scheduler.addr",
@@ -1066,6 +1132,8 @@ struct SchedulerService::Impl {
         tick->cancel();
       if (pass_timer)
         pass_timer->cancel();
+      if (summary_timer)
+        summary_timer->cancel();
       workers.clear();
     });
     sched_work.reset();

@@ -75,7 +75,13 @@ uint8_t TopicOf(std::string_view type) {
     return kTopicNodes;
   if (type.starts_with("account."))
     return kTopicAccounts;
+  if (type.starts_with("cluster."))
+    return kTopicCluster;
   return 0;
+}
+
+bool IsEphemeral(std::string_view type) {
+  return type == "job.reason" || type == "account.usage" || type == "cluster.summary";
 }
 
 Result<WatchRequest> ParseWatchQuery(const std::map<std::string, std::string, std::less<>>& query,
@@ -94,14 +100,26 @@ Result<WatchRequest> ParseWatchQuery(const std::map<std::string, std::string, st
           r.filter.topics |= kTopicNodes;
         } else if (t == "accounts") {
           r.filter.topics |= kTopicAccounts;
+        } else if (t == "cluster") {
+          r.filter.topics |= kTopicCluster;
         } else {
           return Status::InvalidArgument(
-              "must be a comma-separated list of jobs, nodes, accounts; "
+              "must be a comma-separated list of jobs, nodes, accounts, cluster; "
               "got '" +
                   std::string(t.substr(0, 32)) + "'",
               "topics");
         }
         i = j + 1;
+      }
+    } else if (key == "ephemeral") {
+      if (value == "1" || value == "true") {
+        r.filter.ephemeral = true;
+      } else if (value == "0" || value == "false") {
+        r.filter.ephemeral = false;
+      } else {
+        return Status::InvalidArgument(
+            "must be 1, true, 0 or false, got '" + std::string(value.substr(0, 32)) + "'",
+            "ephemeral");
       }
     } else if (key == "since") {
       ASSIGN_OR_RETURN(r.since, ParseSeq(value, "since", 0));
@@ -126,7 +144,7 @@ Result<WatchRequest> ParseWatchQuery(const std::map<std::string, std::string, st
     } else {
       return Status::InvalidArgument("unknown parameter '" +
                                          std::string(std::string_view(key).substr(0, 32)) +
-                                         "'; known: topics, since, job, account, user",
+                                         "'; known: topics, since, job, account, user, ephemeral",
                                      std::string(std::string_view(key).substr(0, 32)));
     }
   }
@@ -137,6 +155,8 @@ bool WatchMatches(const Principal& who, const WatchFilter& filter, const api::Ev
                   const AccountSubtree& in_subtree) {
   uint8_t topic = TopicOf(event.type);
   if ((topic & filter.topics) == 0)
+    return false;
+  if (!filter.ephemeral && IsEphemeral(event.type))
     return false;
   const json::object& d = event.data;
   std::optional<std::string_view> account = StringOf(d, "account");
@@ -155,11 +175,11 @@ bool WatchMatches(const Principal& who, const WatchFilter& filter, const api::Ev
     case api::Role::kWorker:
       return false;
     case api::Role::kCoordinator:
-      if (topic == kTopicNodes)
+      if (topic == kTopicNodes || topic == kTopicCluster)
         return true;
       return account && InAnySubtree(std::string(*account), who.accounts, in_subtree);
     case api::Role::kUser:
-      if (topic == kTopicNodes)
+      if (topic == kTopicNodes || topic == kTopicCluster)
         return true;
       if (topic == kTopicJobs)
         return user && *user == who.user;
@@ -233,6 +253,8 @@ void WatchHub::Subscribe(uint64_t id, Principal who, WatchRequest request,
   sub.filter = std::move(request.filter);
   sub.connection = std::move(connection);
   stats_.subscribers = subscribers_.size();
+  if (sub.filter.ephemeral)
+    ++stats_.ephemeral_subscribers;
   if (!request.since) {
     sub.position = published_seq_;
     sub.live = true;
@@ -257,12 +279,31 @@ void WatchHub::Unsubscribe(uint64_t id, std::string_view reason) {
   auto it = subscribers_.find(id);
   if (it == subscribers_.end())
     return;
-  if (!it->second.live)
-    --stats_.replaying;
-  subscribers_.erase(it);
-  stats_.subscribers = subscribers_.size();
+  Forget(it);
   if (reason.starts_with(net::kSlowConsumerReason))
     ++stats_.dropped_slow;
+}
+
+void WatchHub::Forget(std::map<uint64_t, Subscriber>::iterator it) {
+  if (!it->second.live)
+    --stats_.replaying;
+  if (it->second.filter.ephemeral)
+    --stats_.ephemeral_subscribers;
+  subscribers_.erase(it);
+  stats_.subscribers = subscribers_.size();
+}
+
+void WatchHub::CloseToken(std::string_view token_id) {
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    auto next = std::next(it);
+    if (it->second.who.token_id == token_id) {
+      // Forgotten now, so that not one more event reaches it; its `on_close` finds nothing.
+      it->second.connection->Close(1008, "token revoked");
+      ++stats_.closed_revoked;
+      Forget(it);
+    }
+    it = next;
+  }
 }
 
 void WatchHub::Publish(const std::vector<api::Event>& events) {
@@ -272,12 +313,12 @@ void WatchHub::Publish(const std::vector<api::Event>& events) {
     publish_delay_.Observe(std::chrono::duration<double>(now - e.time).count());
     if (TopicOf(e.type) == 0)
       continue;
-    std::string text;  // Serialised once, for the first subscriber that gets it.
+    net::SharedText text;  // Serialised once, for the first subscriber that gets it.
     for (auto& [id, sub] : subscribers_) {
       if (!sub.live || !WatchMatches(sub.who, sub.filter, e, in_subtree_))
         continue;
-      if (text.empty())
-        text = json::serialize(api::Encode(e));
+      if (!text)
+        text = std::make_shared<const std::string>(json::serialize(api::Encode(e)));
       Send(sub, text);
     }
   }
@@ -286,6 +327,40 @@ void WatchHub::Publish(const std::vector<api::Event>& events) {
       sub.position = published_seq_;
   }
   stats_.published_seq = published_seq_;
+  while (!held_ephemeral_.empty() && held_ephemeral_.front().seq <= published_seq_) {
+    SendEphemeral(held_ephemeral_.front());
+    held_ephemeral_.pop_front();
+  }
+}
+
+void WatchHub::PublishEphemeral(std::vector<api::Event> events) {
+  for (api::Event& e : events) {
+    // Behind the held ones or its log event: wait, so that the order holds.
+    if (!held_ephemeral_.empty() || e.seq > published_seq_) {
+      if (held_ephemeral_.size() >= options_.max_held_ephemeral) {
+        ++stats_.ephemeral_dropped;
+        continue;
+      }
+      held_ephemeral_.push_back(std::move(e));
+      continue;
+    }
+    SendEphemeral(e);
+  }
+}
+
+void WatchHub::SendEphemeral(const api::Event& e) {
+  if (stats_.ephemeral_subscribers == 0)
+    return;
+  net::SharedText text;
+  for (auto& [id, sub] : subscribers_) {
+    // A replaying subscriber is not sent the present before it has caught up with the past.
+    if (!sub.live || !WatchMatches(sub.who, sub.filter, e, in_subtree_))
+      continue;
+    if (!text)
+      text = std::make_shared<const std::string>(json::serialize(api::Encode(e)));
+    if (Send(sub, text))
+      ++stats_.ephemeral_sent;
+  }
 }
 
 void WatchHub::CatchUp(uint64_t id) {
@@ -304,7 +379,7 @@ void WatchHub::CatchUp(uint64_t id) {
     for (auto e = first; e != recent_.end() && e->seq <= published_seq_ && looked < Chunk();
          ++e, ++looked) {
       if (WatchMatches(sub.who, sub.filter, *e, in_subtree_))
-        Send(sub, json::serialize(api::Encode(*e)));
+        Send(sub, std::make_shared<const std::string>(json::serialize(api::Encode(*e))));
       sub.position = e->seq;
     }
     if (sub.position >= published_seq_)
@@ -367,7 +442,7 @@ void WatchHub::OnStoreRound(uint64_t id, uint64_t from, uint64_t upto,
     if (se.event.seq <= sub.position)
       continue;
     if (WatchMatches(sub.who, sub.filter, se.event, in_subtree_))
-      Send(sub, se.text);
+      Send(sub, std::make_shared<const std::string>(se.text));
     sub.position = se.event.seq;
   }
   if (sub.position >= published_seq_)
@@ -394,10 +469,10 @@ void WatchHub::SendResync(Subscriber& sub, uint64_t resume_after, std::string re
   e.time = clock_.Now();
   e.data = {{"resumes_after", resume_after}, {"reason", std::move(reason)}};
   ++stats_.resyncs;
-  Send(sub, json::serialize(api::Encode(e)));
+  Send(sub, std::make_shared<const std::string>(json::serialize(api::Encode(e))));
 }
 
-bool WatchHub::Send(Subscriber& sub, std::string text) {
+bool WatchHub::Send(Subscriber& sub, net::SharedText text) {
   if (!sub.connection->Send(std::move(text)))
     return false;
   ++stats_.events_sent;
@@ -422,6 +497,15 @@ void WatchHub::RenderMetrics(PrometheusWriter& w) const {
   w.Family("gsched_watch_dropped_slow_total", "counter",
            "Watch subscribers disconnected because their queue was full.");
   w.Sample("gsched_watch_dropped_slow_total", static_cast<double>(stats_.dropped_slow));
+  w.Family("gsched_watch_ephemeral_sent_total", "counter",
+           "Ephemeral events (job.reason, account.usage, cluster.summary) queued to subscribers.");
+  w.Sample("gsched_watch_ephemeral_sent_total", static_cast<double>(stats_.ephemeral_sent));
+  w.Family("gsched_watch_ephemeral_dropped_total", "counter",
+           "Ephemeral events dropped because too many waited for their log event.");
+  w.Sample("gsched_watch_ephemeral_dropped_total", static_cast<double>(stats_.ephemeral_dropped));
+  w.Family("gsched_watch_closed_revoked_total", "counter",
+           "Watch feeds closed because their token was revoked.");
+  w.Sample("gsched_watch_closed_revoked_total", static_cast<double>(stats_.closed_revoked));
   w.Family("gsched_watch_published_seq", "gauge", "The newest durable event published.");
   w.Sample("gsched_watch_published_seq", static_cast<double>(stats_.published_seq));
   w.Family("gsched_watch_publish_delay_seconds", "histogram",

@@ -16,8 +16,18 @@
 // one `resync` event whose `seq` is the last event it will not see, and the replay goes on from
 // the oldest event still stored.
 //
+// Ephemeral events (`job.reason`, `account.usage`, `cluster.summary`) describe the present rather
+// than a change in the log: they are not stored, never replayed, and go only to live subscribers
+// that asked for them (`ephemeral=1`). Each carries the seq of the newest log event it follows and
+// is held until that event is published, so it never overtakes the change it reflects; resuming
+// with `since` = the last seq seen stays exact.
+//
 // Invariants: events are published in `seq` order and only once durable; a subscriber receives
-// events in strictly increasing `seq` order (a `resync` carries the seq it resumes after).
+// log events in strictly increasing `seq` order (a `resync` carries the seq it resumes after);
+// an ephemeral event's seq equals that of the log event before it, or of none yet sent.
+//
+// Fan-out cost: an event is serialised once and the same immutable buffer is queued on every
+// connection that gets it.
 //
 // Threading: every method but `NewSubscriberId` and `Stop` runs on the state thread. Store reads
 // run on the hub's own reader thread and hand their results back through `post_to_state`.
@@ -51,12 +61,16 @@ enum WatchTopic : uint8_t {
   kTopicJobs = 1,
   kTopicNodes = 2,
   kTopicAccounts = 4,
-  kAllTopics = kTopicJobs | kTopicNodes | kTopicAccounts,
+  kTopicCluster = 8,  // `cluster.summary` only.
+  kAllTopics = kTopicJobs | kTopicNodes | kTopicAccounts | kTopicCluster,
 };
 
-// The topic an event type belongs to (`job.*`, `node.*`, `account.*`), or 0 for events the feed
-// does not carry (the token audit events).
+// The topic an event type belongs to (`job.*`, `node.*`, `account.*`, `cluster.*`), or 0 for
+// events the feed does not carry (the token audit events).
 uint8_t TopicOf(std::string_view event_type);
+// Whether events of this type are outside the log (`job.reason`, `account.usage`,
+// `cluster.summary`).
+bool IsEphemeral(std::string_view event_type);
 
 // What one subscriber asked for. Every filter that is set must match: an event without the field
 // (a node event has no `job`) does not match a `job`, `account` or `user` filter.
@@ -65,6 +79,7 @@ struct WatchFilter {
   std::optional<uint64_t> job;
   std::string account;  // The account or anything below it.
   std::string user;
+  bool ephemeral = false;  // Also the ephemeral events.
 };
 
 struct WatchRequest {
@@ -93,6 +108,10 @@ struct WatchStats {
   uint64_t resyncs = 0;
   uint64_t dropped_slow = 0;   // Subscribers closed because their queue was full.
   uint64_t published_seq = 0;  // The newest durable event.
+  uint64_t ephemeral_subscribers = 0;
+  uint64_t ephemeral_sent = 0;
+  uint64_t ephemeral_dropped = 0;  // Not sent: the hold queue was full.
+  uint64_t closed_revoked = 0;     // Feeds closed because their token was revoked.
 };
 
 class WatchHub {
@@ -102,6 +121,8 @@ class WatchHub {
     size_t queue_limit = 4096;
     // Events a replay round looks at, at most (fewer when the queue limit is small).
     size_t replay_chunk = 512;
+    // Ephemeral events waiting for the log event they follow, at most; more are dropped.
+    size_t max_held_ephemeral = 65'536;
   };
   using Post = std::function<void(std::function<void()>)>;
 
@@ -128,6 +149,13 @@ class WatchHub {
   void Unsubscribe(uint64_t id, std::string_view reason);
   // Durable events, in seq order, each after the previous published one.
   void Publish(const std::vector<api::Event>& events);
+  // Ephemeral events (`IsEphemeral`), each with the seq of the log event it follows; sent to the
+  // live subscribers that asked for them once that event is published.
+  void PublishEphemeral(std::vector<api::Event> events);
+  // Whether any subscriber takes ephemeral events (else the periodic ones need not be made).
+  bool WantsEphemeral() const { return stats_.ephemeral_subscribers > 0; }
+  // Closes every feed opened with token `token_id` (1008 "token revoked") and forgets it at once.
+  void CloseToken(std::string_view token_id);
 
   WatchStats Stats() const;
   // The `gsched_watch_*` families for `/metrics`.
@@ -156,7 +184,9 @@ class WatchHub {
   // Waits for `id`'s queue to drain, then runs the next round.
   void NextRoundWhenDrained(uint64_t id, Subscriber& sub);
   void SendResync(Subscriber& sub, uint64_t resume_after, std::string reason);
-  bool Send(Subscriber& sub, std::string text);
+  bool Send(Subscriber& sub, net::SharedText text);
+  void SendEphemeral(const api::Event& e);
+  void Forget(std::map<uint64_t, Subscriber>::iterator it);
   void ReaderLoop();
 
   const Options options_;
@@ -168,6 +198,7 @@ class WatchHub {
 
   std::map<uint64_t, Subscriber> subscribers_;
   uint64_t published_seq_;
+  std::deque<api::Event> held_ephemeral_;  // In seq order, each after `published_seq_`.
   WatchStats stats_;
   // From an event's creation (in memory, before its commit) to its publication.
   Histogram publish_delay_{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};

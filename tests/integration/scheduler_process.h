@@ -77,6 +77,7 @@ class SchedulerProcess {
   const std::string& url() const { return url_; }
   const std::string& admin_token() const { return admin_token_; }
   std::string Log() const { return process_->Log(); }
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
 
   std::unique_ptr<net::HttpClient> Client(const std::string& token) const {
     auto c = net::HttpClient::Create(url_, {.token = token, .timeout = Seconds(20)});

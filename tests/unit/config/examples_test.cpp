@@ -63,6 +63,7 @@ TEST(ExamplesTest, SchedulerYamlIsTheDefaults) {
   EXPECT_EQ(c.events.max_events, defaults.events.max_events);
   EXPECT_EQ(c.watch.queue_limit, defaults.watch.queue_limit);
   EXPECT_EQ(c.watch.ping_interval, defaults.watch.ping_interval);
+  EXPECT_EQ(c.watch.summary_interval, defaults.watch.summary_interval);
   EXPECT_EQ(c.gpu_types, defaults.gpu_types);
   // Relative paths are resolved against config/.
   EXPECT_EQ(c.data_dir, Example("gsched-data"));

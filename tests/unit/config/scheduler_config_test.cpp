@@ -56,6 +56,7 @@ TEST(SchedulerConfigTest, EmptyDocumentGivesTheDocumentedDefaults) {
   EXPECT_EQ(c->events.max_events, 10'000'000);
   EXPECT_EQ(c->watch.queue_limit, 4096);
   EXPECT_EQ(c->watch.ping_interval, Seconds(20));
+  EXPECT_EQ(c->watch.summary_interval, Seconds(10));
   ASSERT_EQ(c->gpu_types.size(), 4u);
   EXPECT_EQ(c->gpu_types[0].name, "b200");
   EXPECT_EQ(c->gpu_types[0].cost, 2.0);
@@ -217,6 +218,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "priority.classes.high.default_time_limit", "must be <= max_time_limit (2d)"},
         Rejection{"watch: {ping_interval: 10m}\n", "watch.ping_interval",
                   "must be < limits.idle_timeout"},
+        Rejection{"watch: {summary_interval: 10ms}\n", "watch.summary_interval", ""},
         Rejection{"listen: localhost\n", "listen", "must be HOST:PORT"},
         Rejection{"listen: \"h:70000\"\n", "listen", "must be HOST:PORT"},
         Rejection{"data_dir: \"\"\n", "data_dir", "must not be empty"},

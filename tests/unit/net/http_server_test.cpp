@@ -125,6 +125,8 @@ struct EchoWs {
       }
       std::weak_ptr<WsConnection> weak = conn;
       conn->Send("hello");
+      if (req.Query("close_now"))
+        conn->Close(1008, "closed during the handshake");  // Before the upgrade is answered.
       return WsHandlers{[weak](std::string m) {
                           if (auto c = weak.lock())
                             c->Send("echo:" + m);
@@ -171,6 +173,19 @@ TEST_F(ServerTest, ServerSideCloseReachesTheClientWithItsReason) {
   auto r = (*ws)->Read(Seconds(10));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("go away"), std::string::npos) << r.status().message();
+}
+
+TEST_F(ServerTest, CloseDuringTheHandshakeFollowsItWithTheReason) {
+  EchoWs echo;
+  StartServer({}, echo.Handler());
+  auto ws = WsClient::Connect(url_, "/ws?ok=1&close_now=1", {.timeout = Seconds(10)});
+  ASSERT_TRUE(ws.ok()) << ws.status().ToString();
+  // What was queued first, then the close with its reason (not a cut socket).
+  EXPECT_EQ(*(*ws)->Read(Seconds(10)), "hello");
+  auto r = (*ws)->Read(Seconds(10));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("closed during the handshake"), std::string::npos)
+      << r.status().message();
 }
 
 TEST_F(ServerTest, SlowConsumerIsDroppedNotBuffered) {

@@ -362,5 +362,53 @@ TEST_F(ClusterStateTest, StaleUpdatesAreFencedByAttempt) {
   EXPECT_EQ(state_.jobs().at(id).job.state, api::JobState::kStarting);
 }
 
+TEST_F(ClusterStateTest, JobReasonEventsOnlyWhenTheReasonChanges) {
+  auto reasons = [](const Change& c) {
+    std::vector<std::string> out;
+    for (const api::Event& e : c.ephemeral) {
+      EXPECT_EQ(e.type, "job.reason");
+      out.push_back(std::to_string(e.data.at("job").to_number<uint64_t>()) + " " +
+                    std::string(e.data.at("code").as_string()));
+    }
+    return out;
+  };
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  EXPECT_TRUE(Pass().ephemeral.empty());  // The first pass after start only records.
+  SubmitOne(8);                           // Takes the whole node.
+  uint64_t waiting = SubmitOne(4);
+  Change first = Pass();
+  ASSERT_EQ(first.ephemeral.size(), 1u);
+  EXPECT_EQ(first.ephemeral[0].data.at("job").to_number<uint64_t>(), waiting);
+  // The seq of the newest log event it follows: the pass's own `job.state` for the started job.
+  EXPECT_EQ(first.ephemeral[0].seq, state_.last_event_seq());
+  // Nothing changed: nothing to say, however many passes run.
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(Seconds(5));
+    EXPECT_TRUE(Pass().ephemeral.empty());
+  }
+  // Held: a new code, and the one before it.
+  Apply(state_.Hold(Alice(), waiting, true));
+  Change held = Pass();
+  EXPECT_EQ(reasons(held), (std::vector<std::string>{std::to_string(waiting) + " held"}));
+  EXPECT_TRUE(held.ephemeral[0].data.contains("previous_code"));
+  // 1,500 new pending jobs: 1,000 reasons in this pass, the other 500 in the next, then none.
+  for (int i = 0; i < 15; ++i) {
+    std::vector<api::JobSpec> specs(100);
+    for (auto& spec : specs) {
+      spec.image = "/i";
+      spec.command = {"x"};
+      spec.gpus_per_node = 4;
+    }
+    std::vector<uint64_t> ids;
+    Apply(state_.Submit(Alice(), std::move(specs), &ids));
+  }
+  EXPECT_EQ(Pass().ephemeral.size(), ClusterState::kMaxReasonEventsPerPass);
+  EXPECT_EQ(Pass().ephemeral.size(), 1500 - ClusterState::kMaxReasonEventsPerPass);
+  EXPECT_TRUE(Pass().ephemeral.empty());
+  // No `job.reason` is ever written to the log.
+  for (const api::Event& e : state_.recent_events())
+    EXPECT_NE(e.type, "job.reason");
+}
+
 }  // namespace
 }  // namespace gsched::server

@@ -18,10 +18,12 @@ namespace json = boost::json;
 
 class FakeConnection final : public net::WsConnection {
  public:
-  bool Send(std::string text) override {
+  using net::WsConnection::Send;
+  bool Send(net::SharedText text) override {
     if (closed)
       return false;
-    sent.push_back(json::parse(text));
+    sent.push_back(json::parse(*text));
+    buffers.push_back(std::move(text));
     return true;
   }
   void Close(uint16_t code, std::string reason) override {
@@ -50,6 +52,7 @@ class FakeConnection final : public net::WsConnection {
   }
 
   std::vector<json::value> sent;
+  std::vector<net::SharedText> buffers;  // As queued: the same buffer for every subscriber.
   bool closed = false;
   uint16_t close_code = 0;
   std::string close_reason;
@@ -385,6 +388,75 @@ TEST_F(WatchHubTest, CountsSlowConsumersAndClosedReplays) {
   lock.unlock();
   f();
   EXPECT_TRUE(c->sent.empty());
+}
+
+// `job.reason` for job `job` following log event `seq`.
+api::Event ReasonEvent(uint64_t seq, uint64_t job, const std::string& user) {
+  return {seq, "job.reason", FromUnixSeconds(1'800'000'000),
+          json::object{{"job", job}, {"user", user}, {"account", "proj-a"}, {"code", "quota"}}};
+}
+
+TEST_F(WatchHubTest, OneBufferIsSharedByEverySubscriber) {
+  MakeHub(0);
+  auto a = std::make_shared<FakeConnection>();
+  auto b = std::make_shared<FakeConnection>();
+  hub_->Subscribe(1, Admin(), {}, a);
+  hub_->Subscribe(2, Alice(), {}, b);
+  hub_->Publish({JobEvent(1, 7, "alice", "proj-a")});
+  ASSERT_EQ(a->buffers.size(), 1u);
+  ASSERT_EQ(b->buffers.size(), 1u);
+  EXPECT_EQ(a->buffers[0].get(), b->buffers[0].get());
+}
+
+TEST_F(WatchHubTest, EphemeralEventsOnlyForThoseWhoAskAndNeverBeforeTheirLogEvent) {
+  MakeHub(10);
+  auto asked = std::make_shared<FakeConnection>();
+  auto plain = std::make_shared<FakeConnection>();
+  auto other = std::make_shared<FakeConnection>();
+  hub_->Subscribe(1, Alice(), {.filter = {.ephemeral = true}}, asked);
+  hub_->Subscribe(2, Alice(), {}, plain);
+  hub_->Subscribe(3, Bob(), {.filter = {.ephemeral = true}}, other);
+  EXPECT_TRUE(hub_->WantsEphemeral());
+  // Follows event 10, already published: sent at once.
+  hub_->PublishEphemeral({ReasonEvent(10, 7, "alice")});
+  // Follows event 12, not yet durable: held until 12 is published, then after it.
+  hub_->PublishEphemeral({ReasonEvent(12, 8, "alice")});
+  EXPECT_EQ(asked->Types(), (std::vector<std::string>{"job.reason"}));
+  hub_->Publish({JobEvent(11, 8, "alice", "proj-a")});
+  EXPECT_EQ(asked->Seqs(), (std::vector<uint64_t>{10, 11}));
+  hub_->Publish({JobEvent(12, 8, "alice", "proj-a")});
+  EXPECT_EQ(asked->Seqs(), (std::vector<uint64_t>{10, 11, 12, 12}));
+  EXPECT_EQ(asked->Types().back(), "job.reason");
+  // Not asked for, or not theirs to see.
+  EXPECT_EQ(plain->Types(), (std::vector<std::string>{"job.submitted", "job.submitted"}));
+  EXPECT_TRUE(other->sent.empty());
+  EXPECT_EQ(hub_->Stats().ephemeral_sent, 2u);
+  hub_->Unsubscribe(1, "closed by peer");
+  hub_->Unsubscribe(3, "closed by peer");
+  EXPECT_FALSE(hub_->WantsEphemeral());
+}
+
+TEST_F(WatchHubTest, ARevokedTokensFeedsAreClosedAtOnce) {
+  MakeHub(0);
+  auto a1 = std::make_shared<FakeConnection>();
+  auto a2 = std::make_shared<FakeConnection>();
+  auto admin = std::make_shared<FakeConnection>();
+  hub_->Subscribe(1, Alice(), {}, a1);
+  hub_->Subscribe(2, Alice(), {}, a2);
+  hub_->Subscribe(3, Admin(), {}, admin);
+  hub_->CloseToken("t1");  // Alice's token.
+  EXPECT_TRUE(a1->closed && a2->closed);
+  EXPECT_EQ(a1->close_code, 1008);
+  EXPECT_EQ(a1->close_reason, "token revoked");
+  EXPECT_FALSE(admin->closed);
+  hub_->Publish({JobEvent(1, 7, "alice", "proj-a")});
+  EXPECT_TRUE(a1->sent.empty());
+  EXPECT_EQ(admin->sent.size(), 1u);
+  EXPECT_EQ(hub_->Stats().subscribers, 1u);
+  EXPECT_EQ(hub_->Stats().closed_revoked, 2u);
+  // The transport's close callback comes later and finds nothing.
+  hub_->Unsubscribe(1, "token revoked");
+  EXPECT_EQ(hub_->Stats().subscribers, 1u);
 }
 
 }  // namespace
