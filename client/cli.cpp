@@ -230,8 +230,12 @@ int RunCli(std::vector<std::string> args, std::ostream& out, std::ostream& err, 
   watch->add_option("job", watch_args.job, "Only this job; ends when the job ends.");
   watch->add_option("--topics", watch_args.topics, "jobs,nodes,accounts");
   watch->add_option("--since", watch_args.since, "Resume after this event sequence number.");
+  watch->add_flag("--ephemeral", watch_args.ephemeral,
+                  "Also pending-reason changes (job.reason), account usage and cluster summaries; "
+                  "these describe the present and are never replayed.");
   AddJsonFlag(watch, watch_args.json);
-  watch->footer("Examples:\n  gsched watch\n  gsched watch 42 --json");
+  watch->footer(
+      "Examples:\n  gsched watch\n  gsched watch 42 --json\n  gsched watch 42 --ephemeral");
   watch->callback([&] { p.run = [&](Session& s) { return s.Watch(watch_args); }; });
 
   // nodes, drain, resume

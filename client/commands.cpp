@@ -619,10 +619,14 @@ int Session::Watch(const WatchArgs& args) {
   auto factory = env_.connector.watch ? env_.connector.watch : NetConnector().watch;
   while (true) {
     if (!stream) {
+      std::string topics = args.topics;
+      if (args.ephemeral && topics == WatchArgs().topics)
+        topics += ",cluster";  // cluster.summary has a topic of its own.
       std::string target =
-          "/v1/watch" + QueryString({{"topics", args.topics},
+          "/v1/watch" + QueryString({{"topics", topics},
                                      {"since", last_seq >= 0 ? std::to_string(last_seq) : ""},
-                                     {"job", args.job}});
+                                     {"job", args.job},
+                                     {"ephemeral", args.ephemeral ? "1" : ""}});
       auto opened = factory(config_, target);
       if (!opened.ok()) {
         const Status& st = opened.status();
@@ -690,7 +694,10 @@ int Session::Watch(const WatchArgs& args) {
     auto event = api::DecodeEvent(*parsed);
     if (!event.ok())
       return Fail(kExitServerSaidNo, "bad event: " + event.status().ToString());
-    if (static_cast<int64_t>(event->seq) <= last_seq && event->type != "resync")
+    // Ephemeral events repeat the seq of the last logged event they follow.
+    const bool ephemeral = event->type == "job.reason" || event->type == "account.usage" ||
+                           event->type == "cluster.summary";
+    if (static_cast<int64_t>(event->seq) <= last_seq && event->type != "resync" && !ephemeral)
       continue;  // Seen before the reconnect.
     last_seq = static_cast<int64_t>(event->seq);
     if (args.json) {
@@ -704,6 +711,12 @@ int Session::Watch(const WatchArgs& args) {
       if (type == "resync") {
         what = "missed events are gone: " + StringField(d, "reason") + "; resuming after " +
                StringField(d, "resumes_after");
+      } else if (type == "job.reason") {
+        what = "job " + StringField(d, "job") + " waits: " + StringField(d, "code");
+        if (std::string m = StringField(d, "message"); !m.empty())
+          what += " - " + m;
+        if (std::string est = StringField(d, "estimated_start"); !est.empty())
+          what += " (estimated start " + est + ")";
       } else if (type.starts_with("job.")) {
         what = "job " + StringField(d, "job") + " ";
         what += type == "job.state" ? StringField(d, "to") : std::string(type.substr(4));

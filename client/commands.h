@@ -65,6 +65,7 @@ struct WatchArgs {
   std::string job;
   std::string topics = "jobs,nodes,accounts";
   int64_t since = -1;
+  bool ephemeral = false;  // Also job.reason, account.usage, cluster.summary (never replayed).
   bool json = false;
 };
 

@@ -488,6 +488,36 @@ TEST_F(CliTest, WatchJsonSeesTheJobsEventsAndEndsWhenTheJobEnds) {
   EXPECT_NE(bad.err.find("topics"), std::string::npos) << bad.err;
 }
 
+TEST_F(CliTest, WatchEphemeralShowsAPendingReasonAsItChanges) {
+  Blocker();  // The node is full: the next job waits for resources.
+  uint64_t id = Submit(R"({"image": "/", "gpus_per_node": 8, "gpu_type": "h100",
+                           "time_limit_s": 300, "command": ["true"]})");
+  std::string sid = std::to_string(id);
+  auto watch = StartCliAs(alice_, {"watch", sid, "--json", "--since", "0", "--ephemeral"});
+  auto plain = StartCliAs(alice_, {"watch", sid, "--since", "0", "--ephemeral"});
+  // The replayed job.submitted shows that both feeds are open; a hold then changes the reason.
+  ASSERT_TRUE(WaitFor([&] { return watch->Out().find("job.submitted") != std::string::npos; }))
+      << watch->Out() << watch->Err();
+  ASSERT_TRUE(WaitFor([&] { return plain->Out().find("job.submitted") != std::string::npos; }))
+      << plain->Out() << plain->Err();
+  EXPECT_EQ(Cli({"hold", sid}).code, 0);
+  ASSERT_TRUE(WaitFor([&] { return watch->Out().find(R"("code":"held")") != std::string::npos; }))
+      << watch->Out() << watch->Err();
+  ASSERT_TRUE(WaitFor([&] { return plain->Out().find(" waits: held") != std::string::npos; }))
+      << plain->Out() << plain->Err();
+  EXPECT_EQ(Cli({"cancel", sid}).code, 0);
+  auto watched = watch->Wait();
+  ASSERT_EQ(watched.code, 0) << watched.Text();
+  bool reason_seen = false;
+  for (const auto& e : watched.JsonLines()) {
+    EXPECT_EQ(e.at("data").at("job").to_number<uint64_t>(), id) << json::serialize(e);
+    if (e.at("type") == "job.reason" && e.at("data").at("code") == "held")
+      reason_seen = true;
+  }
+  EXPECT_TRUE(reason_seen) << watched.out;
+  EXPECT_EQ(plain->Wait().code, 0);
+}
+
 TEST_F(CliTest, ASchedulerCrashEndsLogsFollowWithExit3AndWatchResumesWithoutGapsOrRepeats) {
   uint64_t id = Submit(R"({"image": "/", "gpu_type": "h100", "time_limit_s": 300,
                            "command": ["sh", "-c", ")" +
