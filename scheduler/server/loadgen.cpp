@@ -1,9 +1,13 @@
-// gsched-loadgen --server URL --token-file F --jobs N --concurrency C [--batch B]
+// gsched-loadgen --server URL --token-file F --jobs N --concurrency C [--batch B] [--requeue]
+//                [--acked-ids FILE]
 //
 // Submits N one-GPU jobs over C concurrent keep-alive connections, B specs per request, and prints
-// one JSON line: {"jobs", "seconds", "jobs_per_s", "p50_ms", "p99_ms"} (latency per request).
-// Every request is acknowledged only after the scheduler's durable write, so this measures durable
-// submissions. Jobs carry `GSCHED_SIM_DURATION_S` for simulated workers.
+// one JSON line: {"jobs", "seconds", "jobs_per_s", "p50_ms", "p99_ms", "failed"} (latency per
+// request). Every request is acknowledged only after the scheduler's durable write, so this
+// measures durable submissions. Jobs carry `GSCHED_SIM_DURATION_S` for simulated workers.
+// `--acked-ids FILE` writes the id of every job the scheduler acknowledged (HTTP 201), one per
+// line: the fault runs check that each of them survives a `kill -9` of the scheduler. A failed
+// request (the scheduler gone) counts its jobs as `failed` and the run goes on with the next one.
 //
 // gsched-loadgen --server URL --token-file F --watchers W [--rate R] [--seconds S] [--pid P]
 //
@@ -20,9 +24,11 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -32,6 +38,7 @@
 #include <vector>
 
 #include "scheduler/common/quantity.h"
+#include "scheduler/common/status.h"
 #include "scheduler/net/http_client.h"
 #include "scheduler/net/ws_async_client.h"
 
@@ -53,6 +60,37 @@ double CpuSeconds(int64_t pid) {
       ticks += std::stod(f);
   }
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The job ids of a 201 answer to `POST /v1/jobs`: `{"id":N}` or `{"ids":[N,...]}`. Any other
+// shape is an error: an acknowledgement this cannot read must not pass as "no ids".
+gsched::Result<std::vector<uint64_t>> AckedIds(std::string_view body) {
+  std::vector<uint64_t> ids;
+  size_t at = body.find("\"ids\":[");
+  if (at != std::string_view::npos) {
+    const char* p = body.data() + at + 7;
+    const char* end = body.data() + body.size();
+    while (p < end && *p != ']') {
+      uint64_t v = 0;
+      auto [next, ec] = std::from_chars(p, end, v);
+      if (ec != std::errc())
+        return gsched::Status::InvalidArgument("unreadable acknowledgement: " + std::string(body));
+      ids.push_back(v);
+      p = next;
+      if (p < end && *p == ',')
+        ++p;
+    }
+    return ids;
+  }
+  at = body.find("\"id\":");
+  if (at == std::string_view::npos)
+    return gsched::Status::InvalidArgument("acknowledgement without ids: " + std::string(body));
+  uint64_t v = 0;
+  auto [next, ec] = std::from_chars(body.data() + at + 5, body.data() + body.size(), v);
+  if (ec != std::errc())
+    return gsched::Status::InvalidArgument("unreadable acknowledgement: " + std::string(body));
+  ids.push_back(v);
+  return ids;
 }
 
 // The unsigned number after `"key":` in a compact JSON text, or 0.
@@ -202,6 +240,11 @@ int main(int argc, char** argv) {
   app.add_option("--gpus", gpus, "GPUs per job")->check(CLI::Range(0, 64));
   app.add_option("--duration", duration_s, "GSCHED_SIM_DURATION_S of each job")
       ->check(CLI::Range(0, 86400));
+  bool requeue = false;
+  app.add_flag("--requeue", requeue, "jobs requeue after a node failure or preemption");
+  std::string acked_path;
+  app.add_option("--acked-ids", acked_path,
+                 "write the id of every acknowledged job to this file, one per line");
   int64_t watchers = 0, rate = 20, churn_s = 20, pid = 0;
   app.add_option("--watchers", watchers, "watch feed subscribers: measure the fan-out instead")
       ->check(CLI::Range(0, 100'000));
@@ -220,6 +263,15 @@ int main(int argc, char** argv) {
   }
   if (watchers > 0)
     return RunWatchFanout(server, token, watchers, rate, churn_s, pid);
+  std::FILE* acked = nullptr;
+  if (!acked_path.empty()) {
+    acked = std::fopen(acked_path.c_str(), "w");
+    if (acked == nullptr) {
+      std::cerr << "gsched-loadgen: --acked-ids: cannot write " << acked_path << ": "
+                << std::strerror(errno) << "\n";
+      return 2;
+    }
+  }
   std::string spec = R"({"image":"/images/sim","command":["sleep"],"gpus_per_node":)" +
                      std::to_string(gpus) +
                      R"(,"time_limit_s":3600,"env":{"GSCHED_SIM_DURATION_S":")" +
@@ -228,11 +280,14 @@ int main(int argc, char** argv) {
     spec += R"(,"account":")" + account + "\"";
   if (!gpu_type.empty())
     spec += R"(,"gpu_type":")" + gpu_type + "\"";
+  if (requeue)
+    spec += R"(,"requeue":true)";
   spec += "}";
 
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
   std::atomic<int64_t> failed{0};
+  int64_t unreadable = 0;  // Acknowledgements whose ids could not be read; guarded by `mu`.
   std::mutex mu;
   std::vector<double> latencies_ms;
   std::string first_error;
@@ -273,6 +328,18 @@ int main(int argc, char** argv) {
           continue;
         }
         done += n;
+        if (acked != nullptr) {
+          auto ids = AckedIds(r->body);
+          std::lock_guard lock(mu);
+          if (!ids.ok()) {
+            if (first_error.empty())
+              first_error = ids.status().ToString();
+            ++unreadable;
+            continue;
+          }
+          for (uint64_t id : *ids)
+            std::fprintf(acked, "%llu\n", static_cast<unsigned long long>(id));
+        }
       }
       std::lock_guard lock(mu);
       latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
@@ -280,6 +347,10 @@ int main(int argc, char** argv) {
   }
   for (auto& t : threads)
     t.join();
+  if (acked != nullptr && std::fclose(acked) != 0) {
+    std::cerr << "gsched-loadgen: --acked-ids: cannot write " << acked_path << "\n";
+    return 2;
+  }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::sort(latencies_ms.begin(), latencies_ms.end());
   auto pct = [&](double p) {
@@ -295,5 +366,5 @@ int main(int argc, char** argv) {
       static_cast<long long>(failed.load()));
   if (!first_error.empty())
     std::fprintf(stderr, "gsched-loadgen: first error: %s\n", first_error.c_str());
-  return failed.load() == 0 ? 0 : 1;
+  return failed.load() == 0 && unreadable == 0 ? 0 : 1;
 }

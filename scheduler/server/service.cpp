@@ -817,14 +817,25 @@ struct SchedulerService::Impl {
 
   std::string RenderMetrics() {
     PrometheusWriter w;
-    std::map<api::JobState, int64_t> by_state;
-    for (const auto& [id, rec] : state->jobs())
+    std::map<api::JobState, int64_t> by_state, requeued;
+    for (const auto& [id, rec] : state->jobs()) {
       ++by_state[rec.job.state];
+      if (!rec.job.attempts.empty())
+        ++requeued[rec.job.state];
+    }
     w.Family("gsched_jobs", "gauge", "Jobs in memory by state (pending, starting, running).");
     for (api::JobState s :
          {api::JobState::kPending, api::JobState::kStarting, api::JobState::kRunning}) {
       w.Sample("gsched_jobs", {{"state", std::string(api::ToString(s))}},
                static_cast<double>(by_state[s]));
+    }
+    w.Family(
+        "gsched_jobs_requeued", "gauge",
+        "Active jobs with an earlier attempt that ended (node failure, preemption), by state.");
+    for (api::JobState s :
+         {api::JobState::kPending, api::JobState::kStarting, api::JobState::kRunning}) {
+      w.Sample("gsched_jobs_requeued", {{"state", std::string(api::ToString(s))}},
+               static_cast<double>(requeued[s]));
     }
     std::map<std::pair<std::string, std::string>, int64_t> gpus;
     for (const auto& [name, rec] : state->nodes()) {
@@ -833,6 +844,12 @@ struct SchedulerService::Impl {
       gpus[{rec.node.gpu_type, "busy"}] += used;
       gpus[{rec.node.gpu_type, down ? "down" : "idle"}] += rec.node.gpu_count - used;
     }
+    std::map<std::string, int64_t> nodes_by_state;
+    for (const auto& [name, rec] : state->nodes())
+      ++nodes_by_state[std::string(api::ToString(rec.node.state))];
+    w.Family("gsched_nodes", "gauge", "Nodes by state (up, down, draining, ...).");
+    for (const auto& [st, n] : nodes_by_state)
+      w.Sample("gsched_nodes", {{"state", st}}, static_cast<double>(n));
     w.Family("gsched_gpus", "gauge", "GPUs by type and state.");
     for (const auto& [k, v] : gpus)
       w.Sample("gsched_gpus", {{"type", k.first}, {"state", k.second}}, static_cast<double>(v));
