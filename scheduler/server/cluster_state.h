@@ -61,6 +61,9 @@ struct NodeRecord {
   bool connected = false;
   Timestamp last_heartbeat{};
   uint64_t used_gpus = 0;  // Bitmask derived from running allocations.
+  // The starting and running jobs with a part on this node, kept with `used_gpus`: a hello or a
+  // lost node looks at these instead of every running job.
+  std::set<uint64_t> jobs;
   // The state to return to when a `down` node is heard from again (an admin's drain survives).
   api::NodeState state_before_down = api::NodeState::kUp;
   int32_t used_cpus = 0;
