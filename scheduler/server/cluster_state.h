@@ -184,6 +184,7 @@ class ClusterState {
   const std::deque<api::Event>& recent_events() const { return recent_events_; }
   size_t pending_count() const { return pending_.size(); }
   size_t running_count() const { return running_.size(); }
+  const std::set<uint64_t>& running_ids() const { return running_; }  // Starting and running.
   const std::unordered_map<uint64_t, JobRecord>& jobs() const { return jobs_; }
   const std::map<std::string, NodeRecord>& nodes() const { return nodes_; }
 
