@@ -1,13 +1,14 @@
 // gsched-loadgen --server URL --token-file F --jobs N --concurrency C [--batch B] [--requeue]
-//                [--acked-ids FILE]
+//                [--acked-ids FILE] [--retry-seconds S]
 //
 // Submits N one-GPU jobs over C concurrent keep-alive connections, B specs per request, and prints
-// one JSON line: {"jobs", "seconds", "jobs_per_s", "p50_ms", "p99_ms", "failed"} (latency per
-// request). Every request is acknowledged only after the scheduler's durable write, so this
-// measures durable submissions. Jobs carry `GSCHED_SIM_DURATION_S` for simulated workers.
+// one JSON line: {"jobs", "seconds", "jobs_per_s", "p50_ms", "p99_ms", "failed", "retried"}
+// (latency per request). Every request is acknowledged only after the scheduler's durable write, so
+// this measures durable submissions. Jobs carry `GSCHED_SIM_DURATION_S` for simulated workers.
 // `--acked-ids FILE` writes the id of every job the scheduler acknowledged (HTTP 201), one per
-// line: the fault runs check that each of them survives a `kill -9` of the scheduler. A failed
-// request (the scheduler gone) counts its jobs as `failed` and the run goes on with the next one.
+// line: the fault runs check that each of them survives a `kill -9` of the scheduler. A request
+// that gets no answer (the scheduler gone) is retried on a new connection for `--retry-seconds`
+// (default 0), then counts its jobs as `failed`; the run goes on with the next one.
 //
 // gsched-loadgen --server URL --token-file F --watchers W [--rate R] [--seconds S] [--pid P]
 //
@@ -242,6 +243,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 86400));
   bool requeue = false;
   app.add_flag("--requeue", requeue, "jobs requeue after a node failure or preemption");
+  int64_t retry_s = 0;
+  app.add_option("--retry-seconds", retry_s,
+                 "retry a request that got no answer (scheduler down) for this long")
+      ->check(CLI::Range(0, 3600));
   std::string acked_path;
   app.add_option("--acked-ids", acked_path,
                  "write the id of every acknowledged job to this file, one per line");
@@ -287,6 +292,7 @@ int main(int argc, char** argv) {
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
   std::atomic<int64_t> failed{0};
+  std::atomic<int64_t> retried{0};
   int64_t unreadable = 0;  // Acknowledgements whose ids could not be read; guarded by `mu`.
   std::mutex mu;
   std::vector<double> latencies_ms;
@@ -316,7 +322,19 @@ int main(int argc, char** argv) {
           body += "]}";
         }
         auto r0 = std::chrono::steady_clock::now();
-        auto r = (*client)->Post("/v1/jobs", std::move(body));
+        auto r = (*client)->Post("/v1/jobs", retry_s > 0 ? body : std::move(body));
+        // No answer at all (the scheduler gone): again on a new connection, until it answers
+        // or `--retry-seconds` have passed. An answer, even 503, is not retried.
+        auto give_up = r0 + std::chrono::seconds(retry_s);
+        while (!r.ok() && std::chrono::steady_clock::now() < give_up) {
+          ++retried;
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          auto fresh = gsched::net::HttpClient::Create(server, {.token = token});
+          if (!fresh.ok())
+            continue;
+          client = std::move(fresh);
+          r = (*client)->Post("/v1/jobs", body);
+        }
         mine.push_back(
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r0)
                 .count());
@@ -361,9 +379,9 @@ int main(int argc, char** argv) {
   };
   std::printf(
       "{\"jobs\":%lld,\"seconds\":%.3f,\"jobs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
-      "\"failed\":%lld}\n",
+      "\"failed\":%lld,\"retried\":%lld}\n",
       static_cast<long long>(done.load()), seconds, done.load() / seconds, pct(0.50), pct(0.99),
-      static_cast<long long>(failed.load()));
+      static_cast<long long>(failed.load()), static_cast<long long>(retried.load()));
   if (!first_error.empty())
     std::fprintf(stderr, "gsched-loadgen: first error: %s\n", first_error.c_str());
   return failed.load() == 0 && unreadable == 0 ? 0 : 1;
