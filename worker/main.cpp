@@ -1,7 +1,11 @@
 // `gsched-worker`: the worker agent (DESIGN.md section 6).
 //
 //   gsched-worker --config FILE [--scheduler URL] [--token-file F] [--name NAME]
-//                 [--work-dir DIR] [--simulate N] [--log-level L]
+//                 [--work-dir DIR] [--simulate N [--sim-running-file F]] [--log-level L]
+//
+// With `--sim-running-file F`, a simulator that is told to stop (SIGTERM, SIGINT) first writes
+// the attempts its nodes still run to F, one `JOB ATTEMPT NODE` line each: the fault benchmarks
+// compare them with the scheduler's view to show that no job runs twice.
 //
 // `gsched-worker --shim JOB_DIR MAX_BYTES -- CMD...` is the per-job supervisor shim (runtime.h);
 // it is handled before anything else is set up.
@@ -86,7 +90,19 @@ class ShutdownWatchdog {
   std::thread thread_;
 };
 
-int Run(config::WorkerConfig cfg, int simulate) {
+// Writes `JOB ATTEMPT NODE` for every attempt the simulated nodes run; false when it cannot.
+bool WriteSimulatedRunning(const std::string& path, const std::vector<std::string>& names,
+                           const std::vector<std::unique_ptr<SimulatedJobs>>& sims) {
+  std::ofstream out(path, std::ios::trunc);
+  for (size_t i = 0; i < sims.size() && out; ++i) {
+    for (const auto& r : sims[i]->Running())
+      out << r.job << ' ' << r.attempt << ' ' << names[i] << '\n';
+  }
+  out.close();
+  return static_cast<bool>(out);
+}
+
+int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_file) {
   std::string token;
   if (!cfg.token_file.empty()) {
     std::ifstream in(cfg.token_file);
@@ -132,11 +148,13 @@ int Run(config::WorkerConfig cfg, int simulate) {
       spdlog::warn("{} nodes but only {} file descriptors allowed: run several processes", simulate,
                    static_cast<uint64_t>(limit.rlim_cur));
     std::vector<std::unique_ptr<SimulatedJobs>> sims;
+    std::vector<std::string> names;
     for (int i = 0; i < simulate; ++i) {
       char suffix[16];
       snprintf(suffix, sizeof suffix, "-%04d", i);
       NodeIdentity id = base;
       id.name = cfg.name + suffix;
+      names.push_back(id.name);
       id.inventory = MakeFakeInventory(cfg.gpus.fake, id.name);
       sims.push_back(std::make_unique<SimulatedJobs>(ioc, clock));
       agents.push_back(std::make_unique<WorkerAgent>(ioc, options, id, *sims.back(), clock));
@@ -146,6 +164,9 @@ int Run(config::WorkerConfig cfg, int simulate) {
     }
     ShutdownWatchdog watchdog(ioc);
     signals.async_wait([&](boost::system::error_code, int) {
+      // Before anything stops: what runs now, not what a shutdown leaves.
+      if (!sim_running_file.empty() && !WriteSimulatedRunning(sim_running_file, names, sims))
+        spdlog::error("cannot write --sim-running-file {}", sim_running_file);
       for (auto& a : agents)
         a->Stop();
       for (auto& s : sims)
@@ -226,6 +247,7 @@ int main(int argc, char** argv) {
   CLI::App app("gsched worker agent");
   std::string config_path, scheduler, token_file, name, work_dir, log_level = "info";
   int simulate = 0;
+  std::string sim_running_file;
   app.add_option("--config", config_path, "worker.yaml")->required();
   app.add_option("--scheduler", scheduler, "scheduler URL (overrides the config)");
   app.add_option("--token-file", token_file, "worker token file (overrides the config)");
@@ -233,8 +255,14 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", work_dir, "work directory (overrides the config)");
   app.add_option("--simulate", simulate, "run N virtual nodes that only pretend to run jobs")
       ->check(CLI::Range(0, 100000));
+  app.add_option("--sim-running-file", sim_running_file,
+                 "with --simulate: on SIGTERM, write the attempts still running here");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
   CLI11_PARSE(app, argc, argv);
+  if (!sim_running_file.empty() && simulate == 0) {
+    fprintf(stderr, "--sim-running-file needs --simulate N\n");
+    return 2;
+  }
   if (auto st = gsched::SetupLogging("gsched-worker", log_level); !st.ok()) {
     fprintf(stderr, "%s\n", st.ToString().c_str());
     return 2;
@@ -253,5 +281,5 @@ int main(int argc, char** argv) {
   if (!work_dir.empty())
     cfg->work_dir = work_dir;
   signal(SIGPIPE, SIG_IGN);
-  return Run(*std::move(cfg), simulate);
+  return Run(*std::move(cfg), simulate, sim_running_file);
 }

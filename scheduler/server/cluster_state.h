@@ -64,6 +64,9 @@ struct NodeRecord {
   bool connected = false;
   Timestamp last_heartbeat{};
   uint64_t used_gpus = 0;  // Bitmask derived from running allocations.
+  // The starting and running jobs with a part on this node, kept with `used_gpus`: a hello or a
+  // lost node looks at these instead of every running job.
+  std::set<uint64_t> jobs;
   // The state to return to when a `down` node is heard from again (an admin's drain survives).
   api::NodeState state_before_down = api::NodeState::kUp;
   int32_t used_cpus = 0;
@@ -192,6 +195,7 @@ class ClusterState {
   const std::deque<api::Event>& recent_events() const { return recent_events_; }
   size_t pending_count() const { return pending_.size(); }
   size_t running_count() const { return running_.size(); }
+  const std::set<uint64_t>& running_ids() const { return running_; }  // Starting and running.
   const std::unordered_map<uint64_t, JobRecord>& jobs() const { return jobs_; }
   const std::map<std::string, NodeRecord>& nodes() const { return nodes_; }
 

@@ -1,9 +1,14 @@
-// gsched-loadgen --server URL --token-file F --jobs N --concurrency C [--batch B]
+// gsched-loadgen --server URL --token-file F --jobs N --concurrency C [--batch B] [--requeue]
+//                [--acked-ids FILE] [--retry-seconds S]
 //
 // Submits N one-GPU jobs over C concurrent keep-alive connections, B specs per request, and prints
-// one JSON line: {"jobs", "seconds", "jobs_per_s", "p50_ms", "p99_ms"} (latency per request).
-// Every request is acknowledged only after the scheduler's durable write, so this measures durable
-// submissions. Jobs carry `GSCHED_SIM_DURATION_S` for simulated workers.
+// one JSON line: {"jobs", "seconds", "jobs_per_s", "p50_ms", "p99_ms", "failed", "retried"}
+// (latency per request). Every request is acknowledged only after the scheduler's durable write, so
+// this measures durable submissions. Jobs carry `GSCHED_SIM_DURATION_S` for simulated workers.
+// `--acked-ids FILE` writes the id of every job the scheduler acknowledged (HTTP 201), one per
+// line: the fault runs check that each of them survives a `kill -9` of the scheduler. A request
+// that gets no answer (the scheduler gone) is retried on a new connection for `--retry-seconds`
+// (default 0), then counts its jobs as `failed`; the run goes on with the next one.
 //
 // gsched-loadgen --server URL --token-file F --watchers W [--rate R] [--seconds S] [--pid P]
 //
@@ -20,9 +25,11 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -32,6 +39,7 @@
 #include <vector>
 
 #include "scheduler/common/quantity.h"
+#include "scheduler/common/status.h"
 #include "scheduler/net/http_client.h"
 #include "scheduler/net/ws_async_client.h"
 
@@ -53,6 +61,37 @@ double CpuSeconds(int64_t pid) {
       ticks += std::stod(f);
   }
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The job ids of a 201 answer to `POST /v1/jobs`: `{"id":N}` or `{"ids":[N,...]}`. Any other
+// shape is an error: an acknowledgement this cannot read must not pass as "no ids".
+gsched::Result<std::vector<uint64_t>> AckedIds(std::string_view body) {
+  std::vector<uint64_t> ids;
+  size_t at = body.find("\"ids\":[");
+  if (at != std::string_view::npos) {
+    const char* p = body.data() + at + 7;
+    const char* end = body.data() + body.size();
+    while (p < end && *p != ']') {
+      uint64_t v = 0;
+      auto [next, ec] = std::from_chars(p, end, v);
+      if (ec != std::errc())
+        return gsched::Status::InvalidArgument("unreadable acknowledgement: " + std::string(body));
+      ids.push_back(v);
+      p = next;
+      if (p < end && *p == ',')
+        ++p;
+    }
+    return ids;
+  }
+  at = body.find("\"id\":");
+  if (at == std::string_view::npos)
+    return gsched::Status::InvalidArgument("acknowledgement without ids: " + std::string(body));
+  uint64_t v = 0;
+  auto [next, ec] = std::from_chars(body.data() + at + 5, body.data() + body.size(), v);
+  if (ec != std::errc())
+    return gsched::Status::InvalidArgument("unreadable acknowledgement: " + std::string(body));
+  ids.push_back(v);
+  return ids;
 }
 
 // The unsigned number after `"key":` in a compact JSON text, or 0.
@@ -202,6 +241,15 @@ int main(int argc, char** argv) {
   app.add_option("--gpus", gpus, "GPUs per job")->check(CLI::Range(0, 64));
   app.add_option("--duration", duration_s, "GSCHED_SIM_DURATION_S of each job")
       ->check(CLI::Range(0, 86400));
+  bool requeue = false;
+  app.add_flag("--requeue", requeue, "jobs requeue after a node failure or preemption");
+  int64_t retry_s = 0;
+  app.add_option("--retry-seconds", retry_s,
+                 "retry a request that got no answer (scheduler down) for this long")
+      ->check(CLI::Range(0, 3600));
+  std::string acked_path;
+  app.add_option("--acked-ids", acked_path,
+                 "write the id of every acknowledged job to this file, one per line");
   int64_t watchers = 0, rate = 20, churn_s = 20, pid = 0;
   app.add_option("--watchers", watchers, "watch feed subscribers: measure the fan-out instead")
       ->check(CLI::Range(0, 100'000));
@@ -220,6 +268,15 @@ int main(int argc, char** argv) {
   }
   if (watchers > 0)
     return RunWatchFanout(server, token, watchers, rate, churn_s, pid);
+  std::FILE* acked = nullptr;
+  if (!acked_path.empty()) {
+    acked = std::fopen(acked_path.c_str(), "w");
+    if (acked == nullptr) {
+      std::cerr << "gsched-loadgen: --acked-ids: cannot write " << acked_path << ": "
+                << std::strerror(errno) << "\n";
+      return 2;
+    }
+  }
   std::string spec = R"({"image":"/images/sim","command":["sleep"],"gpus_per_node":)" +
                      std::to_string(gpus) +
                      R"(,"time_limit_s":3600,"env":{"GSCHED_SIM_DURATION_S":")" +
@@ -228,11 +285,15 @@ int main(int argc, char** argv) {
     spec += R"(,"account":")" + account + "\"";
   if (!gpu_type.empty())
     spec += R"(,"gpu_type":")" + gpu_type + "\"";
+  if (requeue)
+    spec += R"(,"requeue":true)";
   spec += "}";
 
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
   std::atomic<int64_t> failed{0};
+  std::atomic<int64_t> retried{0};
+  int64_t unreadable = 0;  // Acknowledgements whose ids could not be read; guarded by `mu`.
   std::mutex mu;
   std::vector<double> latencies_ms;
   std::string first_error;
@@ -261,7 +322,19 @@ int main(int argc, char** argv) {
           body += "]}";
         }
         auto r0 = std::chrono::steady_clock::now();
-        auto r = (*client)->Post("/v1/jobs", std::move(body));
+        auto r = (*client)->Post("/v1/jobs", retry_s > 0 ? body : std::move(body));
+        // No answer at all (the scheduler gone): again on a new connection, until it answers
+        // or `--retry-seconds` have passed. An answer, even 503, is not retried.
+        auto give_up = r0 + std::chrono::seconds(retry_s);
+        while (!r.ok() && std::chrono::steady_clock::now() < give_up) {
+          ++retried;
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          auto fresh = gsched::net::HttpClient::Create(server, {.token = token});
+          if (!fresh.ok())
+            continue;
+          client = std::move(fresh);
+          r = (*client)->Post("/v1/jobs", body);
+        }
         mine.push_back(
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r0)
                 .count());
@@ -273,6 +346,18 @@ int main(int argc, char** argv) {
           continue;
         }
         done += n;
+        if (acked != nullptr) {
+          auto ids = AckedIds(r->body);
+          std::lock_guard lock(mu);
+          if (!ids.ok()) {
+            if (first_error.empty())
+              first_error = ids.status().ToString();
+            ++unreadable;
+            continue;
+          }
+          for (uint64_t id : *ids)
+            std::fprintf(acked, "%llu\n", static_cast<unsigned long long>(id));
+        }
       }
       std::lock_guard lock(mu);
       latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
@@ -280,6 +365,10 @@ int main(int argc, char** argv) {
   }
   for (auto& t : threads)
     t.join();
+  if (acked != nullptr && std::fclose(acked) != 0) {
+    std::cerr << "gsched-loadgen: --acked-ids: cannot write " << acked_path << "\n";
+    return 2;
+  }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::sort(latencies_ms.begin(), latencies_ms.end());
   auto pct = [&](double p) {
@@ -290,10 +379,10 @@ int main(int argc, char** argv) {
   };
   std::printf(
       "{\"jobs\":%lld,\"seconds\":%.3f,\"jobs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
-      "\"failed\":%lld}\n",
+      "\"failed\":%lld,\"retried\":%lld}\n",
       static_cast<long long>(done.load()), seconds, done.load() / seconds, pct(0.50), pct(0.99),
-      static_cast<long long>(failed.load()));
+      static_cast<long long>(failed.load()), static_cast<long long>(retried.load()));
   if (!first_error.empty())
     std::fprintf(stderr, "gsched-loadgen: first error: %s\n", first_error.c_str());
-  return failed.load() == 0 ? 0 : 1;
+  return failed.load() == 0 && unreadable == 0 ? 0 : 1;
 }

@@ -877,22 +877,42 @@ struct SchedulerService::Impl {
 
   std::string RenderMetrics() {
     PrometheusWriter w;
-    std::map<api::JobState, int64_t> by_state;
-    for (const auto& [id, rec] : state->jobs())
-      ++by_state[rec.job.state];
+    // From the pending and running sets, not a walk over every job: with 1,000,000 jobs pending
+    // that walk was 13% of the scheduler's samples while restart.1m polled every 10 ms, on the
+    // state thread that the first pass waits for.
+    std::map<api::JobState, int64_t> by_state, requeued;
+    by_state[api::JobState::kPending] = static_cast<int64_t>(state->pending_count());
+    for (uint64_t id : state->running_ids()) {
+      const api::Job& job = state->jobs().at(id).job;
+      ++by_state[job.state];
+      if (!job.attempts.empty())
+        ++requeued[job.state];
+    }
     w.Family("gsched_jobs", "gauge", "Jobs in memory by state (pending, starting, running).");
     for (api::JobState s :
          {api::JobState::kPending, api::JobState::kStarting, api::JobState::kRunning}) {
       w.Sample("gsched_jobs", {{"state", std::string(api::ToString(s))}},
                static_cast<double>(by_state[s]));
     }
+    w.Family("gsched_jobs_requeued", "gauge",
+             "Starting and running jobs on a later attempt after one ended (node failure, "
+             "preemption).");
+    for (api::JobState s : {api::JobState::kStarting, api::JobState::kRunning}) {
+      w.Sample("gsched_jobs_requeued", {{"state", std::string(api::ToString(s))}},
+               static_cast<double>(requeued[s]));
+    }
     std::map<std::pair<std::string, std::string>, int64_t> gpus;
+    std::map<std::string, int64_t> nodes_by_state;
     for (const auto& [name, rec] : state->nodes()) {
       int64_t used = __builtin_popcountll(rec.used_gpus);
       bool down = !rec.connected || rec.node.state == api::NodeState::kDown;
       gpus[{rec.node.gpu_type, "busy"}] += used;
       gpus[{rec.node.gpu_type, down ? "down" : "idle"}] += rec.node.gpu_count - used;
+      ++nodes_by_state[std::string(api::ToString(rec.node.state))];
     }
+    w.Family("gsched_nodes", "gauge", "Nodes by state (up, down, draining, ...).");
+    for (const auto& [st, n] : nodes_by_state)
+      w.Sample("gsched_nodes", {{"state", st}}, static_cast<double>(n));
     w.Family("gsched_gpus", "gauge", "GPUs by type and state.");
     for (const auto& [k, v] : gpus)
       w.Sample("gsched_gpus", {{"type", k.first}, {"state", k.second}}, static_cast<double>(v));

@@ -117,6 +117,12 @@ RocksDbStore::~RocksDbStore() {
   }
   impl_->wake.notify_all();
   impl_->writer.join();
+  // Memtables to files before closing: the next start then reads sorted files instead of
+  // replaying the write-ahead log record by record (restart.1m: ~50 MB of log, a quarter of the
+  // start-up's CPU samples). Best effort: the log is still there if this fails.
+  rocksdb::FlushOptions flush;
+  flush.allow_write_stall = true;
+  impl_->db->Flush(flush, impl_->handles).PermitUncheckedError();
   for (rocksdb::ColumnFamilyHandle* h : impl_->handles) {
     impl_->db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
   }
@@ -137,6 +143,10 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& o
   db_options.IncreaseParallelism(2);
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 4;
+  // A log file lives until every family with writes in it has flushed them; a family that is
+  // written rarely (accounts, tokens) would keep the whole log alive, and a start after a crash
+  // would replay all of it. Past this size the oldest log's families are flushed.
+  db_options.max_total_wal_size = 64 << 20;
   // Reads at start-up scan whole families; a larger block cache is not needed for that.
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.OptimizeLevelStyleCompaction(64 << 20);

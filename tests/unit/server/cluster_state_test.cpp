@@ -194,6 +194,29 @@ TEST_F(ClusterStateTest, AnAttemptThatEndedWhileTheWorkerWasAwayIsNotLost) {
   EXPECT_EQ(state_.GetJob(Alice(), id, store_)->state, api::JobState::kCompleted);
 }
 
+TEST_F(ClusterStateTest, AHelloAfterARestartSaysWhatIsRunningAndWhatIsLost) {
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  uint64_t started = SubmitOne(1), lost = SubmitOne(1);
+  Pass();
+  // The scheduler is killed before the worker's `running` updates are written: both are stored
+  // as `starting`.
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  ASSERT_EQ(reloaded.GetJob(Alice(), started, store_)->state, api::JobState::kStarting);
+  // The worker reconnects running one of them: that one is running, the other is lost.
+  api::Hello hello = Hello("n1");
+  hello.running.push_back({started, 1, api::JobState::kRunning});
+  Change c = Apply(reloaded.WorkerHello(Worker(), hello));
+  EXPECT_TRUE(c.dispatches.empty());
+  EXPECT_EQ(reloaded.GetJob(Alice(), started, store_)->state, api::JobState::kRunning);
+  EXPECT_EQ(reloaded.GetJob(Alice(), lost, store_)->state, api::JobState::kNodeFail);
+  EXPECT_EQ(reloaded.running_count(), 1u);
+  // And it is stored so.
+  ClusterState again(config_, clock_);
+  ASSERT_TRUE(again.Load(store_).ok());
+  EXPECT_EQ(again.GetJob(Alice(), started, store_)->state, api::JobState::kRunning);
+}
+
 TEST_F(ClusterStateTest, FinishedJobsArePrunedAfterTheRetention) {
   uint64_t a = SubmitOne(1), b = SubmitOne(1), active = SubmitOne(1);
   Apply(state_.Cancel(Alice(), a));
@@ -284,6 +307,42 @@ TEST_F(ClusterStateTest, SilentNodeGoesDownThenLosesItsJobs) {
   EXPECT_EQ(state_.pending_count(), 1u);
   auto job = state_.GetJob(Alice(), ids[0], store_);
   EXPECT_EQ(job->attempts.back().state, api::JobState::kNodeFail);
+}
+
+TEST_F(ClusterStateTest, NodesLostTogetherRequeueEachOfTheirJobsOnce) {
+  for (const char* n : {"n1", "n2", "n3"})
+    Apply(state_.WorkerHello(Worker(), Hello(n)));
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {"x"};
+  spec.gpus_per_node = 8;
+  spec.requeue = true;
+  std::vector<uint64_t> ids;
+  Apply(state_.Submit(Alice(), {spec, spec, spec}, &ids));
+  Pass();
+  ASSERT_EQ(state_.running_count(), 3u);  // One whole node each.
+  // n3 keeps its heartbeats; n1 and n2 fall silent: 300 s later (lost_timeout 5 min) both are
+  // lost in the same check.
+  clock_.Advance(Seconds(299));
+  Apply(state_.WorkerHeartbeat({"n3", {}}));
+  clock_.Advance(Seconds(1));
+  Change c = Apply(state_.CheckNodeTimeouts());
+  EXPECT_EQ(NodeState("n1"), api::NodeState::kDown);
+  EXPECT_EQ(NodeState("n2"), api::NodeState::kDown);
+  EXPECT_EQ(NodeState("n3"), api::NodeState::kUp);
+  EXPECT_EQ(state_.running_count(), 1u);
+  EXPECT_EQ(state_.pending_count(), 2u);
+  EXPECT_TRUE(c.dispatches.empty());  // Nothing to kill on the nodes that are gone.
+  int node_fails = 0;
+  for (uint64_t id : ids) {
+    auto job = state_.GetJob(Alice(), id, store_);
+    ASSERT_TRUE(job.ok());
+    node_fails += !job->attempts.empty();
+    for (const auto& a : job->attempts)
+      EXPECT_EQ(a.state, api::JobState::kNodeFail);
+    EXPECT_LE(job->attempts.size(), 1u);
+  }
+  EXPECT_EQ(node_fails, 2);
 }
 
 TEST_F(ClusterStateTest, DrainingBecomesDrainedWhenTheLastJobEnds) {
