@@ -1,6 +1,7 @@
 #include "scheduler/server/stored_job.h"
 
 #include <boost/json.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -192,6 +193,8 @@ class Reader {
       bits |= static_cast<uint64_t>(static_cast<unsigned char>(data_[pos_++])) << (8 * i);
     double v;
     std::memcpy(&v, &bits, sizeof v);
+    if (!std::isfinite(v))
+      return Fail(field, "not a finite number"), 0.0;
     return v;
   }
   Timestamp Time(const char* field) { return FromUnixMillis(I64(field)); }

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 
 #include "scheduler/state/store.h"
@@ -75,6 +76,18 @@ TEST(StoredJobTest, BinaryRoundTrips) {
     ASSERT_TRUE(back.ok()) << back.status().ToString();
     EXPECT_EQ(*back, r);
   }
+}
+
+TEST(StoredJobTest, ANonFiniteNumberIsAnError) {
+  // The binary form carries doubles as raw bits: NaN or infinity would not survive the JSON the
+  // API answers with, so decoding refuses them.
+  StoredJobRecord r = FullRecord();
+  r.job.priority = std::numeric_limits<double>::quiet_NaN();
+  auto back = DecodeStoredJob(kKey, EncodeStoredJob(r));
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("finite"), std::string::npos) << back.status().ToString();
+  r.job.priority = std::numeric_limits<double>::infinity();
+  EXPECT_FALSE(DecodeStoredJob(kKey, EncodeStoredJob(r)).ok());
 }
 
 TEST(StoredJobTest, BinaryIsSmallerThanJson) {
