@@ -13,30 +13,14 @@
 
 #include "scheduler/api/worker_messages.h"
 #include "tests/integration/scheduler_process.h"
+#include "tests/integration/watch_events.h"
 
 namespace gsched::testing {
 namespace {
 namespace json = boost::json;
 
-constexpr char kSpec[] = R"({"image":"/i","command":["x"],"gpus_per_node":1,"gpu_type":"h100"})";
+using namespace watch_events;  // NOLINT(google-build-using-namespace): test helpers.
 
-uint64_t Seq(const json::value& e) {
-  return e.at("seq").to_number<uint64_t>();
-}
-std::string Type(const json::value& e) {
-  return std::string(e.at("type").as_string());
-}
-uint64_t JobOf(const json::value& e) {
-  const json::value* j = e.at("data").as_object().if_contains("job");
-  return j ? j->to_number<uint64_t>() : 0;
-}
-std::string DataString(const json::value& e, std::string_view key) {
-  const json::value* v = e.at("data").as_object().if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : "";
-}
-bool IsSubmitted(const json::value& e, uint64_t job) {
-  return Type(e) == "job.submitted" && JobOf(e) == job;
-}
 std::vector<uint64_t> Seqs(const std::vector<json::value>& events) {
   std::vector<uint64_t> out;
   for (const auto& e : events)
@@ -173,23 +157,31 @@ std::string Life(const json::value& e) {
          (Type(e) == "job.state" ? " " + DataString(e, "from") + ">" + DataString(e, "to") : "");
 }
 
-TEST(WatchProcessTest, AJobsWholeLifeArrivesInOrder) {
-  SchedulerProcess s;
-  std::string alice = s.Token("alice", "user", {"proj-a"});
-  FeedProcess feed(s, alice, "topics=jobs");
-  ASSERT_TRUE(feed.WaitConnected()) << feed.Output();
-  // A scripted worker with 8 GPUs runs the job: launch, running, completed.
+// A scripted worker "node-1" with eight h100 GPUs, its hello sent.
+Result<std::unique_ptr<net::WsClient>> ConnectWorker(SchedulerProcess& s) {
   auto worker =
       net::WsClient::Connect(s.url(), "/v1/workers/connect",
                              {.token = s.Token("node-1", "worker", {}), .timeout = Seconds(10)});
-  ASSERT_TRUE(worker.ok()) << worker.status().ToString();
+  if (!worker.ok())
+    return worker.status();
   api::Hello hello;
   hello.node = "node-1";
   hello.cpus = 64;
   hello.memory_mib = 512 * 1024;
   for (int i = 0; i < 8; ++i)
     hello.gpus.push_back(api::Gpu{i, "GPU-" + std::to_string(i), "h100"});
-  ASSERT_TRUE((*worker)->Write(api::SerializeMessage(hello)).ok());
+  RETURN_IF_ERROR((*worker)->Write(api::SerializeMessage(hello)));
+  return worker;
+}
+
+TEST(WatchProcessTest, AJobsWholeLifeArrivesInOrder) {
+  SchedulerProcess s;
+  std::string alice = s.Token("alice", "user", {"proj-a"});
+  FeedProcess feed(s, alice, "topics=jobs");
+  ASSERT_TRUE(feed.WaitConnected()) << feed.Output();
+  // A scripted worker with 8 GPUs runs the job: launch, running, completed.
+  auto worker = ConnectWorker(s);
+  ASSERT_TRUE(worker.ok()) << worker.status().ToString();
   uint64_t id = Submit(s, alice);
   auto launch = (*worker)->Read(Seconds(20));
   ASSERT_TRUE(launch.ok()) << launch.status().ToString();
@@ -461,17 +453,8 @@ TEST(WatchProcessTest, EphemeralEventsReasonsUsageAndSummary) {
   std::string bob = s.Token("bob", "user", {"proj-b"});
   // The first pass after the start only records reasons; later ones report changes.
   ASSERT_TRUE(WaitFor([&] { return Metric(s, "gsched_scheduling_passes_total") >= 1; }));
-  auto worker =
-      net::WsClient::Connect(s.url(), "/v1/workers/connect",
-                             {.token = s.Token("node-1", "worker", {}), .timeout = Seconds(10)});
+  auto worker = ConnectWorker(s);
   ASSERT_TRUE(worker.ok()) << worker.status().ToString();
-  api::Hello hello;
-  hello.node = "node-1";
-  hello.cpus = 64;
-  hello.memory_mib = 512 * 1024;
-  for (int i = 0; i < 8; ++i)
-    hello.gpus.push_back(api::Gpu{i, "GPU-" + std::to_string(i), "h100"});
-  ASSERT_TRUE((*worker)->Write(api::SerializeMessage(hello)).ok());
 
   FeedProcess alice_feed(s, alice, "ephemeral=1");
   FeedProcess bob_feed(s, bob, "ephemeral=1");

@@ -10,31 +10,13 @@
 
 #include "scheduler/api/worker_messages.h"
 #include "tests/integration/scheduler_process.h"
+#include "tests/integration/watch_events.h"
 
 namespace gsched::testing {
 namespace {
 namespace json = boost::json;
 
-constexpr char kSpec[] = R"({"image":"/i","command":["x"],"gpus_per_node":1,"gpu_type":"h100"})";
-
-uint64_t Seq(const json::value& e) {
-  return e.at("seq").to_number<uint64_t>();
-}
-std::string Type(const json::value& e) {
-  return std::string(e.at("type").as_string());
-}
-// The `job` of a job event, else 0.
-uint64_t JobOf(const json::value& e) {
-  const json::value* j = e.at("data").as_object().if_contains("job");
-  return j ? j->to_number<uint64_t>() : 0;
-}
-std::string DataString(const json::value& e, std::string_view key) {
-  const json::value* v = e.at("data").as_object().if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : "";
-}
-bool IsSubmitted(const json::value& e, uint64_t job) {
-  return Type(e) == "job.submitted" && JobOf(e) == job;
-}
+using namespace watch_events;  // NOLINT(google-build-using-namespace): test helpers.
 
 class Watcher {
  public:
