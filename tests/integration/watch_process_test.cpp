@@ -21,15 +21,6 @@ namespace json = boost::json;
 
 using namespace watch_events;  // NOLINT(google-build-using-namespace): test helpers.
 
-std::vector<uint64_t> Seqs(const std::vector<json::value>& events) {
-  std::vector<uint64_t> out;
-  for (const auto& e : events)
-    out.push_back(Seq(e));
-  return out;
-}
-
-// One `watch_client.py` process. Its output is read incrementally: each call parses only the
-// lines that arrived since the last one.
 class FeedProcess {
  public:
   FeedProcess(const SchedulerProcess& s, const std::string& token, const std::string& query,
@@ -105,41 +96,6 @@ class FeedProcess {
   std::optional<json::value> end_;
   bool connected_ = false;
 };
-
-uint64_t Submit(const SchedulerProcess& s, const std::string& token) {
-  auto r = s.Client(token)->Post("/v1/jobs", kSpec);
-  EXPECT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().ToString());
-  if (!r.ok() || r->status != 201)
-    return 0;
-  return Parse(r->body).at("id").to_number<uint64_t>();
-}
-
-std::vector<uint64_t> SubmitBatch(net::HttpClient& client, int n) {
-  std::string body = R"({"jobs":[)";
-  for (int i = 0; i < n; ++i)
-    body += (i ? "," : "") + std::string(kSpec);
-  body += "]}";
-  auto r = client.Post("/v1/jobs", body);
-  EXPECT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().ToString());
-  std::vector<uint64_t> ids;
-  if (!r.ok() || r->status != 201)
-    return ids;
-  json::value answer = Parse(r->body);  // Kept: a range-for over a temporary's member dangles.
-  for (const auto& id : answer.at("ids").as_array())
-    ids.push_back(id.to_number<uint64_t>());
-  return ids;
-}
-
-// A sample of `/metrics`, or -1.
-double Metric(const SchedulerProcess& s, const std::string& name) {
-  auto r = s.Client(s.admin_token())->Get("/metrics");
-  if (!r.ok())
-    return -1;
-  size_t at = r->body.find("\n" + name + " ");
-  if (at == std::string::npos)
-    return -1;
-  return std::stod(r->body.substr(at + name.size() + 2));
-}
 
 // The scheduler's resident memory in KiB, from /proc.
 int64_t RssKib(pid_t pid) {

@@ -62,49 +62,6 @@ class Watcher {
   std::unique_ptr<net::WsClient> ws_;
 };
 
-std::vector<uint64_t> Seqs(const std::vector<json::value>& events) {
-  std::vector<uint64_t> out;
-  for (const auto& e : events)
-    out.push_back(Seq(e));
-  return out;
-}
-
-uint64_t Submit(const SchedulerProcess& s, const std::string& token) {
-  auto r = s.Client(token)->Post("/v1/jobs", kSpec);
-  EXPECT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().ToString());
-  if (!r.ok() || r->status != 201)
-    return 0;
-  return Parse(r->body).at("id").to_number<uint64_t>();
-}
-
-// `n` jobs in one durable write; their ids.
-std::vector<uint64_t> SubmitBatch(net::HttpClient& client, int n) {
-  std::string body = R"({"jobs":[)";
-  for (int i = 0; i < n; ++i)
-    body += (i ? "," : "") + std::string(kSpec);
-  body += "]}";
-  auto r = client.Post("/v1/jobs", body);
-  EXPECT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().ToString());
-  std::vector<uint64_t> ids;
-  if (!r.ok() || r->status != 201)
-    return ids;
-  json::value v = Parse(r->body);
-  for (const auto& id : v.at("ids").as_array())
-    ids.push_back(id.to_number<uint64_t>());
-  return ids;
-}
-
-// A sample of `/metrics`, or -1.
-double Metric(const SchedulerProcess& s, const std::string& name) {
-  auto r = s.Client(s.admin_token())->Get("/metrics");
-  if (!r.ok())
-    return -1;
-  size_t at = r->body.find("\n" + name + " ");
-  if (at == std::string::npos)
-    return -1;
-  return std::stod(r->body.substr(at + name.size() + 2));
-}
-
 // The error of a refused upgrade: its status and the server's JSON body.
 Status Refusal(const SchedulerProcess& s, const std::string& token, const std::string& query) {
   auto ws = net::WsClient::Connect(s.url(), "/v1/watch" + query,
