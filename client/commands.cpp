@@ -11,6 +11,7 @@
 #include "client/output.h"
 #include "config/accounts_config.h"
 #include "scheduler/api/codec.h"
+#include "scheduler/api/event_types.h"
 #include "scheduler/api/json.h"
 #include "scheduler/common/quantity.h"
 
@@ -695,8 +696,7 @@ int Session::Watch(const WatchArgs& args) {
     if (!event.ok())
       return Fail(kExitServerSaidNo, "bad event: " + event.status().ToString());
     // Ephemeral events repeat the seq of the last logged event they follow.
-    const bool ephemeral = event->type == "job.reason" || event->type == "account.usage" ||
-                           event->type == "cluster.summary";
+    const bool ephemeral = api::IsEphemeralEvent(event->type);
     if (static_cast<int64_t>(event->seq) <= last_seq && event->type != "resync" && !ephemeral)
       continue;  // Seen before the reconnect.
     last_seq = static_cast<int64_t>(event->seq);

@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "scheduler/api/codec.h"
+#include "scheduler/api/event_types.h"
 
 namespace gsched::server {
 namespace json = boost::json;
@@ -78,10 +79,6 @@ uint8_t TopicOf(std::string_view type) {
   if (type.starts_with("cluster."))
     return kTopicCluster;
   return 0;
-}
-
-bool IsEphemeral(std::string_view type) {
-  return type == "job.reason" || type == "account.usage" || type == "cluster.summary";
 }
 
 Result<WatchRequest> ParseWatchQuery(const std::map<std::string, std::string, std::less<>>& query,
@@ -156,7 +153,7 @@ bool WatchMatches(const Principal& who, const WatchFilter& filter, const api::Ev
   uint8_t topic = TopicOf(event.type);
   if ((topic & filter.topics) == 0)
     return false;
-  if (!filter.ephemeral && IsEphemeral(event.type))
+  if (!filter.ephemeral && api::IsEphemeralEvent(event.type))
     return false;
   const json::object& d = event.data;
   std::optional<std::string_view> account = StringOf(d, "account");

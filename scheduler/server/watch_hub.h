@@ -68,10 +68,6 @@ enum WatchTopic : uint8_t {
 // The topic an event type belongs to (`job.*`, `node.*`, `account.*`, `cluster.*`), or 0 for
 // events the feed does not carry (the token audit events).
 uint8_t TopicOf(std::string_view event_type);
-// Whether events of this type are outside the log (`job.reason`, `account.usage`,
-// `cluster.summary`).
-bool IsEphemeral(std::string_view event_type);
-
 // What one subscriber asked for. Every filter that is set must match: an event without the field
 // (a node event has no `job`) does not match a `job`, `account` or `user` filter.
 struct WatchFilter {
@@ -149,8 +145,8 @@ class WatchHub {
   void Unsubscribe(uint64_t id, std::string_view reason);
   // Durable events, in seq order, each after the previous published one.
   void Publish(const std::vector<api::Event>& events);
-  // Ephemeral events (`IsEphemeral`), each with the seq of the log event it follows; sent to the
-  // live subscribers that asked for them once that event is published.
+  // Ephemeral events (`api::IsEphemeralEvent`), each with the seq of the log event it follows; sent
+  // to the live subscribers that asked for them once that event is published.
   void PublishEphemeral(std::vector<api::Event> events);
   // Whether any subscriber takes ephemeral events (else the periodic ones need not be made).
   bool WantsEphemeral() const { return stats_.ephemeral_subscribers > 0; }
