@@ -177,7 +177,7 @@ class OciRuntime final : public ContainerRuntime {
     if (!WriteFileAtomic(bundle + "/config.json", BuildOciConfig(launch, rootfs, devices)))
       return Status::Internal("cannot write " + bundle + "/config.json");
     auto args = Base();
-    args.insert(args.end(), {"run", "--bundle", bundle, ContainerId(launch.job, launch.attempt)});
+    args.insert(args.end(), {"run", "--bundle", bundle, launch.container_id});
     return args;
   }
 
@@ -218,8 +218,26 @@ class EngineRuntime final : public ContainerRuntime {
 
 }  // namespace
 
-std::string ContainerId(uint64_t job, uint32_t attempt) {
-  return "gsched-" + std::to_string(job) + "-" + std::to_string(attempt);
+std::string ContainerId(std::string_view tag, uint64_t job, uint32_t attempt) {
+  std::string id = "gsched-";
+  if (!tag.empty())
+    id.append(tag).append("-");
+  return id + std::to_string(job) + "-" + std::to_string(attempt);
+}
+
+std::string WorkerTag(const std::string& work_dir) {
+  // FNV-1a, 32 bits: a name, not a security boundary.
+  uint32_t h = 2166136261u;
+  fs::path dir = fs::absolute(work_dir).lexically_normal();
+  if (!dir.has_filename() && dir.has_parent_path())  // "/a/b/" names the same directory as "/a/b".
+    dir = dir.parent_path();
+  for (unsigned char c : dir.string()) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  char out[9];
+  std::snprintf(out, sizeof out, "%08x", h);
+  return out;
 }
 
 std::string ContainerRuntime::Binary() const {
@@ -310,7 +328,7 @@ Result<RuntimeHandle> ContainerRuntime::Start(const JobLaunch& launch) {
   // Bounded wait: 10 s in 5 ms steps.
   for (int i = 0; i < 2000; ++i) {
     if (auto handle = ReadPidFile(launch.job_dir)) {
-      handle->container_id = ContainerId(launch.job, launch.attempt);
+      handle->container_id = launch.container_id;
       return *handle;
     }
     if (fs::exists(launch.job_dir + "/exit", ec))
@@ -469,7 +487,7 @@ std::string BuildOciConfig(const JobLaunch& launch, const std::string& rootfs,
       {"ociVersion", "1.0.2"},
       {"process", std::move(process)},
       {"root", {{"path", fs::absolute(rootfs).string()}, {"readonly", true}}},
-      {"hostname", ContainerId(launch.job, launch.attempt)},
+      {"hostname", launch.container_id},
       {"mounts", std::move(mounts)},
       {"linux", std::move(linux_section)},
   };
@@ -482,7 +500,7 @@ std::vector<std::string> BuildEngineRunArgv(config::RuntimeType type, const std:
   std::vector<std::string> argv = {binary,
                                    "run",
                                    "--name",
-                                   ContainerId(launch.job, launch.attempt),
+                                   launch.container_id,
                                    "--init",
                                    "-v",
                                    launch.job_dir + ":/gsched",

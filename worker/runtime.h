@@ -45,12 +45,14 @@ struct JobLaunch {
   std::map<std::string, std::string> env;
   // The attempt's directory on the host; mounted at /gsched in containers.
   std::string job_dir;
+  // The container's name for runc/crun/podman/docker (`ContainerId`); also its hostname.
+  std::string container_id;
   int64_t max_log_bytes = int64_t{100} << 20;
 };
 
 // The running attempt as the runtime knows it; persisted in the state file.
 struct RuntimeHandle {
-  std::string container_id;  // gsched-<job>-<attempt>.
+  std::string container_id;  // `JobLaunch::container_id`.
   std::string job_dir;
   pid_t pid = 0;  // The job's process (for containers: the runtime's foreground process).
   uint64_t pid_start_ticks = 0;
@@ -110,8 +112,15 @@ class ContainerRuntime {
 std::unique_ptr<ContainerRuntime> MakeRuntime(const config::RuntimeConfig& config,
                                               std::string shim_binary);
 
-// "gsched-<job>-<attempt>".
-std::string ContainerId(uint64_t job, uint32_t attempt);
+// The name of a job attempt's container: "gsched-<tag>-<job>-<attempt>", or
+// "gsched-<job>-<attempt>" when `tag` is empty. Container names, runc's state and the cgroup runc
+// derives from the name are global on a host, while job ids are unique only within one scheduler:
+// the tag tells apart the workers of one host (`WorkerTag`).
+std::string ContainerId(std::string_view tag, uint64_t job, uint32_t attempt);
+// A worker's tag: 8 hex digits of a hash of its absolute `work_dir`, which no other worker on the
+// host shares and which stays the same across restarts (so a restarted worker finds its
+// containers).
+std::string WorkerTag(const std::string& work_dir);
 
 // The job's environment built from scratch: `spec.env`, then the scheduler's `env`, then
 // GSCHED_JOB_ID, GSCHED_ATTEMPT, GSCHED_ARRAY_INDEX (when given), GSCHED_CHECKPOINT_FILE,

@@ -196,7 +196,11 @@ api::LogChunk JobSupervisor::ReadLog(const api::ReadLog& request) const {
 JobSupervisor::JobSupervisor(const config::WorkerConfig& config,
                              std::unique_ptr<ContainerRuntime> runtime, const Clock& clock,
                              UpdateSink sink)
-    : config_(config), runtime_(std::move(runtime)), clock_(clock), sink_(std::move(sink)) {}
+    : config_(config),
+      runtime_(std::move(runtime)),
+      clock_(clock),
+      sink_(std::move(sink)),
+      container_tag_(WorkerTag(config_.work_dir)) {}
 
 JobSupervisor::~JobSupervisor() = default;
 
@@ -315,6 +319,7 @@ void JobSupervisor::Launch(const api::Launch& launch) {
       jl.spec = launch.spec;
       jl.gpus = launch.gpus;
       jl.job_dir = fs::absolute(ref.dir).string();
+      jl.container_id = ContainerId(container_tag_, launch.job, launch.attempt);
       ref.dir = jl.job_dir;
       jl.max_log_bytes = config_.logs.max_bytes_per_stream;
       bool container = runtime_->type() != config::RuntimeType::kProcess;

@@ -92,6 +92,7 @@ class JobSupervisor {
   std::unique_ptr<ContainerRuntime> runtime_;
   const Clock& clock_;
   UpdateSink sink_;
+  const std::string container_tag_;  // `WorkerTag` of the work dir: part of container names.
   mutable std::mutex mu_;
   std::map<std::pair<uint64_t, uint32_t>, std::unique_ptr<Attempt>> attempts_;
   mutable std::mutex running_mu_;

@@ -1013,8 +1013,8 @@ struct SchedulerService::Impl {
       if (old != workers.end() && old->second != conn)
         old->second->Close(1008, "replaced by a new connection");
       workers[*node] = conn;
-      spdlog::info("worker {} connected from {} with {} GPUs", *node, conn->remote(),
-                   hello->gpus.size());
+      spdlog::info("worker {} connected from {} with {} GPUs, reporting {} attempts", *node,
+                   conn->remote(), hello->gpus.size(), hello->running.size());
       Commit(std::move(change).value(), nullptr);
       return;
     }

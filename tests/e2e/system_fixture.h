@@ -64,6 +64,23 @@ class WorkerProcess {
   }
   void Crash() { process_->Kill(SIGKILL); }
   std::string Log() const { return process_ ? process_->Log() : ""; }
+  // Each job attempt's files as the worker left them (state.json, exit, pid, stderr): for failure
+  // messages.
+  std::string JobFiles() const {
+    std::string out;
+    std::error_code ec;
+    for (const auto& job : std::filesystem::directory_iterator(dir_ + "/work/jobs", ec)) {
+      for (const auto& attempt : std::filesystem::directory_iterator(job.path(), ec)) {
+        for (const char* name : {"state.json", "pid", "exit", "stderr"}) {
+          std::ifstream in(attempt.path() / name);
+          std::stringstream text;
+          text << in.rdbuf();
+          out += "--- " + (attempt.path() / name).string() + "\n" + text.str() + "\n";
+        }
+      }
+    }
+    return out;
+  }
 
  private:
   std::string name_;
@@ -171,7 +188,9 @@ class SystemTest : public ::testing::Test {
           std::chrono::seconds(5));
     }
     if (HasFailure() && worker_)
-      std::cerr << "--- worker log\n" << worker_->Log() << "--- scheduler log\n" << s_.Log();
+      std::cerr << "--- worker log\n"
+                << worker_->Log() << worker_->JobFiles() << "--- scheduler log\n"
+                << s_.Log();
   }
 
   // The file that jobs made by `WaitForGoCommand` wait for.

@@ -157,5 +157,48 @@ TEST_F(RuncSystemTest, ACancelledContainerEndsWithTheSignalThatStoppedIt) {
   EXPECT_TRUE(signal == "SIGTERM" || signal == "SIGKILL") << signal;
 }
 
+TEST_F(RuncSystemTest, TwoClustersOnOneHostRunTheirJobOnesSideBySide) {
+  // Job ids are unique only within a scheduler, while container names, runc's state and the cgroup
+  // runc names after the container are global on the host: both job 1s must run, and ending one
+  // must not touch the other.
+  SchedulerProcess other;
+  WorkerProcess other_worker(other, "node-1", other.Token("node-1", "worker", {}), "runc");
+  other_worker.Start();
+  auto other_job = [&] {
+    auto r = other.Client(other.admin_token())->Get("/v1/jobs/1");
+    return r.ok() && r->status == 200 ? Parse(r->body) : boost::json::value();
+  };
+  auto other_state = [&] {
+    auto j = other_job();
+    return j.is_object() ? std::string(j.at("state").as_string()) : "?";
+  };
+  // Each job waits for `go` in its own job directory (the container sees it as /gsched).
+  std::string spec = Spec(
+      "echo up; n=0; while [ ! -e /gsched/go ] && [ $n -lt 1200 ]; do "
+      "sleep 0.05; n=$((n+1)); done; echo done",
+      R"("time_limit_s": 120)");
+  ASSERT_EQ(Submit(spec), 1u);
+  auto r = other.Client(other.Token("alice", "user", {"proj-a"}))->Post("/v1/jobs", spec);
+  ASSERT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().ToString());
+  ASSERT_EQ(Parse(r->body).at("id").to_number<uint64_t>(), 1u);
+
+  std::string other_dir = other.dir() + "/node-1/work/jobs/1/1";
+  ASSERT_TRUE(WaitFor([&] { return Logs(1) == "up\n"; })) << State(1);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(other_dir + "/stdout") == "up\n"; }))
+      << other_state() << "\n"
+      << other_worker.Log() << other.Log();
+  ASSERT_TRUE(WaitFor([&] { return other_state() == "running"; })) << other_state();
+
+  // This cluster's job ends first; the other's keeps running until its own `go`.
+  std::ofstream(s_.dir() + "/node-1/work/jobs/1/1/go") << "";
+  ASSERT_TRUE(WaitFor([&] { return State(1) == "completed"; })) << State(1);
+  EXPECT_EQ(Logs(1), "up\ndone\n");
+  EXPECT_EQ(other_state(), "running");
+  std::ofstream(other_dir + "/go") << "";
+  ASSERT_TRUE(WaitFor([&] { return other_state() == "completed"; }))
+      << boost::json::serialize(other_job());
+  EXPECT_EQ(ReadFile(other_dir + "/stdout"), "up\ndone\n");
+}
+
 }  // namespace
 }  // namespace gsched::testing

@@ -33,6 +33,7 @@ JobLaunch SampleLaunch(const std::string& job_dir) {
   l.gpus = {2, 5};
   l.env = BuildJobEnv(l.spec, {{"EPOCHS", "3"}}, 42, 3, std::nullopt, l.gpus, "/gsched");
   l.job_dir = job_dir;
+  l.container_id = ContainerId("0a1b2c3d", l.job, l.attempt);
   return l;
 }
 
@@ -72,7 +73,7 @@ TEST(OciConfig, Fields) {
   EXPECT_EQ(res.at("memory").at("limit"), 2147483648);
   EXPECT_EQ(res.at("cpu").at("quota"), 400000);
   EXPECT_EQ(res.at("cpu").at("period"), 100000);
-  EXPECT_EQ(c.at("hostname"), "gsched-42-3");
+  EXPECT_EQ(c.at("hostname"), "gsched-0a1b2c3d-42-3");
 }
 
 TEST(OciConfig, GpuDeviceNodesAndNoLimits) {
@@ -97,7 +98,7 @@ TEST(EngineArgv, Podman) {
   std::vector<std::string> expected = {"podman",
                                        "run",
                                        "--name",
-                                       "gsched-42-3",
+                                       "gsched-0a1b2c3d-42-3",
                                        "--init",
                                        "-v",
                                        "/w/jobs/42/3:/gsched",
@@ -137,7 +138,7 @@ TEST(EngineArgv, Docker) {
   std::vector<std::string> expected = {"docker",
                                        "run",
                                        "--name",
-                                       "gsched-42-3",
+                                       "gsched-0a1b2c3d-42-3",
                                        "--init",
                                        "-v",
                                        "/w/jobs/42/3:/gsched",
@@ -160,7 +161,17 @@ TEST(Signals, NamesRoundTrip) {
   EXPECT_EQ(SignalNumber("USR1").value_or(0), 10);
   EXPECT_EQ(SignalName(9), "SIGKILL");
   EXPECT_FALSE(SignalNumber("SIGNOPE").ok());
-  EXPECT_EQ(ContainerId(7, 2), "gsched-7-2");
+}
+
+TEST(ContainerIds, AreUniquePerWorkerOfAHostAndStableAcrossRestarts) {
+  EXPECT_EQ(ContainerId("", 7, 2), "gsched-7-2");
+  EXPECT_EQ(ContainerId("0a1b2c3d", 7, 2), "gsched-0a1b2c3d-7-2");
+  std::string tag = WorkerTag("/var/lib/gsched/worker-a");
+  EXPECT_EQ(tag.size(), 8u);
+  EXPECT_EQ(tag.find_first_not_of("0123456789abcdef"), std::string::npos) << tag;
+  EXPECT_EQ(WorkerTag("/var/lib/gsched/worker-a/"), tag);
+  EXPECT_EQ(WorkerTag("/var/lib/gsched/./worker-a"), tag);
+  EXPECT_NE(WorkerTag("/var/lib/gsched/worker-b"), tag);
 }
 
 // A busybox rootfs per PLATFORM.md.
