@@ -6,6 +6,7 @@
 // trace does not say, and sim/trace.h for the formats.
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cinttypes>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -85,6 +86,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--write-trace", write_trace, "also write the trace replayed as generic CSV");
   app.add_option("--out", out_dir, "directory for summary.json and report.html")->required();
+  int progress_s = 0;
+  app.add_option("--progress", progress_s,
+                 "print where the replay is to stderr every N seconds of wall time (0: never)")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const auto wall_start = std::chrono::steady_clock::now();
@@ -142,6 +148,15 @@ int main(int argc, char** argv) {
   options.policy = *policy;
   options.seed = seed;
   options.arrival_scale = arrival_scale;
+  if (progress_s > 0) {
+    options.progress_every = std::chrono::seconds(progress_s);
+    options.progress = [](const sim::ReplayProgress& p) {
+      std::fprintf(stderr,
+                   "gsched-sim: %zu of %zu jobs arrived, %zu pending, %zu running; %" PRId64
+                   " passes; %.0f s simulated in %.0f s\n",
+                   p.arrived, p.jobs, p.pending, p.running, p.passes, p.simulated_s, p.wall_s);
+    };
+  }
   auto prepared =
       sim::PrepareReplay(*cluster, accounts ? &*accounts : nullptr, scheduler, *trace, options);
   if (!prepared.ok())

@@ -1,6 +1,7 @@
 #include "sim/replay.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -375,9 +376,21 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   // Contended: the last pass left jobs waiting (a job that just arrived and waits only for the
   // next pass, 10 ms away, does not count).
   bool contended_now = false;
+  const auto wall_start = std::chrono::steady_clock::now();
+  auto next_progress = wall_start + options.progress_every;
   sim.on_plan = [&](const core::Plan& plan, Timestamp) {
     stranded_now = static_cast<double>(StrandedGpus(sim, plan));
     contended_now = !plan.pending.empty();
+    if (options.progress && (sim.stats().cycles & 63) == 0) {
+      const auto wall = std::chrono::steady_clock::now();
+      if (wall >= next_progress) {
+        next_progress = wall + options.progress_every;
+        options.progress({sim.ArrivedCount(), sim.jobs().size(), sim.PendingCount(),
+                          sim.RunningCount(), sim.stats().cycles,
+                          static_cast<double>((sim.Now() - kReplayStart).count()) / 1000.0,
+                          std::chrono::duration<double>(wall - wall_start).count()});
+      }
+    }
   };
   // Normalised GPU-milliseconds per account delivered while jobs waited: shares are
   // measured where the policy had a choice to make (over a whole trace every job finishes, so

@@ -26,7 +26,9 @@
 //               time in seconds), backfill as configured, no preemption: a reference bound.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -51,11 +53,25 @@ uint64_t SplitMix64(uint64_t x);
 // The fixed virtual start of every replay: 2027-01-15T08:00:00Z (trace time 0).
 inline constexpr Timestamp kReplayStart = FromUnixSeconds(1'800'000'000);
 
+// Where a long replay is, for a progress line.
+struct ReplayProgress {
+  size_t arrived = 0;
+  size_t jobs = 0;
+  size_t pending = 0;
+  size_t running = 0;
+  int64_t passes = 0;
+  double simulated_s = 0;  // Virtual time since the start.
+  double wall_s = 0;
+};
+
 struct ReplayOptions {
   Policy policy = Policy::kFairshare;
   uint64_t seed = 1;
   // Arrivals are divided by this (durations are kept): 10 = ten times the arrival rate.
   double arrival_scale = 1.0;
+  // Called after a pass at most once per `progress_every` of wall time (when set).
+  std::function<void(const ReplayProgress&)> progress;
+  std::chrono::milliseconds progress_every{10'000};
 };
 
 // `policy` applied on top of the configured one.

@@ -96,7 +96,7 @@ void Simulation::AddRunning(SimJob& job, Duration time_limit) {
   r.attempt = Attempt(job.attempts);
   r.account = job.spec.account;
   r.user = job.spec.user;
-  r.allocation = job.allocation;
+  r.allocation.assign(job.allocation.begin(), job.allocation.end());
   r.start_time = job.started;
   r.time_limit = time_limit;
   r.priority_class = job.spec.priority_class;

@@ -129,6 +129,8 @@ class Simulation {
   int64_t TotalGpus() const { return total_gpus_; }
   int64_t BusyGpus() const { return busy_gpus_; }
   size_t PendingCount() const { return snapshot_.pending.size(); }
+  // Jobs submitted whose submit time has come (pending, running or done).
+  size_t ArrivedCount() const { return jobs_.size() - arrivals_.size(); }
   size_t RunningCount() const { return snapshot_.running.size(); }
   const std::vector<NodeUse>& node_use() const { return node_use_; }
   // Normalised GPUs (GPUs x cost) that `account`'s running jobs hold now.

@@ -13,6 +13,7 @@
 // from several threads.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -136,7 +137,10 @@ struct RunningJobInfo {
   Attempt attempt;
   uint32_t account = 0;
   uint32_t user = 0;
-  std::vector<NodeAllocation> allocation;
+  // Inline for a one-node job (most of them): a pass walks every running job's allocation
+  // several times, and one heap block per job scattered over a large heap made those walks
+  // mostly cache misses.
+  boost::container::small_vector<NodeAllocation, 1> allocation;
   Timestamp start_time;
   Duration time_limit{0};
   std::optional<Timestamp> last_checkpoint;
