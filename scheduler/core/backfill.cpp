@@ -1,6 +1,7 @@
 #include "scheduler/core/backfill.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace gsched::core {
 
@@ -60,14 +61,29 @@ void Timeline::AddStart(const std::vector<NodeAllocation>& allocation, Timestamp
 }
 
 std::optional<Reservation> Timeline::Earliest(const NodePool& pool, const Shape& shape,
-                                              uint32_t type, JobId job) const {
+                                              uint32_t type, JobId job, Timestamp until) const {
   const size_t n = pool.node_count();
   const int g = shape.gpus_per_node;
   const int32_t want = shape.nodes;
-  std::vector<int32_t> gpus(n, 0), cpus(n, 0);
-  std::vector<int64_t> mem(n, 0);
-  std::vector<uint8_t> relevant(n, 0), cand(n, 0);
-  std::vector<int32_t> per_block(pool.block_count(), 0), per_site(pool.site_count(), 0);
+  const int64_t until_ms =
+      until == Timestamp::max() ? std::numeric_limits<int64_t>::max() : ToUnixMillis(until);
+  if (until_ms < now_ms_)
+    return std::nullopt;
+  // Every entry is written below before it is read, or is zero as assigned here.
+  auto& gpus = gpus_;
+  auto& cpus = cpus_;
+  auto& mem = mem_;
+  auto& relevant = relevant_;
+  auto& cand = cand_;
+  auto& per_block = per_block_;
+  auto& per_site = per_site_;
+  gpus.resize(n);
+  cpus.resize(n);
+  mem.resize(n);
+  relevant.assign(n, 0);
+  cand.assign(n, 0);
+  per_block.assign(pool.block_count(), 0);
+  per_site.assign(pool.site_count(), 0);
   int32_t global = 0;
   auto is_cand = [&](uint32_t i) {
     return gpus[i] >= g && cpus[i] >= shape.cpus_per_node && mem[i] >= shape.memory_mib_per_node;
@@ -109,7 +125,7 @@ std::optional<Reservation> Timeline::Earliest(const NodePool& pool, const Shape&
   };
   for (uint32_t i = 0; i < n; ++i) {
     if (!pool.Matches(i, type, shape))
-      continue;
+      continue;  // Never read: `relevant` filters the replay.
     relevant[i] = 1;
     gpus[i] = pool.UsableGpus(i);
     cpus[i] = pool.FreeCpus(i);
@@ -149,7 +165,10 @@ std::optional<Reservation> Timeline::Earliest(const NodePool& pool, const Shape&
   size_t i = 0;
   auto added = added_.begin();
   for (const FreeEvent* e = Event(0); e || added != added_.end(); e = Event(i)) {
-    if (added == added_.end() || (e && e->at_ms <= added->first)) {
+    const bool running_next = added == added_.end() || (e && e->at_ms <= added->first);
+    if ((running_next ? e->at_ms : added->first) > until_ms)
+      break;  // Everything left is later than `until`.
+    if (running_next) {
       ++i;
       if (auto r = apply(*e))
         return r;

@@ -49,8 +49,10 @@ class Timeline {
  public:
   Timeline(const Snapshot& snapshot, Timestamp now);
   void AddStart(const std::vector<NodeAllocation>& allocation, Timestamp end, const NodePool& pool);
+  // The earliest reservation for `shape` on `type`; nothing when it never fits, or not at or
+  // before `until` (a caller that already holds a reservation at T asks only up to T - 1).
   std::optional<Reservation> Earliest(const NodePool& pool, const Shape& shape, uint32_t type,
-                                      JobId job) const;
+                                      JobId job, Timestamp until = Timestamp::max()) const;
   // Events held: the running jobs' (once built) and those of this pass's starts.
   size_t size() const;
 
@@ -66,6 +68,10 @@ class Timeline {
   mutable std::vector<FreeEvent> heap_;    // The rest: a min-heap on (time, node).
   std::map<int64_t, std::vector<FreeEvent>> added_;
   size_t added_count_ = 0;
+  // `Earliest`'s per-node replay state, kept between calls so that a pass allocates it once.
+  mutable std::vector<int32_t> gpus_, cpus_, per_block_, per_site_;
+  mutable std::vector<int64_t> mem_;
+  mutable std::vector<uint8_t> relevant_, cand_;
 };
 
 }  // namespace gsched::core

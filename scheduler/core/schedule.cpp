@@ -1,7 +1,9 @@
 #include "scheduler/core/schedule.h"
 
 #include <algorithm>
+#include <chrono>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "scheduler/core/eligibility.h"
 #include "scheduler/core/fairshare.h"
@@ -271,6 +273,7 @@ Plan Pass::Run() {
     }
   }
   std::unordered_map<ShapeKey, uint8_t, ShapeKeyHash> preemption_fail;
+  std::unordered_set<ShapeKey, ShapeKeyHash> never_fits;  // Backfill: (type, shape) never fits.
   int32_t reservations_left = c_.backfill.enabled ? c_.backfill.depth : 0;
   // Without backfill the order is strict: once a job that passed its quota cannot be placed on a
   // GPU type, no later job starts on that type in this pass (it would delay the blocked one).
@@ -479,7 +482,19 @@ Plan Pass::Run() {
       std::optional<Reservation> best;
       for (TypeMask m = admitted_blocked; m; m &= m - 1) {
         const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
-        auto r = timeline_.Earliest(pool_, shape, t, job.id);
+        // Capacity only shrinks during a pass (starts and reservations take, nothing gives), so a
+        // shape that never fit on a type earlier in the pass never fits now either.
+        const ShapeKey key{
+            t, shape.nodes,  shape.gpus_per_node, shape.cpus_per_node, shape.memory_mib_per_node,
+            0, shape.labels, shape.topology};
+        if (never_fits.contains(key))
+          continue;
+        // Another type already holds one at T: only an earlier start on this type matters.
+        auto r = best ? timeline_.Earliest(pool_, shape, t, job.id,
+                                           best->start - std::chrono::milliseconds(1))
+                      : timeline_.Earliest(pool_, shape, t, job.id);
+        if (!r && !best)
+          never_fits.insert(key);
         if (r && (!best || r->start < best->start))
           best = std::move(r);
       }

@@ -202,6 +202,32 @@ TEST(ReplayDeterminismTest, SameInputsAndSeedGiveTheSameSummary) {
   EXPECT_NE(first, other_seed);
 }
 
+TEST(ReplayProgressTest, ALongReplaySaysWhereItIsWithoutChangingTheResult) {
+  auto trace = LoadTrace(kTiresias, TraceFormat::kTiresias);
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  auto cluster = config::LoadClusterConfig(kSource + "/config/cluster-demo.yaml");
+  ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+  ReplayOptions options{.seed = 42, .arrival_scale = 5};
+  const std::string quiet = SummaryJson(Replay(*cluster, nullptr, *trace, options));
+  std::vector<ReplayProgress> seen;
+  options.progress = [&](const ReplayProgress& p) { seen.push_back(p); };
+  options.progress_every = std::chrono::milliseconds(0);  // Every 64th pass.
+  const ReplaySummary summary = Replay(*cluster, nullptr, *trace, options);
+  EXPECT_EQ(SummaryJson(summary), quiet);
+  ASSERT_GE(summary.passes, 128);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(summary.passes / 64));
+  for (size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].passes, static_cast<int64_t>(64 * (i + 1)));
+    EXPECT_EQ(seen[i].jobs, 60u);
+    EXPECT_LE(seen[i].arrived, 60u);
+    EXPECT_LE(seen[i].pending + seen[i].running, seen[i].arrived);
+    if (i > 0) {
+      EXPECT_GE(seen[i].arrived, seen[i - 1].arrived);
+      EXPECT_GT(seen[i].simulated_s, seen[i - 1].simulated_s);
+    }
+  }
+}
+
 // gsched-sim end to end.
 
 struct SimRun {

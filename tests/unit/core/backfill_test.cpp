@@ -56,6 +56,28 @@ TEST(TimelineTest, EarliestSingleNodeFit) {
   EXPECT_FALSE(timeline.Earliest(pool, Gpus(1, 3), 0, JobId(1)));
 }
 
+TEST(TimelineTest, EarliestLooksNoFurtherThanUntil) {
+  const Snapshot s = Busy();
+  NodePool pool(s);
+  Timeline timeline(s, kT0);
+  // 8 GPUs fit at t0 + 2h: found up to exactly then, not up to a millisecond before.
+  auto r = timeline.Earliest(pool, Gpus(8), 0, JobId(1), kT0 + 2 * kHour);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->start, kT0 + 2 * kHour);
+  EXPECT_FALSE(timeline.Earliest(pool, Gpus(8), 0, JobId(1),
+                                 kT0 + 2 * kHour - std::chrono::milliseconds(1)));
+  // A fit now is found up to now, and nothing is before now.
+  EXPECT_TRUE(timeline.Earliest(pool, Gpus(0), 0, JobId(1), kT0));
+  EXPECT_FALSE(timeline.Earliest(pool, Gpus(0), 0, JobId(1), kT0 - std::chrono::milliseconds(1)));
+  // The calls share their scratch state: a later call without a bound still sees everything.
+  r = timeline.Earliest(pool, Gpus(8, 2), 0, JobId(1));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->start, kT0 + 3 * kHour);
+  r = timeline.Earliest(pool, Gpus(4), 0, JobId(1));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->start, kT0 + kHour);
+}
+
 TEST(TimelineTest, ReservationsAreHeldAndStartsAreReplayed) {
   const Snapshot s = Busy();
   NodePool pool(s);
