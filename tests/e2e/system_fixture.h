@@ -30,6 +30,14 @@
 
 namespace gsched::testing {
 
+// The whole of a file; empty when it cannot be read.
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 // A `gsched-worker` process with eight fake GPUs and the process runtime.
 class WorkerProcess {
  public:
@@ -72,10 +80,8 @@ class WorkerProcess {
     for (const auto& job : std::filesystem::directory_iterator(dir_ + "/work/jobs", ec)) {
       for (const auto& attempt : std::filesystem::directory_iterator(job.path(), ec)) {
         for (const char* name : {"state.json", "pid", "exit", "stderr"}) {
-          std::ifstream in(attempt.path() / name);
-          std::stringstream text;
-          text << in.rdbuf();
-          out += "--- " + (attempt.path() / name).string() + "\n" + text.str() + "\n";
+          const std::string path = (attempt.path() / name).string();
+          out += "--- " + path + "\n" + ReadFile(path) + "\n";
         }
       }
     }
@@ -132,8 +138,8 @@ class BackgroundCli {
         err_path_(std::move(err_path)),
         process_(std::move(argv), out_path_, {.err_path = err_path_, .env = std::move(env)}) {}
 
-  std::string Out() const { return Read(out_path_); }
-  std::string Err() const { return Read(err_path_); }
+  std::string Out() const { return ReadFile(out_path_); }
+  std::string Err() const { return ReadFile(err_path_); }
   bool running() const { return process_.running(); }
   // Stops it with SIGTERM (a watch without a job runs until stopped); what it printed.
   CliResult Stop() {
@@ -147,12 +153,6 @@ class BackgroundCli {
   }
 
  private:
-  static std::string Read(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
   std::string out_path_;
   std::string err_path_;
   Subprocess process_;
@@ -285,13 +285,6 @@ class SystemTest : public ::testing::Test {
     argv.insert(argv.end(), args.begin(), args.end());
     std::string base = s_.dir() + "/cli-" + std::to_string(++cli_runs_);
     return std::make_unique<BackgroundCli>(argv, base + ".out", base + ".err", CliEnv());
-  }
-
-  static std::string ReadFile(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
   }
 
   SchedulerProcess s_;
