@@ -219,10 +219,7 @@ class EngineRuntime final : public ContainerRuntime {
 }  // namespace
 
 std::string ContainerId(std::string_view tag, uint64_t job, uint32_t attempt) {
-  std::string id = "gsched-";
-  if (!tag.empty())
-    id.append(tag).append("-");
-  return id + std::to_string(job) + "-" + std::to_string(attempt);
+  return "gsched-" + std::string(tag) + "-" + std::to_string(job) + "-" + std::to_string(attempt);
 }
 
 std::string WorkerTag(const std::string& work_dir) {

@@ -112,10 +112,9 @@ class ContainerRuntime {
 std::unique_ptr<ContainerRuntime> MakeRuntime(const config::RuntimeConfig& config,
                                               std::string shim_binary);
 
-// The name of a job attempt's container: "gsched-<tag>-<job>-<attempt>", or
-// "gsched-<job>-<attempt>" when `tag` is empty. Container names, runc's state and the cgroup runc
-// derives from the name are global on a host, while job ids are unique only within one scheduler:
-// the tag tells apart the workers of one host (`WorkerTag`).
+// The name of a job attempt's container: "gsched-<tag>-<job>-<attempt>". Container names, runc's
+// state and the cgroup runc derives from the name are global on a host, while job ids are unique
+// only within one scheduler: the tag tells apart the workers of one host (`WorkerTag`).
 std::string ContainerId(std::string_view tag, uint64_t job, uint32_t attempt);
 // A worker's tag: 8 hex digits of a hash of its absolute `work_dir`, which no other worker on the
 // host shares and which stays the same across restarts (so a restarted worker finds its

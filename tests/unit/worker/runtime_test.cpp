@@ -164,7 +164,6 @@ TEST(Signals, NamesRoundTrip) {
 }
 
 TEST(ContainerIds, AreUniquePerWorkerOfAHostAndStableAcrossRestarts) {
-  EXPECT_EQ(ContainerId("", 7, 2), "gsched-7-2");
   EXPECT_EQ(ContainerId("0a1b2c3d", 7, 2), "gsched-0a1b2c3d-7-2");
   std::string tag = WorkerTag("/var/lib/gsched/worker-a");
   EXPECT_EQ(tag.size(), 8u);
