@@ -13,11 +13,17 @@
 // Cost: a pass that reserves nothing never looks at the running jobs. The first `Earliest` heaps
 // their events (linear), and every call sorts only as far into the future as it has to look, so a
 // pass pays O(R + k log R) for R running allocations and the k earliest frees it needed, not a
-// full sort of every running job.
+// full sort of every running job. A search keeps its replay state, and the next search for the
+// same shape on the same type in the pass resumes where it stopped, after applying what the pass
+// changed since (`NodePool::changes`, starts added). That is exact: starts and reservations only
+// take capacity at every future time (a start gives back at its end no more than it took), so the
+// next fit of the shape is never earlier than the previous one. With a deep queue of a few
+// shapes, the pass replays the frees about once per shape instead of once per reservation.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -48,18 +54,31 @@ struct Reservation {
 class Timeline {
  public:
   Timeline(const Snapshot& snapshot, Timestamp now);
+  ~Timeline();
+  Timeline(const Timeline&) = delete;
+  Timeline& operator=(const Timeline&) = delete;
   void AddStart(const std::vector<NodeAllocation>& allocation, Timestamp end, const NodePool& pool);
   // The earliest reservation for `shape` on `type`; nothing when it never fits, or not at or
   // before `until` (a caller that already holds a reservation at T asks only up to T - 1).
+  // `pool` is the pass's pool, the same object on every call, changed only by `Commit` and
+  // `Reserve` between calls.
   std::optional<Reservation> Earliest(const NodePool& pool, const Shape& shape, uint32_t type,
                                       JobId job, Timestamp until = Timestamp::max()) const;
   // Events held: the running jobs' (once built) and those of this pass's starts.
   size_t size() const;
 
  private:
+  // The replay of one (pool, type, shape) search, stopped at its cursor: the last event applied.
+  struct Search;
+  static constexpr size_t kMaxSearches = 16;
+
   void Build() const;
   // The i-th running event in time order, sorting on as far as needed; nullptr past the last.
   const FreeEvent* Event(size_t i) const;
+  // The kept search for (pool, type, shape), caught up with the pool's changes and the starts
+  // added since it last ran; else a new one at `now` (replacing the least recently used).
+  Search& SearchFor(const NodePool& pool, const Shape& shape, uint32_t type) const;
+  void CatchUp(Search& s, const NodePool& pool) const;
 
   const Snapshot* snapshot_;
   int64_t now_ms_;
@@ -67,11 +86,9 @@ class Timeline {
   mutable std::vector<FreeEvent> sorted_;  // The earliest events, in time order.
   mutable std::vector<FreeEvent> heap_;    // The rest: a min-heap on (time, node).
   std::map<int64_t, std::vector<FreeEvent>> added_;
-  size_t added_count_ = 0;
-  // `Earliest`'s per-node replay state, kept between calls so that a pass allocates it once.
-  mutable std::vector<int32_t> gpus_, cpus_, per_block_, per_site_;
-  mutable std::vector<int64_t> mem_;
-  mutable std::vector<uint8_t> relevant_, cand_;
+  std::vector<FreeEvent> added_log_;  // The same events, in the order they were added.
+  mutable std::vector<std::unique_ptr<Search>> searches_;
+  mutable uint64_t search_clock_ = 0;
 };
 
 }  // namespace gsched::core

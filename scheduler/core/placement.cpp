@@ -324,6 +324,7 @@ void NodePool::Commit(const Placement& placement) {
     free_by_type_[type_[a.node]] -= before - FreeGpus(a.node);
     block_free_[block_[a.node]] -= before - FreeGpus(a.node);
     Rebucket(a.node);
+    changes_.push_back({a.node, FreeGpus(a.node) - before, -a.cpus, -a.memory_mib});
   }
 }
 
@@ -336,6 +337,7 @@ void NodePool::Reserve(uint32_t node, int32_t gpus, Timestamp from, JobId job) {
   reserved_[node] += gpus;
   reserved_from_[node] = std::min(reserved_from_[node], ToUnixMillis(from));
   Rebucket(node);
+  changes_.push_back({node, -gpus, 0, 0});
 }
 
 CapacityReport NodePool::Capacity(const Shape& shape, uint32_t type) const {

@@ -32,6 +32,7 @@ struct Shape {
   int64_t memory_mib_per_node = 0;
   api::Topology topology = api::Topology::kAny;
   LabelMask labels = 0;
+  bool operator==(const Shape&) const = default;
 };
 
 Shape ShapeOf(const PendingJobInfo& job);
@@ -56,6 +57,15 @@ struct CapacityReport {
   // Nodes of the type (any state) with at least `gpus_per_node` GPUs: fewer than the job's
   // `nodes` means it cannot run on the cluster as it is.
   int64_t big_enough_nodes = 0;
+};
+
+// One change a pass made to a node: the change of its usable GPUs (free minus reserved), free
+// CPUs and free memory. Starts and reservations only take, so every field is <= 0.
+struct PoolChange {
+  uint32_t node = 0;
+  int32_t usable_gpus = 0;
+  int32_t cpus = 0;
+  int64_t memory_mib = 0;
 };
 
 class NodePool {
@@ -94,6 +104,9 @@ class NodePool {
   int64_t FreeOfType(uint32_t type) const { return free_by_type_[type]; }
   size_t block_count() const { return block_nodes_.size(); }
   size_t site_count() const { return site_count_; }
+  // Every `Commit` and `Reserve` so far, in order: lets a backfill search made earlier in the
+  // pass catch up instead of starting over.
+  const std::vector<PoolChange>& changes() const { return changes_; }
 
  private:
   static constexpr int kMaxGpus = 64;
@@ -134,6 +147,7 @@ class NodePool {
   std::vector<std::vector<uint32_t>> reserved_nodes_by_type_;
   std::vector<int64_t> block_free_;  // Free GPUs per block, for the tie-break of best fit.
   size_t site_count_ = 0;
+  std::vector<PoolChange> changes_;
 };
 
 }  // namespace gsched::core

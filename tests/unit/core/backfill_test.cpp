@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+
 #include "tests/testutil/builders.h"
 
 namespace gsched::core {
@@ -114,6 +117,92 @@ TEST(TimelineTest, OverdueJobsFreeNow) {
   auto r = timeline.Earliest(pool, Gpus(8), 0, JobId(1));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->start, kT0);
+}
+
+std::string Describe(const std::optional<Reservation>& r) {
+  if (!r)
+    return "none";
+  std::string out = std::to_string(ToUnixMillis(r->start) - ToUnixMillis(kT0)) + " ms on";
+  for (const ReservedNode& n : r->nodes)
+    out += " " + std::to_string(n.node) + "x" + std::to_string(n.gpus);
+  return out;
+}
+
+// Searches for a shape resume where the previous one for that shape stopped. Whatever the pass
+// did in between (starts, reservations, other shapes, other bounds), each answer must be the one
+// a fresh replay of the same pool and starts gives.
+TEST(TimelineTest, ResumedSearchesAgreeWithFreshReplays) {
+  const std::vector<Shape> shapes = [] {
+    std::vector<Shape> v = {Gpus(1), Gpus(4), Gpus(8), Gpus(8, 3), Gpus(2, 5), Gpus(8, 4)};
+    v[4].topology = api::Topology::kSite;
+    v[5].topology = api::Topology::kBlock;
+    v.push_back(Gpus(2));
+    v.back().cpus_per_node = 48;  // Nodes have 128 CPUs: at most two such slices each.
+    return v;
+  }();
+  int compared = 0, found = 0, resumed_with_changes = 0;
+  for (uint64_t seed = 1; seed <= 25; ++seed) {
+    std::mt19937_64 rng(seed);
+    auto below = [&](uint64_t n) { return static_cast<int64_t>(rng() % n); };
+    // 24 nodes, 4 per block, 3 blocks per site; each busy with jobs ending on a half-hour grid
+    // (so frees share times, running and started ones alike).
+    ClusterBuilder b;
+    b.AddNodes(24, "n", "h100", 8, 4, 3);
+    uint64_t id = 100;
+    for (int n = 0; n < 24; ++n) {
+      for (int left = 8; left > 0;) {
+        const int32_t g = static_cast<int32_t>(std::min<int64_t>(left, 1 + below(8)));
+        left -= g;
+        if (below(5) == 0)
+          continue;  // Leaves these GPUs free.
+        b.AddRunning(MakeJob(id++)
+                         .On("n" + std::to_string(n), g)
+                         .Cpus(static_cast<int32_t>(below(3)) * 16)
+                         .Started(kT0 - kHour)
+                         .TimeLimit(kHour + Seconds(1800) * (1 + below(12))));
+      }
+    }
+    const Snapshot s = b.Build();
+    NodePool pool(s);
+    Timeline timeline(s, kT0);
+    std::vector<std::pair<std::vector<NodeAllocation>, Timestamp>> starts;
+    size_t changes_at_last_query = 0;
+    for (int step = 0; step < 80; ++step) {
+      const Shape& shape = shapes[static_cast<size_t>(below(shapes.size()))];
+      const JobId job(1000 + static_cast<uint64_t>(step));
+      switch (below(3)) {
+        case 0: {  // A start that ends on the grid.
+          const Timestamp end = kT0 + Seconds(1800) * (1 + below(12));
+          if (auto p = pool.Find(shape, 0, end)) {
+            pool.Commit(*p);
+            timeline.AddStart(p->nodes, end, pool);
+            starts.emplace_back(p->nodes, end);
+          }
+          break;
+        }
+        default: {  // A search, bounded or not; half of the found ones are reserved.
+          const Timestamp until = below(2) == 0 ? Timestamp::max() : kT0 + Seconds(900) * below(30);
+          Timeline fresh(s, kT0);
+          for (const auto& [nodes, end] : starts)
+            fresh.AddStart(nodes, end, pool);
+          const auto want = fresh.Earliest(pool, shape, 0, job, until);
+          const auto got = timeline.Earliest(pool, shape, 0, job, until);
+          ASSERT_EQ(Describe(got), Describe(want)) << "seed " << seed << " step " << step;
+          ++compared;
+          found += got ? 1 : 0;
+          resumed_with_changes += pool.changes().size() > changes_at_last_query ? 1 : 0;
+          changes_at_last_query = pool.changes().size();
+          if (got && below(2) == 0) {
+            for (const ReservedNode& rn : got->nodes)
+              pool.Reserve(rn.node, rn.gpus, got->start, job);
+          }
+        }
+      }
+    }
+  }
+  // The cases above happened, not just empty searches.
+  EXPECT_GT(found, compared / 4);
+  EXPECT_GT(resumed_with_changes, compared / 4);
 }
 
 }  // namespace
