@@ -2,15 +2,21 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 
 namespace gsched::core {
 
 namespace {
 
-// std::*_heap keep the greatest on top; this order puts the earliest event there.
-bool LaterThan(const FreeEvent& x, const FreeEvent& y) {
-  return x.at_ms != y.at_ms ? x.at_ms > y.at_ms : x.node > y.node;
+// Events in time order, then by node; a total order (events that compare equal are alike), so a
+// heap and a sort give the same sequence. std::*_heap keep the greatest on top: `Later` puts the
+// earliest event there.
+// (Function objects, not functions: passed as pointers, the comparisons would not be inlined.)
+auto Key(const FreeEvent& e) {
+  return std::tie(e.at_ms, e.node, e.gpus, e.cpus, e.memory_mib);
 }
+constexpr auto Later = [](const FreeEvent& x, const FreeEvent& y) { return Key(x) > Key(y); };
+constexpr auto Earlier = [](const FreeEvent& x, const FreeEvent& y) { return Key(x) < Key(y); };
 
 }  // namespace
 
@@ -127,14 +133,21 @@ void Timeline::Build() const {
       heap_.push_back({at, a.node, gpus, a.cpus, a.memory_mib});
     }
   }
-  std::make_heap(heap_.begin(), heap_.end(), LaterThan);
+  std::make_heap(heap_.begin(), heap_.end(), Later);
 }
 
 const FreeEvent* Timeline::Event(size_t i) const {
   if (!built_)
     Build();
   while (i >= sorted_.size() && !heap_.empty()) {
-    std::pop_heap(heap_.begin(), heap_.end(), LaterThan);
+    if (sorted_.size() >= heap_.size() / 4 && heap_.size() > 64) {
+      // A search this deep tends to go on: one sort of the rest beats popping it event by event.
+      std::sort(heap_.begin(), heap_.end(), Earlier);
+      sorted_.insert(sorted_.end(), heap_.begin(), heap_.end());
+      heap_.clear();
+      break;
+    }
+    std::pop_heap(heap_.begin(), heap_.end(), Later);
     sorted_.push_back(heap_.back());
     heap_.pop_back();
   }
