@@ -91,11 +91,7 @@ struct SimStats {
 };
 
 // What is in use on one node (derived from the running jobs).
-struct NodeUse {
-  core::GpuMask gpus = 0;
-  int32_t cpus = 0;
-  int64_t memory_mib = 0;
-};
+using core::NodeUse;
 
 class Simulation {
  public:

@@ -51,23 +51,6 @@ DependencyCheck CheckDependencies(const PendingJobInfo& job) {
   return out;
 }
 
-EligibilityCounters::EligibilityCounters(const Snapshot& s) {
-  // Only accounts that cap a user's running GPUs ever ask.
-  const bool any_cap = std::any_of(s.accounts.begin(), s.accounts.end(), [](const AccountInfo& a) {
-    return a.max_running_gpus_per_user != kUnlimited;
-  });
-  if (!any_cap)
-    return;
-  for (const RunningJobInfo& j : s.running) {
-    if (s.accounts[j.account].max_running_gpus_per_user == kUnlimited)
-      continue;
-    int64_t g = 0;
-    for (const NodeAllocation& a : j.allocation)
-      g += Popcount(a.gpus);
-    user_gpus_[Key(j.account, j.user)] += g;
-  }
-}
-
 int64_t EligibilityCounters::UserGpus(uint32_t account, uint32_t user) const {
   auto it = user_gpus_.find(Key(account, user));
   return it == user_gpus_.end() ? 0 : it->second;

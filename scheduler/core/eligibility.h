@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "scheduler/core/model.h"
 
@@ -35,7 +36,9 @@ DependencyCheck CheckDependencies(const PendingJobInfo& job);
 // user), running tasks per array.
 class EligibilityCounters {
  public:
-  explicit EligibilityCounters(const Snapshot& s);
+  // `user_gpus`: `RunningSums::capped_user_gpus`.
+  explicit EligibilityCounters(std::unordered_map<uint64_t, int64_t> user_gpus)
+      : user_gpus_(std::move(user_gpus)) {}
   int64_t UserGpus(uint32_t account, uint32_t user) const;
   int64_t UserPendingSeen(uint32_t account, uint32_t user) const;
   void CountPending(uint32_t account, uint32_t user);

@@ -4,6 +4,29 @@
 
 namespace gsched::core {
 
+RunningSums SumRunning(const Snapshot& s) {
+  RunningSums out;
+  const size_t types = s.gpu_types.size();
+  out.nodes.assign(s.nodes.size(), NodeUse{});
+  out.account_type_gpus.assign(s.accounts.size() * types, 0);
+  for (const RunningJobInfo& j : s.running) {
+    if (j.allocation.empty())
+      continue;
+    int64_t gpus = 0;
+    for (const NodeAllocation& a : j.allocation) {
+      NodeUse& u = out.nodes[a.node];
+      u.gpus |= a.gpus;
+      u.cpus += a.cpus;
+      u.memory_mib += a.memory_mib;
+      gpus += Popcount(a.gpus);
+    }
+    out.account_type_gpus[j.account * types + s.nodes[j.allocation.front().node].gpu_type] += gpus;
+    if (s.accounts[j.account].max_running_gpus_per_user != kUnlimited)
+      out.capped_user_gpus[uint64_t{j.account} << 32 | j.user] += gpus;
+  }
+  return out;
+}
+
 std::vector<uint32_t> AccountChain(const Snapshot& s, uint32_t account) {
   std::vector<uint32_t> chain;
   for (uint32_t a = account; a != kNoParent && chain.size() <= s.accounts.size();

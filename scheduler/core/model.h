@@ -18,6 +18,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "scheduler/api/enums.h"
@@ -172,6 +173,23 @@ inline int Popcount(uint64_t m) {
 inline int64_t RequestedGpus(const PendingJobInfo& j) {
   return int64_t{j.nodes} * j.gpus_per_node;
 }
+
+// What the running jobs hold on one node.
+struct NodeUse {
+  GpuMask gpus = 0;
+  int32_t cpus = 0;
+  int64_t memory_mib = 0;
+};
+
+// The running jobs' allocations summed in one walk over them: a pass needs these sums in several
+// places, and with thousands of running jobs the walks, not the sums, are what costs.
+struct RunningSums {
+  std::vector<NodeUse> nodes;              // Per node.
+  std::vector<int64_t> account_type_gpus;  // accounts x GPU types, row-major.
+  // (account << 32 | user) -> running GPUs, for the accounts that cap a user's running GPUs.
+  std::unordered_map<uint64_t, int64_t> capped_user_gpus;
+};
+RunningSums SumRunning(const Snapshot& s);
 
 // The account chain of `account`, leaf first, root last.
 std::vector<uint32_t> AccountChain(const Snapshot& s, uint32_t account);

@@ -53,7 +53,10 @@ GpuMask ChooseGpus(GpuMask free, int count, const std::vector<GpuMask>& nvlink) 
   return best;
 }
 
-NodePool::NodePool(const Snapshot& snapshot) : snapshot_(&snapshot) {
+NodePool::NodePool(const Snapshot& snapshot) : NodePool(snapshot, SumRunning(snapshot).nodes) {}
+
+NodePool::NodePool(const Snapshot& snapshot, const std::vector<NodeUse>& use)
+    : snapshot_(&snapshot) {
   const size_t n = snapshot.nodes.size();
   const size_t types = std::max<size_t>(1, snapshot.gpu_types.size());
   type_.resize(n);
@@ -97,18 +100,11 @@ NodePool::NodePool(const Snapshot& snapshot) : snapshot_(&snapshot) {
     schedulable_[i] = node.state == api::NodeState::kUp;
     const GpuMask all = node.gpu_count >= 64 ? ~GpuMask{0} : (GpuMask{1} << node.gpu_count) - 1;
     healthy_mask_[i] = all & ~node.unhealthy_gpus;
-    free_mask_[i] = healthy_mask_[i];
-    free_cpus_[i] = node.cpus;
-    free_mem_[i] = node.memory_mib;
+    free_mask_[i] = healthy_mask_[i] & ~use[i].gpus;
+    free_cpus_[i] = node.cpus - use[i].cpus;
+    free_mem_[i] = node.memory_mib - use[i].memory_mib;
     block_nodes_[node.block].push_back(i);
     block_types_[node.block] |= TypeMask{1} << (node.gpu_type & 63);
-  }
-  for (const RunningJobInfo& job : snapshot.running) {
-    for (const NodeAllocation& a : job.allocation) {
-      free_mask_[a.node] &= ~a.gpus;
-      free_cpus_[a.node] -= a.cpus;
-      free_mem_[a.node] -= a.memory_mib;
-    }
   }
   {
     std::vector<uint32_t> per_bucket(buckets_.size(), 0);

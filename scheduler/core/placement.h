@@ -71,6 +71,8 @@ struct PoolChange {
 class NodePool {
  public:
   explicit NodePool(const Snapshot& snapshot);
+  // With the running jobs' use per node already summed (`SumRunning(snapshot).nodes`).
+  NodePool(const Snapshot& snapshot, const std::vector<NodeUse>& use);
 
   // The best placement of `shape` on GPU type `type` for a job that would end at `end`; nothing
   // when it does not fit. With `respect_reservations = false` reservations are ignored.

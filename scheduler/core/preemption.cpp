@@ -54,7 +54,8 @@ PreemptionPlanner::NodeCost PreemptionPlanner::CostOn(const NodePool& pool, uint
   int32_t gpus = pool.UsableGpus(node);
   int32_t cpus = pool.FreeCpus(node);
   int64_t mem = pool.FreeMemory(node);
-  std::vector<uint32_t> options;
+  std::vector<uint32_t>& options = options_;
+  options.clear();
   for (uint32_t k = node_start_[node]; k < node_start_[node + 1]; ++k) {
     const uint32_t r = node_jobs_[k];
     const RunningJobInfo& j = snapshot_.running[r];

@@ -63,6 +63,7 @@ class PreemptionPlanner {
   std::vector<double> priority_;
   std::vector<uint32_t> node_start_, node_jobs_;  // CSR: running jobs per node.
   std::vector<uint8_t> taken_;
+  mutable std::vector<uint32_t> options_;  // `CostOn`'s scratch: allocated once per pass.
   std::vector<int32_t> taken_per_account_;
   int32_t victims_this_cycle_ = 0;
 };

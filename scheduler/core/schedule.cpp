@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -53,15 +55,16 @@ Duration EffectiveTimeLimit(const PendingJobInfo& job, const PolicyConfig& confi
 
 namespace {
 
-// What makes two pending jobs equally placeable: if one cannot be placed, neither can the other
-// for the rest of the pass, because capacity only shrinks within a pass.
+// A job's shape on one GPU type, the key of this pass's caches of what failed (capacity only
+// shrinks within a pass, so what failed for a shape keeps failing). `extra` is 0, or the
+// preemptor's account for the preemption cache.
 struct ShapeKey {
   uint32_t type;
   int32_t nodes;
   int32_t gpus_per_node;
   int32_t cpus;
   int64_t mem;
-  int64_t time_limit_ms;
+  int64_t extra;
   LabelMask labels;
   api::Topology topology;
   bool operator==(const ShapeKey&) const = default;
@@ -75,7 +78,7 @@ struct ShapeKeyHash {
     mix(static_cast<uint32_t>(k.gpus_per_node));
     mix(static_cast<uint32_t>(k.cpus));
     mix(static_cast<uint64_t>(k.mem));
-    mix(static_cast<uint64_t>(k.time_limit_ms));
+    mix(static_cast<uint64_t>(k.extra));
     mix(k.labels);
     mix(static_cast<uint64_t>(k.topology));
     return h;
@@ -85,7 +88,14 @@ struct ShapeKeyHash {
 class Pass {
  public:
   Pass(const Snapshot& s, const PolicyConfig& c, Timestamp now)
-      : s_(s), c_(c), now_(now), pool_(s), ledger_(s), timeline_(s, now), counters_(s) {}
+      : s_(s),
+        c_(c),
+        now_(now),
+        sums_(SumRunning(s)),
+        pool_(s, sums_.nodes),
+        ledger_(s),
+        timeline_(s, now),
+        counters_(std::move(sums_.capped_user_gpus)) {}
 
   Plan Run();
 
@@ -102,7 +112,7 @@ class Pass {
   // since most passes never ask.
   const NodePool& Initial() {
     if (!initial_)
-      initial_.emplace(s_);
+      initial_.emplace(s_, sums_.nodes);
     return *initial_;
   }
   // Built on first use: most passes preempt nothing.
@@ -118,6 +128,7 @@ class Pass {
   const PolicyConfig& c_;
   Timestamp now_;
   Plan plan_;
+  RunningSums sums_;
   NodePool pool_;
   std::optional<NodePool> initial_;
   std::optional<PreemptionPlanner> preemption_;
@@ -125,8 +136,17 @@ class Pass {
   QuotaLedger ledger_;
   Timeline timeline_;
   EligibilityCounters counters_;
-  std::unordered_map<ShapeKey, uint32_t, ShapeKeyHash> shape_fail_;
+  // Placements that failed: a job of the shape that ends at or after `end_ms` fails too (a later
+  // end can only lose the reserved GPUs that a job over before the reservation may use). The
+  // explanation (which does not depend on the end) is the first such job's.
+  struct ShapeFailure {
+    int64_t end_ms;
+    uint32_t explanation;
+  };
+  std::unordered_map<ShapeKey, ShapeFailure, ShapeKeyHash> shape_fail_;
   std::unordered_map<uint64_t, uint32_t> misc_cache_;
+  // (account << 32 | user, the user's running GPUs, request) -> explanation.
+  std::map<std::tuple<uint64_t, int64_t, int64_t>, uint32_t> user_limit_cache_;
   JobId first_eligible_;
 };
 
@@ -255,21 +275,10 @@ Plan Pass::Run() {
 
   // 4a. Quota ledger: running GPUs up the account chains (summed per account and type first, so
   // that each chain is walked once, not once per running job).
-  {
-    std::vector<int64_t> used(s_.accounts.size() * types, 0);
-    for (const RunningJobInfo& j : s_.running) {
-      if (j.allocation.empty())
-        continue;
-      int64_t gpus = 0;
-      for (const NodeAllocation& a : j.allocation)
-        gpus += Popcount(a.gpus);
-      used[j.account * types + s_.nodes[j.allocation.front().node].gpu_type] += gpus;
-    }
-    for (uint32_t a = 0; a < s_.accounts.size(); ++a) {
-      for (uint32_t t = 0; t < types; ++t) {
-        if (used[a * types + t] != 0)
-          ledger_.AddUsed(a, t, used[a * types + t]);
-      }
+  for (uint32_t a = 0; a < s_.accounts.size(); ++a) {
+    for (uint32_t t = 0; t < types; ++t) {
+      if (const int64_t used = sums_.account_type_gpus[a * types + t]; used != 0)
+        ledger_.AddUsed(a, t, used);
     }
   }
   std::unordered_map<ShapeKey, uint8_t, ShapeKeyHash> preemption_fail;
@@ -325,11 +334,13 @@ Plan Pass::Run() {
     }
     if (account.max_running_gpus_per_user != kUnlimited &&
         counters_.UserGpus(job.account, job.user) + request > account.max_running_gpus_per_user) {
-      Pend(job.id,
-           AddExplanation(ExplainUserLimit("max_running_gpus_per_user",
-                                           counters_.UserGpus(job.account, job.user), request,
-                                           account.max_running_gpus_per_user)),
-           ahead, std::nullopt);
+      // Shared by the user's jobs that ask the same while the user's usage stays the same.
+      const int64_t used = counters_.UserGpus(job.account, job.user);
+      auto [it, inserted] = user_limit_cache_.try_emplace({user_key, used, request}, 0);
+      if (inserted)
+        it->second = AddExplanation(ExplainUserLimit("max_running_gpus_per_user", used, request,
+                                                     account.max_running_gpus_per_user));
+      Pend(job.id, it->second, ahead, std::nullopt);
       continue;
     }
     if (c_.max_starts_per_cycle > 0 &&
@@ -375,26 +386,27 @@ Plan Pass::Run() {
         }
         continue;
       }
-      const ShapeKey key{t,
-                         shape.nodes,
-                         shape.gpus_per_node,
-                         shape.cpus_per_node,
-                         shape.memory_mib_per_node,
-                         time_limit.count(),
-                         shape.labels,
-                         shape.topology};
+      const ShapeKey key{
+          t, shape.nodes,  shape.gpus_per_node, shape.cpus_per_node, shape.memory_mib_per_node,
+          0, shape.labels, shape.topology};
+      const int64_t end_ms = ToUnixMillis(end);
       auto cached = shape_fail_.find(key);
       std::optional<Placement> placement;
-      if (cached == shape_fail_.end()) {
+      if (cached == shape_fail_.end() || end_ms < cached->second.end_ms) {
         ++plan_.stats.placement_attempts;
         placement = pool_.Find(shape, t, end);
       } else {
         ++plan_.stats.shape_cache_hits;
       }
       if (!placement) {
-        const uint32_t why = cached != shape_fail_.end()
-                                 ? cached->second
-                                 : (shape_fail_[key] = ClassifyPlacementFailure(shape, t, end));
+        uint32_t why;
+        if (cached != shape_fail_.end()) {
+          why = cached->second.explanation;
+          cached->second.end_ms = std::min(cached->second.end_ms, end_ms);
+        } else {
+          why = ClassifyPlacementFailure(shape, t, end);
+          shape_fail_.emplace(key, ShapeFailure{end_ms, why});
+        }
         if (!placement_reason)
           placement_reason = why;
         if (!c_.backfill.enabled && !(strict_blocked & (TypeMask{1} << t))) {
