@@ -75,22 +75,12 @@ NodePool::NodePool(const Snapshot& snapshot, const std::vector<NodeUse>& use)
   buckets_.resize(types * (kMaxGpus + 1));
   bucket_key_.assign(n, -1);
   bucket_pos_.assign(n, 0);
-  block_nodes_.resize(snapshot.blocks.size());
   block_hist_.assign(snapshot.blocks.size() * (kMaxGpus + 1), 0);
   block_reserved_nodes_.assign(snapshot.blocks.size(), 0);
   block_types_.assign(snapshot.blocks.size(), 0);
   reserved_nodes_by_type_.resize(types);
   block_free_.assign(snapshot.blocks.size(), 0);
   site_count_ = snapshot.sites.size();
-  // Sized before they are filled: a pool is built every pass, and growing thousands of small
-  // vectors one push at a time was most of its cost.
-  {
-    std::vector<uint32_t> per_block(block_nodes_.size(), 0);
-    for (const NodeInfo& node : snapshot.nodes)
-      ++per_block[node.block];
-    for (size_t b = 0; b < per_block.size(); ++b)
-      block_nodes_[b].reserve(per_block[b]);
-  }
   for (uint32_t i = 0; i < n; ++i) {
     const NodeInfo& node = snapshot.nodes[i];
     type_[i] = node.gpu_type;
@@ -103,9 +93,22 @@ NodePool::NodePool(const Snapshot& snapshot, const std::vector<NodeUse>& use)
     free_mask_[i] = healthy_mask_[i] & ~use[i].gpus;
     free_cpus_[i] = node.cpus - use[i].cpus;
     free_mem_[i] = node.memory_mib - use[i].memory_mib;
-    block_nodes_[node.block].push_back(i);
     block_types_[node.block] |= TypeMask{1} << (node.gpu_type & 63);
   }
+  // Nodes by block, in index order (counting sort into one array).
+  block_start_.assign(snapshot.blocks.size() + 1, 0);
+  for (uint32_t i = 0; i < n; ++i)
+    ++block_start_[block_[i] + 1];
+  for (size_t b = 1; b < block_start_.size(); ++b)
+    block_start_[b] += block_start_[b - 1];
+  block_list_.resize(n);
+  {
+    std::vector<uint32_t> fill(block_start_.begin(), block_start_.end() - 1);
+    for (uint32_t i = 0; i < n; ++i)
+      block_list_[fill[block_[i]]++] = i;
+  }
+  // Sized before they are filled: a pool is built every pass, and growing hundreds of small
+  // vectors one push at a time was most of its cost.
   {
     std::vector<uint32_t> per_bucket(buckets_.size(), 0);
     for (uint32_t i = 0; i < n; ++i) {
@@ -232,9 +235,9 @@ std::optional<Placement> NodePool::FindGang(const Shape& s, uint32_t type, int64
     uint32_t node;
   };
   std::vector<Cand> cands;
-  std::vector<int32_t> per_block(block_nodes_.size(), 0);
+  std::vector<int32_t> per_block(block_count(), 0);
   std::vector<int32_t> per_site(site_count_, 0);
-  for (uint32_t b = 0; b < block_nodes_.size(); ++b) {
+  for (uint32_t b = 0; b < block_count(); ++b) {
     if (!(block_types_[b] & type_bit))
       continue;
     if (respect) {
@@ -245,7 +248,7 @@ std::optional<Placement> NodePool::FindGang(const Shape& s, uint32_t type, int64
       if (bound == 0 || (s.topology == api::Topology::kBlock && static_cast<size_t>(bound) < want))
         continue;
     }
-    for (uint32_t n : block_nodes_[b]) {
+    for (uint32_t n : BlockNodes(b)) {
       if (Candidate(n, type, s, end_ms, respect)) {
         cands.push_back({FreeGpus(n) - g, b, n});
         ++per_block[b];
@@ -338,7 +341,7 @@ void NodePool::Reserve(uint32_t node, int32_t gpus, Timestamp from, JobId job) {
 
 CapacityReport NodePool::Capacity(const Shape& shape, uint32_t type) const {
   CapacityReport r;
-  std::vector<int64_t> per_block(block_nodes_.size(), 0), per_site(site_count_, 0);
+  std::vector<int64_t> per_block(block_count(), 0), per_site(site_count_, 0);
   for (uint32_t n = 0; n < type_.size(); ++n) {
     if (type_[n] != type || (labels_[n] & shape.labels) != shape.labels)
       continue;

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "scheduler/core/model.h"
@@ -104,7 +105,11 @@ class NodePool {
   GpuMask HealthyMask(uint32_t n) const { return healthy_mask_[n]; }
   // Free healthy GPUs of a type on schedulable nodes, reservations not subtracted.
   int64_t FreeOfType(uint32_t type) const { return free_by_type_[type]; }
-  size_t block_count() const { return block_nodes_.size(); }
+  size_t block_count() const { return block_start_.size() - 1; }
+  // The nodes of block b, in index order.
+  std::span<const uint32_t> BlockNodes(uint32_t b) const {
+    return {block_list_.data() + block_start_[b], block_start_[b + 1] - block_start_[b]};
+  }
   size_t site_count() const { return site_count_; }
   // Every `Commit` and `Reserve` so far, in order: lets a backfill search made earlier in the
   // pass catch up instead of starting over.
@@ -142,7 +147,7 @@ class NodePool {
   std::vector<std::vector<uint32_t>> buckets_;
   std::vector<int32_t> bucket_key_;  // -1: in no bucket.
   std::vector<uint32_t> bucket_pos_;
-  std::vector<std::vector<uint32_t>> block_nodes_;
+  std::vector<uint32_t> block_start_, block_list_;  // CSR: block b's nodes.
   std::vector<int32_t> block_hist_;  // blocks x 65: schedulable nodes by usable free GPUs.
   std::vector<int32_t> block_reserved_nodes_;
   std::vector<TypeMask> block_types_;
