@@ -89,29 +89,42 @@ struct Timeline::Search {
       }
       return best;
     };
-    auto pick = [&](auto in_domain) {
+    // The `want` candidates with the fewest usable GPUs (ties: lowest index).
+    auto take = [&](std::vector<uint32_t> nodes) {
+      const auto middle = nodes.begin() + want;
+      std::partial_sort(nodes.begin(), middle, nodes.end(), [&](uint32_t x, uint32_t y) {
+        return gpus[x] != gpus[y] ? gpus[x] < gpus[y] : x < y;
+      });
+      nodes.erase(middle, nodes.end());
+      return nodes;
+    };
+    auto candidates = [&](auto in_domain) {
       std::vector<uint32_t> nodes;
       for (uint32_t i = 0; i < cand.size(); ++i) {
         if (cand[i] && in_domain(i))
           nodes.push_back(i);
       }
-      std::stable_sort(nodes.begin(), nodes.end(),
-                       [&](uint32_t x, uint32_t y) { return gpus[x] < gpus[y]; });
-      nodes.resize(static_cast<size_t>(want));
       return nodes;
     };
     const uint32_t node = added >= 0 ? static_cast<uint32_t>(added) : 0;
     const int32_t block = best_of(per_block, added >= 0 ? pool->Block(node) : 0);
-    if (block >= 0)
-      return pick([&](uint32_t i) { return pool->Block(i) == static_cast<uint32_t>(block); });
+    if (block >= 0) {
+      std::vector<uint32_t> nodes;
+      for (uint32_t i : pool->BlockNodes(static_cast<uint32_t>(block))) {
+        if (cand[i])
+          nodes.push_back(i);
+      }
+      return take(std::move(nodes));
+    }
     if (shape.topology == api::Topology::kBlock)
       return std::nullopt;
     const int32_t site = best_of(per_site, added >= 0 ? pool->Site(node) : 0);
     if (site >= 0)
-      return pick([&](uint32_t i) { return pool->Site(i) == static_cast<uint32_t>(site); });
+      return take(
+          candidates([&](uint32_t i) { return pool->Site(i) == static_cast<uint32_t>(site); }));
     if (shape.topology == api::Topology::kSite)
       return std::nullopt;
-    return pick([](uint32_t) { return true; });
+    return take(candidates([](uint32_t) { return true; }));
   }
 };
 
@@ -122,6 +135,9 @@ Timeline::~Timeline() = default;
 
 void Timeline::Build() const {
   built_ = true;
+  const size_t types = std::max<size_t>(1, snapshot_->gpu_types.size());
+  sorted_.resize(types);
+  heap_.resize(types);
   for (const RunningJobInfo& job : snapshot_->running) {
     int64_t at = ToUnixMillis(job.start_time + job.time_limit);
     if (job.terminating_deadline)
@@ -130,34 +146,42 @@ void Timeline::Build() const {
     for (const NodeAllocation& a : job.allocation) {
       const NodeInfo& node = snapshot_->nodes[a.node];
       const int32_t gpus = Popcount(a.gpus & ~node.unhealthy_gpus);
-      heap_.push_back({at, a.node, gpus, a.cpus, a.memory_mib});
+      heap_[node.gpu_type].push_back({at, a.node, gpus, a.cpus, a.memory_mib});
     }
   }
-  std::make_heap(heap_.begin(), heap_.end(), Later);
+  for (std::vector<FreeEvent>& heap : heap_)
+    std::make_heap(heap.begin(), heap.end(), Later);
 }
 
-const FreeEvent* Timeline::Event(size_t i) const {
+const FreeEvent* Timeline::Event(uint32_t type, size_t i) const {
   if (!built_)
     Build();
-  while (i >= sorted_.size() && !heap_.empty()) {
-    if (sorted_.size() >= heap_.size() / 4 && heap_.size() > 64) {
+  if (type >= heap_.size())
+    return nullptr;
+  std::vector<FreeEvent>& sorted = sorted_[type];
+  std::vector<FreeEvent>& heap = heap_[type];
+  while (i >= sorted.size() && !heap.empty()) {
+    if (sorted.size() >= heap.size() / 4 && heap.size() > 64) {
       // A search this deep tends to go on: one sort of the rest beats popping it event by event.
-      std::sort(heap_.begin(), heap_.end(), Earlier);
-      sorted_.insert(sorted_.end(), heap_.begin(), heap_.end());
-      heap_.clear();
+      std::sort(heap.begin(), heap.end(), Earlier);
+      sorted.insert(sorted.end(), heap.begin(), heap.end());
+      heap.clear();
       break;
     }
-    std::pop_heap(heap_.begin(), heap_.end(), Later);
-    sorted_.push_back(heap_.back());
-    heap_.pop_back();
+    std::pop_heap(heap.begin(), heap.end(), Later);
+    sorted.push_back(heap.back());
+    heap.pop_back();
   }
-  return i < sorted_.size() ? &sorted_[i] : nullptr;
+  return i < sorted.size() ? &sorted[i] : nullptr;
 }
 
 size_t Timeline::size() const {
   if (!built_)
     Build();
-  return sorted_.size() + heap_.size() + added_log_.size();
+  size_t n = added_log_.size();
+  for (size_t t = 0; t < heap_.size(); ++t)
+    n += sorted_[t].size() + heap_[t].size();
+  return n;
 }
 
 void Timeline::AddStart(const std::vector<NodeAllocation>& allocation, Timestamp end,
@@ -268,7 +292,7 @@ std::optional<Reservation> Timeline::Earliest(const NodePool& pool, const Shape&
       ++added;
       pos = 0;
     }
-    const FreeEvent* e = Event(s.running_next);
+    const FreeEvent* e = Event(s.type, s.running_next);
     if (!e && added == added_.end())
       return std::nullopt;
     const bool running_next = added == added_.end() || (e && e->at_ms <= added->first);

@@ -73,8 +73,9 @@ class Timeline {
   static constexpr size_t kMaxSearches = 16;
 
   void Build() const;
-  // The i-th running event in time order, sorting on as far as needed; nullptr past the last.
-  const FreeEvent* Event(size_t i) const;
+  // The i-th running event on nodes of `type` in time order, sorting on as far as needed; nullptr
+  // past the last.
+  const FreeEvent* Event(uint32_t type, size_t i) const;
   // The kept search for (pool, type, shape), caught up with the pool's changes and the starts
   // added since it last ran; else a new one at `now` (replacing the least recently used).
   Search& SearchFor(const NodePool& pool, const Shape& shape, uint32_t type) const;
@@ -83,8 +84,9 @@ class Timeline {
   const Snapshot* snapshot_;
   int64_t now_ms_;
   mutable bool built_ = false;
-  mutable std::vector<FreeEvent> sorted_;  // The earliest events, in time order.
-  mutable std::vector<FreeEvent> heap_;    // The rest: a min-heap on (time, node).
+  // Per GPU type (a search replays the frees of one type only): the earliest events in time
+  // order, and the rest in a min-heap.
+  mutable std::vector<std::vector<FreeEvent>> sorted_, heap_;
   std::map<int64_t, std::vector<FreeEvent>> added_;
   std::vector<FreeEvent> added_log_;  // The same events, in the order they were added.
   mutable std::vector<std::unique_ptr<Search>> searches_;
