@@ -51,6 +51,7 @@ PreemptionPlanner::NodeCost PreemptionPlanner::CostOn(const NodePool& pool, uint
                                                       uint32_t preemptor_account) const {
   NodeCost cost;
   cost.ready = now_;
+  cost.jobs_begin = static_cast<uint32_t>(victims_.size());
   int32_t gpus = pool.UsableGpus(node);
   int32_t cpus = pool.FreeCpus(node);
   int64_t mem = pool.FreeMemory(node);
@@ -96,12 +97,14 @@ PreemptionPlanner::NodeCost PreemptionPlanner::CostOn(const NodePool& pool, uint
         mem += x.memory_mib;
       }
     }
-    cost.jobs.push_back(r);
+    victims_.push_back(r);
     ++cost.victims;
     cost.work_lost_ms += WorkLostMs(r);
     cost.ready = std::max(cost.ready, now_ + j.grace_period);
   }
   cost.feasible = fits();
+  if (!cost.feasible)
+    victims_.resize(cost.jobs_begin);
   return cost;
 }
 
@@ -113,6 +116,7 @@ std::optional<VictimChoice> PreemptionPlanner::Choose(const NodePool& pool, cons
     NodeCost cost;
   };
   std::vector<Scored> scored;
+  victims_.clear();
   for (uint32_t n = 0; n < pool.node_count(); ++n) {
     if (!pool.Matches(n, type, shape))
       continue;
@@ -130,13 +134,15 @@ std::optional<VictimChoice> PreemptionPlanner::Choose(const NodePool& pool, cons
       return x.cost.work_lost_ms < y.cost.work_lost_ms;
     return x.node < y.node;
   };
-  std::sort(scored.begin(), scored.end(), cheaper);
   // Choose the cheapest `want` nodes inside one domain when the topology asks for it.
   std::vector<const Scored*> chosen;
   if (shape.topology == api::Topology::kAny || want == 1) {
+    std::partial_sort(scored.begin(), scored.begin() + static_cast<ptrdiff_t>(want), scored.end(),
+                      cheaper);
     for (size_t i = 0; i < want; ++i)
       chosen.push_back(&scored[i]);
   } else {
+    std::sort(scored.begin(), scored.end(), cheaper);
     const bool by_block = shape.topology == api::Topology::kBlock;
     const size_t domains = by_block ? pool.block_count() : pool.site_count();
     std::vector<std::vector<const Scored*>> per(domains);
@@ -165,7 +171,8 @@ std::optional<VictimChoice> PreemptionPlanner::Choose(const NodePool& pool, cons
   for (const Scored* s : chosen) {
     out.nodes.push_back(s->node);
     out.ready_at = std::max(out.ready_at, s->cost.ready);
-    for (uint32_t r : s->cost.jobs) {
+    for (uint32_t k = 0; k < static_cast<uint32_t>(s->cost.victims); ++k) {
+      const uint32_t r = victims_[s->cost.jobs_begin + k];
       if (std::find(out.victims.begin(), out.victims.end(), r) == out.victims.end())
         out.victims.push_back(r);
     }

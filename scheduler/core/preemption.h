@@ -50,8 +50,10 @@ class PreemptionPlanner {
     int32_t victims = 0;
     int64_t work_lost_ms = 0;
     Timestamp ready;
-    std::vector<uint32_t> jobs;
+    // The victims: `victims_` [jobs_begin, jobs_begin + victims).
+    uint32_t jobs_begin = 0;
   };
+  // Appends the node's victims to `victims_` (only when feasible).
   NodeCost CostOn(const NodePool& pool, uint32_t node, const Shape& shape,
                   uint32_t preemptor_account) const;
   bool Eligible(uint32_t r, uint32_t preemptor_account) const;
@@ -63,7 +65,9 @@ class PreemptionPlanner {
   std::vector<double> priority_;
   std::vector<uint32_t> node_start_, node_jobs_;  // CSR: running jobs per node.
   std::vector<uint8_t> taken_;
-  mutable std::vector<uint32_t> options_;  // `CostOn`'s scratch: allocated once per pass.
+  // Scratch of `CostOn` and `Choose`, allocated once per pass: one node's options, and the
+  // victims of every feasible node of one `Choose`.
+  mutable std::vector<uint32_t> options_, victims_;
   std::vector<int32_t> taken_per_account_;
   int32_t victims_this_cycle_ = 0;
 };
