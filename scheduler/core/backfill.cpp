@@ -133,7 +133,7 @@ Timeline::Timeline(const Snapshot& snapshot, Timestamp now)
 
 Timeline::~Timeline() = default;
 
-void Timeline::Build() const {
+void Timeline::Build(const NodePool& pool) const {
   built_ = true;
   const size_t types = std::max<size_t>(1, snapshot_->gpu_types.size());
   sorted_.resize(types);
@@ -144,18 +144,17 @@ void Timeline::Build() const {
       at = std::min(at, ToUnixMillis(*job.terminating_deadline));
     at = std::max(at, now_ms_);
     for (const NodeAllocation& a : job.allocation) {
-      const NodeInfo& node = snapshot_->nodes[a.node];
-      const int32_t gpus = Popcount(a.gpus & ~node.unhealthy_gpus);
-      heap_[node.gpu_type].push_back({at, a.node, gpus, a.cpus, a.memory_mib});
+      const int32_t gpus = Popcount(a.gpus & pool.HealthyMask(a.node));
+      heap_[pool.Type(a.node)].push_back({at, a.node, gpus, a.cpus, a.memory_mib});
     }
   }
   for (std::vector<FreeEvent>& heap : heap_)
     std::make_heap(heap.begin(), heap.end(), Later);
 }
 
-const FreeEvent* Timeline::Event(uint32_t type, size_t i) const {
+const FreeEvent* Timeline::Event(const NodePool& pool, uint32_t type, size_t i) const {
   if (!built_)
-    Build();
+    Build(pool);
   if (type >= heap_.size())
     return nullptr;
   std::vector<FreeEvent>& sorted = sorted_[type];
@@ -173,15 +172,6 @@ const FreeEvent* Timeline::Event(uint32_t type, size_t i) const {
     heap.pop_back();
   }
   return i < sorted.size() ? &sorted[i] : nullptr;
-}
-
-size_t Timeline::size() const {
-  if (!built_)
-    Build();
-  size_t n = added_log_.size();
-  for (size_t t = 0; t < heap_.size(); ++t)
-    n += sorted_[t].size() + heap_[t].size();
-  return n;
 }
 
 void Timeline::AddStart(const std::vector<NodeAllocation>& allocation, Timestamp end,
@@ -292,7 +282,7 @@ std::optional<Reservation> Timeline::Earliest(const NodePool& pool, const Shape&
       ++added;
       pos = 0;
     }
-    const FreeEvent* e = Event(s.type, s.running_next);
+    const FreeEvent* e = Event(pool, s.type, s.running_next);
     if (!e && added == added_.end())
       return std::nullopt;
     const bool running_next = added == added_.end() || (e && e->at_ms <= added->first);

@@ -64,18 +64,17 @@ class Timeline {
   // `Reserve` between calls.
   std::optional<Reservation> Earliest(const NodePool& pool, const Shape& shape, uint32_t type,
                                       JobId job, Timestamp until = Timestamp::max()) const;
-  // Events held: the running jobs' (once built) and those of this pass's starts.
-  size_t size() const;
 
  private:
   // The replay of one (pool, type, shape) search, stopped at its cursor: the last event applied.
   struct Search;
   static constexpr size_t kMaxSearches = 16;
 
-  void Build() const;
+  // Reads node types and healthy GPUs from the pool's compact arrays, not the snapshot's nodes.
+  void Build(const NodePool& pool) const;
   // The i-th running event on nodes of `type` in time order, sorting on as far as needed; nullptr
   // past the last.
-  const FreeEvent* Event(uint32_t type, size_t i) const;
+  const FreeEvent* Event(const NodePool& pool, uint32_t type, size_t i) const;
   // The kept search for (pool, type, shape), caught up with the pool's changes and the starts
   // added since it last ran; else a new one at `now` (replacing the least recently used).
   Search& SearchFor(const NodePool& pool, const Shape& shape, uint32_t type) const;
