@@ -11,9 +11,11 @@
 // a reservation is never promised capacity that is not there. Single-threaded; one pass.
 //
 // Cost: a pass that reserves nothing never looks at the running jobs. The first `Earliest` heaps
-// their events (linear), and every call sorts only as far into the future as it has to look, so a
-// pass pays O(R + k log R) for R running allocations and the k earliest frees it needed, not a
-// full sort of every running job. A search keeps its replay state, and the next search for the
+// their events (linear), one heap per GPU type since a search replays one type only, and every
+// call sorts only as far into the future as it has to look, so a pass pays O(R + k log R) for R
+// running allocations and the k earliest frees it needed, not a full sort of every running job
+// (once a search has taken a quarter of a type's events, the rest are sorted at once, which is
+// cheaper than popping them one by one). A search keeps its replay state, and the next search for the
 // same shape on the same type in the pass resumes where it stopped, after applying what the pass
 // changed since (`NodePool::changes`, starts added). That is exact: starts and reservations only
 // take capacity at every future time (a start gives back at its end no more than it took), so the
