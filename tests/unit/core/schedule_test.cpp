@@ -86,6 +86,31 @@ TEST(ScheduleTest, BackfillReservesForTheBlockedGangAndLetsShortJobsIn) {
   EXPECT_EQ(e3.Int("reserved_for"), 1);
 }
 
+TEST(ScheduleTest, AShapeThatFailedIsSearchedAgainOnlyForAnEarlierEnd) {
+  // As above, without the gang: n0 busy until t0 + 2h, n1 free but held from t0 + 2h for job 1
+  // (two whole nodes). Jobs 3 (3h) and 4 (4h) have one shape: once 3 failed, 4 (ending later)
+  // fails without a search. Job 2 (1h, same shape, last in the queue) ends before the
+  // reservation, so it is searched for and placed.
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("n0"))
+          .Add(MakeNode("n1"))
+          .AddRunning(MakeJob(100).On("n0", 8).Started(kT0 - kHour).TimeLimit(3 * kHour))
+          .Add(MakeJob(1).Gpus(8).Nodes(2).Submitted(kT0 - kHour))
+          .Add(MakeJob(3).Gpus(8).TimeLimit(3 * kHour).Submitted(kT0 - kHour / 2))
+          .Add(MakeJob(4).Gpus(8).TimeLimit(4 * kHour).Submitted(kT0 - kHour / 3))
+          .Add(MakeJob(2).Gpus(8).TimeLimit(kHour))
+          .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.starts.size(), 1u);
+  EXPECT_EQ(plan.starts[0].job, JobId(2));
+  // Searches: job 1, job 3, job 2; job 4 shares job 3's failure and its explanation.
+  EXPECT_EQ(plan.stats.placement_attempts, 3);
+  EXPECT_EQ(plan.stats.shape_cache_hits, 1);
+  EXPECT_EQ(ReasonOf(plan, 4).code, ReasonCode::kReservation);
+  EXPECT_EQ(ReasonOf(plan, 4).Int("reserved_for"), 1);
+}
+
 TEST(ScheduleTest, BackfillDisabledKeepsStrictPriorityOrder) {
   // Job 1 (two whole nodes) is blocked by job 100; job 3 would fit on n1 but would delay job 1, so
   // without backfill it waits behind it. Job 4 asks for another GPU type and is not held back.
