@@ -55,19 +55,24 @@ TEST(ScheduleTest, ClassDefaultAndMaximumTimeLimits) {
   EXPECT_EQ(plan.FindStart(JobId(2))->time_limit, Seconds(200));  // min(999, max 200)
 }
 
+// Two nodes; n0 is busy until t0 + 2h (job 100), n1 free. Gang job 1 (2 nodes x 8, the oldest)
+// cannot start and reserves both nodes from t0 + 2h.
+ClusterBuilder GangBlockedByOneNode() {
+  ClusterBuilder b;
+  b.Add(MakeNode("n0"))
+      .Add(MakeNode("n1"))
+      .AddRunning(MakeJob(100).On("n0", 8).Started(kT0 - kHour).TimeLimit(3 * kHour))
+      .Add(MakeJob(1).Gpus(8).Nodes(2).Submitted(kT0 - kHour));
+  return b;
+}
+
 TEST(ScheduleTest, BackfillReservesForTheBlockedGangAndLetsShortJobsIn) {
-  // Two nodes; n0 is busy until t0 + 2h, n1 free. Gang job 1 (2 nodes x 8) cannot start;
-  // it reserves both nodes from t0 + 2h. Job 2 (8 GPUs, 1h) ends at t0 + 1h <= t0 + 2h and
-  // backfills onto n1; job 3 (8 GPUs, 3h) would end after the reservation and must wait.
-  const Snapshot s =
-      ClusterBuilder()
-          .Add(MakeNode("n0"))
-          .Add(MakeNode("n1"))
-          .AddRunning(MakeJob(100).On("n0", 8).Started(kT0 - kHour).TimeLimit(3 * kHour))
-          .Add(MakeJob(1).Gpus(8).Nodes(2).Submitted(kT0 - kHour))
-          .Add(MakeJob(2).Gpus(8).TimeLimit(kHour))
-          .Add(MakeJob(3).Gpus(8).TimeLimit(3 * kHour).Submitted(kT0 - kHour / 2))
-          .Build();
+  // Job 2 (8 GPUs, 1h) ends at t0 + 1h <= t0 + 2h and backfills onto n1; job 3 (8 GPUs, 3h)
+  // would end after the gang's reservation and must wait.
+  const Snapshot s = GangBlockedByOneNode()
+                         .Add(MakeJob(2).Gpus(8).TimeLimit(kHour))
+                         .Add(MakeJob(3).Gpus(8).TimeLimit(3 * kHour).Submitted(kT0 - kHour / 2))
+                         .Build();
   // Queue order: 1 (oldest), 3, 2. Job 3 is refused by the reservation; job 2 then backfills.
   // Job 3 gets no reservation of its own: both nodes are held by job 1 for ever after.
   const Plan plan = Schedule(s, PolicyConfig{}, kT0);
@@ -87,20 +92,14 @@ TEST(ScheduleTest, BackfillReservesForTheBlockedGangAndLetsShortJobsIn) {
 }
 
 TEST(ScheduleTest, AShapeThatFailedIsSearchedAgainOnlyForAnEarlierEnd) {
-  // As above, without the gang: n0 busy until t0 + 2h, n1 free but held from t0 + 2h for job 1
-  // (two whole nodes). Jobs 3 (3h) and 4 (4h) have one shape: once 3 failed, 4 (ending later)
-  // fails without a search. Job 2 (1h, same shape, last in the queue) ends before the
-  // reservation, so it is searched for and placed.
-  const Snapshot s =
-      ClusterBuilder()
-          .Add(MakeNode("n0"))
-          .Add(MakeNode("n1"))
-          .AddRunning(MakeJob(100).On("n0", 8).Started(kT0 - kHour).TimeLimit(3 * kHour))
-          .Add(MakeJob(1).Gpus(8).Nodes(2).Submitted(kT0 - kHour))
-          .Add(MakeJob(3).Gpus(8).TimeLimit(3 * kHour).Submitted(kT0 - kHour / 2))
-          .Add(MakeJob(4).Gpus(8).TimeLimit(4 * kHour).Submitted(kT0 - kHour / 3))
-          .Add(MakeJob(2).Gpus(8).TimeLimit(kHour))
-          .Build();
+  // As above: n1 is free but held from t0 + 2h for job 1. Jobs 3 (3h) and 4 (4h) have one
+  // shape: once 3 failed, 4 (ending later) fails without a search. Job 2 (1h, same shape, last in
+  // the queue) ends before the reservation, so it is searched for and placed.
+  const Snapshot s = GangBlockedByOneNode()
+                         .Add(MakeJob(3).Gpus(8).TimeLimit(3 * kHour).Submitted(kT0 - kHour / 2))
+                         .Add(MakeJob(4).Gpus(8).TimeLimit(4 * kHour).Submitted(kT0 - kHour / 3))
+                         .Add(MakeJob(2).Gpus(8).TimeLimit(kHour))
+                         .Build();
   const Plan plan = Schedule(s, PolicyConfig{}, kT0);
   ASSERT_EQ(plan.starts.size(), 1u);
   EXPECT_EQ(plan.starts[0].job, JobId(2));
