@@ -15,11 +15,11 @@
 // call sorts only as far into the future as it has to look, so a pass pays O(R + k log R) for R
 // running allocations and the k earliest frees it needed, not a full sort of every running job
 // (once a search has taken a quarter of a type's events, the rest are sorted at once, which is
-// cheaper than popping them one by one). A search keeps its replay state, and the next search for the
-// same shape on the same type in the pass resumes where it stopped, after applying what the pass
-// changed since (`NodePool::changes`, starts added). That is exact: starts and reservations only
-// take capacity at every future time (a start gives back at its end no more than it took), so the
-// next fit of the shape is never earlier than the previous one. With a deep queue of a few
+// cheaper than popping them one by one). A search keeps its replay state, and the next search for
+// the same shape on the same type in the pass resumes where it stopped, after applying what the
+// pass changed since (`NodePool::changes`, starts added). That is exact: starts and reservations
+// only take capacity at every future time (a start gives back at its end no more than it took), so
+// the next fit of the shape is never earlier than the previous one. With a deep queue of a few
 // shapes, the pass replays the frees about once per shape instead of once per reservation.
 #pragma once
 
