@@ -270,9 +270,12 @@ int Session::Submit(const SubmitArgs& args) {
   api::JobSpec spec = BuildJobSpec(options, std::move(command));
   json::value encoded = api::Encode(spec);
   // The server's own decoder, so that local errors read exactly like the server's.
-  if (auto check = api::DecodeJobSpec(encoded); !check.ok()) {
-    std::string msg = check.status().ToString();
-    if (check.status().field() == "image")
+  Status check = api::DecodeJobSpec(encoded).status();
+  if (check.ok())
+    check = api::CheckNewJobSpec(spec);
+  if (!check.ok()) {
+    std::string msg = check.ToString();
+    if (check.field() == "image")
       msg += " (use --image, '#GSCHED --image' or 'image:' in the config file)";
     return Fail(kExitUsage, msg);
   }
@@ -493,12 +496,13 @@ int Session::Show(const std::string& id, bool json_out) {
   out_ << text.substr(text.find('\n') + 1);
   if (!j.attempts.empty()) {
     out_ << "Attempts:\n";
-    Table at({"  #", "STATE", "START", "DURATION", "EXIT", "NODES"});
+    Table at({"  #", "STATE", "START", "DURATION", "EXIT", "NODES", "MESSAGE"});
     for (const auto& a : j.attempts) {
       at.AddRow({"  " + std::to_string(a.attempt), std::string(api::ToString(a.state)),
                  Absolute(a.start_time),
                  HumanDuration((a.end_time ? *a.end_time : now) - a.start_time),
-                 a.exit_code ? std::to_string(*a.exit_code) : "-", NodeList(a.allocation)});
+                 a.exit_code ? std::to_string(*a.exit_code) : "-", NodeList(a.allocation),
+                 a.message.empty() ? "-" : a.message});
     }
     at.Print(out_);
   }

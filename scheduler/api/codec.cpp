@@ -10,6 +10,7 @@
 
 #include "scheduler/api/array_spec.h"
 #include "scheduler/api/decode.h"
+#include "scheduler/api/image.h"
 #include "scheduler/common/quantity.h"
 
 namespace gsched::api {
@@ -243,17 +244,40 @@ Result<JobSpec> DecodeJobSpec(const json::value& v) {
   return internal::DecodeJobSpecFields(v, Fields::Unknown::kReject);
 }
 
+Status CheckNewJobSpec(const JobSpec& spec) {
+  RETURN_IF_ERROR(CheckImage(spec.image));
+  for (const auto& [name, value] : spec.env) {
+    if (IsLoaderVariable(name)) {
+      std::string field = "env";
+      internal::AppendKeyToPath(field, name);
+      return Status::InvalidArgument(
+          "loader variables (LD_*, GCONV_PATH, ...) may not be set for a job; set them in the "
+          "job's command or script instead",
+          field);
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+Result<JobSpec> DecodeNewJobSpec(const json::value& v) {
+  ASSIGN_OR_RETURN(JobSpec spec, DecodeJobSpec(v));
+  RETURN_IF_ERROR(CheckNewJobSpec(spec));
+  return spec;
+}
+}  // namespace
+
 Result<std::vector<JobSpec>> DecodeSubmitBody(const json::value& v) {
   const json::object* o = v.if_object();
   if (o == nullptr || !o->contains("jobs")) {
-    ASSIGN_OR_RETURN(JobSpec spec, DecodeJobSpec(v));
+    ASSIGN_OR_RETURN(JobSpec spec, DecodeNewJobSpec(v));
     std::vector<JobSpec> out;
     out.push_back(std::move(spec));
     return out;
   }
   ASSIGN_OR_RETURN(Fields f, Fields::Open(v, {"jobs"}, Fields::Unknown::kReject));
   ASSIGN_OR_RETURN(std::vector<JobSpec> jobs, f.Required("jobs", [](const json::value& a) {
-    return DecodeArrayOf(a, kMaxBatchJobs, DecodeJobSpec);
+    return DecodeArrayOf(a, kMaxBatchJobs, DecodeNewJobSpec);
   }));
   if (jobs.empty())
     return Status::InvalidArgument("must hold 1..10000 job specs", "jobs");
@@ -303,6 +327,7 @@ Result<AttemptRecord> DecodeAttemptRecord(const json::value& v) {
   ASSIGN_OR_RETURN(a.end_time, f.Optional("end_time", Time));
   ASSIGN_OR_RETURN(a.state, f.Required("state", Enum<JobState>));
   ASSIGN_OR_RETURN(a.exit_code, f.Optional("exit_code", IntIn(kMinI32, kMaxI32)));
+  ASSIGN_OR_RETURN(a.message, f.OrDefault("message", AnyString(kMaxMessageBytes), ""));
   return a;
 }
 
@@ -589,6 +614,7 @@ json::value Encode(const AttemptRecord& a) {
   o.emplace("end_time", OptionalTime(a.end_time));
   o.emplace("state", ToString(a.state));
   o.emplace("exit_code", OptionalValue(a.exit_code));
+  o.emplace("message", a.message);
   return o;
 }
 

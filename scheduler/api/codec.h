@@ -37,7 +37,11 @@ Result<std::string> NormalizeSignal(std::string_view name);
 Status CheckGpuTypeName(std::string_view name);
 
 Result<JobSpec> DecodeJobSpec(const boost::json::value& v);
-// `POST /v1/jobs`: one `JobSpec`, or `{"jobs": [JobSpec, ...]}` with 1..10,000 specs.
+// What a new job must also meet (the submit path, not stored records or other readers): an image
+// that `CheckImage` accepts and no loader variable (`IsLoaderVariable`) in `env`.
+Status CheckNewJobSpec(const JobSpec& spec);
+// `POST /v1/jobs`: one `JobSpec`, or `{"jobs": [JobSpec, ...]}` with 1..10,000 specs, each
+// decoded and checked with `CheckNewJobSpec`.
 Result<std::vector<JobSpec>> DecodeSubmitBody(const boost::json::value& v);
 Result<Dependency> DecodeDependency(const boost::json::value& v);
 Result<Reason> DecodeReason(const boost::json::value& v);

@@ -90,6 +90,8 @@ struct AttemptRecord {
   std::optional<Timestamp> end_time;  // Absent while the attempt runs.
   JobState state = JobState::kStarting;
   std::optional<int32_t> exit_code;
+  // How it ended, in the worker's words ("out of memory: ...", "cannot start: ..."); may be empty.
+  std::string message;
 
   friend bool operator==(const AttemptRecord&, const AttemptRecord&) = default;
 };

@@ -152,6 +152,7 @@ Result<Launch> DecodeLaunch(const Fields& f) {
   ASSIGN_OR_RETURN(l.spec, f.Required("spec", [](const json::value& v) {
     return internal::DecodeJobSpecFields(v, kIgnore);
   }));
+  ASSIGN_OR_RETURN(l.user, f.OrDefault("user", StringOf(0, 64, Charset::kUser), ""));
   ASSIGN_OR_RETURN(
       std::vector<int64_t> gpus,
       f.OrDefault("gpus",
@@ -308,6 +309,7 @@ json::value Encode(const Launch& l) {
   o.emplace("job", l.job);
   o.emplace("attempt", static_cast<int64_t>(l.attempt));
   o.emplace("spec", api::Encode(l.spec));
+  o.emplace("user", l.user);
   json::array gpus;
   for (int32_t g : l.gpus)
     gpus.emplace_back(g);

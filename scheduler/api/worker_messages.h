@@ -98,6 +98,7 @@ struct Launch {
   uint64_t job = 0;
   uint32_t attempt = 0;
   JobSpec spec;
+  std::string user;  // The job's owner: the worker runs the job under this user's identity.
   std::vector<int32_t> gpus;               // Indices on this node.
   std::map<std::string, std::string> env;  // Set by the scheduler on top of `spec.env`.
   std::optional<uint32_t> array_index;

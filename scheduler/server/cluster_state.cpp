@@ -978,6 +978,7 @@ void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_st
   attempt.end_time = now;
   attempt.state = end_state;
   attempt.exit_code = exit_code;
+  attempt.message = message;
   rec.job.attempts.push_back(std::move(attempt));
   rec.job.exit_code = exit_code;
   rec.job.signal = std::move(signal);
@@ -1631,6 +1632,7 @@ Change ClusterState::ApplyPlan(const core::Snapshot& snapshot, const core::Plan&
       launch.job = id;
       launch.attempt = rec.job.attempt;
       launch.spec = rec.job.spec;
+      launch.user = rec.job.user;
       launch.spec.time_limit_s = EffectiveTimeLimit(rec.job.spec).count() / 1000;
       launch.gpus = rec.job.allocation[rank].gpus;
       launch.array_index = rec.job.array_index;

@@ -33,7 +33,7 @@ class Writer {
  public:
   Writer() {
     out_.reserve(256);
-    out_ += kStoredJobBinaryV1;
+    out_ += kStoredJobBinaryV2;
   }
   void U64(uint64_t v) {
     while (v >= 0x80) {
@@ -298,6 +298,7 @@ api::JobSpec ReadSpec(Reader& r) {
 
 Result<StoredJobRecord> DecodeBinary(std::string_view key, std::string_view value,
                                      StoredJobDetail detail) {
+  const char version = value[0];
   Reader r(value);
   StoredJobRecord rec;
   api::Job& j = rec.job;
@@ -345,6 +346,8 @@ Result<StoredJobRecord> DecodeBinary(std::string_view key, std::string_view valu
     a.state = r.Enum<api::JobState>("attempts.state");
     a.exit_code =
         r.Optional<int32_t>("attempts.exit_code", [&] { return r.I32("attempts.exit_code"); });
+    if (version >= kStoredJobBinaryV2)
+      a.message = r.Str("attempts.message");
   }
   j.spec = ReadSpec(r);
   rec.checkpoint = r.Optional<Timestamp>("checkpoint", [&] { return r.Time("checkpoint"); });
@@ -433,6 +436,7 @@ std::string EncodeStoredJob(const api::Job& j, std::optional<Timestamp> checkpoi
     w.Optional(a.end_time, [&](Timestamp t) { w.Time(t); });
     w.Enum(a.state);
     w.Optional(a.exit_code, [&](int32_t v) { w.I64(v); });
+    w.Str(a.message);
   }
   WriteSpec(w, j.spec);
   w.Optional(checkpoint, [&](Timestamp t) { w.Time(t); });
@@ -454,7 +458,7 @@ Result<StoredJobRecord> DecodeStoredJob(std::string_view key, std::string_view v
                                         StoredJobDetail detail) {
   if (value.empty())
     return Status::Internal(RecordName(key) + ": empty");
-  if (value[0] == kStoredJobBinaryV1)
+  if (value[0] == kStoredJobBinaryV1 || value[0] == kStoredJobBinaryV2)
     return DecodeBinary(key, value, detail);
   if (value[0] == '{')
     return DecodeJson(key, value, detail);

@@ -60,6 +60,7 @@ StoredJobRecord FullRecord() {
   a.end_time = FromUnixMillis(1'800'000'060'000);
   a.state = api::JobState::kNodeFail;
   a.exit_code = 1;
+  a.message = "the worker on node-1 no longer runs it";
   j.attempts = {a};
   r.checkpoint = FromUnixMillis(1'800'000'150'000);
   r.preemptible = true;
@@ -68,10 +69,26 @@ StoredJobRecord FullRecord() {
 
 const std::string kKey = state::U64Key(42);
 
+TEST(StoredJobTest, VersionOneRecordsStillReadWithoutAttemptMessages) {
+  StoredJobRecord r = FullRecord();
+  std::string v2 = EncodeStoredJob(r);
+  // V1 is V2 without the attempt's message: drop its bytes (a length byte and the text), which
+  // come right after the attempt's exit code; the spec follows.
+  const std::string& message = r.job.attempts[0].message;
+  size_t at = v2.find(static_cast<char>(message.size()) + message);
+  ASSERT_NE(at, std::string::npos);
+  std::string v1 = v2.substr(0, at) + v2.substr(at + 1 + message.size());
+  v1[0] = kStoredJobBinaryV1;
+  auto back = DecodeStoredJob(kKey, v1);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  r.job.attempts[0].message.clear();
+  EXPECT_EQ(*back, r);
+}
+
 TEST(StoredJobTest, BinaryRoundTrips) {
   for (const StoredJobRecord& r : {FullRecord(), StoredJobRecord{}}) {
     std::string bytes = EncodeStoredJob(r);
-    ASSERT_EQ(bytes[0], kStoredJobBinaryV1);
+    ASSERT_EQ(bytes[0], kStoredJobBinaryV2);
     auto back = DecodeStoredJob(kKey, bytes);
     ASSERT_TRUE(back.ok()) << back.status().ToString();
     EXPECT_EQ(*back, r);
