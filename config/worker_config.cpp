@@ -10,6 +10,8 @@ namespace gsched::config {
 namespace {
 
 constexpr Duration kHour = Seconds(3600);
+// The largest uid or gid a job may get: 2^32 - 2 (2^32 - 1 is "no id").
+constexpr int64_t kMaxId = 4294967294;
 
 bool IsSchedulerUrl(std::string_view url) {
   for (std::string_view scheme : {"http://", "https://"}) {
@@ -118,6 +120,58 @@ WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& b
                                       .SizeBytes(4096, int64_t{1} << 40)
                                       .value_or(c.logs.max_bytes_per_stream);
   }
+  {
+    YamlMap m = root.Get("identity").Map();
+    IdentityConfig& id = c.identity;
+    id.mode = m.Get("mode").Enum<IdentityMode>(kIdentityModeNames).value_or(id.mode);
+    id.min_uid = m.Int("min_uid", id.min_uid, 1, kMaxId);
+    id.map_file = ResolveRelativePath(m.String("map_file", ""), base_dir);
+    id.run_as_root = m.Bool("run_as_root", id.run_as_root);
+    YamlMap p = m.Get("pool").Map();
+    id.pool.first_uid = p.Int("first_uid", id.pool.first_uid, 1, kMaxId);
+    id.pool.users = p.Int("users", id.pool.users, 1, 1 << 20);
+    id.pool.ids_per_user = p.Int("ids_per_user", id.pool.ids_per_user, 1, 1 << 24);
+    if (id.mode == IdentityMode::kMap && id.map_file.empty() && !id.run_as_root)
+      diag->Add("identity.map_file", "must be set when identity.mode is map");
+    if (id.mode == IdentityMode::kPool) {
+      if (id.pool.first_uid < id.min_uid)
+        diag->Add("identity.pool.first_uid",
+                  "must be >= identity.min_uid (" + std::to_string(id.min_uid) + ")");
+      if (id.pool.first_uid + id.pool.users * id.pool.ids_per_user > kMaxId + 1)
+        diag->Add("identity.pool.users",
+                  "first_uid + users * ids_per_user must stay below 4294967295");
+    }
+  }
+  {
+    YamlMap m = root.Get("images").Map();
+    YamlValue roots = m.Get("roots");
+    for (const std::string& r : roots.StringList(256, 4096).value_or(std::vector<std::string>{})) {
+      std::filesystem::path p = std::filesystem::path(ResolveRelativePath(r, base_dir));
+      p = p.lexically_normal();
+      if (p.has_parent_path() && !p.has_filename())
+        p = p.parent_path();
+      if (!p.is_absolute())
+        diag->Add(roots.path(), "'" + r + "' must be an absolute path");
+      else if (p == p.root_path())
+        diag->Add(roots.path(),
+                  "'/' may not be an image root: it would make any host directory an image");
+      else
+        c.images.roots.push_back(p.string());
+    }
+    YamlValue registries = m.Get("registries");
+    for (const std::string& r :
+         registries.StringList(256, 255).value_or(std::vector<std::string>{})) {
+      if (r.empty() || r.find_first_of("/ @") != std::string::npos)
+        diag->Add(registries.path(), "'" + r + "' must be a registry host[:port]");
+      else
+        c.images.registries.push_back(r);
+    }
+  }
+  c.network = root.Get("network").Enum<NetworkMode>(kNetworkModeNames).value_or(c.network);
+  {
+    YamlMap m = root.Get("limits").Map();
+    c.limits.pids = m.Int("pids", c.limits.pids, 16, 1 << 22);
+  }
   c.drain_on_unhealthy = root.Bool("drain_on_unhealthy", c.drain_on_unhealthy);
   c.adopt_running_jobs = root.Bool("adopt_running_jobs", c.adopt_running_jobs);
 
@@ -130,6 +184,12 @@ WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& b
 
 std::string_view ToString(RuntimeType type) {
   return kRuntimeTypeNames[static_cast<size_t>(type)];
+}
+std::string_view ToString(IdentityMode mode) {
+  return kIdentityModeNames[static_cast<size_t>(mode)];
+}
+std::string_view ToString(NetworkMode mode) {
+  return kNetworkModeNames[static_cast<size_t>(mode)];
 }
 std::string_view ToString(GpuDiscovery discovery) {
   return kGpuDiscoveryNames[static_cast<size_t>(discovery)];

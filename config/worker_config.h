@@ -12,7 +12,10 @@
 //   - relative `token_file`, `work_dir`, `runtime.root` and `gpus.fake.fault_file` were resolved
 //     against the config file's directory when the config came from a file (the default
 //     `work_dir` too);
-//   - `name` may be empty: the caller substitutes the host name.
+//   - `name` may be empty: the caller substitutes the host name;
+//   - `identity.min_uid >= 1`; a pool's ids lie at or above `min_uid` and below 2^32 - 1;
+//     `identity.map_file` is set in `map` mode;
+//   - `images.roots` are absolute, normalised and never `/`; registries are `host[:port]`.
 //
 // Threading: the loaders are reentrant (no globals); a loaded config is a plain value, safe to
 // share as `const` between threads.
@@ -44,6 +47,53 @@ std::string_view ToString(GpuDiscovery discovery);
 enum class NvlinkTopology : uint8_t { kNone, kPairs, kAll };
 inline constexpr std::array<std::string_view, 3> kNvlinkTopologyNames = {"none", "pairs", "all"};
 std::string_view ToString(NvlinkTopology topology);
+
+// Whose POSIX identity a job runs under on the node (DESIGN.md section 11).
+//   nss:  the node's user database (getpwnam/getgrouplist), as sites with LDAP/SSSD have;
+//   map:  a file of `user: uid:gid[,group...]` lines (`map_file`);
+//   pool: a block of `pool.ids_per_user` ids per user from `pool.first_uid`, assigned on first
+//         use and kept in `work_dir/identities`; container root maps to the block's first id
+//         through a user namespace.
+enum class IdentityMode : uint8_t { kNss, kMap, kPool };
+inline constexpr std::array<std::string_view, 3> kIdentityModeNames = {"nss", "map", "pool"};
+std::string_view ToString(IdentityMode mode);
+
+struct IdentityPoolConfig {
+  int64_t first_uid = 1000000;
+  // Users the pool holds; uids first_uid .. first_uid + users * ids_per_user - 1.
+  int64_t users = 4096;
+  // Ids mapped into each container (container 0..ids_per_user-1).
+  int64_t ids_per_user = 65536;
+};
+
+struct IdentityConfig {
+  IdentityMode mode = IdentityMode::kNss;
+  // Uids (and gids) below this are refused; uid 0 always is.
+  int64_t min_uid = 1000;
+  std::string map_file;
+  IdentityPoolConfig pool;
+  // Development only: jobs run as the worker's own user - root when the worker runs as root -
+  // without any identity. The worker says so at start.
+  bool run_as_root = false;
+};
+
+// Where jobs' images may come from (DESIGN.md section 11).
+struct ImagesConfig {
+  // Root file systems only under these directories (resolved; never `/`).
+  std::vector<std::string> roots;
+  // OCI references only from these registries ("host[:port]").
+  std::vector<std::string> registries;
+};
+
+// A job's network: the host's (NCCL over InfiniBand) or none (loopback only).
+enum class NetworkMode : uint8_t { kHost, kNone };
+inline constexpr std::array<std::string_view, 2> kNetworkModeNames = {"host", "none"};
+std::string_view ToString(NetworkMode mode);
+
+struct JobLimitsConfig {
+  // Processes and threads per job (cgroup pids limit).
+  int64_t pids = 4096;
+};
 
 struct ReconnectConfig {
   Duration initial_backoff = Duration(500);
@@ -100,6 +150,10 @@ struct WorkerConfig {
   RuntimeConfig runtime;
   GpuConfig gpus;
   WorkerLogsConfig logs;
+  IdentityConfig identity;
+  ImagesConfig images;
+  NetworkMode network = NetworkMode::kHost;
+  JobLimitsConfig limits;
   // Drain the node when a GPU turns unhealthy.
   bool drain_on_unhealthy = true;
   // On start, re-adopt containers of a previous run instead of killing them.

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace gsched::worker {
@@ -33,6 +35,7 @@ Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, siz
     return Status::Internal(std::string("fork: ") + strerror(errno));
   }
   if (pid == 0) {
+    setpgid(0, 0);  // Its own group: a command that outlives its deadline goes with its children.
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0)
       dup2(devnull, 0);
@@ -42,6 +45,7 @@ Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, siz
     dprintf(2, "exec %s: %s", args[0], strerror(errno));
     _exit(127);
   }
+  setpgid(pid, pid);  // Also here: whichever runs first.
   close(out_pipe[1]);
   close(err_pipe[1]);
   CommandOutput result;
@@ -49,8 +53,22 @@ Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, siz
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[8192];
+  // A hung runtime must not hang the supervisor that waits for it: past the deadline the
+  // command's group is killed.
+  const auto deadline = std::chrono::steady_clock::now() + kCommandTimeout;
+  bool timed_out = false;
   while (open_fds > 0) {
-    if (poll(fds, 2, -1) < 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      kill(-pid, SIGKILL);
+      for (auto& f : fds)
+        if (f.fd >= 0)
+          close(f.fd);
+      break;
+    }
+    if (poll(fds, 2, static_cast<int>(left.count())) < 0) {
       if (errno == EINTR)
         continue;
       break;
@@ -76,6 +94,9 @@ Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, siz
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (timed_out)
+    return Status::Unavailable(argv[0] + ": no answer within " +
+                               std::to_string(kCommandTimeout.count()) + " s; killed");
   if (too_big)
     return Status::ResourceExhausted(argv[0] + ": output larger than " + std::to_string(max_bytes) +
                                      " bytes");

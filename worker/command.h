@@ -5,6 +5,7 @@
 // Threading: stateless; safe from any thread (uses fork/exec, no global state).
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,11 @@ struct CommandOutput {
   std::string err;
 };
 
-// Runs `argv` and waits for it. Fails only when it cannot be started or its output exceeds
-// `max_bytes`; the exit code is in the result.
+// How long a command may take before it (and its process group) is killed.
+inline constexpr std::chrono::seconds kCommandTimeout{30};
+
+// Runs `argv` and waits for it, at most `kCommandTimeout`. Fails only when it cannot be started,
+// does not finish in time, or its output exceeds `max_bytes`; the exit code is in the result.
 Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv,
                                        size_t max_bytes = 1 << 20);
 

@@ -31,7 +31,9 @@
 #include "scheduler/common/logging.h"
 #include "worker/agent.h"
 #include "worker/gpu_inventory.h"
+#include "worker/identity.h"
 #include "worker/job_backends.h"
+#include "worker/job_files.h"
 #include "worker/runtime.h"
 
 namespace {
@@ -192,19 +194,31 @@ int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_f
     id.inventory = *inventory;
   }
   std::error_code ec;
-  std::filesystem::create_directories(cfg.work_dir + "/jobs", ec);
-  if (ec) {
-    spdlog::error("cannot create {}: {}", cfg.work_dir, ec.message());
-    return 1;
+  std::filesystem::create_directories(cfg.work_dir, ec);
+  // Jobs running as their users pass through to their own `job/` directories; nothing here is
+  // theirs to list or write.
+  for (const std::string& dir : {cfg.work_dir, cfg.work_dir + "/jobs"}) {
+    if (Status st = MakeDirectory(dir, 0711); !st.ok()) {
+      spdlog::error("work_dir: {}", st.ToString());
+      return 1;
+    }
   }
+  if (cfg.identity.run_as_root && geteuid() == 0)
+    spdlog::warn(
+        "identity.run_as_root is set: jobs run as root on this node. For development "
+        "only - never on a node shared by strangers");
+  spdlog::info("{}", IdentityResolver(cfg.identity, "").Describe());
+  if (cfg.images.roots.empty() && cfg.runtime.type != config::RuntimeType::kProcess)
+    spdlog::warn("images.roots is empty: no job can run from a local root file system");
   std::atomic<WorkerAgent*> agent_ptr{nullptr};
-  auto runtime = MakeRuntime(cfg.runtime, SelfExe());
+  auto runtime = MakeRuntime(cfg.runtime, SelfExe(), PolicyFromConfig(cfg));
   auto supervisor = std::make_unique<JobSupervisor>(cfg, std::move(runtime), clock,
                                                     [&agent_ptr](const api::JobUpdate& u) {
                                                       if (WorkerAgent* a = agent_ptr.load())
                                                         a->OnJobUpdate(u);
                                                     });
   JobSupervisor* sup = supervisor.get();
+  sup->SetNodeCapacity(base.memory_mib, static_cast<int32_t>(id.inventory.gpus.size()));
   GpuInventory inventory = id.inventory;
   auto jobs = std::make_unique<SupervisedJobs>(
       std::move(supervisor), Duration(100),

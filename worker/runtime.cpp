@@ -1,6 +1,7 @@
 #include "worker/runtime.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 
 #include <boost/json.hpp>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -17,7 +19,10 @@
 #include <sstream>
 #include <thread>
 
+#include "scheduler/api/image.h"
 #include "worker/command.h"
+#include "worker/job_files.h"
+#include "worker/seccomp.h"
 
 namespace gsched::worker {
 namespace fs = std::filesystem;
@@ -31,41 +36,18 @@ constexpr std::pair<const char*, int> kSignals[] = {
     {"SIGTRAP", SIGTRAP}, {"SIGXCPU", SIGXCPU}, {"SIGTSTP", SIGTSTP}, {"SIGWINCH", SIGWINCH},
 };
 
+// `/proc` files: not job-writable, but read with the same care as everything else.
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    return {};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool WriteFileAtomic(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return false;
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = write(fd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      close(fd);
-      return false;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  fsync(fd);
-  close(fd);
-  return rename(tmp.c_str(), path.c_str()) == 0;
+  auto text = ReadRegularFile(path, 1 << 16);
+  return text.ok() ? *text : std::string();
 }
 
 // The pid file the shim writes: "JOB_PID JOB_TICKS SHIM_PID SHIM_TICKS".
 std::optional<RuntimeHandle> ReadPidFile(const std::string& job_dir) {
-  std::istringstream in(ReadFile(job_dir + "/pid"));
+  auto text = ReadRegularFile(job_dir + "/pid", 256);
+  if (!text.ok())
+    return std::nullopt;
+  std::istringstream in(*text);
   RuntimeHandle h;
   if (!(in >> h.pid >> h.pid_start_ticks >> h.shim_pid >> h.shim_start_ticks))
     return std::nullopt;
@@ -74,7 +56,10 @@ std::optional<RuntimeHandle> ReadPidFile(const std::string& job_dir) {
 }
 
 std::optional<ExitStatus> ReadExitFile(const std::string& job_dir) {
-  std::istringstream in(ReadFile(job_dir + "/exit"));
+  auto text = ReadRegularFile(job_dir + "/exit", 256);
+  if (!text.ok())
+    return std::nullopt;
+  std::istringstream in(*text);
   std::string kind;
   int32_t value = 0;
   if (!(in >> kind >> value))
@@ -107,8 +92,8 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
 // Runtimes whose job is a plain process group: signals go to the group.
 class ProcessRuntime final : public ContainerRuntime {
  public:
-  ProcessRuntime(config::RuntimeConfig config, std::string shim)
-      : ContainerRuntime(std::move(config), std::move(shim)) {}
+  ProcessRuntime(config::RuntimeConfig config, std::string shim, RuntimePolicy policy)
+      : ContainerRuntime(std::move(config), std::move(shim), std::move(policy)) {}
   config::RuntimeType type() const override { return config::RuntimeType::kProcess; }
   Status Signal(const RuntimeHandle& handle, int signal) override {
     if (!SameProcess(handle.pid, handle.pid_start_ticks))
@@ -131,8 +116,8 @@ class ProcessRuntime final : public ContainerRuntime {
 // runc and crun: an OCI bundle in the job directory, `runc run` in the foreground under the shim.
 class OciRuntime final : public ContainerRuntime {
  public:
-  OciRuntime(config::RuntimeConfig config, std::string shim)
-      : ContainerRuntime(std::move(config), std::move(shim)) {}
+  OciRuntime(config::RuntimeConfig config, std::string shim, RuntimePolicy policy)
+      : ContainerRuntime(std::move(config), std::move(shim), std::move(policy)) {}
   config::RuntimeType type() const override { return config_.type; }
 
   Status Signal(const RuntimeHandle& handle, int signal) override {
@@ -150,15 +135,33 @@ class OciRuntime final : public ContainerRuntime {
     args.insert(args.end(), {"delete", "--force", handle.container_id});
     RunCommandOutput(args).IgnoreError();
   }
+  bool OutOfMemory(const RuntimeHandle& handle) const override {
+    std::string path = CgroupsPath(handle.container_id);
+    if (path.empty())
+      return false;
+    // cgroup v1: `oom_kill N` in memory.oom_control; v2: the same line in memory.events.
+    for (const std::string& file : {"/sys/fs/cgroup/memory" + path + "/memory.oom_control",
+                                    "/sys/fs/cgroup" + path + "/memory.events"}) {
+      std::istringstream in(ReadFile(file));
+      std::string key;
+      int64_t value = 0;
+      while (in >> key >> value)
+        if (key == "oom_kill" && value > 0)
+          return true;
+    }
+    return false;
+  }
   Result<std::vector<std::string>> Command(const JobLaunch& launch) override {
-    const std::string& rootfs = launch.spec.image;
-    std::error_code ec;
-    if (rootfs.empty() || !fs::is_directory(rootfs, ec))
+    if (!api::IsLocalImage(launch.spec.image))
       return Status::InvalidArgument(
-          "image \"" + rootfs + "\" is not a rootfs directory on this node", "image");
+          "image \"" + launch.spec.image + "\" is an OCI reference: " + Binary() +
+              " on this node runs only root file systems under images.roots",
+          "image");
+    ASSIGN_OR_RETURN(std::string rootfs, ResolveImageRoot(launch.spec.image, policy_.images.roots));
     if (launch.spec.command.empty())
       return Status::InvalidArgument("the job has no command", "command");
     std::vector<std::string> devices;
+    std::error_code ec;
     if (!launch.gpus.empty()) {
       for (const char* d :
            {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
@@ -170,18 +173,50 @@ class OciRuntime final : public ContainerRuntime {
           devices.push_back(d);
       }
     }
+    RETURN_IF_ERROR(EnsureMountPoints(rootfs));
     std::string bundle = launch.job_dir + "/bundle";
-    fs::create_directories(bundle, ec);
-    if (ec)
-      return Status::Internal("cannot create " + bundle + ": " + ec.message());
-    if (!WriteFileAtomic(bundle + "/config.json", BuildOciConfig(launch, rootfs, devices)))
-      return Status::Internal("cannot write " + bundle + "/config.json");
+    RETURN_IF_ERROR(MakeDirectory(bundle, 0700));
+    RETURN_IF_ERROR(WriteFileAtomic(
+        bundle + "/config.json",
+        BuildOciConfig(launch, rootfs, devices, policy_, CgroupsPath(launch.container_id)), 0600));
     auto args = Base();
-    args.insert(args.end(), {"run", "--bundle", bundle, launch.container_id});
+    args.insert(args.end(), {"run", "--bundle", bundle});
+    // runc keeps the stopped container, and with it its cgroup, until `Cleanup`: that is where
+    // an OOM kill can be read. crun has no such flag.
+    if (config_.type == config::RuntimeType::kRunc)
+      args.push_back("--keep");
+    args.push_back(launch.container_id);
     return args;
   }
 
  private:
+  // The directories the container's mounts go on. The runtime would make missing ones itself,
+  // but not from inside a user namespace (the image belongs to host root): the worker makes them
+  // beforehand, as directories directly in the image, never through a link.
+  static Status EnsureMountPoints(const std::string& rootfs) {
+    for (const char* dir : {"proc", "dev", "sys", "tmp", "gsched"}) {
+      std::string path = rootfs + "/" + dir;
+      struct stat st {};
+      if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+          return Status::InvalidArgument(
+              "image " + rootfs + ": /" + dir + " must be a directory, not a link or a file",
+              "image");
+        continue;
+      }
+      if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+        return Status::Internal("cannot create the mount point " + path + ": " + strerror(errno));
+    }
+    return Status::Ok();
+  }
+  // The container's cgroup, below a `gsched` parent; empty with the systemd cgroup driver, whose
+  // names the runtime makes itself.
+  std::string CgroupsPath(const std::string& container_id) const {
+    for (const auto& a : config_.extra_args)
+      if (a == "--systemd-cgroup")
+        return {};
+    return "/gsched/" + container_id;
+  }
   std::vector<std::string> Base() const {
     std::vector<std::string> args = {Binary()};
     if (!config_.root.empty())
@@ -194,8 +229,8 @@ class OciRuntime final : public ContainerRuntime {
 // podman and docker: the engine's CLI in the foreground under the shim.
 class EngineRuntime final : public ContainerRuntime {
  public:
-  EngineRuntime(config::RuntimeConfig config, std::string shim)
-      : ContainerRuntime(std::move(config), std::move(shim)) {}
+  EngineRuntime(config::RuntimeConfig config, std::string shim, RuntimePolicy policy)
+      : ContainerRuntime(std::move(config), std::move(shim), std::move(policy)) {}
   config::RuntimeType type() const override { return config_.type; }
   Status Signal(const RuntimeHandle& handle, int signal) override {
     auto out = RunCommandOutput(
@@ -210,9 +245,15 @@ class EngineRuntime final : public ContainerRuntime {
     RunCommandOutput({Binary(), "rm", "--force", handle.container_id}).IgnoreError();
   }
   Result<std::vector<std::string>> Command(const JobLaunch& launch) override {
-    if (launch.spec.image.empty())
-      return Status::InvalidArgument("the job has no image", "image");
-    return BuildEngineRunArgv(config_.type, Binary(), launch);
+    RETURN_IF_ERROR(api::CheckImage(launch.spec.image));
+    JobLaunch checked = launch;
+    if (api::IsLocalImage(launch.spec.image)) {
+      ASSIGN_OR_RETURN(checked.spec.image,
+                       ResolveImageRoot(launch.spec.image, policy_.images.roots));
+    } else {
+      RETURN_IF_ERROR(CheckImageRegistry(launch.spec.image, policy_.images.registries));
+    }
+    return BuildEngineRunArgv(config_.type, Binary(), checked, policy_);
   }
 };
 
@@ -241,45 +282,122 @@ std::string ContainerRuntime::Binary() const {
   return config_.binary.empty() ? std::string(config::ToString(config_.type)) : config_.binary;
 }
 
+RuntimePolicy PolicyFromConfig(const config::WorkerConfig& config) {
+  return RuntimePolicy{config.images, config.network, config.limits.pids};
+}
+
 std::unique_ptr<ContainerRuntime> MakeRuntime(const config::RuntimeConfig& config,
-                                              std::string shim_binary) {
+                                              std::string shim_binary, RuntimePolicy policy) {
   switch (config.type) {
     case config::RuntimeType::kProcess:
-      return std::make_unique<ProcessRuntime>(config, std::move(shim_binary));
+      return std::make_unique<ProcessRuntime>(config, std::move(shim_binary), std::move(policy));
     case config::RuntimeType::kRunc:
     case config::RuntimeType::kCrun:
-      return std::make_unique<OciRuntime>(config, std::move(shim_binary));
+      return std::make_unique<OciRuntime>(config, std::move(shim_binary), std::move(policy));
     case config::RuntimeType::kPodman:
     case config::RuntimeType::kDocker:
-      return std::make_unique<EngineRuntime>(config, std::move(shim_binary));
+      return std::make_unique<EngineRuntime>(config, std::move(shim_binary), std::move(policy));
   }
   return nullptr;
+}
+
+Result<std::string> ResolveImageRoot(const std::string& image,
+                                     const std::vector<std::string>& roots) {
+  RETURN_IF_ERROR(api::CheckImage(image));
+  if (!api::IsLocalImage(image))
+    return Status::InvalidArgument("image \"" + image + "\" is not a root file system path",
+                                   "image");
+  if (roots.empty())
+    return Status::InvalidArgument("image \"" + image +
+                                       "\": this node accepts no root file systems (images.roots "
+                                       "is empty)",
+                                   "image");
+  char* real = ::realpath(image.c_str(), nullptr);
+  if (real == nullptr)
+    return Status::InvalidArgument(
+        "image \"" + image + "\" is not a rootfs directory on this node: " + strerror(errno),
+        "image");
+  std::string resolved(real);
+  free(real);
+  struct stat st {};
+  if (::stat(resolved.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::InvalidArgument("image \"" + image + "\" is not a rootfs directory on this node",
+                                   "image");
+  std::string allowed;
+  for (const std::string& root : roots) {
+    char* r = ::realpath(root.c_str(), nullptr);
+    if (r == nullptr)
+      continue;
+    std::string real_root(r);
+    free(r);
+    if (real_root == "/")
+      continue;
+    // Strictly below a root: the root itself is the directory of images, not an image.
+    if (resolved.size() > real_root.size() + 1 && resolved.starts_with(real_root) &&
+        resolved[real_root.size()] == '/')
+      return resolved;
+    allowed += (allowed.empty() ? "" : ", ") + root;
+  }
+  return Status::InvalidArgument("image \"" + image + "\" (" + resolved +
+                                     ") is not under this node's images.roots (" + allowed + ")",
+                                 "image");
+}
+
+Status CheckImageRegistry(const std::string& image, const std::vector<std::string>& registries) {
+  ASSIGN_OR_RETURN(api::ImageReference ref, api::ParseImageReference(image));
+  for (const std::string& r : registries)
+    if (r == ref.registry)
+      return Status::Ok();
+  std::string allowed;
+  for (const std::string& r : registries)
+    allowed += (allowed.empty() ? "" : ", ") + r;
+  return Status::InvalidArgument("image \"" + image + "\": registry " + ref.registry +
+                                     " is not in this node's images.registries (" +
+                                     (allowed.empty() ? "none allowed" : allowed) + ")",
+                                 "image");
 }
 
 Result<RuntimeHandle> ContainerRuntime::Start(const JobLaunch& launch) {
   ASSIGN_OR_RETURN(std::vector<std::string> command, Command(launch));
   std::error_code ec;
-  fs::create_directories(launch.job_dir, ec);
-  if (ec)
-    return Status::Internal("cannot create " + launch.job_dir + ": " + ec.message());
-  std::string cwd = launch.job_dir;
-  if (PassJobEnv() && !launch.spec.workdir.empty()) {
-    if (!fs::is_directory(launch.spec.workdir, ec))
-      return Status::InvalidArgument("workdir \"" + launch.spec.workdir + "\" does not exist",
-                                     "workdir");
-    cwd = launch.spec.workdir;
-  }
+  fs::create_directories(fs::path(launch.job_dir).parent_path(), ec);
+  // The attempt's directory is the worker's: others may pass through (to reach `job/`), not
+  // list or write it.
+  RETURN_IF_ERROR(MakeDirectory(launch.job_dir, 0711));
+  std::string gsched_dir = launch.gsched_dir.empty() ? launch.job_dir + "/job" : launch.gsched_dir;
+  std::optional<std::pair<uid_t, gid_t>> owner;
+  if (launch.identity.switch_user)
+    owner = std::pair<uid_t, gid_t>(launch.identity.uid, launch.identity.gid);
+  RETURN_IF_ERROR(MakeDirectory(gsched_dir, 0700, owner));
   // Everything the children need is built before fork: after it only async-signal-safe calls.
   std::vector<std::string> argv = {shim_binary_, "--shim", launch.job_dir,
-                                   std::to_string(launch.max_log_bytes), "--"};
-  argv.insert(argv.end(), command.begin(), command.end());
-  std::vector<std::string> envs;
+                                   std::to_string(launch.max_log_bytes)};
   if (PassJobEnv()) {
+    // A `process` job: the shim drops to its identity and runs it with its environment, which
+    // the shim (root) itself never runs with.
+    if (launch.identity.switch_user) {
+      argv.insert(argv.end(), {"--uid", std::to_string(launch.identity.uid), "--gid",
+                               std::to_string(launch.identity.gid)});
+      if (!launch.identity.groups.empty()) {
+        std::string groups;
+        for (uint32_t g : launch.identity.groups)
+          groups += (groups.empty() ? "" : ",") + std::to_string(g);
+        argv.insert(argv.end(), {"--groups", groups});
+      }
+    }
+    argv.insert(argv.end(),
+                {"--cwd", launch.spec.workdir.empty() ? gsched_dir : launch.spec.workdir});
+    std::string env;
     for (const auto& [k, v] : launch.env)
-      envs.push_back(k + "=" + v);
-  } else {
-    envs.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+      env += k + "=" + v + '\0';
+    RETURN_IF_ERROR(WriteFileAtomic(launch.job_dir + "/env", env, 0600));
+    argv.insert(argv.end(), {"--env-file", launch.job_dir + "/env"});
   }
+  argv.push_back("--");
+  argv.insert(argv.end(), command.begin(), command.end());
+  std::vector<std::string> envs = {
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  std::string cwd = launch.job_dir;
   std::vector<char*> c_argv = CStrings(argv);
   std::vector<char*> c_envp = CStrings(envs);
   unlink((launch.job_dir + "/pid").c_str());
@@ -328,7 +446,7 @@ Result<RuntimeHandle> ContainerRuntime::Start(const JobLaunch& launch) {
       handle->container_id = launch.container_id;
       return *handle;
     }
-    if (fs::exists(launch.job_dir + "/exit", ec))
+    if (ReadExitFile(launch.job_dir))
       return Status::Internal("the shim could not start the job: " +
                               ReadFile(launch.job_dir + "/stderr"));
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -379,10 +497,10 @@ std::map<std::string, std::string> BuildJobEnv(const api::JobSpec& spec,
   std::map<std::string, std::string> out;
   out["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   out["HOME"] = container_dir;
-  for (const auto& [k, v] : spec.env)
-    out[k] = v;
-  for (const auto& [k, v] : env)
-    out[k] = v;
+  for (const auto* source : {&spec.env, &env})
+    for (const auto& [k, v] : *source)
+      if (!api::IsLoaderVariable(k))
+        out[k] = v;
   out["GSCHED_JOB_ID"] = std::to_string(job);
   out["GSCHED_ATTEMPT"] = std::to_string(attempt);
   if (array_index)
@@ -398,27 +516,53 @@ std::map<std::string, std::string> BuildJobEnv(const api::JobSpec& spec,
 }
 
 std::string BuildOciConfig(const JobLaunch& launch, const std::string& rootfs,
-                           const std::vector<std::string>& devices) {
+                           const std::vector<std::string>& devices, const RuntimePolicy& policy,
+                           const std::string& cgroups_path) {
   namespace json = boost::json;
+  const JobIdentity& id = launch.identity;
+  const bool userns = id.switch_user && id.userns_size > 0;
   json::array env;
   for (const auto& [k, v] : launch.env)
     env.emplace_back(k + "=" + v);
   json::array args;
   for (const auto& a : launch.spec.command)
     args.emplace_back(a);
+  // In a user namespace the job is root of its own namespace (host ids from `id.uid`); else it
+  // is the identity itself.
+  json::object user{{"uid", userns ? 0 : int64_t{id.uid}}, {"gid", userns ? 0 : int64_t{id.gid}}};
+  if (!userns && !id.groups.empty()) {
+    json::array groups;
+    for (uint32_t g : id.groups)
+      groups.emplace_back(int64_t{g});
+    user["additionalGids"] = std::move(groups);
+  }
   json::object process{
       {"terminal", false},
-      {"user", {{"uid", 0}, {"gid", 0}}},
+      {"user", std::move(user)},
       {"args", std::move(args)},
       {"env", std::move(env)},
       {"cwd", launch.spec.workdir.empty() ? "/gsched" : launch.spec.workdir},
       {"noNewPrivileges", true},
+      // No capabilities at all, in any set.
       {"capabilities",
-       {{"bounding", {"CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"}},
-        {"effective", {"CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"}},
-        {"permitted", {"CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"}}}},
+       {{"bounding", json::array()},
+        {"effective", json::array()},
+        {"inheritable", json::array()},
+        {"permitted", json::array()},
+        {"ambient", json::array()}}},
       {"rlimits", {{{"type", "RLIMIT_NOFILE"}, {"hard", 1024}, {"soft", 1024}}}},
   };
+  // sysfs cannot be mounted from a user namespace that does not own the network namespace:
+  // there it is the host's, bound read-only.
+  json::object sys = userns && policy.network == config::NetworkMode::kHost
+                         ? json::object{{"destination", "/sys"},
+                                        {"type", "none"},
+                                        {"source", "/sys"},
+                                        {"options", {"rbind", "nosuid", "noexec", "nodev", "ro"}}}
+                         : json::object{{"destination", "/sys"},
+                                        {"type", "sysfs"},
+                                        {"source", "sysfs"},
+                                        {"options", {"nosuid", "noexec", "nodev", "ro"}}};
   json::array mounts = {
       {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
       {{"destination", "/dev"},
@@ -433,18 +577,15 @@ std::string BuildOciConfig(const JobLaunch& launch, const std::string& rootfs,
        {"type", "tmpfs"},
        {"source", "shm"},
        {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
-      {{"destination", "/sys"},
-       {"type", "sysfs"},
-       {"source", "sysfs"},
-       {"options", {"nosuid", "noexec", "nodev", "ro"}}},
+      std::move(sys),
       {{"destination", "/tmp"},
        {"type", "tmpfs"},
        {"source", "tmpfs"},
        {"options", {"nosuid", "nodev", "mode=1777"}}},
       {{"destination", "/gsched"},
        {"type", "bind"},
-       {"source", launch.job_dir},
-       {"options", {"rbind", "rw"}}},
+       {"source", launch.gsched_dir.empty() ? launch.job_dir + "/job" : launch.gsched_dir},
+       {"options", {"rbind", "rw", "nosuid", "nodev"}}},
   };
   json::array device_list;
   json::array device_rules = {{{"allow", false}, {"access", "rwm"}}};
@@ -467,19 +608,37 @@ std::string BuildOciConfig(const JobLaunch& launch, const std::string& rootfs,
                             {"minor", minor_num},
                             {"access", "rwm"}});
   }
-  json::object resources{{"devices", std::move(device_rules)}};
-  if (launch.spec.memory_mib_per_node > 0)
-    resources["memory"] = {{"limit", launch.spec.memory_mib_per_node * 1024 * 1024}};
+  json::object resources{{"devices", std::move(device_rules)},
+                         {"pids", {{"limit", policy.pids_limit}}}};
+  if (launch.memory_limit_mib > 0)
+    resources["memory"] = {{"limit", launch.memory_limit_mib * 1024 * 1024}};
   if (launch.spec.cpus_per_node > 0)
     resources["cpu"] = {{"quota", int64_t{launch.spec.cpus_per_node} * 100000}, {"period", 100000}};
+  json::array namespaces = {
+      {{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}};
+  if (policy.network == config::NetworkMode::kNone)
+    namespaces.push_back(json::object{{"type", "network"}});
   json::object linux_section{
-      {"namespaces",
-       {{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}}},
+      {"namespaces", std::move(namespaces)},
       {"devices", std::move(device_list)},
       {"resources", std::move(resources)},
-      {"maskedPaths", {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"}},
+      {"seccomp", JobSeccompProfile()},
+      {"maskedPaths",
+       {"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+        "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+        "/proc/timer_stats", "/sys/firmware", "/sys/devices/virtual/powercap",
+        "/sys/kernel/debug"}},
       {"readonlyPaths", {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}},
   };
+  if (!cgroups_path.empty())
+    linux_section["cgroupsPath"] = cgroups_path;
+  if (userns) {
+    linux_section["namespaces"].as_array().push_back(json::object{{"type", "user"}});
+    json::array map = {{{"containerID", 0}, {"hostID", int64_t{id.uid}}, {"size", id.userns_size}}};
+    linux_section["uidMappings"] = map;
+    map[0].as_object()["hostID"] = int64_t{id.gid};
+    linux_section["gidMappings"] = std::move(map);
+  }
   json::object config{
       {"ociVersion", "1.0.2"},
       {"process", std::move(process)},
@@ -492,17 +651,44 @@ std::string BuildOciConfig(const JobLaunch& launch, const std::string& rootfs,
 }
 
 std::vector<std::string> BuildEngineRunArgv(config::RuntimeType type, const std::string& binary,
-                                            const JobLaunch& launch) {
+                                            const JobLaunch& launch, const RuntimePolicy& policy) {
   bool podman = type == config::RuntimeType::kPodman;
+  const JobIdentity& id = launch.identity;
+  std::string gsched_dir = launch.gsched_dir.empty() ? launch.job_dir + "/job" : launch.gsched_dir;
   std::vector<std::string> argv = {binary,
                                    "run",
                                    "--name",
                                    launch.container_id,
                                    "--init",
                                    "-v",
-                                   launch.job_dir + ":/gsched",
+                                   gsched_dir + ":/gsched",
                                    "--workdir",
-                                   launch.spec.workdir.empty() ? "/gsched" : launch.spec.workdir};
+                                   launch.spec.workdir.empty() ? "/gsched" : launch.spec.workdir,
+                                   "--cap-drop",
+                                   "ALL",
+                                   "--security-opt",
+                                   "no-new-privileges",
+                                   "--read-only",
+                                   "--tmpfs",
+                                   "/tmp",
+                                   "--pids-limit",
+                                   std::to_string(policy.pids_limit),
+                                   "--network",
+                                   std::string(config::ToString(policy.network))};
+  if (id.switch_user) {
+    if (id.userns_size > 0 && podman) {
+      // The container's ids 0..N-1 are the user's block of host ids.
+      std::string map = "0:" + std::to_string(id.uid) + ":" + std::to_string(id.userns_size);
+      argv.insert(argv.end(),
+                  {"--uidmap", map, "--gidmap",
+                   "0:" + std::to_string(id.gid) + ":" + std::to_string(id.userns_size)});
+    } else {
+      argv.insert(argv.end(), {"--user", std::to_string(id.uid) + ":" + std::to_string(id.gid)});
+      if (id.userns_size == 0)
+        for (uint32_t g : id.groups)
+          argv.insert(argv.end(), {"--group-add", std::to_string(g)});
+    }
+  }
   if (podman) {
     // Raising limits is not permitted on these machines (PLATFORM.md).
     argv.insert(argv.end(), {"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"});
@@ -519,18 +705,19 @@ std::vector<std::string> BuildEngineRunArgv(config::RuntimeType type, const std:
       argv.insert(argv.end(), {"--gpus", "\"device=" + list + "\""});
     }
   }
-  if (launch.spec.memory_mib_per_node > 0)
-    argv.insert(argv.end(), {"--memory", std::to_string(launch.spec.memory_mib_per_node) + "m"});
+  if (launch.memory_limit_mib > 0)
+    argv.insert(argv.end(), {"--memory", std::to_string(launch.memory_limit_mib) + "m"});
   if (launch.spec.cpus_per_node > 0)
     argv.insert(argv.end(), {"--cpus", std::to_string(launch.spec.cpus_per_node)});
   for (const auto& [k, v] : launch.env)
     argv.insert(argv.end(), {"-e", k + "=" + v});
-  // Every option precedes the image (podman's `--rootfs DIR` ends the options).
-  if (podman && !launch.spec.image.empty() && launch.spec.image.front() == '/') {
-    argv.insert(argv.end(), {"--rootfs", launch.spec.image});
-  } else {
-    argv.push_back(launch.spec.image);
-  }
+  // Every option precedes the image (podman's `--rootfs` makes the image a path); `--` ends
+  // the options, so that no image is ever read as one.
+  bool rootfs = podman && api::IsLocalImage(launch.spec.image);
+  if (rootfs)
+    argv.push_back("--rootfs");
+  argv.push_back("--");
+  argv.push_back(launch.spec.image);
   argv.insert(argv.end(), launch.spec.command.begin(), launch.spec.command.end());
   return argv;
 }
@@ -569,30 +756,125 @@ std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
   return ticks;
 }
 
+namespace {
+
+struct ShimArgs {
+  std::string dir;
+  int64_t max_bytes = 0;
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  std::vector<gid_t> groups;
+  std::string cwd;
+  std::string env_file;
+  std::vector<std::string> command;
+};
+
+std::optional<uint32_t> ParseUint32(const std::string& s) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty() || v >= 4294967295ull)
+    return std::nullopt;
+  return static_cast<uint32_t>(v);
+}
+
+std::optional<ShimArgs> ParseShimArgs(const std::vector<std::string>& args) {
+  if (args.size() < 4)
+    return std::nullopt;
+  ShimArgs out;
+  out.dir = args[0];
+  const std::string& max = args[1];
+  auto [end, ec] = std::from_chars(max.data(), max.data() + max.size(), out.max_bytes);
+  if (ec != std::errc() || end != max.data() + max.size() || out.max_bytes < 0)
+    return std::nullopt;
+  size_t i = 2;
+  for (; i + 1 < args.size() && args[i] != "--"; i += 2) {
+    const std::string& flag = args[i];
+    const std::string& value = args[i + 1];
+    if (flag == "--uid" || flag == "--gid") {
+      auto id = ParseUint32(value);
+      if (!id)
+        return std::nullopt;
+      (flag == "--uid" ? out.uid : out.gid) = *id;
+    } else if (flag == "--groups") {
+      size_t start = 0;
+      while (start <= value.size()) {
+        size_t comma = value.find(',', start);
+        auto g =
+            ParseUint32(value.substr(start, comma == std::string::npos ? comma : comma - start));
+        if (!g)
+          return std::nullopt;
+        out.groups.push_back(*g);
+        if (comma == std::string::npos)
+          break;
+        start = comma + 1;
+      }
+    } else if (flag == "--cwd") {
+      out.cwd = value;
+    } else if (flag == "--env-file") {
+      out.env_file = value;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (i >= args.size() || args[i] != "--" || i + 1 >= args.size())
+    return std::nullopt;
+  if (out.uid.has_value() != out.gid.has_value())
+    return std::nullopt;
+  out.command.assign(args.begin() + static_cast<std::ptrdiff_t>(i + 1), args.end());
+  return out;
+}
+
+}  // namespace
+
 int RunShim(const std::vector<std::string>& args) {
-  // JOB_DIR MAX_BYTES -- CMD...
-  if (args.size() < 4 || args[2] != "--")
+  auto parsed = ParseShimArgs(args);
+  if (!parsed)
     return 2;
-  const std::string& dir = args[0];
-  int64_t max_bytes = std::stoll(args[1]);
-  std::vector<std::string> command(args.begin() + 3, args.end());
+  const std::string& dir = parsed->dir;
+  const int64_t max_bytes = parsed->max_bytes;
   signal(SIGHUP, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
 
-  int files[2] = {open((dir + "/stdout").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644),
-                  open((dir + "/stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)};
+  // The job's environment, for the job alone.
+  std::vector<std::string> env;
+  if (!parsed->env_file.empty()) {
+    auto text = ReadRegularFile(parsed->env_file, 64 << 20);
+    if (!text.ok()) {
+      WriteFileAtomic(dir + "/exit", "exit 127\n", 0644).IgnoreError();
+      return 1;
+    }
+    size_t start = 0;
+    while (start < text->size()) {
+      size_t end = text->find('\0', start);
+      if (end == std::string::npos)
+        end = text->size();
+      env.emplace_back(*text, start, end - start);
+      start = end + 1;
+    }
+  } else {
+    for (char** e = environ; *e != nullptr; ++e)
+      env.emplace_back(*e);
+  }
+  std::vector<char*> c_env = CStrings(env);
+
+  // Output files in the worker's own directory, opened here: never through a link.
+  constexpr int kOutFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  int files[2] = {open((dir + "/stdout").c_str(), kOutFlags, 0600),
+                  open((dir + "/stderr").c_str(), kOutFlags, 0600)};
   int pipes[2][2];
   if (files[0] < 0 || files[1] < 0 || pipe2(pipes[0], O_CLOEXEC) != 0 ||
       pipe2(pipes[1], O_CLOEXEC) != 0) {
-    WriteFileAtomic(dir + "/exit", "exit 127\n");
+    WriteFileAtomic(dir + "/exit", "exit 127\n", 0644).IgnoreError();
     return 1;
   }
+  std::vector<std::string> command = parsed->command;
   std::vector<char*> c_argv = CStrings(command);
+  const ShimArgs& a = *parsed;
   pid_t child = fork();
   if (child < 0) {
-    WriteFileAtomic(dir + "/exit", "exit 127\n");
+    WriteFileAtomic(dir + "/exit", "exit 127\n", 0644).IgnoreError();
     return 1;
   }
   if (child == 0) {
@@ -603,6 +885,24 @@ int RunShim(const std::vector<std::string>& args) {
     signal(SIGTERM, SIG_DFL);
     dup2(pipes[0][1], 1);
     dup2(pipes[1][1], 2);
+    if (a.uid) {
+      // Groups, then the group, then the user: afterwards nothing of root is left, which the
+      // last check proves.
+      if (setgroups(a.groups.size(), a.groups.data()) != 0 || setgid(*a.gid) != 0 ||
+          setuid(*a.uid) != 0 || getuid() != *a.uid || geteuid() != *a.uid || getgid() != *a.gid ||
+          setuid(0) == 0) {
+        dprintf(2, "gsched shim: cannot switch to uid %u gid %u: %s\n", *a.uid, *a.gid,
+                strerror(errno));
+        _exit(126);
+      }
+    }
+    if (!a.cwd.empty() && chdir(a.cwd.c_str()) != 0) {
+      dprintf(2, "gsched shim: cannot enter the working directory %s: %s\n", a.cwd.c_str(),
+              strerror(errno));
+      _exit(126);
+    }
+    // PATH lookup with the job's own PATH.
+    environ = c_env.data();
     execvp(c_argv[0], c_argv.data());
     dprintf(2, "gsched shim: cannot execute %s: %s\n", c_argv[0], strerror(errno));
     _exit(127);
@@ -612,9 +912,11 @@ int RunShim(const std::vector<std::string>& args) {
   close(pipes[1][1]);
   auto child_ticks = ProcessStartTicks(child).value_or(0);
   auto self_ticks = ProcessStartTicks(getpid()).value_or(0);
-  WriteFileAtomic(dir + "/pid", std::to_string(child) + " " + std::to_string(child_ticks) + " " +
-                                    std::to_string(getpid()) + " " + std::to_string(self_ticks) +
-                                    "\n");
+  WriteFileAtomic(dir + "/pid",
+                  std::to_string(child) + " " + std::to_string(child_ticks) + " " +
+                      std::to_string(getpid()) + " " + std::to_string(self_ticks) + "\n",
+                  0644)
+      .IgnoreError();
 
   int64_t written[2] = {0, 0};
   bool truncated[2] = {false, false};
@@ -671,7 +973,8 @@ int RunShim(const std::vector<std::string>& args) {
   close(files[1]);
   std::string exit = WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
                                          : "exit " + std::to_string(WEXITSTATUS(status));
-  WriteFileAtomic(dir + "/exit", exit + "\n");
+  // From `waitpid`: nothing the job wrote decides it.
+  WriteFileAtomic(dir + "/exit", exit + "\n", 0644).IgnoreError();
   return 0;
 }
 

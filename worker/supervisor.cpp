@@ -13,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "worker/job_files.h"
+
 namespace gsched::worker {
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -43,20 +45,6 @@ struct JobSupervisor::Attempt {
 
 namespace {
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::optional<int64_t> MtimeNs(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0)
-    return std::nullopt;
-  return int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
-}
-
 api::JobUpdate MakeUpdate(const JobSupervisor::Attempt& a);
 
 }  // namespace
@@ -75,11 +63,8 @@ api::JobUpdate MakeUpdate(const JobSupervisor::Attempt& a) {
 }  // namespace
 
 std::string ReadJobFile(const std::string& path, size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  std::string out(max_bytes, '\0');
-  in.read(out.data(), static_cast<std::streamsize>(max_bytes));
-  out.resize(static_cast<size_t>(in.gcount()));
-  return out;
+  auto text = ReadRegularFile(path, max_bytes);
+  return text.ok() ? *text : std::string();
 }
 
 namespace {
@@ -129,13 +114,16 @@ api::LogChunk ReadLogChunk(const std::string& path, const api::ReadLog& request,
   chunk.attempt = request.attempt;
   chunk.stream = request.stream;
   chunk.offset = chunk.next_offset = request.offset;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT && !ended)
+  // Output files are the shim's, in the worker's directory; opened as if a job had planted
+  // them all the same.
+  auto opened = OpenRegularFile(path);
+  if (!opened.ok()) {
+    if (opened.status().code() == StatusCode::kNotFound && !ended)
       return chunk;  // The job has not written anything yet.
-    chunk.error = "cannot open " + path + ": " + std::strerror(errno);
+    chunk.error = opened.status().message();
     return chunk;
   }
+  int fd = *opened;
   struct stat st {};
   std::string raw(
       static_cast<size_t>(std::clamp<int64_t>(request.limit, 0, api::kMaxLogChunkBytes)), '\0');
@@ -200,7 +188,25 @@ JobSupervisor::JobSupervisor(const config::WorkerConfig& config,
       runtime_(std::move(runtime)),
       clock_(clock),
       sink_(std::move(sink)),
-      container_tag_(WorkerTag(config_.work_dir)) {}
+      container_tag_(WorkerTag(config_.work_dir)),
+      identities_(config_.identity, config_.work_dir + "/identities") {}
+
+void JobSupervisor::SetNodeCapacity(int64_t memory_mib, int32_t gpus) {
+  std::lock_guard lock(mu_);
+  node_memory_mib_ = memory_mib;
+  node_gpus_ = gpus;
+}
+
+int64_t JobSupervisor::MemoryLimitMib(const api::Launch& launch) const {
+  if (launch.spec.memory_mib_per_node > 0)
+    return launch.spec.memory_mib_per_node;
+  if (node_memory_mib_ <= 0)
+    return 0;
+  // Its share of the node: by GPUs, at least one GPU's worth.
+  int64_t gpus = std::max<int64_t>(static_cast<int64_t>(launch.gpus.size()), 1);
+  int64_t total = std::max<int64_t>(node_gpus_, 1);
+  return std::max<int64_t>(node_memory_mib_ * std::min(gpus, total) / total, 64);
+}
 
 JobSupervisor::~JobSupervisor() = default;
 
@@ -239,20 +245,9 @@ void JobSupervisor::WriteState(const Attempt& a) const {
     o["checkpoint_mtime_ns"] = *a.checkpoint_mtime_ns;
   if (a.signal)
     o["signal"] = *a.signal;
-  std::string path = a.dir + "/state.json";
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << json::serialize(o) << "\n";
-    if (!out) {
-      spdlog::error("cannot write {}", tmp);
-      return;
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec)
-    spdlog::error("cannot rename {}: {}", tmp, ec.message());
+  if (Status st = WriteFileAtomic(a.dir + "/state.json", json::serialize(o) + "\n", 0600); !st.ok())
+    spdlog::error("cannot write the state of job {} attempt {}: {}", a.job, a.attempt,
+                  st.ToString());
 }
 
 void JobSupervisor::Finish(Attempt& a, api::JobState state, std::optional<int32_t> exit_code,
@@ -306,10 +301,18 @@ void JobSupervisor::Launch(const api::Launch& launch) {
     Attempt& ref = *a;
     attempts_[key] = std::move(a);
     std::error_code ec;
-    fs::create_directories(ref.dir, ec);
-    if (ec) {
+    fs::create_directories(fs::path(ref.dir).parent_path(), ec);
+    Status made = MakeDirectory(ref.dir, 0711);
+    auto identity = identities_.Resolve(launch.user);
+    if (!made.ok()) {
       Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
-             "cannot create the job directory " + ref.dir + ": " + ec.message(), updates);
+             "cannot create the job directory: " + made.ToString(), updates);
+    } else if (!identity.ok()) {
+      // Not a retry loop: the attempt fails, with what the user or an admin must do.
+      WriteState(ref);
+      updates.push_back(MakeUpdate(ref));  // starting
+      Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
+             "cannot start: " + identity.status().message(), updates);
     } else {
       WriteState(ref);
       updates.push_back(MakeUpdate(ref));  // starting
@@ -319,12 +322,15 @@ void JobSupervisor::Launch(const api::Launch& launch) {
       jl.spec = launch.spec;
       jl.gpus = launch.gpus;
       jl.job_dir = fs::absolute(ref.dir).string();
+      jl.gsched_dir = jl.job_dir + "/job";
+      jl.identity = *identity;
+      jl.memory_limit_mib = MemoryLimitMib(launch);
       jl.container_id = ContainerId(container_tag_, launch.job, launch.attempt);
       ref.dir = jl.job_dir;
       jl.max_log_bytes = config_.logs.max_bytes_per_stream;
       bool container = runtime_->type() != config::RuntimeType::kProcess;
       jl.env = BuildJobEnv(launch.spec, launch.env, launch.job, launch.attempt, launch.array_index,
-                           launch.gpus, container ? "/gsched" : jl.job_dir);
+                           launch.gpus, container ? "/gsched" : jl.gsched_dir);
       auto handle = runtime_->Start(jl);
       if (!handle.ok()) {
         Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
@@ -408,6 +414,9 @@ void JobSupervisor::Check(Attempt& a, Timestamp now, std::vector<api::JobUpdate>
       message = a.kill_message;
     } else if (poll.exit.exit_code == 0) {
       state = api::JobState::kCompleted;
+    } else if (runtime_->OutOfMemory(a.handle)) {
+      state = api::JobState::kFailed;
+      message = "out of memory: the kernel killed the job at its memory limit";
     } else {
       state = api::JobState::kFailed;
       message = sig ? "killed by " + *sig
@@ -422,7 +431,8 @@ void JobSupervisor::Check(Attempt& a, Timestamp now, std::vector<api::JobUpdate>
     return;
   }
   // Running: checkpoint, time limit, grace deadline.
-  auto mtime = MtimeNs(a.dir + "/checkpoint");
+  // The job's own file: its time only, never followed.
+  auto mtime = RegularFileMtimeNs(a.dir + "/job/checkpoint");
   if (mtime && mtime != a.checkpoint_mtime_ns) {
     a.checkpoint_mtime_ns = mtime;
     api::JobUpdate u = MakeUpdate(a);
@@ -493,8 +503,13 @@ void JobSupervisor::AdoptAll() {
         std::string path = (attempt_entry.path() / "state.json").string();
         if (!fs::exists(path, ec2))
           continue;
+        auto text = ReadRegularFile(path);
+        if (!text.ok()) {
+          spdlog::warn("skipping {}: {}", path, text.status().ToString());
+          continue;
+        }
         json::error_code jec;
-        json::value v = json::parse(ReadAll(path), jec);
+        json::value v = json::parse(*text, jec);
         if (jec || !v.is_object()) {
           spdlog::warn("skipping unreadable {}: {}", path, jec.message());
           continue;

@@ -1,10 +1,12 @@
 // `JobSupervisor`: runs the job attempts of one node through a `ContainerRuntime` and turns what
 // happens to them into `JobUpdate`s.
 //
-// Per attempt a directory `work_dir/jobs/<JOB>/<ATTEMPT>/` holds `stdout`, `stderr`, the shim's
-// `pid` and `exit` files (runtime.h), `checkpoint` ($GSCHED_CHECKPOINT_FILE) and `state.json`,
-// written atomically (tmp + rename) on every change, so that a restarted worker re-adopts the
-// attempt (`AdoptAll`) and reports how it ended even when that happened while no worker ran.
+// Per attempt a directory `work_dir/jobs/<JOB>/<ATTEMPT>/`, the worker's own, holds `stdout`,
+// `stderr`, the shim's `pid` and `exit` files (runtime.h) and `state.json`, written atomically
+// (tmp + rename) on every change, so that a restarted worker re-adopts the attempt (`AdoptAll`)
+// and reports how it ended even when that happened while no worker ran. Its `job/` directory is
+// the job's (/gsched: `checkpoint` = $GSCHED_CHECKPOINT_FILE, its own files); the worker only
+// reads the checkpoint's mtime there, without following links.
 //
 // Invariants: one record per (job, attempt); at most one live attempt per job (a launch for an
 // older attempt than the one known is ignored; a newer one kills the older first); every
@@ -32,6 +34,7 @@
 #include "config/worker_config.h"
 #include "scheduler/api/worker_messages.h"
 #include "scheduler/common/clock.h"
+#include "worker/identity.h"
 #include "worker/runtime.h"
 
 namespace gsched::worker {
@@ -46,8 +49,13 @@ class JobSupervisor {
   JobSupervisor(const JobSupervisor&) = delete;
   JobSupervisor& operator=(const JobSupervisor&) = delete;
 
-  // Starts the attempt (idempotent). Sends `starting` then `running`, or `failed` with a message
-  // when it cannot start (a missing image directory, no command, ...).
+  // The node's memory and GPUs: a job that asks for no memory is limited to its share (by
+  // GPUs). Without it (0), such jobs have no memory limit.
+  void SetNodeCapacity(int64_t memory_mib, int32_t gpus);
+
+  // Starts the attempt (idempotent) under its user's identity (`IdentityResolver`). Sends
+  // `starting` then `running`, or `failed` with a message when it cannot start (no identity for
+  // the user, an image outside `images.roots`, no command, ...).
   void Launch(const api::Launch& launch);
   // Delivers a signal; unknown attempts are ignored.
   void Signal(const api::Signal& signal);
@@ -87,13 +95,18 @@ class JobSupervisor {
   // Copies the live attempts for `Running`, which the network thread reads without waiting for
   // a slow `Launch` that holds `mu_`.
   void PublishRunning();
+  // The job's memory limit: its request, else its share of the node.
+  int64_t MemoryLimitMib(const api::Launch& launch) const;
 
   const config::WorkerConfig& config_;
   std::unique_ptr<ContainerRuntime> runtime_;
   const Clock& clock_;
   UpdateSink sink_;
   const std::string container_tag_;  // `WorkerTag` of the work dir: part of container names.
+  IdentityResolver identities_;
   mutable std::mutex mu_;
+  int64_t node_memory_mib_ = 0;
+  int32_t node_gpus_ = 0;
   std::map<std::pair<uint64_t, uint32_t>, std::unique_ptr<Attempt>> attempts_;
   mutable std::mutex running_mu_;
   std::vector<api::RunningAttempt> running_;

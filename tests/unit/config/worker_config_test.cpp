@@ -37,6 +37,42 @@ TEST(WorkerConfigTest, EmptyDocumentGivesTheDocumentedDefaults) {
   EXPECT_EQ(c->logs.max_bytes_per_stream, int64_t{100} << 20);
   EXPECT_TRUE(c->drain_on_unhealthy);
   EXPECT_TRUE(c->adopt_running_jobs);
+  // Trust (DESIGN.md section 11): users' own identities from the node's database, no image
+  // allowed until a site says where images come from, the host network, 4,096 pids per job.
+  EXPECT_EQ(c->identity.mode, IdentityMode::kNss);
+  EXPECT_EQ(c->identity.min_uid, 1000);
+  EXPECT_FALSE(c->identity.run_as_root);
+  EXPECT_TRUE(c->images.roots.empty());
+  EXPECT_TRUE(c->images.registries.empty());
+  EXPECT_EQ(c->network, NetworkMode::kHost);
+  EXPECT_EQ(c->limits.pids, 4096);
+}
+
+TEST(WorkerConfigTest, ReadsTheTrustSections) {
+  Result<WorkerConfig> c = ParseWorkerConfig(R"(
+identity:
+  mode: pool
+  min_uid: 5000
+  pool: {first_uid: 2000000, users: 100, ids_per_user: 65536}
+images:
+  roots: [/srv/images/, /opt/images]
+  registries: [nvcr.io, "127.0.0.1:5000"]
+network: none
+limits: {pids: 512}
+)",
+                                             "w.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->identity.mode, IdentityMode::kPool);
+  EXPECT_EQ(c->identity.min_uid, 5000);
+  EXPECT_EQ(c->identity.pool.first_uid, 2000000);
+  EXPECT_EQ(c->identity.pool.users, 100);
+  EXPECT_EQ(c->images.roots, (std::vector<std::string>{"/srv/images", "/opt/images"}));
+  EXPECT_EQ(c->images.registries, (std::vector<std::string>{"nvcr.io", "127.0.0.1:5000"}));
+  EXPECT_EQ(c->network, NetworkMode::kNone);
+  EXPECT_EQ(c->limits.pids, 512);
+  c = ParseWorkerConfig("identity: {mode: map, map_file: /etc/gsched/identities}\n", "w.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->identity.map_file, "/etc/gsched/identities");
 }
 
 TEST(WorkerConfigTest, ReadsEveryKind) {
@@ -151,7 +187,20 @@ INSTANTIATE_TEST_SUITE_P(
         Rejection{"adopt_running_job: true\n", "adopt_running_job",
                   "did you mean 'adopt_running_jobs'?"},
         Rejection{"work_dir: \"\"\n", "work_dir", "must not be empty"},
-        Rejection{"cpus: 1\ncpus: 2\n", "cpus", "duplicate key"}));
+        Rejection{"cpus: 1\ncpus: 2\n", "cpus", "duplicate key"},
+        Rejection{"identity: {mode: ldap}\n", "identity.mode", "(one of: nss, map, pool)"},
+        Rejection{"identity: {mode: map}\n", "identity.map_file", "must be set"},
+        Rejection{"identity: {min_uid: 0}\n", "identity.min_uid", "must be >= 1"},
+        Rejection{"identity: {mode: pool, min_uid: 1000, pool: {first_uid: 10}}\n",
+                  "identity.pool.first_uid", "must be >= identity.min_uid"},
+        Rejection{"identity: {mode: pool, pool: {first_uid: 4294000000, users: 100}}\n",
+                  "identity.pool.users", "must stay below"},
+        Rejection{"images: {roots: [/]}\n", "images.roots", "'/' may not be an image root"},
+        Rejection{"images: {roots: [images]}\n", "images.roots", "must be an absolute path"},
+        Rejection{"images: {registries: [\"evil.io/x\"]}\n", "images.registries",
+                  "must be a registry host[:port]"},
+        Rejection{"network: bridge\n", "network", "(one of: host, none)"},
+        Rejection{"limits: {pids: 1}\n", "limits.pids", "must be >= 16"}));
 
 TEST(WorkerConfigTest, LoadResolvesRelativePathsAgainstTheFile) {
   auto dir = std::filesystem::temp_directory_path() / "gsched-worker-config-test";

@@ -50,12 +50,12 @@ class AgentHarness {
  public:
   AgentHarness(const config::WorkerConfig& cfg, const std::string& url, bool adopt = false)
       : work_(ioc_.get_executor()) {
-    auto supervisor =
-        std::make_unique<JobSupervisor>(cfg, MakeRuntime(cfg.runtime, testing::ShimBinary()),
-                                        clock_, [this](const api::JobUpdate& u) {
-                                          if (agent_)
-                                            agent_->OnJobUpdate(u);
-                                        });
+    auto supervisor = std::make_unique<JobSupervisor>(
+        cfg, MakeRuntime(cfg.runtime, testing::ShimBinary(), PolicyFromConfig(cfg)), clock_,
+        [this](const api::JobUpdate& u) {
+          if (agent_)
+            agent_->OnJobUpdate(u);
+        });
     JobSupervisor* sup = supervisor.get();
     jobs_ = std::make_unique<SupervisedJobs>(std::move(supervisor), Duration(20), nullptr,
                                              Seconds(3600));
@@ -107,6 +107,7 @@ class AgentTest : public ::testing::Test {
   AgentTest() {
     cfg_.work_dir = dir_.path();
     cfg_.runtime.type = config::RuntimeType::kProcess;
+    cfg_.identity.run_as_root = true;
   }
   std::string JobDir(uint64_t job, uint32_t attempt) {
     return dir_.path() + "/jobs/" + std::to_string(job) + "/" + std::to_string(attempt);
@@ -174,6 +175,7 @@ TEST_F(AgentTest, HelloHeartbeatLaunchKillAndBadInput) {
 
 TEST_F(AgentTest, MissingImageFailsWithAClearMessage) {
   cfg_.runtime.type = config::RuntimeType::kRunc;
+  cfg_.images.roots = {dir_.path()};
   AgentHarness h(cfg_, scheduler_.url());
   ASSERT_TRUE(scheduler_.WaitFor([&] { return scheduler_.Connected(); }));
   api::Launch l = ShLaunch(5, 1, "true");
@@ -196,7 +198,7 @@ TEST_F(AgentTest, ReconnectsAndResendsFinalStatesMissedWhileDisconnected) {
   scheduler_.Refuse(true);
   scheduler_.Drop();
   ASSERT_TRUE(scheduler_.WaitFor([&] { return !scheduler_.Connected(); }));
-  std::ofstream(JobDir(6, 1) + "/go") << "";
+  std::ofstream(JobDir(6, 1) + "/job/go") << "";
   ASSERT_TRUE(
       testing::WaitUntil([&] { return std::filesystem::exists(JobDir(6, 1) + "/exit"); }, {}));
   EXPECT_FALSE(scheduler_.HasState(6, 1, api::JobState::kCompleted));
@@ -229,7 +231,7 @@ TEST_F(AgentTest, ReadoptsARunningJobAfterTheAgentIsRecreated) {
   ASSERT_EQ(hello.running.size(), 1u);
   EXPECT_EQ(hello.running[0].job, 7u);
   EXPECT_EQ(hello.running[0].attempt, 2u);
-  std::ofstream(JobDir(7, 2) + "/go") << "";
+  std::ofstream(JobDir(7, 2) + "/job/go") << "";
   ASSERT_TRUE(
       scheduler_.WaitFor([&] { return scheduler_.HasState(7, 2, api::JobState::kFailed); }));
   EXPECT_EQ(scheduler_.UpdatesFor(7, 2).back().exit_code, 9);
@@ -271,6 +273,7 @@ TEST_F(AgentTest, JobSurvivesKill9OfTheWorkerAndItsEndIsReportedOnce) {
                              << "heartbeat_interval: 100ms\n"
                              << "reconnect:\n  initial_backoff: 20ms\n  max_backoff: 100ms\n"
                              << "runtime:\n  type: process\n"
+                             << "identity: {run_as_root: true}\n"
                              << "gpus:\n  discovery: fake\n  fake:\n    count: 2\n";
   {
     WorkerProcess first(config_path);
@@ -288,7 +291,7 @@ TEST_F(AgentTest, JobSurvivesKill9OfTheWorkerAndItsEndIsReportedOnce) {
   ASSERT_EQ(hello.running.size(), 1u);
   EXPECT_EQ(hello.running[0].job, 8u);
   EXPECT_EQ(hello.running[0].attempt, 1u);
-  std::ofstream(JobDir(8, 1) + "/go") << "";
+  std::ofstream(JobDir(8, 1) + "/job/go") << "";
   ASSERT_TRUE(
       scheduler_.WaitFor([&] { return scheduler_.HasState(8, 1, api::JobState::kCompleted); }));
   // Three more heartbeats: still exactly one final update.

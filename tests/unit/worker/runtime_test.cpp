@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "worker/supervisor.h"
 #include "worker_test_util.h"
@@ -33,6 +35,8 @@ JobLaunch SampleLaunch(const std::string& job_dir) {
   l.gpus = {2, 5};
   l.env = BuildJobEnv(l.spec, {{"EPOCHS", "3"}}, 42, 3, std::nullopt, l.gpus, "/gsched");
   l.job_dir = job_dir;
+  l.memory_limit_mib = 2048;
+  l.identity = JobIdentity{60001, 60001, {44}};
   l.container_id = ContainerId("0a1b2c3d", l.job, l.attempt);
   return l;
 }
@@ -63,7 +67,8 @@ TEST(OciConfig, Fields) {
   for (const auto& m : c.at("mounts").as_array()) {
     if (m.at("destination") == "/gsched") {
       job_mount = true;
-      EXPECT_EQ(m.at("source"), "/var/gsched/jobs/42/3");
+      // The job's own directory, not the worker's files around it.
+      EXPECT_EQ(m.at("source"), "/var/gsched/jobs/42/3/job");
       EXPECT_EQ(m.at("type"), "bind");
     }
   }
@@ -78,7 +83,7 @@ TEST(OciConfig, Fields) {
 
 TEST(OciConfig, GpuDeviceNodesAndNoLimits) {
   JobLaunch l = SampleLaunch("/j");
-  l.spec.memory_mib_per_node = 0;
+  l.memory_limit_mib = 0;
   l.spec.cpus_per_node = 0;
   // /dev/null stands in for /dev/nvidia0 (a character device that exists everywhere).
   json::value v = json::parse(BuildOciConfig(l, "/r", {"/dev/null", "/dev/does-not-exist"}));
@@ -101,9 +106,24 @@ TEST(EngineArgv, Podman) {
                                        "gsched-0a1b2c3d-42-3",
                                        "--init",
                                        "-v",
-                                       "/w/jobs/42/3:/gsched",
+                                       "/w/jobs/42/3/job:/gsched",
                                        "--workdir",
                                        "/gsched",
+                                       "--cap-drop",
+                                       "ALL",
+                                       "--security-opt",
+                                       "no-new-privileges",
+                                       "--read-only",
+                                       "--tmpfs",
+                                       "/tmp",
+                                       "--pids-limit",
+                                       "4096",
+                                       "--network",
+                                       "host",
+                                       "--user",
+                                       "60001:60001",
+                                       "--group-add",
+                                       "44",
                                        "--ulimit",
                                        "nofile=1024:1024",
                                        "--ulimit",
@@ -121,6 +141,7 @@ TEST(EngineArgv, Podman) {
                                        "-e",
                                        "CUDA_VISIBLE_DEVICES=2,5",
                                        "--rootfs",
+                                       "--",
                                        "/images/rootfs",
                                        "python",
                                        "train.py",
@@ -132,28 +153,137 @@ TEST(EngineArgv, Podman) {
 TEST(EngineArgv, Docker) {
   JobLaunch l = SampleLaunch("/w/jobs/42/3");
   l.spec.image = "nvcr.io/nvidia/pytorch:24.10-py3";
-  l.spec.memory_mib_per_node = 0;
+  l.memory_limit_mib = 0;
   l.spec.cpus_per_node = 0;
   l.env = {{"A", "1"}};
-  std::vector<std::string> expected = {"docker",
-                                       "run",
-                                       "--name",
-                                       "gsched-0a1b2c3d-42-3",
-                                       "--init",
-                                       "-v",
-                                       "/w/jobs/42/3:/gsched",
-                                       "--workdir",
-                                       "/gsched",
-                                       "--gpus",
-                                       "\"device=2,5\"",
-                                       "-e",
-                                       "A=1",
-                                       "nvcr.io/nvidia/pytorch:24.10-py3",
-                                       "python",
-                                       "train.py",
-                                       "--epochs",
-                                       "3"};
-  EXPECT_EQ(BuildEngineRunArgv(config::RuntimeType::kDocker, "docker", l), expected);
+  l.identity = JobIdentity{200000, 200000, {}, 65536};
+  RuntimePolicy policy;
+  policy.network = config::NetworkMode::kNone;
+  policy.pids_limit = 128;
+  std::vector<std::string> expected = {
+      "docker", "run", "--name", "gsched-0a1b2c3d-42-3", "--init", "-v", "/w/jobs/42/3/job:/gsched",
+      "--workdir", "/gsched", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+      "--read-only", "--tmpfs", "/tmp", "--pids-limit", "128", "--network", "none",
+      // Docker has no per-container user namespace: the block's
+      // first id.
+      "--user", "200000:200000", "--gpus", "\"device=2,5\"", "-e", "A=1", "--",
+      "nvcr.io/nvidia/pytorch:24.10-py3", "python", "train.py", "--epochs", "3"};
+  EXPECT_EQ(BuildEngineRunArgv(config::RuntimeType::kDocker, "docker", l, policy), expected);
+}
+
+TEST(EngineArgv, AnImageIsNeverAnOptionAndPodmanMapsThePoolBlock) {
+  JobLaunch l = SampleLaunch("/w/jobs/42/3");
+  l.spec.image = "--privileged";
+  l.identity = JobIdentity{200000, 200000, {}, 65536};
+  auto argv = BuildEngineRunArgv(config::RuntimeType::kPodman, "podman", l);
+  auto dashes = std::find(argv.begin(), argv.end(), "--");
+  ASSERT_NE(dashes, argv.end());
+  EXPECT_EQ(*(dashes + 1), "--privileged");
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "--privileged"), 1);
+  auto uidmap = std::find(argv.begin(), argv.end(), "--uidmap");
+  ASSERT_NE(uidmap, argv.end());
+  EXPECT_EQ(*(uidmap + 1), "0:200000:65536");
+  EXPECT_EQ(std::find(argv.begin(), argv.end(), "--user"), argv.end());
+  // And the runtime refuses such an image before any argv is built.
+  auto runtime = MakeRuntime({config::RuntimeType::kPodman, "podman", "", {}}, "/bin/false");
+  auto command = runtime->Command(l);
+  ASSERT_FALSE(command.ok());
+  EXPECT_EQ(command.status().field(), "image");
+}
+
+TEST(OciConfig, JobsHaveNoPrivilegeSeccompLimitsAndTheirIdentity) {
+  JobLaunch l = SampleLaunch("/var/gsched/jobs/42/3");
+  RuntimePolicy policy;
+  policy.pids_limit = 512;
+  json::value v = json::parse(BuildOciConfig(l, "/images/pytorch", {}, policy, "/gsched/c1"));
+  const json::object& p = v.at("process").as_object();
+  EXPECT_EQ(p.at("user"), (json::object{{"uid", 60001}, {"gid", 60001}, {"additionalGids", {44}}}));
+  for (const char* set : {"bounding", "effective", "inheritable", "permitted", "ambient"})
+    EXPECT_TRUE(p.at("capabilities").at(set).as_array().empty()) << set;
+  EXPECT_EQ(p.at("noNewPrivileges"), true);
+  const json::object& lin = v.at("linux").as_object();
+  EXPECT_EQ(lin.at("resources").at("pids").at("limit"), 512);
+  EXPECT_EQ(lin.at("resources").at("memory").at("limit"), 2147483648);
+  EXPECT_EQ(lin.at("cgroupsPath"), "/gsched/c1");
+  EXPECT_FALSE(lin.contains("uidMappings"));
+  std::vector<std::string> ns;
+  for (const auto& n : lin.at("namespaces").as_array())
+    ns.emplace_back(n.at("type").as_string());
+  EXPECT_EQ(ns, (std::vector<std::string>{"pid", "ipc", "uts", "mount"}));  // Host network.
+  // The seccomp profile denies the escape calls, whatever else it does.
+  const json::object& seccomp = lin.at("seccomp").as_object();
+  EXPECT_EQ(seccomp.at("defaultAction"), "SCMP_ACT_ALLOW");
+  std::set<std::string> denied;
+  for (const auto& rule : seccomp.at("syscalls").as_array())
+    if (rule.at("action") == "SCMP_ACT_ERRNO" && !rule.as_object().contains("args"))
+      for (const auto& name : rule.at("names").as_array())
+        denied.insert(std::string(name.as_string()));
+  for (const char* call : {"keyctl", "add_key", "bpf", "kexec_load", "init_module", "finit_module",
+                           "open_by_handle_at", "perf_event_open", "ptrace", "mount", "umount2",
+                           "unshare", "setns", "pivot_root", "clone3"})
+    EXPECT_TRUE(denied.contains(call)) << call;
+  std::set<std::string> masked;
+  for (const auto& m : lin.at("maskedPaths").as_array())
+    masked.insert(std::string(m.as_string()));
+  EXPECT_TRUE(masked.contains("/proc/kcore"));
+  EXPECT_TRUE(masked.contains("/proc/keys"));
+  EXPECT_TRUE(masked.contains("/sys/firmware"));
+}
+
+TEST(OciConfig, PoolIdentitiesGetAUserNamespaceAndNoneNetworkItsOwnNamespace) {
+  JobLaunch l = SampleLaunch("/j");
+  l.identity = JobIdentity{200000, 200000, {}, 65536};
+  RuntimePolicy policy;
+  policy.network = config::NetworkMode::kNone;
+  json::value v = json::parse(BuildOciConfig(l, "/r", {}, policy));
+  EXPECT_EQ(v.at("process").at("user"), (json::object{{"uid", 0}, {"gid", 0}}));
+  const json::object& lin = v.at("linux").as_object();
+  // Container root is host 200000, and 65536 ids from there.
+  EXPECT_EQ(lin.at("uidMappings"),
+            (json::array{{{"containerID", 0}, {"hostID", 200000}, {"size", 65536}}}));
+  EXPECT_EQ(lin.at("gidMappings"),
+            (json::array{{{"containerID", 0}, {"hostID", 200000}, {"size", 65536}}}));
+  std::set<std::string> ns;
+  for (const auto& n : lin.at("namespaces").as_array())
+    ns.insert(std::string(n.at("type").as_string()));
+  EXPECT_TRUE(ns.contains("user"));
+  EXPECT_TRUE(ns.contains("network"));
+}
+
+TEST(ImageRoots, OnlyDirectoriesStrictlyUnderARootWithNoEscape) {
+  TempDir dir;
+  std::string d = dir.path();
+  fs::create_directories(d + "/images/busybox/bin");
+  fs::create_directories(d + "/outside");
+  fs::create_symlink(d + "/outside", d + "/images/escape");
+  fs::create_symlink("/usr", d + "/images/usr");
+  std::ofstream(d + "/images/file") << "x";
+  std::vector<std::string> roots = {d + "/images"};
+  auto ok = ResolveImageRoot(d + "/images/busybox", roots);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(*ok, fs::canonical(d + "/images/busybox").string());
+  for (const std::string& bad :
+       {std::string("/usr"), std::string("/"), d + "/images", d + "/images/escape",
+        d + "/images/usr", d + "/images/file", d + "/images/missing", d + "/outside",
+        d + "/images/busybox/../../outside", std::string("--privileged"), std::string("busybox")}) {
+    auto r = ResolveImageRoot(bad, roots);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().field(), "image") << bad;
+  }
+  EXPECT_NE(ResolveImageRoot("/usr", roots).status().message().find("images.roots"),
+            std::string::npos);
+  // No roots: no local image at all; `/` as a root is ignored.
+  EXPECT_FALSE(ResolveImageRoot(d + "/images/busybox", {}).ok());
+  EXPECT_FALSE(ResolveImageRoot("/usr", {"/"}).ok());
+}
+
+TEST(ImageRegistries, OnlyAllowListedRegistries) {
+  EXPECT_TRUE(CheckImageRegistry("127.0.0.1:5000/demo/busybox:1", {"127.0.0.1:5000"}).ok());
+  EXPECT_TRUE(CheckImageRegistry("busybox", {"docker.io"}).ok());
+  Status st = CheckImageRegistry("evil.example/x:1", {"127.0.0.1:5000"});
+  EXPECT_EQ(st.field(), "image");
+  EXPECT_NE(st.message().find("images.registries"), std::string::npos) << st.ToString();
+  EXPECT_FALSE(CheckImageRegistry("busybox", {}).ok());
 }
 
 TEST(Signals, NamesRoundTrip) {
@@ -208,10 +338,12 @@ TEST(RuncEndToEnd, EnvExitCodeAndKill) {
   cfg.work_dir = dir.path() + "/work";
   cfg.runtime.type = config::RuntimeType::kRunc;
   cfg.runtime.root = dir.path() + "/runc-root";
+  cfg.images.roots = {dir.path()};
+  cfg.identity.run_as_root = true;
   ManualClock clock;
   UpdateLog log;
-  JobSupervisor s(cfg, MakeRuntime(cfg.runtime, testing::ShimBinary()), clock,
-                  [&](const api::JobUpdate& u) { log.Add(u); });
+  JobSupervisor s(cfg, MakeRuntime(cfg.runtime, testing::ShimBinary(), PolicyFromConfig(cfg)),
+                  clock, [&](const api::JobUpdate& u) { log.Add(u); });
   // Unique job ids per run: container ids are global to the runc root.
   uint64_t base = static_cast<uint64_t>(getpid()) * 10;
   api::Launch l;
@@ -229,7 +361,7 @@ TEST(RuncEndToEnd, EnvExitCodeAndKill) {
   EXPECT_EQ(t->exit_code, 3) << ReadJobFile(s.JobDir(l.job, 1) + "/stderr");
   EXPECT_EQ(ReadJobFile(s.JobDir(l.job, 1) + "/stdout"),
             "JOB=" + std::to_string(l.job) + " CUDA=0\n");
-  EXPECT_TRUE(fs::exists(s.JobDir(l.job, 1) + "/marker"));
+  EXPECT_TRUE(fs::exists(s.JobDir(l.job, 1) + "/job/marker"));
 
   // PID 1 without a handler ignores TERM: the kill escalates to SIGKILL after the grace.
   api::Launch k = l;

@@ -21,6 +21,8 @@ class SupervisorTest : public ::testing::Test {
     config_.work_dir = dir_.path();
     config_.runtime.type = config::RuntimeType::kProcess;
     config_.logs.max_bytes_per_stream = 4096;
+    // These tests are about supervision, not identities (identity_test.cpp, the e2e attacks).
+    config_.identity.run_as_root = true;
   }
   std::unique_ptr<JobSupervisor> Make() {
     return std::make_unique<JobSupervisor>(
@@ -72,7 +74,7 @@ TEST_F(SupervisorTest, EnvIsBuiltFromScratchAndExitCodeIsReported) {
   EXPECT_NE(out.find("JOB=7 ATT=2 IDX=5 CUDA=1,3 NV=1,3 FOO=foo BAR=scheduler LEAK=\n"),
             std::string::npos)
       << out;
-  EXPECT_NE(out.find("CK=" + s->JobDir(7, 2)), std::string::npos) << out;
+  EXPECT_NE(out.find("CK=" + s->JobDir(7, 2) + "/job/checkpoint"), std::string::npos) << out;
   EXPECT_EQ(ReadJobFile(s->JobDir(7, 2) + "/stderr"), "oops\n");
   EXPECT_TRUE(s->Running().empty());
 }
@@ -155,7 +157,7 @@ TEST_F(SupervisorTest, CheckpointTouchIsReported) {
         return false;
       },
       [&] { s->Tick(); }));
-  std::ofstream(s->JobDir(5, 0) + "/go") << "";
+  std::ofstream(s->JobDir(5, 0) + "/job/go") << "";
   ASSERT_TRUE(WaitTerminal(*s, 5, 0));
   EXPECT_EQ(log_.Terminal(5, 0)->state, api::JobState::kCompleted);
 }
@@ -190,7 +192,7 @@ TEST_F(SupervisorTest, IdempotentLaunchStaleAttemptsAndUnknownKills) {
   s->Signal({42, 0, "SIGTERM"});
   ASSERT_EQ(s->Running().size(), 1u);
   EXPECT_EQ(log_.All().size(), 2u);  // starting, running of attempt 2.
-  std::ofstream(s->JobDir(9, 2) + "/go") << "";
+  std::ofstream(s->JobDir(9, 2) + "/job/go") << "";
   ASSERT_TRUE(WaitTerminal(*s, 9, 2));
   EXPECT_EQ(log_.Terminal(9, 2)->state, api::JobState::kCompleted);
   EXPECT_TRUE(log_.For(9, 1).empty());
@@ -237,7 +239,7 @@ TEST_F(SupervisorTest, ReadoptsAfterTheSupervisorIsRecreated) {
   ASSERT_TRUE(log_.Terminal(21, 0));
   EXPECT_EQ(log_.Terminal(21, 0)->exit_code, 5);
   s->MarkReported(21, 0);
-  std::ofstream(s->JobDir(20, 0) + "/go") << "";
+  std::ofstream(s->JobDir(20, 0) + "/job/go") << "";
   ASSERT_TRUE(WaitTerminal(*s, 20, 0));
   EXPECT_EQ(log_.Terminal(20, 0)->exit_code, 4);
   s->MarkReported(20, 0);
@@ -302,6 +304,61 @@ TEST(ReadLogChunkTest, KeepsUtf8ValidAcrossChunkBoundaries) {
   // No file yet: empty while running, an error once ended.
   EXPECT_EQ(ReadLogChunk(dir.path() + "/none", {}, false).error, "");
   EXPECT_NE(ReadLogChunk(dir.path() + "/none", {}, true).error, "");
+}
+
+}  // namespace
+}  // namespace gsched::worker
+
+namespace gsched::worker {
+namespace {
+
+// As root, a `process` job drops to its user's identity before exec: its ids, groups, working
+// directory and environment are the job's, and the worker's files around it are not its own.
+class SupervisorIdentityTest : public SupervisorTest {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0)
+      GTEST_SKIP() << "switching users needs root";
+    config_.identity.run_as_root = false;
+    config_.identity.mode = config::IdentityMode::kMap;
+    config_.identity.map_file = dir_.path() + "/identities.map";
+    std::ofstream(config_.identity.map_file) << "alice: 60001:60002,60100\n";
+    // The job passes through the work dir to its own directory.
+    std::filesystem::permissions(dir_.path(), std::filesystem::perms(0711));
+  }
+};
+
+TEST_F(SupervisorIdentityTest, AProcessJobRunsAsItsUserWithoutLoaderVariables) {
+  auto s = Make();
+  api::Launch l = ShLaunch(31, 1,
+                           "echo ids $(id -u) $(id -g) $(id -G); echo pwd $(pwd); "
+                           "echo preload=$LD_PRELOAD; cat ../stdout 2>/dev/null || echo no-peek");
+  l.user = "alice";
+  l.env = {{"LD_PRELOAD", "/tmp/evil.so"}};
+  s->Launch(l);
+  ASSERT_TRUE(WaitTerminal(*s, 31, 1));
+  EXPECT_EQ(log_.Terminal(31, 1)->state, api::JobState::kCompleted)
+      << ReadJobFile(s->JobDir(31, 1) + "/stderr");
+  EXPECT_EQ(Stdout(*s, 31, 1),
+            "ids 60001 60002 60002 60100\npwd " + s->JobDir(31, 1) + "/job\npreload=\nno-peek\n");
+}
+
+TEST_F(SupervisorIdentityTest, AUserWithoutAnIdentityFailsOnceWithAClearMessage) {
+  auto s = Make();
+  api::Launch l = ShLaunch(32, 1, "echo should not run");
+  l.user = "mallory";
+  s->Launch(l);
+  auto t = log_.Terminal(32, 1);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->state, api::JobState::kFailed);
+  EXPECT_NE(t->message.find("mallory"), std::string::npos) << t->message;
+  EXPECT_NE(t->message.find("identity.map_file"), std::string::npos) << t->message;
+  EXPECT_EQ(Stdout(*s, 32, 1), "");
+  // A launch with no user at all is no one's job.
+  api::Launch anon = ShLaunch(33, 1, "echo should not run");
+  s->Launch(anon);
+  ASSERT_TRUE(log_.Terminal(33, 1).has_value());
+  EXPECT_EQ(log_.Terminal(33, 1)->state, api::JobState::kFailed);
 }
 
 }  // namespace
