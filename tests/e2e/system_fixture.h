@@ -38,12 +38,16 @@ inline std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-// A `gsched-worker` process with eight fake GPUs and the process runtime.
+// A `gsched-worker` process with eight fake GPUs and the process runtime (or `runtime`);
+// `extra_yaml` is appended to its worker.yaml (identity, images, limits).
 class WorkerProcess {
  public:
   WorkerProcess(const SchedulerProcess& s, std::string name, const std::string& token,
-                std::string runtime = "process")
-      : name_(std::move(name)), dir_(s.dir() + "/" + name_), runtime_(std::move(runtime)) {
+                std::string runtime = "process", std::string extra_yaml = {})
+      : name_(std::move(name)),
+        dir_(s.dir() + "/" + name_),
+        runtime_(std::move(runtime)),
+        extra_yaml_(std::move(extra_yaml)) {
     std::filesystem::create_directories(dir_);
     std::ofstream(dir_ + "/worker.token") << token << "\n";
     std::filesystem::permissions(dir_ + "/worker.token", std::filesystem::perms::owner_read |
@@ -62,7 +66,8 @@ class WorkerProcess {
         << "reconnect: {initial_backoff: 50ms, max_backoff: 200ms}\n"
         << "runtime: {type: " << runtime_ << "}\n"
         << "gpus:\n  discovery: fake\n"
-        << "  fake: {count: 8, type: h100}\n";
+        << "  fake: {count: 8, type: h100}\n"
+        << extra_yaml_;
   }
   void Start() {
     process_ = std::make_unique<Subprocess>(
@@ -92,8 +97,18 @@ class WorkerProcess {
   std::string name_;
   std::string dir_;
   std::string runtime_;
+  std::string extra_yaml_;
   std::unique_ptr<Subprocess> process_;
 };
+
+// A busybox root file system at `path` with `tools` linked to busybox (PLATFORM.md).
+inline void MakeBusyboxRootfs(const std::string& path, const std::vector<std::string>& tools) {
+  for (const char* d : {"bin", "proc", "sys", "dev", "tmp", "etc"})
+    std::filesystem::create_directories(path + "/" + d);
+  std::filesystem::copy_file("/bin/busybox", path + "/bin/busybox");
+  for (const auto& tool : tools)
+    std::filesystem::create_symlink("busybox", path + "/bin/" + tool);
+}
 
 // One run of the CLI: its exit code and what it printed.
 struct CliResult {
@@ -162,12 +177,15 @@ class SystemTest : public ::testing::Test {
  protected:
   // The worker's runtime; a fixture for another runtime overrides it (and may skip).
   virtual std::string Runtime() const { return "process"; }
+  // Appended to the worker's config. These tests are about scheduling and supervision: jobs run
+  // as the worker's user (development mode); the attack tests configure real identities.
+  virtual std::string WorkerExtraConfig() const { return "identity: {run_as_root: true}\n"; }
 
   void SetUp() override {
     alice_ = s_.Token("alice", "user", {"proj-a"});
     std::filesystem::create_directories(s_.dir() + "/home");
-    worker_ =
-        std::make_unique<WorkerProcess>(s_, "node-1", s_.Token("node-1", "worker", {}), Runtime());
+    worker_ = std::make_unique<WorkerProcess>(s_, "node-1", s_.Token("node-1", "worker", {}),
+                                              Runtime(), WorkerExtraConfig());
     worker_->Start();
     bool up = WaitFor([&] {
       auto r = s_.Client(s_.admin_token())->Get("/v1/nodes");
@@ -215,17 +233,19 @@ class SystemTest : public ::testing::Test {
     auto j = Job(id);
     return j.is_object() ? std::string(j.at("state").as_string()) : "?";
   }
-  // The whole of a stream, read chunk by chunk through the scheduler; nothing while the job has
-  // not started.
-  std::string Logs(uint64_t id, const std::string& stream = "stdout") {
+  // The whole of a stream, read chunk by chunk through the scheduler as `token` (default alice);
+  // nothing while the job has not started.
+  std::string Logs(uint64_t id, const std::string& stream = "stdout",
+                   const std::string& token = {}) {
     auto state = State(id);
     if (state == "pending" || state == "starting")
       return "";
     std::string out;
     int64_t offset = 0;
     for (int i = 0; i < 100; ++i) {
-      auto r = s_.Client(alice_)->Get("/v1/jobs/" + std::to_string(id) + "/logs?stream=" + stream +
-                                      "&offset=" + std::to_string(offset));
+      auto r = s_.Client(token.empty() ? alice_ : token)
+                   ->Get("/v1/jobs/" + std::to_string(id) + "/logs?stream=" + stream +
+                         "&offset=" + std::to_string(offset));
       if (!r.ok() || r->status != 200) {
         ADD_FAILURE() << (r.ok() ? r->body : r.status().ToString());
         return out;

@@ -103,13 +103,15 @@ class RuncSystemTest : public SystemTest {
   void SetUp() override {
     if (geteuid() != 0 || !fs::exists("/usr/sbin/runc") || !fs::exists("/bin/busybox"))
       GTEST_SKIP() << "needs root, /usr/sbin/runc and /bin/busybox";
-    rootfs_ = s_.dir() + "/rootfs";
-    for (const char* d : {"bin", "proc", "sys", "dev", "tmp", "etc"})
-      fs::create_directories(rootfs_ + "/" + d);
-    fs::copy_file("/bin/busybox", rootfs_ + "/bin/busybox");
-    for (const char* tool : {"sh", "echo", "sleep", "cat", "env", "true"})
-      fs::create_symlink("busybox", rootfs_ + "/bin/" + tool);
+    rootfs_ = s_.dir() + "/images/rootfs";
+    MakeBusyboxRootfs(rootfs_, {"sh", "echo", "sleep", "cat", "env", "true"});
+    std::ofstream(s_.dir() + "/identities.map") << "alice: 60001:60001\n";
     SystemTest::SetUp();
+  }
+  // Jobs run as alice's mapped identity, from images under the test's images directory.
+  std::string WorkerExtraConfig() const override {
+    return "identity: {mode: map, map_file: " + s_.dir() + "/identities.map}\n" +
+           "images: {roots: [" + s_.dir() + "/images]}\n";
   }
   // A job spec running `script` with `sh -c` in the rootfs.
   std::string Spec(const std::string& script, const std::string& extra) {
@@ -162,7 +164,8 @@ TEST_F(RuncSystemTest, TwoClustersOnOneHostRunTheirJobOnesSideBySide) {
   // runc names after the container are global on the host: both job 1s must run, and ending one
   // must not touch the other.
   SchedulerProcess other;
-  WorkerProcess other_worker(other, "node-1", other.Token("node-1", "worker", {}), "runc");
+  WorkerProcess other_worker(other, "node-1", other.Token("node-1", "worker", {}), "runc",
+                             WorkerExtraConfig());
   other_worker.Start();
   auto other_job = [&] {
     auto r = other.Client(other.admin_token())->Get("/v1/jobs/1");
@@ -190,11 +193,11 @@ TEST_F(RuncSystemTest, TwoClustersOnOneHostRunTheirJobOnesSideBySide) {
   ASSERT_TRUE(WaitFor([&] { return other_state() == "running"; })) << other_state();
 
   // This cluster's job ends first; the other's keeps running until its own `go`.
-  std::ofstream(s_.dir() + "/node-1/work/jobs/1/1/go") << "";
+  std::ofstream(s_.dir() + "/node-1/work/jobs/1/1/job/go") << "";
   ASSERT_TRUE(WaitFor([&] { return State(1) == "completed"; })) << State(1);
   EXPECT_EQ(Logs(1), "up\ndone\n");
   EXPECT_EQ(other_state(), "running");
-  std::ofstream(other_dir + "/go") << "";
+  std::ofstream(other_dir + "/job/go") << "";
   ASSERT_TRUE(WaitFor([&] { return other_state() == "completed"; }))
       << boost::json::serialize(other_job());
   EXPECT_EQ(ReadFile(other_dir + "/stdout"), "up\ndone\n");
