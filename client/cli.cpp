@@ -116,13 +116,15 @@ int RunCli(std::vector<std::string> args, std::ostream& out, std::ostream& err, 
   app.require_subcommand(1);
   app.fallthrough();
   app.footer(
-      "Configuration: flags > GSCHED_SERVER / GSCHED_TOKEN / GSCHED_TOKEN_FILE > "
+      "Configuration: flags > GSCHED_SERVER / GSCHED_TOKEN / GSCHED_TOKEN_FILE / GSCHED_CA_FILE > "
       "~/.config/gsched/config.yaml.\nExit codes: 0 done, 1 the server said no, 2 usage error, 3 "
       "server unreachable.\nRun 'gsched COMMAND --help' for a command's flags and examples.");
   Parsed p;
   app.add_option("--server", p.config.server, "Scheduler URL, http://HOST:PORT or https://...");
   app.add_option("--token", p.config.token, "Bearer token (prefer --token-file or GSCHED_TOKEN).");
   app.add_option("--token-file", p.config.token_file, "File holding the bearer token.");
+  app.add_option("--ca-file", p.config.ca_file,
+                 "CA certificates (PEM) for an https server (also GSCHED_CA_FILE, ca_file:).");
   app.add_option("--config", p.config.config,
                  "Config file (default ~/.config/gsched/config.yaml).");
 

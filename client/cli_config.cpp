@@ -126,6 +126,10 @@ Result<CliConfig> ResolveConfig(const ConfigFlags& flags, const EnvVars& env) {
   out.partitions = file.partitions;
   out.image = file.image.value_or("");
   out.ca_file = file.ca_file.value_or("");
+  if (flags.ca_file)
+    out.ca_file = *flags.ca_file;
+  else if (auto c = Get(env, "GSCHED_CA_FILE"))
+    out.ca_file = *c;
   out.timeout = file.timeout.value_or(Seconds(30));
 
   if (flags.server) {

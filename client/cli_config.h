@@ -34,6 +34,7 @@ struct ConfigFlags {
   std::optional<std::string> server;
   std::optional<std::string> token;
   std::optional<std::string> token_file;
+  std::optional<std::string> ca_file;
   std::optional<std::string> config;
 };
 

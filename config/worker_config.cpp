@@ -54,6 +54,7 @@ WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& b
       diag->Add("scheduler", "must be an http:// or https:// URL (got '" + *url + "')");
   }
   c.token_file = root.String("token_file", "");
+  c.ca_file = ResolveRelativePath(root.String("ca_file", ""), base_dir);
   if (auto name = root.Get("name").String(253)) {
     if (name->empty() || IsValidNodeName(*name))
       c.name = *name;

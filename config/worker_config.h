@@ -9,7 +9,8 @@
 //   - `scheduler` is an `http://` or `https://` URL;
 //   - `reconnect.initial_backoff <= reconnect.max_backoff`;
 //   - `gpus.fake.count` is 0..64 and the fake GPU type is a valid name;
-//   - relative `token_file`, `work_dir`, `runtime.root` and `gpus.fake.fault_file` were resolved
+//   - relative `token_file`, `ca_file`, `work_dir`, `runtime.root` and `gpus.fake.fault_file` were
+//   resolved
 //     against the config file's directory when the config came from a file (the default
 //     `work_dir` too);
 //   - `name` may be empty: the caller substitutes the host name;
@@ -133,6 +134,9 @@ struct WorkerLogsConfig {
 
 struct WorkerConfig {
   std::string scheduler = "http://127.0.0.1:8600";
+  // For an https scheduler: the CA certificates (PEM) that sign its certificate; empty: the
+  // system's store.
+  std::string ca_file;
   std::string token_file;
   // Node name; empty: the host name (resolved by the caller).
   std::string name;

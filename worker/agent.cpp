@@ -70,6 +70,7 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
     auto self = shared_from_this();
     net::AsyncWsOptions ws_options;
     ws_options.token = options.token;
+    ws_options.ca_file = options.ca_file;
     net::AsyncWsCallbacks cb;
     cb.on_open = [self, generation] {
       if (generation == self->connection)

@@ -120,6 +120,7 @@ int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_f
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   AgentOptions options;
   options.scheduler = cfg.scheduler;
+  options.ca_file = cfg.ca_file;
   options.token = token;
   options.heartbeat_interval = cfg.heartbeat_interval;
   options.reconnect = cfg.reconnect;

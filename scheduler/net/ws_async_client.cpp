@@ -4,9 +4,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <deque>
+#include <type_traits>
 
 #include "scheduler/net/http_client.h"
 
@@ -18,31 +22,46 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
-// The Beast websocket client example's shape, with a write queue.
-class Session final : public AsyncWsClient, public std::enable_shared_from_this<Session> {
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// The Beast websocket client example's shape, with a write queue; `Stream` is the plain or the
+// TLS stream under the WebSocket.
+template <class Stream>
+class Session final : public AsyncWsClient, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
+  // `ssl` is used (and kept alive) for TLS sessions only.
   Session(asio::io_context& ioc, ServerUrl url, std::string target, AsyncWsOptions options,
-          AsyncWsCallbacks callbacks)
+          AsyncWsCallbacks callbacks, std::shared_ptr<asio::ssl::context> ssl)
       : ioc_(ioc),
         resolver_(ioc),
-        ws_(ioc),
+        ssl_(std::move(ssl)),
+        ws_(MakeStream(ioc, ssl_.get())),
         url_(std::move(url)),
         target_(std::move(target)),
         options_(std::move(options)),
         callbacks_(std::move(callbacks)) {}
 
   void Start() {
-    resolver_.async_resolve(
-        url_.host, url_.port,
-        [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
-          self->OnResolve(ec, std::move(results));
-        });
+    if constexpr (kTls) {
+      // SNI, and the certificate must name the host we asked for.
+      if (!SSL_set_tlsext_host_name(ws_.next_layer().native_handle(), url_.host.c_str()))
+        return Fail("cannot set the TLS host name");
+      ws_.next_layer().set_verify_callback(asio::ssl::host_name_verification(url_.host));
+    }
+    resolver_.async_resolve(url_.host, url_.port,
+                            [self = this->shared_from_this()](beast::error_code ec,
+                                                              tcp::resolver::results_type results) {
+                              self->OnResolve(ec, std::move(results));
+                            });
   }
 
   bool Send(std::string text) override {
     if (closing_.load())
       return false;
-    asio::post(ioc_, [self = shared_from_this(), text = std::move(text)]() mutable {
+    asio::post(ioc_, [self = this->shared_from_this(), text = std::move(text)]() mutable {
       self->DoSend(std::move(text));
     });
     return true;
@@ -51,7 +70,7 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
   void Close() override {
     if (closing_.exchange(true))
       return;
-    asio::post(ioc_, [self = shared_from_this()] { self->DoClose(); });
+    asio::post(ioc_, [self = this->shared_from_this()] { self->DoClose(); });
   }
 
  private:
@@ -60,7 +79,7 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
       return Fail("resolve " + url_.host + ": " + ec.message());
     beast::get_lowest_layer(ws_).expires_after(options_.connect_timeout);
     beast::get_lowest_layer(ws_).async_connect(
-        results, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+        results, [self = this->shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
           self->OnConnect(ec);
         });
   }
@@ -68,6 +87,22 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
   void OnConnect(beast::error_code ec) {
     if (ec)
       return Fail("connect to " + url_.host + ":" + url_.port + ": " + ec.message());
+    if constexpr (kTls) {
+      ws_.next_layer().async_handshake(
+          asio::ssl::stream_base::client,
+          [self = this->shared_from_this()](beast::error_code ec) { self->OnTlsHandshake(ec); });
+    } else {
+      Upgrade();
+    }
+  }
+
+  void OnTlsHandshake(beast::error_code ec) {
+    if (ec)
+      return Fail("TLS handshake with " + url_.host + ":" + url_.port + ": " + ec.message());
+    Upgrade();
+  }
+
+  void Upgrade() {
     beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout timeouts =
         websocket::stream_base::timeout::suggested(beast::role_type::client);
@@ -82,7 +117,7 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
     }));
     ws_.async_handshake(
         response_, url_.host + ":" + url_.port, target_,
-        [self = shared_from_this()](beast::error_code ec) { self->OnHandshake(ec); });
+        [self = this->shared_from_this()](beast::error_code ec) { self->OnHandshake(ec); });
   }
 
   void OnHandshake(beast::error_code ec) {
@@ -103,8 +138,9 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
   }
 
   void Read() {
-    ws_.async_read(buffer_,
-                   [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    ws_.async_read(buffer_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      self->OnRead(ec);
+    });
   }
 
   void OnRead(beast::error_code ec) {
@@ -137,7 +173,7 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
       return;
     writing_ = true;
     ws_.async_write(asio::buffer(queue_.front()),
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                    [self = this->shared_from_this()](beast::error_code ec, size_t) {
                       self->writing_ = false;
                       if (ec)
                         return self->Fail("write: " + ec.message());
@@ -155,9 +191,10 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
       beast::get_lowest_layer(ws_).close();
       return Fail("closed by the client");
     }
-    ws_.async_close(websocket::close_code::normal, [self = shared_from_this()](beast::error_code) {
-      self->Fail("closed by the client");
-    });
+    ws_.async_close(websocket::close_code::normal,
+                    [self = this->shared_from_this()](beast::error_code) {
+                      self->Fail("closed by the client");
+                    });
   }
 
   void Fail(std::string reason) {
@@ -175,9 +212,17 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
     }
   }
 
+  static websocket::stream<Stream> MakeStream(asio::io_context& ioc, asio::ssl::context* ssl) {
+    if constexpr (kTls)
+      return websocket::stream<Stream>(ioc, *ssl);
+    else
+      return websocket::stream<Stream>(ioc);
+  }
+
   asio::io_context& ioc_;
   tcp::resolver resolver_;
-  websocket::stream<beast::tcp_stream> ws_;
+  std::shared_ptr<asio::ssl::context> ssl_;
+  websocket::stream<Stream> ws_;
   websocket::response_type response_;
   beast::flat_buffer buffer_;
   ServerUrl url_;
@@ -199,11 +244,29 @@ Result<std::shared_ptr<AsyncWsClient>> AsyncWsClient::Connect(asio::io_context& 
                                                               AsyncWsOptions options,
                                                               AsyncWsCallbacks callbacks) {
   ASSIGN_OR_RETURN(ServerUrl parsed, ParseServerUrl(url));
-  if (parsed.tls)
-    return Status::InvalidArgument("https scheduler URLs are not supported by the async client",
-                                   "scheduler");
-  auto session = std::make_shared<Session>(ioc, std::move(parsed), std::string(target),
-                                           std::move(options), std::move(callbacks));
+  if (!parsed.tls) {
+    auto session =
+        std::make_shared<Session<PlainStream>>(ioc, std::move(parsed), std::string(target),
+                                               std::move(options), std::move(callbacks), nullptr);
+    asio::post(ioc, [session] { session->Start(); });
+    return std::shared_ptr<AsyncWsClient>(session);
+  }
+  auto ssl = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  ssl->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1);
+  beast::error_code ec;
+  if (options.ca_file.empty())
+    ssl->set_default_verify_paths(ec);
+  else
+    ssl->load_verify_file(options.ca_file, ec);
+  if (ec)
+    return Status::InvalidArgument(
+        "cannot load the CA file '" + options.ca_file + "': " + ec.message(), "ca_file");
+  ssl->set_verify_mode(asio::ssl::verify_peer);
+  auto session = std::make_shared<Session<TlsStream>>(ioc, std::move(parsed), std::string(target),
+                                                      std::move(options), std::move(callbacks),
+                                                      std::move(ssl));
   asio::post(ioc, [session] { session->Start(); });
   return std::shared_ptr<AsyncWsClient>(session);
 }

@@ -7,8 +7,11 @@
 // never opened). Writes go through a bounded queue with one write in flight; when the queue is
 // full the connection is closed with "send queue full" rather than growing without bound.
 //
+// `http://` URLs speak plain `ws://`; `https://` URLs speak `wss://`: TLS 1.2+ with the server's
+// certificate verified against `ca_file` (else the system's store) and its name checked against
+// the URL's host, as the blocking clients do.
+//
 // Threading: `Send` and `Close` may be called from any thread (they post to the io_context).
-// Plain `ws://` (an `http://` scheduler URL) only: TLS is not supported yet by this client.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +37,8 @@ struct AsyncWsCallbacks {
 
 struct AsyncWsOptions {
   std::string token;  // "Authorization: Bearer TOKEN" when not empty.
+  // For https URLs: the CA certificates (PEM) that sign the server's; empty: the system's store.
+  std::string ca_file;
   Duration connect_timeout = Seconds(10);
   size_t queue_limit = 4096;
   size_t max_message_bytes = 16 << 20;
@@ -41,8 +46,9 @@ struct AsyncWsOptions {
 
 class AsyncWsClient {
  public:
-  // Starts connecting to `url` (http://host:port) and upgrading at `target`. A bad URL is
-  // reported at once; connection errors arrive through `on_close`.
+  // Starts connecting to `url` (http://host:port or https://host:port) and upgrading at
+  // `target`. A bad URL or an unreadable `ca_file` is reported at once; connection and
+  // certificate errors arrive through `on_close`.
   static Result<std::shared_ptr<AsyncWsClient>> Connect(boost::asio::io_context& ioc,
                                                         std::string_view url,
                                                         std::string_view target,

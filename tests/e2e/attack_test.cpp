@@ -23,8 +23,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr uint32_t kAliceUid = 60001;
-constexpr uint32_t kBobUid = 60002;
+// Ids of their own (the other runc tests map alice to 60001): tests run in parallel, and some
+// count a user's processes on the host. carol and dave appear in one test each.
+constexpr uint32_t kAliceUid = 61001;
+constexpr uint32_t kCarolUid = 61003;
+constexpr uint32_t kDaveUid = 61004;
 
 // Host processes whose real uid is `uid`.
 int ProcessesOf(uint32_t uid) {
@@ -50,7 +53,8 @@ class RuncAttackTest : public SystemTest {
     rootfs_ = s_.dir() + "/images/busybox";
     MakeBusyboxRootfs(rootfs_, {"sh", "echo", "cat", "sleep", "id", "ln", "rm", "mkfifo", "awk",
                                 "grep", "touch", "mount", "unshare", "ls", "true", "wc"});
-    std::ofstream(s_.dir() + "/identities.map") << "alice: 60001:60001\nbob: 60002:60002\n";
+    std::ofstream(s_.dir() + "/identities.map")
+        << "alice: 61001:61001\nbob: 61002:61002\ncarol: 61003:61003\ndave: 61004:61004\n";
     secret_ = s_.dir() + "/host-secret";
     std::ofstream(secret_) << "TOPSECRET host file\n";
     bob_ = s_.Token("bob", "user", {"proj-a"});
@@ -114,7 +118,7 @@ TEST_F(RuncAttackTest, JobsRunAsTheirUsersWithoutPrivilegeOrAWayToGainIt) {
   ASSERT_TRUE(WaitEnded(id)) << Describe(id);
   EXPECT_EQ(State(id), "completed") << Describe(id);
   EXPECT_EQ(Logs(id),
-            "60001\n60001\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+            "61001\n61001\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
             "CapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n0\n")
       << Logs(id, "stderr");
 }
@@ -220,25 +224,27 @@ TEST_F(RuncAttackTest, TwoUsersJobsCannotReadEachOthersFiles) {
 
 TEST_F(RuncAttackTest, AForkBombIsHeldByThePidsLimitAndDiesWithItsJob) {
   // The first shell lights it and becomes `sleep` (no fork of its own left to fail); one CPU, so
-  // that the test machine stays usable.
+  // that the test machine stays usable. carol runs nothing else.
+  std::string carol = s_.Token("carol", "user", {"proj-a"});
   uint64_t bomb = Submit(Spec("echo lit; b() { b | b & }; b; exec sleep 60",
-                              R"("grace_period_s": 1, "cpus_per_node": 1)"));
-  ASSERT_TRUE(WaitFor([&] { return Logs(bomb) == "lit\n"; })) << Describe(bomb);
+                              R"("grace_period_s": 1, "cpus_per_node": 1)"),
+                         carol);
+  ASSERT_TRUE(WaitFor([&] { return Logs(bomb, "stdout", carol) == "lit\n"; })) << Describe(bomb);
   // While it rages, the node runs another user's job, and the bomb never has more than the
   // pids limit (64) of processes.
   uint64_t next = Submit(Spec("echo still here"), bob_);
   int most = 0;
   ASSERT_TRUE(WaitFor([&] {
-    most = std::max(most, ProcessesOf(kAliceUid));
+    most = std::max(most, ProcessesOf(kCarolUid));
     return State(next) == "completed";
   })) << Describe(next);
   EXPECT_LE(most, 64);
   EXPECT_GT(most, 1);
-  ASSERT_TRUE(s_.Client(alice_)->Post("/v1/jobs/" + std::to_string(bomb) + "/cancel", "").ok());
+  ASSERT_TRUE(s_.Client(carol)->Post("/v1/jobs/" + std::to_string(bomb) + "/cancel", "").ok());
   ASSERT_TRUE(WaitEnded(bomb)) << Describe(bomb);
   EXPECT_EQ(State(bomb), "cancelled");
-  EXPECT_TRUE(WaitFor([&] { return ProcessesOf(kAliceUid) == 0; }, std::chrono::seconds(10)))
-      << ProcessesOf(kAliceUid) << " processes left";
+  EXPECT_TRUE(WaitFor([&] { return ProcessesOf(kCarolUid) == 0; }, std::chrono::seconds(10)))
+      << ProcessesOf(kCarolUid) << " processes left";
 }
 
 TEST_F(RuncAttackTest, AMemoryBombIsKilledAtItsLimitAndReported) {
@@ -252,15 +258,13 @@ TEST_F(RuncAttackTest, AMemoryBombIsKilledAtItsLimitAndReported) {
   // 8192 MiB = 1024 MiB), read from its cgroup on the host while it runs.
   uint64_t share = Submit(Spec("echo up; sleep 30", R"("grace_period_s": 1)"));
   ASSERT_TRUE(WaitFor([&] { return Logs(share) == "up\n"; })) << Describe(share);
-  std::string limit;
-  const std::string suffix = "-" + std::to_string(share) + "-1";
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup/memory/gsched", ec)) {
-    std::string name = e.path().filename();
-    if (name.size() > suffix.size() && name.ends_with(suffix) &&
-        ReadFile(e.path() / "cgroup.procs") != "")
-      limit = ReadFile(e.path() / "memory.limit_in_bytes");
-  }
+  auto state = boost::json::parse(ReadFile(JobDir(share) + "/state.json"));
+  std::string container(state.at("container_id").as_string());
+  // cgroup v1 (these machines), else v2.
+  std::string limit =
+      ReadFile("/sys/fs/cgroup/memory/gsched/" + container + "/memory.limit_in_bytes");
+  if (limit.empty())
+    limit = ReadFile("/sys/fs/cgroup/gsched/" + container + "/memory.max");
   EXPECT_EQ(limit, std::to_string(1024LL << 20) + "\n") << Describe(share);
   ASSERT_TRUE(s_.Client(alice_)->Post("/v1/jobs/" + std::to_string(share) + "/cancel", "").ok());
   ASSERT_TRUE(WaitEnded(share)) << Describe(share);
@@ -334,7 +338,8 @@ TEST_F(ProcessAttackTest, AHostProcessJobRunsAsItsUserAndCannotReachOthersFiles)
   fs::permissions(secret_, fs::perms(0600));
   uint64_t a = Submit(Spec("id -u; echo alice-private > notes; echo written; sleep 30",
                            R"("grace_period_s": 1)", "/"));
-  ASSERT_TRUE(WaitFor([&] { return Logs(a) == "60001\nwritten\n"; })) << Describe(a);
+  ASSERT_TRUE(WaitFor([&] { return Logs(a) == "61001\nwritten\n"; })) << Describe(a);
+  std::string dave = s_.Token("dave", "user", {"proj-a"});
   uint64_t b = Submit(Spec("id -u; cat " + JobDir(a) +
                                "/job/notes 2>/dev/null || echo denied; "
                                "cat " +
@@ -347,13 +352,13 @@ TEST_F(ProcessAttackTest, AHostProcessJobRunsAsItsUserAndCannotReachOthersFiles)
                                JobDir(a) + "/exit 2>/dev/null; ln -s " + secret_ +
                                " $GSCHED_JOB_DIR/stdout; echo done",
                            "", "/"),
-                      bob_);
+                      dave);
   ASSERT_TRUE(WaitEnded(b)) << Describe(b);
-  EXPECT_EQ(Logs(b, "stdout", bob_), "60002\ndenied\ndenied\ndone\n") << Logs(b, "stderr", bob_);
+  EXPECT_EQ(Logs(b, "stdout", dave), "61004\ndenied\ndenied\ndone\n") << Logs(b, "stderr", dave);
   EXPECT_EQ(State(a), "running");
   ASSERT_TRUE(s_.Client(alice_)->Post("/v1/jobs/" + std::to_string(a) + "/cancel", "").ok());
   ASSERT_TRUE(WaitEnded(a)) << Describe(a);
-  EXPECT_EQ(ProcessesOf(kBobUid), 0);
+  EXPECT_TRUE(WaitFor([&] { return ProcessesOf(kDaveUid) == 0; }, std::chrono::seconds(10)));
 }
 
 }  // namespace

@@ -36,8 +36,10 @@ inline constexpr char kTestAccounts[] = R"(accounts:
 
 class SchedulerProcess {
  public:
-  // `extra_yaml` is appended to scheduler.yaml (e.g. a tighter rate limit).
-  explicit SchedulerProcess(std::string extra_yaml = {}) {
+  // `extra_yaml` is appended to scheduler.yaml (e.g. a tighter rate limit); `ca_file` is what
+  // the clients verify an https scheduler with (its `tls.cert` in tests).
+  explicit SchedulerProcess(std::string extra_yaml = {}, std::string ca_file = {})
+      : ca_file_(std::move(ca_file)) {
     std::ofstream(dir_.path() + "/accounts.yaml") << kTestAccounts;
     std::ofstream(dir_.path() + "/scheduler.yaml") << "listen: 127.0.0.1:0\n"
                                                    << "data_dir: data\n"
@@ -80,7 +82,8 @@ class SchedulerProcess {
   pid_t pid() const { return process_ ? process_->pid() : -1; }
 
   std::unique_ptr<net::HttpClient> Client(const std::string& token) const {
-    auto c = net::HttpClient::Create(url_, {.token = token, .timeout = Seconds(20)});
+    auto c = net::HttpClient::Create(url_,
+                                     {.token = token, .ca_file = ca_file_, .timeout = Seconds(20)});
     EXPECT_TRUE(c.ok());
     return std::move(c).value();
   }
@@ -102,6 +105,7 @@ class SchedulerProcess {
   }
 
  private:
+  std::string ca_file_;
   TempDir dir_;
   std::unique_ptr<Subprocess> process_;
   std::string url_;

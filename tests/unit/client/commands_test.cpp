@@ -283,7 +283,8 @@ TEST_F(CliTest, ShowRunningJobWithAttempts) {
                  TestNow() - Seconds(5000),
                  TestNow() - Seconds(4000),
                  api::JobState::kPreempted,
-                 std::nullopt},
+                 std::nullopt,
+                 "preempted for job 77"},
                 {2,
                  {{"n1", {0, 1}}},
                  TestNow() - Seconds(1800),
@@ -296,7 +297,10 @@ TEST_F(CliTest, ShowRunningJobWithAttempts) {
   EXPECT_THAT(r.out, HasSubstr("Time left:   1h30m\n"));
   EXPECT_THAT(r.out, HasSubstr("Allocation:  n1 GPUs 0,1\n"));
   EXPECT_THAT(r.out, HasSubstr("Attempts:\n"));
-  EXPECT_THAT(r.out, HasSubstr("  1  preempted  2026-11-23 16:31 UTC  16m       -     n9\n"));
+  // Each attempt's message, in the worker's or the scheduler's words.
+  EXPECT_THAT(r.out, HasSubstr("  1  preempted  2026-11-23 16:31 UTC  16m       -     n9     "
+                               "preempted for job 77\n"));
+  EXPECT_THAT(r.out, HasSubstr("  2  running    2026-11-23 17:25 UTC  30m       -     n1     -\n"));
 }
 
 TEST_F(CliTest, CancelHoldReleasePostPerIdAndReportFailures) {

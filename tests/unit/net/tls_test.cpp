@@ -1,10 +1,12 @@
 // HTTPS and WSS over loopback with a throwaway self-signed certificate made by the openssl CLI.
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
 #include <cstdlib>
 
 #include "scheduler/net/http_client.h"
 #include "scheduler/net/http_server.h"
+#include "scheduler/net/ws_async_client.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace gsched::net {
@@ -75,6 +77,43 @@ TEST_F(TlsTest, SecureWebSocket) {
                               {.ca_file = dir_.path() + "/cert.pem", .timeout = Seconds(10)});
   ASSERT_TRUE(ws.ok()) << ws.status().ToString();
   EXPECT_EQ(*(*ws)->Read(Seconds(10)), "secure hello");
+}
+
+// The worker's link: wss with the scheduler's CA, refused without it.
+TEST_F(TlsTest, AsyncSecureWebSocketVerifiesTheServer) {
+  for (bool with_ca : {true, false}) {
+    boost::asio::io_context ioc;
+    std::string got, closed;
+    AsyncWsOptions options;
+    options.connect_timeout = Seconds(10);
+    if (with_ca)
+      options.ca_file = dir_.path() + "/cert.pem";
+    std::shared_ptr<AsyncWsClient> client;
+    AsyncWsCallbacks callbacks;
+    callbacks.on_message = [&](std::string m) {
+      got = std::move(m);
+      client->Close();
+    };
+    callbacks.on_close = [&](std::string reason) { closed = std::move(reason); };
+    auto c = AsyncWsClient::Connect(ioc, url_, "/ws", options, std::move(callbacks));
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    client = *c;
+    ioc.run_for(std::chrono::seconds(20));
+    if (with_ca) {
+      EXPECT_EQ(got, "secure hello");
+    } else {
+      EXPECT_EQ(got, "");
+      EXPECT_NE(closed.find("TLS handshake"), std::string::npos) << closed;
+    }
+    client.reset();
+  }
+  // An unreadable CA file is an error at once, naming the field.
+  boost::asio::io_context ioc;
+  AsyncWsOptions options;
+  options.ca_file = dir_.path() + "/missing.pem";
+  auto c = AsyncWsClient::Connect(ioc, url_, "/ws", options, {});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().field(), "ca_file");
 }
 
 }  // namespace
