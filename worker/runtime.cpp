@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -513,6 +515,96 @@ std::map<std::string, std::string> BuildJobEnv(const api::JobSpec& spec,
   out["CUDA_VISIBLE_DEVICES"] = visible;
   out["NVIDIA_VISIBLE_DEVICES"] = visible.empty() ? "none" : visible;
   return out;
+}
+
+std::string CompressHostlist(const std::vector<std::string>& names) {
+  // Groups by (prefix, suffix width) in order of first appearance; names without a numeric
+  // suffix stand alone.
+  struct Group {
+    std::string prefix;
+    size_t width = 0;
+    std::vector<uint64_t> numbers;
+  };
+  std::vector<Group> groups;
+  for (const std::string& name : names) {
+    size_t digits = name.size();
+    while (digits > 0 && std::isdigit(static_cast<unsigned char>(name[digits - 1])))
+      --digits;
+    size_t width = name.size() - digits;
+    if (width == 0 || width > 18) {
+      groups.push_back({name, 0, {}});
+      continue;
+    }
+    std::string prefix = name.substr(0, digits);
+    uint64_t number = std::stoull(name.substr(digits));
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const Group& g) { return g.width == width && g.prefix == prefix; });
+    if (it == groups.end())
+      groups.push_back({prefix, width, {number}});
+    else
+      it->numbers.push_back(number);
+  }
+  std::string out;
+  for (Group& g : groups) {
+    if (!out.empty())
+      out += ',';
+    if (g.width == 0) {
+      out += g.prefix;
+      continue;
+    }
+    std::sort(g.numbers.begin(), g.numbers.end());
+    g.numbers.erase(std::unique(g.numbers.begin(), g.numbers.end()), g.numbers.end());
+    auto padded = [&](uint64_t n) {
+      std::string text = std::to_string(n);
+      return std::string(g.width > text.size() ? g.width - text.size() : 0, '0') + text;
+    };
+    if (g.numbers.size() == 1) {
+      out += g.prefix + padded(g.numbers[0]);
+      continue;
+    }
+    std::string ranges;
+    for (size_t i = 0; i < g.numbers.size();) {
+      size_t j = i;
+      while (j + 1 < g.numbers.size() && g.numbers[j + 1] == g.numbers[j] + 1)
+        ++j;
+      ranges += (ranges.empty() ? "" : ",") + padded(g.numbers[i]) +
+                (j > i ? "-" + padded(g.numbers[j]) : "");
+      i = j + 1;
+    }
+    out += g.prefix + "[" + ranges + "]";
+  }
+  return out;
+}
+
+void AddGangEnv(std::map<std::string, std::string>& env, const api::Launch& launch,
+                const std::string& this_node) {
+  std::vector<std::string> nodes = launch.nodes;
+  if (nodes.empty())
+    nodes = {this_node};
+  int32_t rank = launch.node_rank.value_or(0);
+  std::string list;
+  for (const auto& n : nodes)
+    list += (list.empty() ? "" : ",") + n;
+  const std::string count = std::to_string(nodes.size());
+  const int64_t gpus = static_cast<int64_t>(launch.gpus.size());
+  env["GSCHED_NODELIST"] = list;
+  env["GSCHED_NUM_NODES"] = count;
+  env["GSCHED_NODE_RANK"] = std::to_string(rank);
+  env["GSCHED_GPUS_PER_NODE"] = std::to_string(gpus);
+  env["WORLD_SIZE"] =
+      std::to_string(static_cast<int64_t>(nodes.size()) * std::max<int64_t>(gpus, 1));
+  env["SLURM_JOB_ID"] = std::to_string(launch.job);
+  env["SLURM_JOB_NAME"] = launch.spec.name;
+  env["SLURM_JOB_NODELIST"] = CompressHostlist(nodes);
+  env["SLURM_NNODES"] = count;
+  env["SLURM_JOB_NUM_NODES"] = count;
+  env["SLURM_NODEID"] = std::to_string(rank);
+  env["SLURM_GPUS_ON_NODE"] = std::to_string(gpus);
+  if (launch.array_index) {
+    env["SLURM_ARRAY_TASK_ID"] = std::to_string(*launch.array_index);
+    if (launch.array_job_id)
+      env["SLURM_ARRAY_JOB_ID"] = std::to_string(*launch.array_job_id);
+  }
 }
 
 std::string BuildOciConfig(const JobLaunch& launch, const std::string& rootfs,

@@ -39,6 +39,7 @@
 
 #include "config/worker_config.h"
 #include "scheduler/api/types.h"
+#include "scheduler/api/worker_messages.h"
 #include "scheduler/common/status.h"
 #include "worker/identity.h"
 
@@ -169,6 +170,21 @@ std::map<std::string, std::string> BuildJobEnv(const api::JobSpec& spec,
                                                std::optional<uint32_t> array_index,
                                                const std::vector<int32_t>& gpus,
                                                const std::string& container_dir);
+
+// What every node of an attempt learns about its gang (DESIGN.md section 6), added to `env`:
+// GSCHED_NODELIST (the gang's nodes in rank order, comma-separated), GSCHED_NUM_NODES,
+// GSCHED_NODE_RANK, GSCHED_GPUS_PER_NODE, WORLD_SIZE (nodes x GPUs per node, at least the node
+// count), and the Slurm names that ported scripts read: SLURM_JOB_ID, SLURM_JOB_NAME,
+// SLURM_JOB_NODELIST (`CompressHostlist`), SLURM_NNODES, SLURM_JOB_NUM_NODES, SLURM_NODEID,
+// SLURM_GPUS_ON_NODE, and for array tasks SLURM_ARRAY_JOB_ID and SLURM_ARRAY_TASK_ID. A launch
+// without `nodes` (an older scheduler) is a gang of one: `this_node`.
+void AddGangEnv(std::map<std::string, std::string>& env, const api::Launch& launch,
+                const std::string& this_node);
+
+// Slurm's compressed host list: names that differ only in a numeric suffix of the same width
+// share a prefix and bracketed ranges, in order of first appearance:
+// {"n01", "n02", "n03", "gpu7"} -> "n[01-03],gpu7".
+std::string CompressHostlist(const std::vector<std::string>& names);
 
 // The OCI runtime-spec `config.json` for runc/crun: `rootfs` read-only, the job's directory
 // bind-mounted at /gsched, env, args, cwd; the job's identity (`process.user`, or a user

@@ -331,6 +331,7 @@ void JobSupervisor::Launch(const api::Launch& launch) {
       bool container = runtime_->type() != config::RuntimeType::kProcess;
       jl.env = BuildJobEnv(launch.spec, launch.env, launch.job, launch.attempt, launch.array_index,
                            launch.gpus, container ? "/gsched" : jl.gsched_dir);
+      AddGangEnv(jl.env, launch, config_.name);
       auto handle = runtime_->Start(jl);
       if (!handle.ok()) {
         Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,

@@ -166,6 +166,7 @@ Result<Launch> DecodeLaunch(const Fields& f) {
                                       },
                                       {}));
   ASSIGN_OR_RETURN(l.array_index, f.Optional("array_index", IntIn(0, kMaxArrayIndex)));
+  ASSIGN_OR_RETURN(l.array_job_id, f.Optional("array_job_id", Uint64In(1, kMaxU64)));
   ASSIGN_OR_RETURN(l.node_rank, f.Optional("node_rank", IntIn(0, 4095)));
   ASSIGN_OR_RETURN(
       l.nodes,
@@ -317,6 +318,7 @@ json::value Encode(const Launch& l) {
   o.emplace("env", StringMap(l.env));
   o.emplace("array_index",
             l.array_index ? json::value(static_cast<int64_t>(*l.array_index)) : json::value());
+  o.emplace("array_job_id", OptionalValue(l.array_job_id));
   o.emplace("node_rank", OptionalValue(l.node_rank));
   o.emplace("nodes", StringArray(l.nodes));
   return o;

@@ -102,8 +102,9 @@ struct Launch {
   std::vector<int32_t> gpus;               // Indices on this node.
   std::map<std::string, std::string> env;  // Set by the scheduler on top of `spec.env`.
   std::optional<uint32_t> array_index;
-  std::optional<int32_t> node_rank;  // This node's place in `nodes`.
-  std::vector<std::string> nodes;    // All nodes of the gang, in rank order.
+  std::optional<uint64_t> array_job_id;  // The array's first job, for array tasks.
+  std::optional<int32_t> node_rank;      // This node's place in `nodes`.
+  std::vector<std::string> nodes;        // All nodes of the gang, in rank order.
 
   friend bool operator==(const Launch&, const Launch&) = default;
 };

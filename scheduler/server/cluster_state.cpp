@@ -1636,6 +1636,7 @@ Change ClusterState::ApplyPlan(const core::Snapshot& snapshot, const core::Plan&
       launch.spec.time_limit_s = EffectiveTimeLimit(rec.job.spec).count() / 1000;
       launch.gpus = rec.job.allocation[rank].gpus;
       launch.array_index = rec.job.array_index;
+      launch.array_job_id = rec.job.array_job_id;
       launch.node_rank = static_cast<int32_t>(rank);
       launch.nodes = node_names;
       change.dispatches.push_back({rec.job.allocation[rank].node, std::move(launch)});

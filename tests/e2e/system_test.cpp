@@ -129,11 +129,14 @@ class RuncSystemTest : public SystemTest {
 TEST_F(RuncSystemTest, AContainerSeesItsGpusAndEnvAndItsExitCodeAndOutputComeBack) {
   uint64_t id = Submit(Spec(
       "echo gpus=$CUDA_VISIBLE_DEVICES nv=$NVIDIA_VISIBLE_DEVICES job=$GSCHED_JOB_ID foo=$FOO; "
-      "exit 7",
-      R"("gpus_per_node": 2, "env": {"FOO": "bar"}, "time_limit_s": 60)"));
+      "echo $GSCHED_NODELIST $GSCHED_NUM_NODES $GSCHED_NODE_RANK $WORLD_SIZE $SLURM_JOB_ID "
+      "$SLURM_JOB_NAME $SLURM_JOB_NODELIST $SLURM_GPUS_ON_NODE; exit 7",
+      R"("name": "envcheck", "gpus_per_node": 2, "env": {"FOO": "bar"}, "time_limit_s": 60)"));
   ASSERT_TRUE(WaitFor([&] { return State(id) == "failed"; })) << State(id);
   EXPECT_EQ(Job(id).at("exit_code").as_int64(), 7);
-  EXPECT_EQ(Logs(id), "gpus=0,1 nv=0,1 job=" + std::to_string(id) + " foo=bar\n");
+  // The gang of one node: node-1, rank 0 of 1, 2 GPUs.
+  EXPECT_EQ(Logs(id), "gpus=0,1 nv=0,1 job=" + std::to_string(id) + " foo=bar\nnode-1 1 0 2 " +
+                          std::to_string(id) + " envcheck node-1 2\n");
 }
 
 TEST_F(RuncSystemTest, ATimeLimitSendsTheCheckpointSignalThenKillsAfterTheGrace) {

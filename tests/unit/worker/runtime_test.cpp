@@ -379,3 +379,60 @@ TEST(RuncEndToEnd, EnvExitCodeAndKill) {
 
 }  // namespace
 }  // namespace gsched::worker
+
+namespace gsched::worker {
+namespace {
+
+TEST(Hostlist, CompressesLikeSlurm) {
+  // Same prefix and width: one bracket with ranges; others stand alone, in order of appearance.
+  EXPECT_EQ(CompressHostlist(
+                {"nacc-nvl003-n01", "nacc-nvl003-n02", "nacc-nvl003-n03", "nacc-nvl003-n04"}),
+            "nacc-nvl003-n[01-04]");
+  EXPECT_EQ(CompressHostlist({"n03", "n01", "n02", "n07", "gpu", "n9", "b1-n10"}),
+            "n[01-03,07],gpu,n9,b1-n10");
+  EXPECT_EQ(CompressHostlist({"node-1"}), "node-1");
+  EXPECT_EQ(CompressHostlist({"a1", "a1"}), "a1");
+  EXPECT_EQ(CompressHostlist({}), "");
+}
+
+TEST(GangEnv, EveryNodeKnowsTheGangInRankOrder) {
+  api::Launch l;
+  l.job = 42;
+  l.spec.name = "llama-ft";
+  l.gpus = {0, 1, 2, 3};
+  l.nodes = {"nacc-nvl003-n02", "nacc-nvl003-n01", "nacc-nvl003-n03"};
+  l.node_rank = 1;
+  l.array_index = 5;
+  l.array_job_id = 40;
+  std::map<std::string, std::string> env;
+  AddGangEnv(env, l, "nacc-nvl003-n01");
+  // 3 nodes x 4 GPUs = 12 ranks.
+  std::map<std::string, std::string> want = {
+      {"GSCHED_NODELIST", "nacc-nvl003-n02,nacc-nvl003-n01,nacc-nvl003-n03"},
+      {"GSCHED_NUM_NODES", "3"},
+      {"GSCHED_NODE_RANK", "1"},
+      {"GSCHED_GPUS_PER_NODE", "4"},
+      {"WORLD_SIZE", "12"},
+      {"SLURM_JOB_ID", "42"},
+      {"SLURM_JOB_NAME", "llama-ft"},
+      {"SLURM_JOB_NODELIST", "nacc-nvl003-n[01-03]"},
+      {"SLURM_NNODES", "3"},
+      {"SLURM_JOB_NUM_NODES", "3"},
+      {"SLURM_NODEID", "1"},
+      {"SLURM_GPUS_ON_NODE", "4"},
+      {"SLURM_ARRAY_TASK_ID", "5"},
+      {"SLURM_ARRAY_JOB_ID", "40"}};
+  EXPECT_EQ(env, want);
+  // A launch from a scheduler that names no gang: a gang of this node alone.
+  api::Launch single;
+  single.job = 7;
+  std::map<std::string, std::string> one;
+  AddGangEnv(one, single, "node-1");
+  EXPECT_EQ(one.at("GSCHED_NODELIST"), "node-1");
+  EXPECT_EQ(one.at("GSCHED_NODE_RANK"), "0");
+  EXPECT_EQ(one.at("WORLD_SIZE"), "1");
+  EXPECT_FALSE(one.contains("SLURM_ARRAY_TASK_ID"));
+}
+
+}  // namespace
+}  // namespace gsched::worker
