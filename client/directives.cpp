@@ -380,6 +380,19 @@ const std::vector<SlurmOption>& SlurmOptions() {
          o.gpu_type = std::move(types);
          return std::string();
        }},
+      // Tasks are started by `srun` inside the job (the worker's launcher), which reads these.
+      {"--ntasks-per-node", 0, true,
+       [](std::string_view v, const Ctx&, SubmitOptions& o) -> R {
+         ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 4096));
+         o.env["SLURM_NTASKS_PER_NODE"] = std::to_string(n);
+         return std::string();
+       }},
+      {"--ntasks", 'n', true,
+       [](std::string_view v, const Ctx&, SubmitOptions& o) -> R {
+         ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 1 << 20));
+         o.env["SLURM_NTASKS"] = std::to_string(n);
+         return std::string();
+       }},
       {"--cpus-per-task", 'c', true,
        [](std::string_view v, const Ctx&, SubmitOptions& o) -> R {
          ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, api::kMaxCpusPerNode));

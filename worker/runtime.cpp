@@ -25,6 +25,7 @@
 #include "worker/command.h"
 #include "worker/job_files.h"
 #include "worker/seccomp.h"
+#include "worker/srun.h"
 
 namespace gsched::worker {
 namespace fs = std::filesystem;
@@ -196,7 +197,7 @@ class OciRuntime final : public ContainerRuntime {
   // but not from inside a user namespace (the image belongs to host root): the worker makes them
   // beforehand, as directories directly in the image, never through a link.
   static Status EnsureMountPoints(const std::string& rootfs) {
-    for (const char* dir : {"proc", "dev", "sys", "tmp", "gsched"}) {
+    for (const char* dir : {"proc", "dev", "sys", "tmp", "gsched", "gsched-bin"}) {
       std::string path = rootfs + "/" + dir;
       struct stat st {};
       if (::lstat(path.c_str(), &st) == 0) {
@@ -679,6 +680,12 @@ std::string BuildOciConfig(const JobLaunch& launch, const std::string& rootfs,
        {"source", launch.gsched_dir.empty() ? launch.job_dir + "/job" : launch.gsched_dir},
        {"options", {"rbind", "rw", "nosuid", "nodev"}}},
   };
+  if (!launch.bin_dir.empty()) {
+    mounts.push_back(json::object{{"destination", std::string(kSrunMountPoint)},
+                                  {"type", "bind"},
+                                  {"source", launch.bin_dir},
+                                  {"options", {"rbind", "ro", "nosuid", "nodev"}}});
+  }
   json::array device_list;
   json::array device_rules = {{{"allow", false}, {"access", "rwm"}}};
   for (const auto& path : devices) {
@@ -767,6 +774,8 @@ std::vector<std::string> BuildEngineRunArgv(config::RuntimeType type, const std:
                                    std::to_string(policy.pids_limit),
                                    "--network",
                                    std::string(config::ToString(policy.network))};
+  if (!launch.bin_dir.empty())
+    argv.insert(argv.end(), {"-v", launch.bin_dir + ":" + std::string(kSrunMountPoint) + ":ro"});
   if (id.switch_user) {
     if (id.userns_size > 0 && podman) {
       // The container's ids 0..N-1 are the user's block of host ids.

@@ -58,6 +58,9 @@ struct JobLaunch {
   // The job's own directory (`job_dir/job`): mounted at /gsched in containers, the working
   // directory of `process` jobs.
   std::string gsched_dir;
+  // The worker's directory of job tools (`srun`): mounted read-only at `kSrunMountPoint` in
+  // containers; empty: none.
+  std::string bin_dir;
   // Whom the job runs as.
   JobIdentity identity;
   // The job's memory limit: its request, else its share of the node; 0: none (process runtime).

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "worker/job_files.h"
+#include "worker/srun.h"
 
 namespace gsched::worker {
 namespace fs = std::filesystem;
@@ -189,7 +190,13 @@ JobSupervisor::JobSupervisor(const config::WorkerConfig& config,
       clock_(clock),
       sink_(std::move(sink)),
       container_tag_(WorkerTag(config_.work_dir)),
-      identities_(config_.identity, config_.work_dir + "/identities") {}
+      identities_(config_.identity, config_.work_dir + "/identities") {
+  // `srun` for jobs, as this worker's version of it.
+  Status st = InstallSrun(config_.work_dir + "/bin");
+  srun_installed_ = st.ok();
+  if (!st.ok())
+    spdlog::warn("srun is not available to jobs: {}", st.ToString());
+}
 
 void JobSupervisor::SetNodeCapacity(int64_t memory_mib, int32_t gpus) {
   std::lock_guard lock(mu_);
@@ -332,6 +339,11 @@ void JobSupervisor::Launch(const api::Launch& launch) {
       jl.env = BuildJobEnv(launch.spec, launch.env, launch.job, launch.attempt, launch.array_index,
                            launch.gpus, container ? "/gsched" : jl.gsched_dir);
       AddGangEnv(jl.env, launch, config_.name);
+      if (srun_installed_) {
+        jl.bin_dir = fs::absolute(config_.work_dir + "/bin").string();
+        jl.env["PATH"] =
+            (container ? std::string(kSrunMountPoint) : jl.bin_dir) + ":" + jl.env["PATH"];
+      }
       auto handle = runtime_->Start(jl);
       if (!handle.ok()) {
         Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,

@@ -104,6 +104,7 @@ class JobSupervisor {
   UpdateSink sink_;
   const std::string container_tag_;  // `WorkerTag` of the work dir: part of container names.
   IdentityResolver identities_;
+  bool srun_installed_ = false;
   mutable std::mutex mu_;
   int64_t node_memory_mib_ = 0;
   int32_t node_gpus_ = 0;

@@ -139,6 +139,27 @@ TEST_F(RuncSystemTest, AContainerSeesItsGpusAndEnvAndItsExitCodeAndOutputComeBac
                           std::to_string(id) + " envcheck node-1 2\n");
 }
 
+// A ported Slurm script: `#SBATCH --ntasks-per-node=2` and `srun` inside a container whose image
+// has only busybox's shell, submitted through the CLI.
+TEST_F(RuncSystemTest, AnSbatchScriptWithSrunRunsOneTaskPerRank) {
+  std::string script = s_.dir() + "/tasks.sh";
+  std::ofstream(script) << "#!/bin/sh\n"
+                        << "#SBATCH --job-name=tasks\n"
+                        << "#SBATCH --gres=gpu:h100:2\n"
+                        << "#SBATCH --ntasks-per-node=2\n"
+                        << "#SBATCH --time=00:05:00\n"
+                        << "srun --gpus-per-task=1 sh -c 'echo task $SLURM_PROCID of $SLURM_NTASKS "
+                           "on GPU $CUDA_VISIBLE_DEVICES'\n";
+  auto submitted = Cli({"submit", "--parsable", "--image", rootfs_, script});
+  ASSERT_EQ(submitted.code, 0) << submitted.Text();
+  uint64_t id = std::stoull(submitted.out);
+  ASSERT_TRUE(WaitFor([&] { return State(id) == "completed"; })) << State(id) << "\n"
+                                                                 << Logs(id, "stderr");
+  std::string out = Logs(id);
+  EXPECT_NE(out.find("task 0 of 2 on GPU 0\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("task 1 of 2 on GPU 1\n"), std::string::npos) << out;
+}
+
 TEST_F(RuncSystemTest, ATimeLimitSendsTheCheckpointSignalThenKillsAfterTheGrace) {
   // time limit 1 s, grace 1 s: TERM at 1 s (the trap prints and keeps running), KILL at 2 s.
   uint64_t id =

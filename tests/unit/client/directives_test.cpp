@@ -205,17 +205,26 @@ TEST(Directives, BadValuesNameTheLine) {
   EXPECT_THAT(ParseError("#SBATCH --job-name='x"), HasSubstr("unterminated quote"));
 }
 
+TEST(Directives, TaskCountsReachSrunThroughTheEnvironment) {
+  auto r = ParseScript("#!/bin/sh\n#SBATCH --ntasks-per-node=2 -n 4\nsrun x\n", "job.sh",
+                       Context());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->options.env.at("SLURM_NTASKS_PER_NODE"), "2");
+  EXPECT_EQ(r->options.env.at("SLURM_NTASKS"), "4");
+  EXPECT_THAT(ParseError("#SBATCH --ntasks-per-node=0"), HasSubstr("--ntasks-per-node"));
+}
+
 TEST(Directives, UnknownDirectivesAreWarnedNeverDropped) {
   auto r = ParseScript(
       "#!/bin/bash\n#SBATCH --mail-type=END\n#SBATCH --exclusive\n#SBATCH --constraint "
-      "ib --nodes 2\n#GSCHED --frobnicate\n#SBATCH -n 4 -c 2\necho\n",
+      "ib --nodes 2\n#GSCHED --frobnicate\n#SBATCH --gpu-bind=closest -c 2\necho\n",
       "job.sh", Context());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_THAT(r->warnings, ElementsAre("job.sh:2: #SBATCH --mail-type is not supported; ignored",
                                        "job.sh:3: #SBATCH --exclusive is not supported; ignored",
                                        "job.sh:4: #SBATCH --constraint is not supported; ignored",
                                        "job.sh:5: #GSCHED --frobnicate is not supported; ignored",
-                                       "job.sh:6: #SBATCH -n is not supported; ignored"));
+                                       "job.sh:6: #SBATCH --gpu-bind is not supported; ignored"));
   EXPECT_EQ(r->options.nodes, 2);
   EXPECT_EQ(r->options.cpus_per_node, 2);  // The known option after the unknown one still counts.
 }

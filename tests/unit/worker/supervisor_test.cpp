@@ -363,3 +363,28 @@ TEST_F(SupervisorIdentityTest, AUserWithoutAnIdentityFailsOnceWithAClearMessage)
 
 }  // namespace
 }  // namespace gsched::worker
+
+namespace gsched::worker {
+namespace {
+
+// `srun` is on every job's PATH: one task per --ntasks-per-node with its ranks and GPUs.
+TEST_F(SupervisorTest, SrunStartsOneTaskPerRankWithItsGpus) {
+  auto s = Make();
+  api::Launch l =
+      ShLaunch(41, 1,
+               "srun --ntasks-per-node=2 --gpus-per-task=1 sh -c "
+               "'echo rank=$RANK local=$LOCAL_RANK of=$SLURM_NTASKS "
+               "gpu=$CUDA_VISIBLE_DEVICES' | sort; "
+               "srun -n 3 --bogus true; echo bogus=$?; srun sh -c 'exit 4'; echo failed=$?");
+  l.gpus = {2, 5};
+  s->Launch(l);
+  ASSERT_TRUE(WaitTerminal(*s, 41, 1));
+  EXPECT_EQ(Stdout(*s, 41, 1),
+            "rank=0 local=0 of=2 gpu=2\nrank=1 local=1 of=2 gpu=5\nbogus=2\nfailed=4\n")
+      << ReadJobFile(s->JobDir(41, 1) + "/stderr");
+  EXPECT_NE(ReadJobFile(s->JobDir(41, 1) + "/stderr").find("--bogus is not supported"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace gsched::worker
