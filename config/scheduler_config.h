@@ -54,6 +54,12 @@ struct HttpLimits {
   Duration idle_timeout = Seconds(120);
   int64_t max_connections = 10'000;
   int64_t ws_max_message_bytes = int64_t{1} << 20;
+  // A submission's size once expanded: the sum over its specs of the spec's encoded bytes times
+  // its array tasks. Bounds the memory one request can take (each task holds its own spec).
+  int64_t max_submit_expanded_bytes = int64_t{64} << 20;
+  // Pending jobs per user and account where the account sets no `max_pending_jobs_per_user`;
+  // 0: no limit.
+  int64_t max_pending_jobs_per_user = 100'000;
 };
 
 // Token bucket per bearer token.
@@ -155,6 +161,8 @@ struct SchedulerConfig {
   // HOST:PORT; port 0 takes a free port.
   std::string listen = "127.0.0.1:8600";
   std::string data_dir = "./gsched-data";
+  // Commits wait (writes are answered 503) while the disk under `data_dir` would have less free.
+  int64_t min_free_disk_bytes = int64_t{64} << 20;
   LogLevel log_level = LogLevel::kInfo;
   TlsConfig tls;
   HttpLimits limits;
