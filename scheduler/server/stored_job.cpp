@@ -33,7 +33,7 @@ class Writer {
  public:
   Writer() {
     out_.reserve(256);
-    out_ += kStoredJobBinaryV1;
+    out_ += kStoredJobBinaryV2;
   }
   void U64(uint64_t v) {
     while (v >= 0x80) {
@@ -349,6 +349,11 @@ Result<StoredJobRecord> DecodeBinary(std::string_view key, std::string_view valu
   j.spec = ReadSpec(r);
   rec.checkpoint = r.Optional<Timestamp>("checkpoint", [&] { return r.Time("checkpoint"); });
   rec.preemptible = r.Bool("preemptible");
+  if (value[0] == kStoredJobBinaryV2) {
+    j.held_by = r.Str("held_by");
+    j.held_by_role =
+        r.Optional<api::Role>("held_by_role", [&] { return r.Enum<api::Role>("held_by_role"); });
+  }
   if (!r.failed() && !r.at_end())
     r.Fail("end", "bytes after the record");
   if (r.failed()) {
@@ -437,6 +442,9 @@ std::string EncodeStoredJob(const api::Job& j, std::optional<Timestamp> checkpoi
   WriteSpec(w, j.spec);
   w.Optional(checkpoint, [&](Timestamp t) { w.Time(t); });
   w.Bool(preemptible);
+  // Since V2.
+  w.Str(j.held_by);
+  w.Optional(j.held_by_role, [&](api::Role role) { w.Enum(role); });
   return w.Take();
 }
 
@@ -454,7 +462,7 @@ Result<StoredJobRecord> DecodeStoredJob(std::string_view key, std::string_view v
                                         StoredJobDetail detail) {
   if (value.empty())
     return Status::Internal(RecordName(key) + ": empty");
-  if (value[0] == kStoredJobBinaryV1)
+  if (value[0] == kStoredJobBinaryV1 || value[0] == kStoredJobBinaryV2)
     return DecodeBinary(key, value, detail);
   if (value[0] == '{')
     return DecodeJson(key, value, detail);

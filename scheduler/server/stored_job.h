@@ -8,8 +8,8 @@
 //   varints, strings and lists length-prefixed, enums by name (so that reordering an enum does
 //   not change what a record means). Written for every job since; decoding it skips the JSON
 //   parse and the field look-ups that made a restart with 1,000,000 stored jobs spend most of its
-//   time decoding (restart.1m). A new field needs a new format byte (0x02) whose decoder reads
-//   it; 0x01 records stay readable.
+//   time decoding (restart.1m). A new field needs a new format byte whose decoder reads it:
+//   0x02 adds who placed a hold; 0x01 records stay readable.
 // Decoding never trusts the bytes: a truncated or garbled record is an error that names the key,
 // never a crash or a huge allocation. A scheduler older than the binary form cannot read it: a
 // data directory does not go back to one.
@@ -29,6 +29,8 @@
 namespace gsched::server {
 
 inline constexpr char kStoredJobBinaryV1 = '\x01';
+// V1 and then who placed a hold (`held_by`, `held_by_role`). Written since holds record that.
+inline constexpr char kStoredJobBinaryV2 = '\x02';
 
 struct StoredJobRecord {
   api::Job job;

@@ -63,15 +63,32 @@ StoredJobRecord FullRecord() {
   j.attempts = {a};
   r.checkpoint = FromUnixMillis(1'800'000'150'000);
   r.preemptible = true;
+  j.held = true;
+  j.held_by = "root";
+  j.held_by_role = api::Role::kAdmin;
   return r;
 }
 
 const std::string kKey = state::U64Key(42);
 
+// A V1 record (before holds named who placed them) still reads: the same bytes without the hold's
+// tail.
+TEST(StoredJobTest, VersionOneRecordsStillRead) {
+  StoredJobRecord r = FullRecord();
+  r.job.held_by.clear();
+  r.job.held_by_role.reset();
+  std::string bytes = EncodeStoredJob(r);
+  // The V2 tail of an empty `held_by` and no role: two bytes (length 0, absent).
+  std::string v1 = std::string(1, kStoredJobBinaryV1) + bytes.substr(1, bytes.size() - 3);
+  auto back = DecodeStoredJob(kKey, v1);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, r);
+}
+
 TEST(StoredJobTest, BinaryRoundTrips) {
   for (const StoredJobRecord& r : {FullRecord(), StoredJobRecord{}}) {
     std::string bytes = EncodeStoredJob(r);
-    ASSERT_EQ(bytes[0], kStoredJobBinaryV1);
+    ASSERT_EQ(bytes[0], kStoredJobBinaryV2);
     auto back = DecodeStoredJob(kKey, bytes);
     ASSERT_TRUE(back.ok()) << back.status().ToString();
     EXPECT_EQ(*back, r);
