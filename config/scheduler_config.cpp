@@ -129,6 +129,10 @@ SchedulerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>
     c.rate_limit.requests_per_s =
         r.Int("requests_per_s", c.rate_limit.requests_per_s, 1, 10'000'000);
     c.rate_limit.burst = r.Int("burst", c.rate_limit.burst, 1, 100'000'000);
+    c.rate_limit.worker_messages_per_s =
+        r.Int("worker_messages_per_s", c.rate_limit.worker_messages_per_s, 1, 10'000'000);
+    c.rate_limit.worker_message_burst =
+        r.Int("worker_message_burst", c.rate_limit.worker_message_burst, 1, 100'000'000);
   }
   ReadScheduling(root.Get("scheduling").Map(), c.scheduling);
   {

@@ -66,6 +66,10 @@ struct HttpLimits {
 struct RateLimitConfig {
   int64_t requests_per_s = 500;
   int64_t burst = 1000;
+  // Per worker-channel connection: messages beyond this close the connection (the worker
+  // reconnects and its hello reconciles).
+  int64_t worker_messages_per_s = 200;
+  int64_t worker_message_burst = 2000;
 };
 
 struct BackfillConfig {

@@ -149,6 +149,9 @@ struct SchedulerService::Impl {
   std::optional<TokenAuthority> authority;
   std::unique_ptr<ClusterState> state;
   std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<RateLimiter> worker_limiter;  // Per worker-channel connection.
+  std::atomic<uint64_t> next_worker_connection{1};
+  std::atomic<uint64_t> worker_rate_limited{0};
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<WatchHub> watch;  // The watch feed's subscribers; state thread.
   std::string address;
@@ -1010,6 +1013,9 @@ struct SchedulerService::Impl {
              "Job updates from a worker for attempts not placed on its node (stale or foreign).");
     w.Sample("gsched_worker_updates_ignored_total",
              static_cast<double>(worker_updates_ignored.load()));
+    w.Family("gsched_worker_rate_limited_total", "counter",
+             "Worker connections closed for sending over rate_limit.worker_messages_per_s.");
+    w.Sample("gsched_worker_rate_limited_total", static_cast<double>(worker_rate_limited.load()));
     w.Family("gsched_worker_closed_token_total", "counter",
              "Worker connections closed because their token was revoked or expired.");
     w.Sample("gsched_worker_closed_token_total", static_cast<double>(worker_tokens_closed.load()));
@@ -1050,7 +1056,23 @@ struct SchedulerService::Impl {
       worker_sockets[raw] = {weak, principal.token_id, principal.expires};
     });
     net::WsHandlers h;
-    h.on_message = [this, node, weak, principal](std::string text) {
+    // A bucket per connection: a flood (a stolen token, a broken worker) costs the state thread no
+    // more than `rate_limit.worker_messages_per_s`; beyond it the connection is closed, and a real
+    // worker reconnects and reports its jobs again in its hello.
+    std::string bucket = "w" + std::to_string(next_worker_connection.fetch_add(1));
+    auto over = std::make_shared<std::atomic<bool>>(false);
+    h.on_message = [this, node, weak, principal, bucket, over](std::string text) {
+      if (!worker_limiter->Allow(bucket)) {
+        if (!over->exchange(true)) {
+          worker_rate_limited.fetch_add(1, std::memory_order_relaxed);
+          if (auto c = weak.lock()) {
+            spdlog::warn("worker connection from {} closed: over the message rate limit",
+                         c->remote());
+            c->Close(1008, "worker message rate limit exceeded");
+          }
+        }
+        return;
+      }
       auto msg = api::DecodeWorkerMessage(text);
       if (!msg.ok()) {
         spdlog::warn("worker {}: bad message: {}", *node, msg.status().ToString());
@@ -1211,6 +1233,9 @@ struct SchedulerService::Impl {
     limiter =
         std::make_unique<RateLimiter>(clock, static_cast<double>(config.rate_limit.requests_per_s),
                                       static_cast<double>(config.rate_limit.burst));
+    worker_limiter = std::make_unique<RateLimiter>(
+        clock, static_cast<double>(config.rate_limit.worker_messages_per_s),
+        static_cast<double>(config.rate_limit.worker_message_burst));
     RETURN_IF_ERROR(FirstStart());
     return Status::Ok();
   }

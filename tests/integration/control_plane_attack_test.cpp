@@ -55,6 +55,8 @@ class Worker {
       ws_ = std::move(ws).value();
   }
   void Send(const api::WorkerMessage& m) { ASSERT_TRUE(ws_->Write(api::SerializeMessage(m)).ok()); }
+  // A send that may find the connection closed.
+  bool TrySend(const api::WorkerMessage& m) { return ws_->Write(api::SerializeMessage(m)).ok(); }
   api::SchedulerMessage Next() {
     auto text = ws_->Read(Seconds(10));
     EXPECT_TRUE(text.ok()) << text.status().ToString();
@@ -217,6 +219,28 @@ TEST(ControlPlaneAttackTest, JobUpdatesCountOnlyForAttemptsOnTheConnectionsNode)
   }));
   // commits: 1 (the first report) + 1 (the marker), not 21.
   EXPECT_EQ(Metric(s, "gsched_store_commits_total") - commits, 2);
+}
+
+TEST(ControlPlaneAttackTest, AFloodingWorkerIsDisconnected) {
+  SchedulerProcess s("rate_limit:\n  worker_messages_per_s: 20\n  worker_message_burst: 50\n");
+  Worker quiet(s, s.Token("node-1", "worker", {}));
+  quiet.Send(Hello("node-1"));
+  Worker flood(s, s.Token("node-2", "worker", {}));
+  flood.Send(Hello("node-2"));
+  // 500 messages at once: 50 fit the burst, the rest close the connection.
+  for (int i = 0; i < 500; ++i) {
+    api::Heartbeat hb;
+    hb.node = "node-2";
+    hb.time = FromUnixSeconds(1'800'000'000);
+    if (!flood.TrySend(hb))
+      break;
+  }
+  auto closed = flood.ClosedWithin(Seconds(5));
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_NE(closed->find("rate limit"), std::string::npos) << *closed;
+  EXPECT_EQ(Metric(s, "gsched_worker_rate_limited_total"), 1);
+  // The other worker's connection is its own.
+  EXPECT_FALSE(quiet.ClosedWithin(std::chrono::milliseconds(300)).has_value());
 }
 
 // ---- Revocation and expiry ------------------------------------------------------------------

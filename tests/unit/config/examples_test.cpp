@@ -38,6 +38,8 @@ TEST(ExamplesTest, SchedulerYamlIsTheDefaults) {
   EXPECT_EQ(c.limits.max_pending_jobs_per_user, defaults.limits.max_pending_jobs_per_user);
   EXPECT_EQ(c.rate_limit.requests_per_s, defaults.rate_limit.requests_per_s);
   EXPECT_EQ(c.rate_limit.burst, defaults.rate_limit.burst);
+  EXPECT_EQ(c.rate_limit.worker_messages_per_s, defaults.rate_limit.worker_messages_per_s);
+  EXPECT_EQ(c.rate_limit.worker_message_burst, defaults.rate_limit.worker_message_burst);
   EXPECT_EQ(c.scheduling.interval, defaults.scheduling.interval);
   EXPECT_EQ(c.scheduling.backfill.depth, defaults.scheduling.backfill.depth);
   EXPECT_EQ(c.scheduling.backfill.enabled, defaults.scheduling.backfill.enabled);
