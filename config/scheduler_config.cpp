@@ -168,6 +168,8 @@ SchedulerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>
     c.watch.memory_events = w.Int("memory_events", c.watch.memory_events, 0, 10'000'000);
     c.watch.summary_interval =
         w.Dur("summary_interval", c.watch.summary_interval, Duration(100), Seconds(3600));
+    c.watch.max_feeds_per_token =
+        w.Int("max_feeds_per_token", c.watch.max_feeds_per_token, 0, 10'000'000);
     if (c.watch.ping_interval >= c.limits.idle_timeout) {
       diag->Add("watch.ping_interval", "must be < limits.idle_timeout (" +
                                            FormatDuration(c.limits.idle_timeout) +

@@ -159,6 +159,8 @@ struct WatchConfig {
   // How often `cluster.summary` and `account.usage` are sent to subscribers that take ephemeral
   // events (none are made while nobody does).
   Duration summary_interval = Seconds(10);
+  // Open feeds per token; more are closed at once. 0: no limit.
+  int64_t max_feeds_per_token = 64;
 };
 
 struct SchedulerConfig {

@@ -193,6 +193,7 @@ struct SchedulerService::Impl {
   std::atomic<uint64_t> jobs_submitted{0};
   std::atomic<uint64_t> rate_limited{0};
   std::atomic<uint64_t> hello_refused{0};
+  std::atomic<uint64_t> feeds_refused{0};
   std::atomic<uint64_t> worker_updates_ignored{0};
   std::atomic<uint64_t> worker_tokens_closed{0};
 
@@ -422,6 +423,13 @@ struct SchedulerService::Impl {
              conn]() mutable {
       if (auto s = Revoked(who); !s.ok())
         return conn->Close(1008, "token revoked");
+      // A token's feeds are bounded: a stolen token cannot make the fan-out cost without limit.
+      if (int64_t limit = config.watch.max_feeds_per_token;
+          limit > 0 && watch->FeedsOf(who.token_id) >= static_cast<size_t>(limit)) {
+        feeds_refused.fetch_add(1, std::memory_order_relaxed);
+        return conn->Close(1008, "this token has " + std::to_string(limit) +
+                                     " open feeds already (watch.max_feeds_per_token)");
+      }
       watch->Subscribe(id, std::move(who), std::move(request), std::move(conn));
     });
     net::WsHandlers h;
@@ -1013,6 +1021,9 @@ struct SchedulerService::Impl {
              "Job updates from a worker for attempts not placed on its node (stale or foreign).");
     w.Sample("gsched_worker_updates_ignored_total",
              static_cast<double>(worker_updates_ignored.load()));
+    w.Family("gsched_watch_feeds_refused_total", "counter",
+             "Watch feeds closed at once: their token had watch.max_feeds_per_token open.");
+    w.Sample("gsched_watch_feeds_refused_total", static_cast<double>(feeds_refused.load()));
     w.Family("gsched_worker_rate_limited_total", "counter",
              "Worker connections closed for sending over rate_limit.worker_messages_per_s.");
     w.Sample("gsched_worker_rate_limited_total", static_cast<double>(worker_rate_limited.load()));

@@ -303,6 +303,12 @@ void WatchHub::CloseToken(std::string_view token_id) {
   }
 }
 
+size_t WatchHub::FeedsOf(std::string_view token_id) const {
+  return static_cast<size_t>(
+      std::count_if(subscribers_.begin(), subscribers_.end(),
+                    [&](const auto& entry) { return entry.second.who.token_id == token_id; }));
+}
+
 void WatchHub::CloseExpired(Timestamp now) {
   for (auto it = subscribers_.begin(); it != subscribers_.end();) {
     auto next = std::next(it);

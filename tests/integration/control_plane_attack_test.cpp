@@ -314,6 +314,35 @@ TEST(ControlPlaneAttackTest, ExpiredTokensLoseEveryOpenSocketWithinASecond) {
   EXPECT_LT(Clock::now(), expires + std::chrono::milliseconds(1500));
 }
 
+TEST(ControlPlaneAttackTest, ATokensWatchFeedsAreBounded) {
+  SchedulerProcess s("watch:\n  max_feeds_per_token: 3\n");
+  std::string alice = s.Token("alice", "user", {"proj-a"});
+  std::vector<std::unique_ptr<net::WsClient>> feeds;
+  for (int i = 0; i < 3; ++i) {
+    auto f = net::WsClient::Connect(s.url(), "/v1/watch?topics=jobs",
+                                    {.token = alice, .timeout = Seconds(10)});
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    feeds.push_back(std::move(f).value());
+  }
+  // Subscriptions start on the state thread: wait until the three are counted.
+  ASSERT_TRUE(WaitFor([&] { return Metric(s, "gsched_watch_subscribers") == 3; }));
+  auto fourth = net::WsClient::Connect(s.url(), "/v1/watch?topics=jobs",
+                                       {.token = alice, .timeout = Seconds(10)});
+  ASSERT_TRUE(fourth.ok());
+  auto read = (*fourth)->Read(Seconds(5));
+  ASSERT_FALSE(read.ok());
+  EXPECT_NE(read.status().message().find("max_feeds_per_token"), std::string::npos)
+      << read.status().ToString();
+  EXPECT_EQ(Metric(s, "gsched_watch_feeds_refused_total"), 1);
+  // Another token is not affected.
+  auto other =
+      net::WsClient::Connect(s.url(), "/v1/watch?topics=jobs",
+                             {.token = s.Token("bob", "user", {"proj-b"}), .timeout = Seconds(10)});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ((*other)->Read(std::chrono::milliseconds(300)).status().code(),
+            StatusCode::kDeadlineExceeded);
+}
+
 // ---- Visibility -----------------------------------------------------------------------------
 
 std::set<std::string> AccountNames(const json::value& list) {

@@ -34,6 +34,7 @@ TEST(ExamplesTest, SchedulerYamlIsTheDefaults) {
   EXPECT_EQ(c.limits.idle_timeout, defaults.limits.idle_timeout);
   EXPECT_EQ(c.limits.max_connections, defaults.limits.max_connections);
   EXPECT_EQ(c.limits.ws_max_message_bytes, defaults.limits.ws_max_message_bytes);
+  EXPECT_EQ(c.watch.max_feeds_per_token, defaults.watch.max_feeds_per_token);
   EXPECT_EQ(c.limits.max_submit_expanded_bytes, defaults.limits.max_submit_expanded_bytes);
   EXPECT_EQ(c.limits.max_pending_jobs_per_user, defaults.limits.max_pending_jobs_per_user);
   EXPECT_EQ(c.rate_limit.requests_per_s, defaults.rate_limit.requests_per_s);
