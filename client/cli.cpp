@@ -315,9 +315,17 @@ int RunCli(std::vector<std::string> args, std::ostream& out, std::ostream& err, 
       ->capture_default_str();
   create->add_option("--account", token_args.accounts, "Account (repeatable).")
       ->allow_extra_args(false);
+  create
+      ->add_option("--nodes", token_args.nodes,
+                   "Worker tokens (required): node names or prefixes ending in '*' it may "
+                   "serve; '*' for every node (repeatable or comma-separated).")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   create->add_option("--expires", token_args.expires, "Lifetime: 30d, 12h.")->capture_default_str();
   AddJsonFlag(create, token_args.json);
-  create->footer("Example:\n  gsched token create --user alice --account kaist-nlp > alice.token");
+  create->footer(
+      "Examples:\n  gsched token create --user alice --account kaist-nlp > alice.token\n"
+      "  gsched token create --user nvl003 --role worker --nodes 'nacc-nvl003-*' > worker.token");
   create->callback([&] { p.run = [&](Session& s) { return s.TokenCreate(token_args); }; });
   CLI::App* revoke = token->add_subcommand("revoke", "Revoke a token by id.");
   revoke->add_option("id", revoke_id, "Token id (tok_...).")->required();

@@ -1040,6 +1040,7 @@ int Session::TokenCreate(const TokenCreateArgs& args) {
     return Fail(kExitUsage, "--role: must be one of " + api::EnumNames<api::Role>());
   req.role = *role;
   req.accounts = args.accounts;
+  req.nodes = args.nodes;
   auto d = ParseDuration(args.expires);
   if (!d.ok())
     return Fail(kExitUsage, "--expires: " + d.status().message());

@@ -77,6 +77,7 @@ struct QuotaArgs {
 struct TokenCreateArgs {
   std::string user, role = "user", expires = "30d";
   std::vector<std::string> accounts;
+  std::vector<std::string> nodes;  // Worker tokens: node names or prefixes ending in `*`.
   bool json = false;
 };
 

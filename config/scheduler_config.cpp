@@ -41,6 +41,11 @@ void ReadLimits(YamlMap m, HttpLimits& out) {
   out.max_connections = m.Int("max_connections", out.max_connections, 1, 1'000'000);
   out.ws_max_message_bytes =
       m.Get("ws_max_message_bytes").SizeBytes(1024, kGiB).value_or(out.ws_max_message_bytes);
+  out.max_submit_expanded_bytes = m.Get("max_submit_expanded_bytes")
+                                      .SizeBytes(1024, 64 * kGiB)
+                                      .value_or(out.max_submit_expanded_bytes);
+  out.max_pending_jobs_per_user =
+      m.Int("max_pending_jobs_per_user", out.max_pending_jobs_per_user, 0, 100'000'000);
 }
 
 void ReadScheduling(YamlMap m, SchedulingConfig& out) {
@@ -105,6 +110,8 @@ SchedulerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>
     else
       c.data_dir = *dir;
   }
+  c.min_free_disk_bytes =
+      root.Get("min_free_disk").SizeBytes(0, int64_t{1} << 40).value_or(c.min_free_disk_bytes);
   c.log_level = root.Get("log_level").Enum<LogLevel>(kLogLevelNames).value_or(c.log_level);
 
   {
@@ -122,6 +129,10 @@ SchedulerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>
     c.rate_limit.requests_per_s =
         r.Int("requests_per_s", c.rate_limit.requests_per_s, 1, 10'000'000);
     c.rate_limit.burst = r.Int("burst", c.rate_limit.burst, 1, 100'000'000);
+    c.rate_limit.worker_messages_per_s =
+        r.Int("worker_messages_per_s", c.rate_limit.worker_messages_per_s, 1, 10'000'000);
+    c.rate_limit.worker_message_burst =
+        r.Int("worker_message_burst", c.rate_limit.worker_message_burst, 1, 100'000'000);
   }
   ReadScheduling(root.Get("scheduling").Map(), c.scheduling);
   {
@@ -157,6 +168,8 @@ SchedulerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>
     c.watch.memory_events = w.Int("memory_events", c.watch.memory_events, 0, 10'000'000);
     c.watch.summary_interval =
         w.Dur("summary_interval", c.watch.summary_interval, Duration(100), Seconds(3600));
+    c.watch.max_feeds_per_token =
+        w.Int("max_feeds_per_token", c.watch.max_feeds_per_token, 0, 10'000'000);
     if (c.watch.ping_interval >= c.limits.idle_timeout) {
       diag->Add("watch.ping_interval", "must be < limits.idle_timeout (" +
                                            FormatDuration(c.limits.idle_timeout) +

@@ -54,12 +54,22 @@ struct HttpLimits {
   Duration idle_timeout = Seconds(120);
   int64_t max_connections = 10'000;
   int64_t ws_max_message_bytes = int64_t{1} << 20;
+  // A submission's size once expanded: the sum over its specs of the spec's encoded bytes times
+  // its array tasks. Bounds the memory one request can take (each task holds its own spec).
+  int64_t max_submit_expanded_bytes = int64_t{64} << 20;
+  // Pending jobs per user and account where the account sets no `max_pending_jobs_per_user`;
+  // 0: no limit.
+  int64_t max_pending_jobs_per_user = 100'000;
 };
 
 // Token bucket per bearer token.
 struct RateLimitConfig {
   int64_t requests_per_s = 500;
   int64_t burst = 1000;
+  // Per worker-channel connection: messages beyond this close the connection (the worker
+  // reconnects and its hello reconciles).
+  int64_t worker_messages_per_s = 200;
+  int64_t worker_message_burst = 2000;
 };
 
 struct BackfillConfig {
@@ -149,12 +159,16 @@ struct WatchConfig {
   // How often `cluster.summary` and `account.usage` are sent to subscribers that take ephemeral
   // events (none are made while nobody does).
   Duration summary_interval = Seconds(10);
+  // Open feeds per token; more are closed at once. 0: no limit.
+  int64_t max_feeds_per_token = 64;
 };
 
 struct SchedulerConfig {
   // HOST:PORT; port 0 takes a free port.
   std::string listen = "127.0.0.1:8600";
   std::string data_dir = "./gsched-data";
+  // Commits wait (writes are answered 503) while the disk under `data_dir` would have less free.
+  int64_t min_free_disk_bytes = int64_t{64} << 20;
   LogLevel log_level = LogLevel::kInfo;
   TlsConfig tls;
   HttpLimits limits;

@@ -354,6 +354,8 @@ Result<Job> DecodeJob(const json::value& v) {
   ASSIGN_OR_RETURN(j.array_index, f.Optional("array_index", IntIn(0, kMaxArrayIndex)));
   ASSIGN_OR_RETURN(j.borrowing, f.OrDefault("borrowing", Bool, false));
   ASSIGN_OR_RETURN(j.held, f.OrDefault("held", Bool, false));
+  ASSIGN_OR_RETURN(j.held_by, f.OrDefault("held_by", StringOf(0, 64, Charset::kUser), ""));
+  ASSIGN_OR_RETURN(j.held_by_role, f.Optional("held_by_role", Enum<Role>));
   ASSIGN_OR_RETURN(j.priority, f.OrDefault("priority", NumberIn(-1e300, 1e300), 0.0));
   ASSIGN_OR_RETURN(j.attempts, f.OrDefault("attempts",
                                            [](const json::value& x) {
@@ -504,8 +506,23 @@ Result<Event> DecodeEvent(const json::value& v) {
   return e;
 }
 
+// A node pattern of a worker token: `*`, or a node name optionally ending in `*`.
+static Result<std::string> DecodeNodePattern(const json::value& v) {
+  const char* rule = "must be a node name, a name prefix ending in '*', or '*'";
+  const json::string* s = v.if_string();
+  if (s == nullptr || s->empty() || s->size() > 129)
+    return Status::InvalidArgument(rule);
+  std::string_view text(s->data(), s->size());
+  if (text == "*")
+    return std::string(text);
+  std::string_view name = text.back() == '*' ? text.substr(0, text.size() - 1) : text;
+  if (!internal::CheckString(name, StringRule{1, 128, Charset::kName}).ok())
+    return Status::InvalidArgument(std::string(rule) + ", got '" + internal::Printable(text) + "'");
+  return std::string(text);
+}
+
 Result<TokenRequest> DecodeTokenRequest(const json::value& v) {
-  ASSIGN_OR_RETURN(Fields f, Fields::Open(v, {"user", "role", "accounts", "expires_in_s"},
+  ASSIGN_OR_RETURN(Fields f, Fields::Open(v, {"user", "role", "accounts", "expires_in_s", "nodes"},
                                           Fields::Unknown::kReject));
   TokenRequest t;
   ASSIGN_OR_RETURN(t.user, f.Required("user", StringOf(1, 64, Charset::kUser)));
@@ -513,6 +530,21 @@ Result<TokenRequest> DecodeTokenRequest(const json::value& v) {
   ASSIGN_OR_RETURN(t.accounts, f.OrDefault("accounts", NameArray(kMaxAccounts), {}));
   ASSIGN_OR_RETURN(t.expires_in_s, f.OrDefault("expires_in_s", SecondsIn(1, kMaxTokenLifetimeS),
                                                kDefaultTokenLifetimeS));
+  ASSIGN_OR_RETURN(t.nodes, f.OrDefault("nodes",
+                                        [](const json::value& n) {
+                                          return DecodeArrayOf(n, kMaxTokenNodes,
+                                                               DecodeNodePattern);
+                                        },
+                                        {}));
+  // A worker token names what it serves; other roles serve no node.
+  if (t.role == Role::kWorker && t.nodes.empty()) {
+    return Status::InvalidArgument(
+        "required for worker tokens: the node names or name prefixes ending in '*' it may serve "
+        "('*' for every node)",
+        "nodes");
+  }
+  if (t.role != Role::kWorker && !t.nodes.empty())
+    return Status::InvalidArgument("only worker tokens serve nodes", "nodes");
   return t;
 }
 
@@ -638,6 +670,10 @@ json::value Encode(const Job& j) {
             j.array_index ? json::value(static_cast<int64_t>(*j.array_index)) : json::value());
   o.emplace("borrowing", j.borrowing);
   o.emplace("held", j.held);
+  if (!j.held_by.empty())
+    o.emplace("held_by", j.held_by);
+  if (j.held_by_role)
+    o.emplace("held_by_role", ToString(*j.held_by_role));
   o.emplace("priority", NumberValue(j.priority));
   json::array attempts;
   attempts.reserve(j.attempts.size());
@@ -728,6 +764,8 @@ json::value Encode(const TokenRequest& t) {
   o.emplace("role", ToString(t.role));
   o.emplace("accounts", StringArray(t.accounts));
   o.emplace("expires_in_s", t.expires_in_s);
+  if (!t.nodes.empty())
+    o.emplace("nodes", StringArray(t.nodes));
   return o;
 }
 

@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -113,6 +114,10 @@ struct Job {
   std::optional<uint32_t> array_index;
   bool borrowing = false;
   bool held = false;
+  // Who placed the hold, and in which role: a hold placed by an admin is released only by an
+  // admin, one placed by a coordinator not by the job's user. Empty when not held.
+  std::string held_by;
+  std::optional<Role> held_by_role;
   double priority = 0;  // Informative: the last computed priority.
   std::vector<AttemptRecord> attempts;
 
@@ -190,11 +195,25 @@ struct Event {
 inline constexpr int64_t kDefaultTokenLifetimeS = int64_t{30} * 24 * 3600;
 inline constexpr int64_t kMaxTokenLifetimeS = int64_t{365} * 24 * 3600;
 
+// Node patterns of a worker token, at most this many.
+inline constexpr size_t kMaxTokenNodes = 256;
+
+// Whether a worker token's node pattern covers `node`: an exact name, a prefix ending in `*`
+// (`nacc-nvl003-*`), or `*` alone for every node.
+inline bool NodePatternCovers(std::string_view pattern, std::string_view node) {
+  if (!pattern.empty() && pattern.back() == '*')
+    return node.substr(0, pattern.size() - 1) == pattern.substr(0, pattern.size() - 1);
+  return pattern == node;
+}
+
 struct TokenRequest {
   std::string user;
   Role role = Role::kUser;
   std::vector<std::string> accounts;
   int64_t expires_in_s = kDefaultTokenLifetimeS;
+  // Worker tokens only, and required for them: the nodes the token may serve (see
+  // `NodePatternCovers`). Serving every node takes an explicit `*`.
+  std::vector<std::string> nodes;
 
   friend bool operator==(const TokenRequest&, const TokenRequest&) = default;
 };

@@ -384,11 +384,24 @@ asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream
     if (ec)
       co_return;
   }
+  // A whole request, its header included, must arrive within `request_timeout` of its first byte
+  // (of the accept, for a connection's first request): a client that sends half a header slowly
+  // holds its connection slot that long, not `idle_timeout`. Only the wait between requests on a
+  // keep-alive connection is `idle_timeout`.
+  bool first_request = true;
   while (!impl->stopped.load(std::memory_order_relaxed)) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<uint32_t>(limits.max_header_bytes));
     parser.body_limit(limits.max_body_bytes);
-    beast::get_lowest_layer(stream).expires_after(limits.idle_timeout);
+    if (!first_request && buffer.size() == 0) {
+      beast::get_lowest_layer(stream).expires_after(limits.idle_timeout);
+      auto [iec, in] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
+      if (iec)
+        break;
+      buffer.commit(in);
+    }
+    first_request = false;
+    beast::get_lowest_layer(stream).expires_after(limits.request_timeout);
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
     if (ec == http::error::header_limit) {
       co_await WriteError(
@@ -400,7 +413,6 @@ asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream
     // Beast refuses a declared Content-Length over the body limit while reading the header.
     if (ec && ec != http::error::body_limit)
       break;
-    beast::get_lowest_layer(stream).expires_after(limits.request_timeout);
     unsigned version = parser.get().version();
     if (ec == http::error::body_limit ||
         (parser.content_length() && *parser.content_length() > limits.max_body_bytes)) {
@@ -461,6 +473,8 @@ asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream
           co_await AsyncHandle(impl->http_handler, std::move(request).value(), asio::use_awaitable);
     }
     auto res = ToBeast(std::move(resp), version, keep_alive);
+    // The answer gets its own `request_timeout`: the time the handler took is not the client's.
+    beast::get_lowest_layer(stream).expires_after(limits.request_timeout);
     auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
     if (wec || !keep_alive)
       break;

@@ -85,8 +85,9 @@ using WsUpgradeHandler = std::function<std::variant<HttpResponse, WsHandlers>(
 struct ServerLimits {
   size_t max_body_bytes = 8 << 20;
   size_t max_header_bytes = 16 << 10;
-  Duration request_timeout = Seconds(30);  // To read a request's body and write its answer.
-  Duration idle_timeout = Seconds(120);    // Between requests on a keep-alive connection.
+  // To read a whole request (header and body) from its first byte, and to write its answer.
+  Duration request_timeout = Seconds(30);
+  Duration idle_timeout = Seconds(120);  // Between requests on a keep-alive connection.
   size_t max_connections = 10'000;
   size_t ws_max_message_bytes = 1 << 20;
   size_t ws_queue_limit = 4096;  // Messages queued per WebSocket before it is dropped.

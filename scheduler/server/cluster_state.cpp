@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <deque>
@@ -15,6 +16,7 @@
 
 #include "scheduler/api/array_spec.h"
 #include "scheduler/api/codec.h"
+#include "scheduler/api/decode.h"
 #include "scheduler/api/json.h"
 #include "scheduler/common/quantity.h"
 #include "scheduler/server/policy_from_config.h"
@@ -71,33 +73,42 @@ std::string LedgerHourKey(int64_t hour) {
 // Stored job records decoded per chunk on start-up.
 constexpr size_t kLoadChunk = 4096;
 
-// A stored job: its id and state, and for an active job its whole record.
+// A stored job: its id and state, and for an active job its whole record; or, for a record that
+// does not decode, why, with its bytes (to be quarantined).
 struct StoredJob {
   uint64_t id = 0;
   JobState state = JobState::kPending;
   std::optional<JobRecord> record;
+  std::optional<std::string> error;
+  std::string key, value;
 };
 
 // Decodes stored job records (any thread). A finished job only has its state read: dependencies
 // need no more of it, and history can be large.
-Result<std::vector<StoredJob>> DecodeStoredJobs(
-    std::vector<std::pair<std::string, std::string>> raw) {
+std::vector<StoredJob> DecodeStoredJobs(std::vector<std::pair<std::string, std::string>> raw) {
   std::vector<StoredJob> out;
   out.reserve(raw.size());
-  for (const auto& [key, value] : raw) {
-    auto id = state::ParseU64Key(key);
-    if (!id.ok())
-      return Status::Internal("a job record's key is not a job id: " + id.status().ToString());
-    ASSIGN_OR_RETURN(StoredJobRecord stored,
-                     DecodeStoredJob(key, value, StoredJobDetail::kStateIfFinished));
+  for (auto& [key, value] : raw) {
     StoredJob j;
+    auto id = state::ParseU64Key(key);
+    auto stored = id.ok() ? DecodeStoredJob(key, value, StoredJobDetail::kStateIfFinished)
+                          : Result<StoredJobRecord>(Status::Internal(
+                                "a job record's key is not a job id: " + id.status().ToString()));
+    if (!stored.ok()) {
+      j.id = id.value_or(0);
+      j.error = stored.status().ToString();
+      j.key = std::move(key);
+      j.value = std::move(value);
+      out.push_back(std::move(j));
+      continue;
+    }
     j.id = *id;
-    j.state = stored.job.state;
+    j.state = stored->job.state;
     if (!api::IsTerminal(j.state)) {
       JobRecord rec;
-      rec.job = std::move(stored.job);
-      rec.last_checkpoint = stored.checkpoint;
-      rec.runs_as_preemptible = stored.preemptible;
+      rec.job = std::move(stored->job);
+      rec.last_checkpoint = stored->checkpoint;
+      rec.runs_as_preemptible = stored->preemptible;
       j.record = std::move(rec);
     }
     out.push_back(std::move(j));
@@ -131,45 +142,64 @@ ClusterState::ClusterState(const config::SchedulerConfig& config, const Clock& c
 // Loading.
 
 Status ClusterState::Load(const state::Store& store) {
-  Status bad = Status::Ok();
-  auto fail = [&](std::string what) {
-    bad = Status::Internal(std::move(what));
-    return false;
+  quarantine_.clear();
+  // A record that does not decode is set aside rather than a reason not to start: one bad write
+  // (or a bit flip) must not brick the scheduler. `TakeQuarantine` hands them to the caller.
+  auto quarantine = [&](state::Family family, std::string_view key, std::string_view value,
+                        std::string why) {
+    spdlog::error("quarantining the {} record {}: {}", state::FamilyName(family),
+                  api::internal::Printable(key), why);
+    quarantine_.push_back({family, std::string(key), std::string(value), std::move(why)});
+    return true;
   };
   RETURN_IF_ERROR(store.Scan(state::Family::kAccounts, {}, {}, [&](auto key, auto value) {
     auto v = api::ParseJson(value);
     if (!v.ok())
-      return fail("account " + std::string(key) + ": " + v.status().ToString());
+      return quarantine(state::Family::kAccounts, key, value, v.status().ToString());
     auto a = api::DecodeAccount(*v);
     if (!a.ok())
-      return fail("account " + std::string(key) + ": " + a.status().ToString());
+      return quarantine(state::Family::kAccounts, key, value, a.status().ToString());
+    if (a->name != key)
+      return quarantine(state::Family::kAccounts, key, value, "stored under another name");
     accounts_[a->name] = std::move(a).value();
     return true;
   }));
-  RETURN_IF_ERROR(bad);
   RETURN_IF_ERROR(
       store.Scan(state::Family::kUsage, kFirstAccountKey, {}, [&](auto key, auto value) {
         boost::system::error_code ec;
         json::value v = json::parse(value, ec);
-        if (ec || !v.is_object())
-          return fail("usage " + std::string(key) + ": malformed");
-        const auto& o = v.get_object();
+        const json::object* o = ec ? nullptr : v.if_object();
+        auto number = [&](const char* k) -> std::optional<double> {
+          const json::value* x = o->if_contains(k);
+          if (x == nullptr)
+            return 0.0;
+          if (!x->is_number())
+            return std::nullopt;
+          return x->to_number<double>();
+        };
+        std::optional<double> value_n, at_n, budget_n;
+        if (o != nullptr) {
+          value_n = number("value");
+          at_n = number("at");
+          budget_n = number("budget_used");
+        }
+        if (!value_n || !at_n || !budget_n)
+          return quarantine(state::Family::kUsage, key, value, "malformed usage");
         UsageEntry u;
-        u.value = o.contains("value") ? o.at("value").to_number<double>() : 0;
-        u.at = FromUnixMillis(o.contains("at") ? o.at("at").to_number<int64_t>() : 0);
+        u.value = *value_n;
+        u.at = FromUnixMillis(static_cast<int64_t>(*at_n));
         usage_[std::string(key)] = u;
-        if (o.contains("budget_used"))
-          budget_used_[std::string(key)] = o.at("budget_used").to_number<double>();
+        if (o->contains("budget_used"))
+          budget_used_[std::string(key)] = *budget_n;
         return true;
       }));
-  RETURN_IF_ERROR(bad);
   RETURN_IF_ERROR(store.Scan(state::Family::kNodes, {}, {}, [&](auto key, auto value) {
     auto v = api::ParseJson(value);
     if (!v.ok())
-      return fail("node " + std::string(key) + ": " + v.status().ToString());
+      return quarantine(state::Family::kNodes, key, value, v.status().ToString());
     auto n = api::DecodeNode(*v);
     if (!n.ok())
-      return fail("node " + std::string(key) + ": " + n.status().ToString());
+      return quarantine(state::Family::kNodes, key, value, n.status().ToString());
     NodeRecord rec;
     rec.node = std::move(n).value();
     if (const auto* b = v->as_object().if_contains("state_before_down"); b && b->is_string()) {
@@ -182,26 +212,34 @@ Status ClusterState::Load(const state::Store& store) {
     nodes_[rec.node.name] = std::move(rec);
     return true;
   }));
-  RETURN_IF_ERROR(bad);
   RETURN_IF_ERROR(store.Scan(state::Family::kTokens, {}, {}, [&](auto key, auto) {
     revoked_.insert(std::string(key));
     return true;
   }));
   if (auto next = store.Get(state::Family::kMeta, "next_job_id"); next.ok()) {
-    next_job_id_ = std::stoull(*next);
+    // Garbage here costs nothing: the jobs' own ids raise the counter below.
+    uint64_t v = 0;
+    auto [ptr, ec] = std::from_chars(next->data(), next->data() + next->size(), v);
+    if (ec == std::errc() && ptr == next->data() + next->size())
+      next_job_id_ = std::max<uint64_t>(v, 1);
+    else
+      spdlog::error("meta next_job_id is not a number; counting from the stored jobs");
   }
   // Jobs: the active ones come back into memory; finished ones only leave their final state,
   // which dependencies need. Decoding is most of a restart's work, so chunks of records are
   // decoded on other threads while this one reads on and applies finished chunks in id order.
-  std::deque<std::future<Result<std::vector<StoredJob>>>> decoding;
+  std::deque<std::future<std::vector<StoredJob>>> decoding;
   const size_t max_in_flight = std::max(2u, std::thread::hardware_concurrency());
   auto apply = [&](size_t keep) -> Status {
     while (decoding.size() > keep) {
-      Result<std::vector<StoredJob>> chunk = decoding.front().get();
+      std::vector<StoredJob> chunk = decoding.front().get();
       decoding.pop_front();
-      RETURN_IF_ERROR(chunk.status());
-      for (StoredJob& j : *chunk) {
+      for (StoredJob& j : chunk) {
         next_job_id_ = std::max(next_job_id_, j.id + 1);
+        if (j.error) {
+          quarantine(state::Family::kJobs, j.key, j.value, *j.error);
+          continue;
+        }
         if (!j.record) {
           finished_states_[j.id] = j.state;
           continue;
@@ -241,7 +279,26 @@ Status ClusterState::Load(const state::Store& store) {
     f.wait();  // After an error: let the decoders finish before their inputs go.
   if (!applied.ok())
     return Status::Internal("loading the state: " + applied.ToString());
-  RETURN_IF_ERROR(bad);
+  // What quarantined records leave dangling is mended in memory, never written: an account whose
+  // parent is gone hangs below `root`, and a job's missing account is stood in for by an empty
+  // one below `root` (no quota, one share) until an admin puts it back.
+  for (auto& [name, a] : accounts_) {
+    if (name != "root" && !accounts_.contains(a.parent)) {
+      spdlog::error("account {}: parent '{}' is missing; placed below root", name, a.parent);
+      a.parent = "root";
+    }
+  }
+  for (const auto& [id, rec] : jobs_) {
+    const std::string& account = rec.job.spec.account;
+    if (accounts_.contains(account))
+      continue;
+    spdlog::error("job {}: account '{}' is missing; standing in an empty one below root", id,
+                  account);
+    api::Account stand_in;
+    stand_in.name = account;
+    stand_in.parent = "root";
+    accounts_[account] = std::move(stand_in);
+  }
   // Allocations of running jobs hold their GPUs on the nodes they run on.
   for (uint64_t id : running_) {
     const JobRecord& rec = jobs_.at(id);
@@ -293,6 +350,20 @@ Status ClusterState::Load(const state::Store& store) {
       "loaded {} pending and {} running jobs, {} accounts, {} nodes; next job id {}, next event {}",
       pending_.size(), running_.size(), accounts_.size(), nodes_.size(), next_job_id_, next_seq_);
   return Status::Ok();
+}
+
+std::string ClusterState::QuarantineKey(state::Family family, std::string_view key) {
+  return "quarantine/" + std::string(state::FamilyName(family)) + "/" + std::string(key);
+}
+
+state::WriteBatch ClusterState::QuarantineBatch() const {
+  state::WriteBatch batch;
+  for (const QuarantinedRecord& q : quarantine_) {
+    // The bytes as they were, for an admin to inspect or mend; the reason is in the log.
+    batch.Put(state::Family::kMeta, QuarantineKey(q.family, q.key), q.value);
+    batch.Delete(q.family, q.key);
+  }
+  return batch;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,7 +487,8 @@ Duration ClusterState::EffectiveTimeLimit(const api::JobSpec& spec) const {
 // ---------------------------------------------------------------------------------------------
 // Jobs.
 
-Status ClusterState::ValidateSpec(const Principal& who, api::JobSpec& spec) const {
+Status ClusterState::ValidateSpec(const Principal& who, api::JobSpec& spec,
+                                  const state::Store* history) const {
   if (spec.account.empty()) {
     if (who.accounts.empty()) {
       return Status::InvalidArgument("required: the token has no default account", "account");
@@ -449,24 +521,33 @@ Status ClusterState::ValidateSpec(const Principal& who, api::JobSpec& spec) cons
   }
   for (size_t i = 0; i < spec.depends_on.size(); ++i) {
     uint64_t dep = spec.depends_on[i].job;
-    if (dep == 0 || dep >= next_job_id_) {
-      return Status::InvalidArgument("no job " + std::to_string(dep),
-                                     "depends_on[" + std::to_string(i) + "].job");
+    // A job the submitter may not see is named like one that does not exist: the answer tells
+    // nothing about other users' jobs.
+    bool visible = false;
+    if (auto it = jobs_.find(dep); it != jobs_.end()) {
+      visible = MaySeeJob(who, it->second.job);
+    } else if (finished_states_.contains(dep)) {
+      visible = history == nullptr || GetJob(who, dep, *history).ok();
+    }
+    if (!visible) {
+      return Status(StatusCode::kNotFound, "no job " + std::to_string(dep),
+                    "depends_on[" + std::to_string(i) + "].job");
     }
   }
   return Status::Ok();
 }
 
 Result<Change> ClusterState::Submit(const Principal& who, std::vector<api::JobSpec> specs,
-                                    std::vector<uint64_t>* ids) {
+                                    std::vector<uint64_t>* ids, const state::Store* history) {
   if (who.role == api::Role::kWorker)
     return Status::PermissionDenied("workers may not submit jobs");
   // Validate everything first: a batch is all or nothing.
   std::vector<api::ArraySpec> arrays(specs.size());
   std::map<std::string, int64_t> new_per_user;
   size_t total = 0;
+  int64_t expanded = 0;
   for (size_t i = 0; i < specs.size(); ++i) {
-    Status s = ValidateSpec(who, specs[i]);
+    Status s = ValidateSpec(who, specs[i], history);
     if (!s.ok())
       return specs.size() > 1 ? std::move(s).WithFieldPrefix("jobs[" + std::to_string(i) + "]") : s;
     if (specs[i].array) {
@@ -483,6 +564,18 @@ Result<Change> ClusterState::Submit(const Principal& who, std::vector<api::JobSp
     }
     new_per_user[specs[i].account] +=
         specs[i].array ? static_cast<int64_t>(arrays[i].indices.size()) : 1;
+    // Each task holds a copy of its spec: a large spec times many tasks is a large request,
+    // whatever its body's size.
+    int64_t tasks = specs[i].array ? static_cast<int64_t>(arrays[i].indices.size()) : 1;
+    expanded += static_cast<int64_t>(json::serialize(api::Encode(specs[i])).size()) * tasks;
+    if (expanded > config_.limits.max_submit_expanded_bytes) {
+      Status e = Status::InvalidArgument(
+          "the request expands to more than limits.max_submit_expanded_bytes (" +
+              std::to_string(config_.limits.max_submit_expanded_bytes) +
+              " bytes: spec bytes x array tasks); submit fewer tasks or a smaller spec",
+          specs[i].array ? "array" : "");
+      return specs.size() > 1 ? std::move(e).WithFieldPrefix("jobs[" + std::to_string(i) + "]") : e;
+    }
   }
   if (total > 100'000) {
     return Status::InvalidArgument("a request may create at most 100000 jobs, this one " +
@@ -490,15 +583,19 @@ Result<Change> ClusterState::Submit(const Principal& who, std::vector<api::JobSp
   }
   for (const auto& [account, n] : new_per_user) {
     const api::Account& a = accounts_.at(account);
-    if (!a.max_pending_jobs_per_user)
+    // The account's own limit, else the scheduler's default (`limits.max_pending_jobs_per_user`).
+    int64_t limit = a.max_pending_jobs_per_user.value_or(config_.limits.max_pending_jobs_per_user);
+    if (limit <= 0 && !a.max_pending_jobs_per_user)
       continue;
     auto it = pending_per_user_.find(AccountKey(account, who.user));
     int64_t have = it == pending_per_user_.end() ? 0 : it->second;
-    if (have + n > *a.max_pending_jobs_per_user) {
-      return Status::ResourceExhausted("account '" + account + "' allows " +
-                                       std::to_string(*a.max_pending_jobs_per_user) +
-                                       " pending jobs per user; " + who.user + " has " +
-                                       std::to_string(have) + " and asks for " + std::to_string(n));
+    if (have + n > limit) {
+      return Status::ResourceExhausted(
+          (a.max_pending_jobs_per_user
+               ? "account '" + account + "' allows "
+               : "the scheduler allows (limits.max_pending_jobs_per_user) ") +
+          std::to_string(limit) + " pending jobs per user in account '" + account + "'; " +
+          who.user + " has " + std::to_string(have) + " and asks for " + std::to_string(n));
     }
   }
 
@@ -600,6 +697,22 @@ Result<Change> ClusterState::Cancel(const Principal& who, uint64_t id) {
   return change;
 }
 
+namespace {
+// Seniority of a hold's placer.
+int HoldRank(api::Role role) {
+  switch (role) {
+    case api::Role::kAdmin:
+      return 3;
+    case api::Role::kCoordinator:
+      return 2;
+    case api::Role::kUser:
+    case api::Role::kWorker:
+      return 1;
+  }
+  return 1;
+}
+}  // namespace
+
 Result<Change> ClusterState::Hold(const Principal& who, uint64_t id, bool hold) {
   // An array's id (its first task's) holds or releases every task of the array that is still
   // pending, as `cancel` does; tasks that already started are left alone.
@@ -612,6 +725,21 @@ Result<Change> ClusterState::Hold(const Principal& who, uint64_t id, bool hold) 
   bool array = !tasks.empty();
   if (!array)
     tasks.push_back(id);
+  // Checked for every task before any changes: a batch is all or nothing.
+  for (uint64_t jid : tasks) {
+    auto it = jobs_.find(jid);
+    if (hold || it == jobs_.end() || !it->second.job.held || !it->second.job.held_by_role ||
+        !MaySeeJob(who, it->second.job))
+      continue;
+    const api::Job& job = it->second.job;
+    if (HoldRank(*job.held_by_role) > HoldRank(who.role)) {
+      return Status::PermissionDenied(
+          "job " + std::to_string(jid) + " was held by " +
+          std::string(api::ToString(*job.held_by_role)) + " '" + job.held_by + "'; only " +
+          (*job.held_by_role == api::Role::kAdmin ? "an admin" : "a coordinator or an admin") +
+          " may release it");
+    }
+  }
   Change change;
   size_t pending = 0;
   for (uint64_t jid : tasks) {
@@ -632,9 +760,14 @@ Result<Change> ClusterState::Hold(const Principal& who, uint64_t id, bool hold) 
                                         ", not pending");
     }
     ++pending;
-    if (rec.job.held == hold)
+    // A hold is released only by someone at least as senior as who placed it: an admin's only by
+    // an admin, a coordinator's not by the job's user. A senior hold on a held job takes it over.
+    int placed = rec.job.held && rec.job.held_by_role ? HoldRank(*rec.job.held_by_role) : 0;
+    if (rec.job.held == hold && (!hold || HoldRank(who.role) <= placed))
       continue;
     rec.job.held = hold;
+    rec.job.held_by = hold ? who.user : "";
+    rec.job.held_by_role = hold ? std::optional<api::Role>(who.role) : std::nullopt;
     PersistJob(change, rec);
     json::object data = JobEventData(rec.job);
     data["held"] = hold;
@@ -748,6 +881,10 @@ std::vector<api::Job> ClusterState::ListJobs(const Principal& who, const JobFilt
 Result<Change> ClusterState::PutAccount(const Principal& who, api::Account account) {
   if (who.role != api::Role::kAdmin)
     return Status::PermissionDenied("only admins change accounts");
+  // What is stored must read back: the decoder that `Load` uses checks it first (the name from
+  // the URL included), so that no write can leave a record that stops the next start.
+  if (auto check = api::DecodeAccount(api::Encode(account)); !check.ok())
+    return std::move(check).status();
   if (account.name == "root") {
     account.parent.clear();
   } else {
@@ -811,6 +948,41 @@ std::vector<api::Account> ClusterState::Accounts() const {
   std::vector<api::Account> out;
   for (const auto& [name, a] : accounts_)
     out.push_back(a);
+  return out;
+}
+
+std::vector<api::Account> ClusterState::VisibleAccounts(const Principal& who) const {
+  if (who.role == api::Role::kAdmin)
+    return Accounts();
+  std::vector<api::Account> out;
+  if (who.role == api::Role::kWorker)
+    return out;
+  // Whole: a user's own accounts, a coordinator's subtrees. Outlines (no members, no budget):
+  // the accounts below a user's own, and the ancestors of every one of them, so that the tree
+  // and the quotas that bind a job can be read.
+  auto whole = [&](const std::string& name) {
+    return std::any_of(who.accounts.begin(), who.accounts.end(), [&](const std::string& a) {
+      return who.role == api::Role::kCoordinator ? IsInSubtree(name, a) : name == a;
+    });
+  };
+  auto below = [&](const std::string& name) {
+    return std::any_of(who.accounts.begin(), who.accounts.end(),
+                       [&](const std::string& a) { return IsInSubtree(name, a); });
+  };
+  auto above = [&](const std::string& name) {
+    return std::any_of(who.accounts.begin(), who.accounts.end(),
+                       [&](const std::string& a) { return IsInSubtree(a, name); });
+  };
+  for (const auto& [name, a] : accounts_) {
+    if (whole(name)) {
+      out.push_back(a);
+    } else if (below(name) || above(name)) {
+      api::Account outline = a;
+      outline.users.reset();
+      outline.budget.reset();
+      out.push_back(std::move(outline));
+    }
+  }
   return out;
 }
 
@@ -1012,12 +1184,27 @@ void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_st
 // ---------------------------------------------------------------------------------------------
 // Workers and nodes.
 
+bool ClusterState::AttemptPlacedOn(uint64_t job, uint32_t attempt, const std::string& node) const {
+  auto it = jobs_.find(job);
+  return it != jobs_.end() && IsActive(it->second.job.state) && it->second.job.attempt == attempt &&
+         std::any_of(it->second.job.allocation.begin(), it->second.job.allocation.end(),
+                     [&](const api::Allocation& a) { return a.node == node; });
+}
+
 Result<Change> ClusterState::WorkerHello(const Principal& who, const api::Hello& hello) {
-  if (who.role != api::Role::kWorker && who.role != api::Role::kAdmin) {
+  if (who.role != api::Role::kWorker) {
     return Status::PermissionDenied("only worker tokens may connect as a worker");
   }
   if (hello.node.empty())
     return Status::InvalidArgument("required", "node");
+  // A token speaks only for the nodes it names: a stolen one cannot say hello as another node
+  // (which would fail that node's jobs and take its launches). Refused before anything changes.
+  if (!std::any_of(who.nodes.begin(), who.nodes.end(), [&](const std::string& pattern) {
+        return api::NodePatternCovers(pattern, hello.node);
+      })) {
+    return Status(StatusCode::kPermissionDenied,
+                  "token " + who.token_id + " may not serve node '" + hello.node + "'", "node");
+  }
   if (hello.gpus.size() > 64)
     return Status::InvalidArgument("at most 64 GPUs per node", "gpus");
   Change change;
@@ -1103,11 +1290,7 @@ Result<Change> ClusterState::WorkerHeartbeat(const api::Heartbeat& hb) {
 Result<Change> ClusterState::WorkerJobUpdate(const std::string& node, const api::JobUpdate& u) {
   Change change;
   auto it = jobs_.find(u.job);
-  bool current = it != jobs_.end() && IsActive(it->second.job.state) &&
-                 it->second.job.attempt == u.attempt &&
-                 std::any_of(it->second.job.allocation.begin(), it->second.job.allocation.end(),
-                             [&](const api::Allocation& a) { return a.node == node; });
-  if (!current) {
+  if (!AttemptPlacedOn(u.job, u.attempt, node)) {
     // A stale or unknown attempt: make sure it is not running, and otherwise ignore it.
     if (!api::IsTerminal(u.state)) {
       change.dispatches.push_back({node, api::Kill{u.job, u.attempt, 0, "stale attempt"}});
@@ -1158,11 +1341,13 @@ Result<Change> ClusterState::WorkerGpuHealth(const api::GpuHealthReport& report)
     return Status::FailedPrecondition("gpu_health before hello");
   Change change;
   NodeRecord& rec = it->second;
+  bool changed = false;
   for (const auto& g : report.gpus) {
     for (auto& gpu : rec.node.gpus) {
       if (gpu.index != g.index || gpu.health == g.health)
         continue;
       gpu.health = g.health;
+      changed = true;
       AddEvent(change, "node.health",
                {{"node", report.node},
                 {"gpu", g.index},
@@ -1170,6 +1355,9 @@ Result<Change> ClusterState::WorkerGpuHealth(const api::GpuHealthReport& report)
                 {"message", g.message}});
     }
   }
+  // A report that changes nothing writes nothing: a worker repeating its health costs no commit.
+  if (!changed)
+    return change;
   change.batch.Put(state::Family::kNodes, report.node, StoredNode(rec));
   change.reschedule = true;
   return change;

@@ -41,6 +41,8 @@ struct Principal {
   std::vector<std::string> accounts;  // The first is the default account.
   std::string token_id;
   Timestamp expires{};
+  // Worker tokens: the node patterns they serve (`ServesNode` in token.h).
+  std::vector<std::string> nodes;
 };
 
 // A message for the worker of one node.
@@ -114,13 +116,29 @@ class ClusterState {
   ClusterState(const config::SchedulerConfig& config, const Clock& clock);
 
   // Reads everything from `store`: non-terminal jobs, accounts, usage, nodes, revocations and the
-  // counters. Called once before anything else.
+  // counters. Called once before anything else. Records that do not decode are left out and
+  // listed in `quarantined()`; fails only when the store cannot be read.
   Status Load(const state::Store& store);
+
+  // A stored record that `Load` could not decode.
+  struct QuarantinedRecord {
+    state::Family family;
+    std::string key;
+    std::string value;
+    std::string reason;
+  };
+  const std::vector<QuarantinedRecord>& quarantined() const { return quarantine_; }
+  // The batch that moves the quarantined records aside: each is copied to the `meta` family
+  // under `QuarantineKey` (with its reason) and deleted from its own.
+  state::WriteBatch QuarantineBatch() const;
+  static std::string QuarantineKey(state::Family family, std::string_view key);
 
   // --- Jobs ---------------------------------------------------------------------------------
   // Validates and queues the specs (an array expands to one job per index). `ids` gets the new ids.
+  // `history`: the store, to check that finished jobs named in `depends_on` are the submitter's
+  // to name; without it (the simulator) a finished job counts as visible.
   Result<Change> Submit(const Principal& who, std::vector<api::JobSpec> specs,
-                        std::vector<uint64_t>* ids);
+                        std::vector<uint64_t>* ids, const state::Store* history = nullptr);
   Result<Change> Cancel(const Principal& who, uint64_t id);
   Result<Change> Hold(const Principal& who, uint64_t id, bool hold);
   // A job the caller may see: from memory, else from the store (finished jobs).
@@ -131,6 +149,10 @@ class ClusterState {
   // --- Accounts -----------------------------------------------------------------------------
   Result<Change> PutAccount(const Principal& who, api::Account account);
   std::vector<api::Account> Accounts() const;
+  // The accounts `who` may read (DESIGN.md section 11): admins all; a user their own accounts
+  // whole and the accounts below and above them in outline (no members, no budget); a coordinator
+  // their subtrees whole and the ancestors in outline; workers none.
+  std::vector<api::Account> VisibleAccounts(const Principal& who) const;
   // Usage in [since, until) that `who` may see (admins all, coordinators their subtrees, users
   // their own), from the hourly ledger of ended attempts plus running attempts so far. Ended
   // attempts count by whole hours: `since` rounds down and `until` up to the hour.
@@ -142,7 +164,11 @@ class ClusterState {
   double UsageGpuHours(const std::string& account) const;
 
   // --- Nodes and workers --------------------------------------------------------------------
+  // `who` must be a worker token that serves `hello.node` (the service checks the patterns).
   Result<Change> WorkerHello(const Principal& who, const api::Hello& hello);
+  // Whether `attempt` of `job` is the live attempt and has a part on `node`: the only updates a
+  // node's worker may make.
+  bool AttemptPlacedOn(uint64_t job, uint32_t attempt, const std::string& node) const;
   Result<Change> WorkerHeartbeat(const api::Heartbeat& hb);
   Result<Change> WorkerJobUpdate(const std::string& node, const api::JobUpdate& update);
   Result<Change> WorkerGpuHealth(const api::GpuHealthReport& report);
@@ -222,7 +248,7 @@ class ClusterState {
   api::Job WithReason(const api::Job& job) const;
   bool IsInSubtree(const std::string& account, const std::string& root) const;
   double GpuCost(const std::string& type) const;
-  Status ValidateSpec(const Principal& who, api::JobSpec& spec) const;
+  Status ValidateSpec(const Principal& who, api::JobSpec& spec, const state::Store* history) const;
   // The limit a job runs under: its own, else its class default, at most the class maximum.
   Duration EffectiveTimeLimit(const api::JobSpec& spec) const;
   size_t RecentEventsCapacity() const;
@@ -261,6 +287,7 @@ class ClusterState {
   std::unordered_map<uint64_t, int32_t> array_running_;               // Running tasks per array id.
   std::deque<std::pair<Timestamp, std::string>> recent_preemptions_;  // (time, account).
 
+  std::vector<QuarantinedRecord> quarantine_;
   uint64_t next_job_id_ = 1;
   uint64_t next_seq_ = 1;
   uint64_t first_event_seq_ = 1;

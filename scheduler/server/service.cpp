@@ -149,6 +149,9 @@ struct SchedulerService::Impl {
   std::optional<TokenAuthority> authority;
   std::unique_ptr<ClusterState> state;
   std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<RateLimiter> worker_limiter;  // Per worker-channel connection.
+  std::atomic<uint64_t> next_worker_connection{1};
+  std::atomic<uint64_t> worker_rate_limited{0};
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<WatchHub> watch;  // The watch feed's subscribers; state thread.
   std::string address;
@@ -167,6 +170,16 @@ struct SchedulerService::Impl {
 
   // State-thread only.
   std::unordered_map<std::string, std::shared_ptr<net::WsConnection>> workers;
+  // Every open worker-channel connection, hello or not, for the revocation and expiry sweep.
+  struct WorkerSocket {
+    std::weak_ptr<net::WsConnection> connection;
+    std::string token_id;
+    Timestamp expires{};
+  };
+  std::unordered_map<const net::WsConnection*, WorkerSocket> worker_sockets;
+  // Open WebSockets are checked against revocations and expiry this often ("within a second").
+  static constexpr auto kTokenSweep = std::chrono::milliseconds(250);
+  std::optional<asio::steady_timer> token_sweep_timer;
   LogRelay log_reads{Seconds(10), 1024};
   bool pass_running = false;
   bool pass_wanted = false;
@@ -179,6 +192,10 @@ struct SchedulerService::Impl {
   Histogram commit_batch{{1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}};
   std::atomic<uint64_t> jobs_submitted{0};
   std::atomic<uint64_t> rate_limited{0};
+  std::atomic<uint64_t> hello_refused{0};
+  std::atomic<uint64_t> feeds_refused{0};
+  std::atomic<uint64_t> worker_updates_ignored{0};
+  std::atomic<uint64_t> worker_tokens_closed{0};
 
   // ---- Plumbing ------------------------------------------------------------------------------
   template <typename F>
@@ -202,8 +219,11 @@ struct SchedulerService::Impl {
     store->CommitAsync(std::move(batch), [this, events, then = std::move(then)](Status s) mutable {
       OnState([this, events, then = std::move(then), s = std::move(s)]() mutable {
         if (!s.ok()) {
-          // Memory is ahead of the disk and the disk refused: the only consistent state left is
-          // the one on disk. Stop here; a restart loads it.
+          // A full disk does not get here: the store holds commits until there is room (writes
+          // are refused with 503 meanwhile). What does is an I/O error RocksDB reported, a full
+          // commit queue, or a store closing. Memory is ahead of the disk and the disk will not
+          // catch up: the only consistent state left is the one on disk. Stop here; a restart
+          // loads it.
           spdlog::critical(
               "commit failed: {}; stopping so that a restart reloads the durable state",
               s.ToString());
@@ -261,6 +281,9 @@ struct SchedulerService::Impl {
 
   void RunPass() {
     if (pass_running || !pass_wanted || stopped)
+      return;
+    // No new placements while commits cannot land: the tick asks again.
+    if (store->Stats().failing)
       return;
     pass_wanted = false;
     pass_running = true;
@@ -366,7 +389,8 @@ struct SchedulerService::Impl {
   }
   Result<Principal> Verify(std::string_view token) {
     ASSIGN_OR_RETURN(TokenClaims claims, authority->Verify(token, clock.Now()));
-    return Principal{claims.user, claims.role, claims.accounts, claims.id, claims.expires};
+    return Principal{claims.user, claims.role,    claims.accounts,
+                     claims.id,   claims.expires, claims.nodes};
   }
 
   // ---- The watch feed ------------------------------------------------------------------------
@@ -399,6 +423,13 @@ struct SchedulerService::Impl {
              conn]() mutable {
       if (auto s = Revoked(who); !s.ok())
         return conn->Close(1008, "token revoked");
+      // A token's feeds are bounded: a stolen token cannot make the fan-out cost without limit.
+      if (int64_t limit = config.watch.max_feeds_per_token;
+          limit > 0 && watch->FeedsOf(who.token_id) >= static_cast<size_t>(limit)) {
+        feeds_refused.fetch_add(1, std::memory_order_relaxed);
+        return conn->Close(1008, "this token has " + std::to_string(limit) +
+                                     " open feeds already (watch.max_feeds_per_token)");
+      }
       watch->Subscribe(id, std::move(who), std::move(request), std::move(conn));
     });
     net::WsHandlers h;
@@ -437,6 +468,10 @@ struct SchedulerService::Impl {
     auto parts = Segments(req.path);
     if (parts.empty() || parts[0] != "v1")
       return respond(Error(Status::NotFound("no route " + req.path)));
+    // While the disk is full the store holds commits until there is room; writes are refused at
+    // once rather than queued behind them, reads go on.
+    if (req.method != "GET" && store->Stats().failing)
+      return respond(DiskRefusing());
     // Bodies are parsed here, on the network thread, so that the state thread only decides.
     if (parts.size() == 2 && parts[1] == "jobs" && req.method == "POST") {
       auto body = api::ParseJson(req.body);
@@ -451,11 +486,13 @@ struct SchedulerService::Impl {
                       respond = std::move(respond), t0]() mutable {
         if (auto s = Revoked(who); !s.ok())
           return respond(Error(s));
+        if (store->Stats().failing)
+          return respond(DiskRefusing());
         if (Backlogged())
           return respond(Error(Status::Unavailable("the scheduler is overloaded; retry")));
         bool single = !batch && specs.size() == 1 && !specs[0].array;
         auto ids = std::make_shared<std::vector<uint64_t>>();
-        auto change = state->Submit(who, std::move(specs), ids.get());
+        auto change = state->Submit(who, std::move(specs), ids.get(), store.get());
         Finish(std::move(change), std::move(respond), [this, ids, single, t0] {
           jobs_submitted.fetch_add(ids->size(), std::memory_order_relaxed);
           submit_seconds.Observe(
@@ -490,7 +527,17 @@ struct SchedulerService::Impl {
     return Status::Ok();
   }
 
-  bool Backlogged() const { return store->Stats().queue_depth > kMaxCommitBacklog; }
+  bool Backlogged() const {
+    state::CommitStats cs = store->Stats();
+    return cs.failing || cs.queue_depth > kMaxCommitBacklog;
+  }
+
+  static HttpResponse DiskRefusing() {
+    HttpResponse r = Error(Status::Unavailable(
+        "the scheduler cannot write to its disk (full or failing); nothing was changed; retry"));
+    r.headers.push_back({"Retry-After", "5"});
+    return r;
+  }
 
   // State thread.
   void Route(const Principal& who, const HttpRequest& req, const std::optional<json::value>& body,
@@ -519,6 +566,10 @@ struct SchedulerService::Impl {
           auto job = state->GetJob(who, id, *store);
           return job.ok() ? Json(200, api::Encode(*job)) : Json(200, {{"id", id}});
         };
+        // A job the caller may not see is not there for them, whether it runs or ended: the
+        // same 404 as for an id never used, before anything says "already ended".
+        if (auto seen = state->GetJob(who, *id, *store); !seen.ok())
+          return respond(Error(seen.status()));
         if (p[3] == "cancel")
           return Finish(state->Cancel(who, *id), respond, ok);
         if (p[3] == "hold")
@@ -565,7 +616,7 @@ struct SchedulerService::Impl {
     if (p.size() >= 2 && p[1] == "accounts") {
       if (p.size() == 2 && m == "GET") {
         json::array a;
-        for (const auto& acc : state->Accounts()) {
+        for (const auto& acc : state->VisibleAccounts(who)) {
           json::value v = api::Encode(acc);
           v.as_object()["usage_gpu_hours"] = state->UsageGpuHours(acc.name);
           a.push_back(std::move(v));
@@ -600,8 +651,9 @@ struct SchedulerService::Impl {
       if (p.size() == 3 && m == "DELETE") {
         std::string id(p[2]);
         return Finish(state->RevokeToken(who, id), respond, [this, id] {
-          // Durable: the token's open feeds end now rather than at their next request.
-          watch->CloseToken(id);
+          // Durable: the token's open feeds and worker channels end now rather than at their
+          // next request.
+          SweepTokens(id);
           return Json(200, {{"id", id}, {"revoked", true}});
         });
       }
@@ -610,7 +662,7 @@ struct SchedulerService::Impl {
     if (p.size() == 2 && p[1] == "usage" && m == "GET")
       return Usage(who, req, respond);
     if (p.size() == 2 && p[1] == "cluster" && m == "GET")
-      return respond(Json(200, Cluster()));
+      return respond(Json(200, Cluster(who)));
     not_allowed();
   }
 
@@ -819,18 +871,20 @@ struct SchedulerService::Impl {
                                                      "accounts[" + std::to_string(i) + "]")));
       }
     }
-    TokenClaims claims{NewTokenId(), req->user, req->role, req->accounts,
-                       clock.Now() + Seconds(req->expires_in_s)};
+    TokenClaims claims{
+        NewTokenId(), req->user, req->role, req->accounts, clock.Now() + Seconds(req->expires_in_s),
+        req->nodes};
     api::TokenAnswer answer{claims.id, authority->Sign(claims)};
     Commit(state->RecordToken(who, claims.id, claims.user), [respond, answer](Status s) {
       respond(s.ok() ? Json(201, api::Encode(answer)) : Error(s));
     });
   }
 
-  json::object Cluster() {
+  // Totals, and the fair-share standings of the accounts `who` may see.
+  json::object Cluster(const Principal& who) {
     json::object o = ClusterTotals();
     json::array standings;
-    for (const auto& acc : state->Accounts()) {
+    for (const auto& acc : state->VisibleAccounts(who)) {
       standings.push_back({{"account", acc.name},
                            {"shares", acc.shares},
                            {"usage_gpu_hours", state->UsageGpuHours(acc.name)}});
@@ -935,6 +989,16 @@ struct SchedulerService::Impl {
     state::CommitStats cs = store->Stats();
     w.Family("gsched_store_commits_total", "counter", "Commits handed to the store.");
     w.Sample("gsched_store_commits_total", static_cast<double>(cs.commits));
+    w.Family("gsched_store_quarantined_records", "gauge",
+             "Stored records that did not decode at start and were moved aside (this start).");
+    w.Sample("gsched_store_quarantined_records", static_cast<double>(state->quarantined().size()));
+    w.Family("gsched_store_failing", "gauge",
+             "1 while commits wait for free disk space (min_free_disk) and writes are refused "
+             "with 503.");
+    w.Sample("gsched_store_failing", cs.failing ? 1.0 : 0.0);
+    w.Family("gsched_store_disk_full_waits_total", "counter",
+             "Looks at the disk that found it too full to commit.");
+    w.Sample("gsched_store_disk_full_waits_total", static_cast<double>(cs.write_failures));
     w.Family("gsched_store_syncs_total", "counter",
              "Synced writes; commits/syncs is the group size.");
     w.Sample("gsched_store_syncs_total", static_cast<double>(cs.syncs));
@@ -949,6 +1013,23 @@ struct SchedulerService::Impl {
     w.Sample("gsched_ws_queued_messages", static_cast<double>(nc.ws_queued));
     w.Family("gsched_workers_connected", "gauge", "Workers connected over the worker channel.");
     w.Sample("gsched_workers_connected", static_cast<double>(workers.size()));
+    w.Family("gsched_worker_hello_refused_total", "counter",
+             "Worker hellos refused: a node the token does not serve, or a second node on one "
+             "connection.");
+    w.Sample("gsched_worker_hello_refused_total", static_cast<double>(hello_refused.load()));
+    w.Family("gsched_worker_updates_ignored_total", "counter",
+             "Job updates from a worker for attempts not placed on its node (stale or foreign).");
+    w.Sample("gsched_worker_updates_ignored_total",
+             static_cast<double>(worker_updates_ignored.load()));
+    w.Family("gsched_watch_feeds_refused_total", "counter",
+             "Watch feeds closed at once: their token had watch.max_feeds_per_token open.");
+    w.Sample("gsched_watch_feeds_refused_total", static_cast<double>(feeds_refused.load()));
+    w.Family("gsched_worker_rate_limited_total", "counter",
+             "Worker connections closed for sending over rate_limit.worker_messages_per_s.");
+    w.Sample("gsched_worker_rate_limited_total", static_cast<double>(worker_rate_limited.load()));
+    w.Family("gsched_worker_closed_token_total", "counter",
+             "Worker connections closed because their token was revoked or expired.");
+    w.Sample("gsched_worker_closed_token_total", static_cast<double>(worker_tokens_closed.load()));
     watch->RenderMetrics(w);
     return w.text();
   }
@@ -962,15 +1043,47 @@ struct SchedulerService::Impl {
     auto who = Authenticate(req);
     if (!who.ok())
       return Error(who.status());
-    if (who->role != api::Role::kWorker && who->role != api::Role::kAdmin) {
+    // Only a worker token speaks for a node: an admin's or a user's token, stolen or not, opens no
+    // channel that receives launches (with their env) or reports jobs' ends.
+    if (who->role != api::Role::kWorker) {
       return Error(Status::PermissionDenied("the worker channel needs a worker token"));
+    }
+    if (who->nodes.empty()) {
+      return Error(Status::PermissionDenied(
+          "this worker token names no nodes; make one with `gsched token create --role worker "
+          "--nodes NAME-OR-PREFIX*`"));
     }
     // The node this connection speaks for, known after `hello`; state thread only.
     auto node = std::make_shared<std::string>();
     std::weak_ptr<net::WsConnection> weak = conn;
     Principal principal = std::move(who).value();
+    // Known to the revocation and expiry sweep from now on, hello or not.
+    OnState([this, weak, principal, raw = conn.get()] {
+      if (state->IsRevoked(principal.token_id)) {
+        if (auto c = weak.lock())
+          c->Close(1008, "token revoked");
+        return;
+      }
+      worker_sockets[raw] = {weak, principal.token_id, principal.expires};
+    });
     net::WsHandlers h;
-    h.on_message = [this, node, weak, principal](std::string text) {
+    // A bucket per connection: a flood (a stolen token, a broken worker) costs the state thread no
+    // more than `rate_limit.worker_messages_per_s`; beyond it the connection is closed, and a real
+    // worker reconnects and reports its jobs again in its hello.
+    std::string bucket = "w" + std::to_string(next_worker_connection.fetch_add(1));
+    auto over = std::make_shared<std::atomic<bool>>(false);
+    h.on_message = [this, node, weak, principal, bucket, over](std::string text) {
+      if (!worker_limiter->Allow(bucket)) {
+        if (!over->exchange(true)) {
+          worker_rate_limited.fetch_add(1, std::memory_order_relaxed);
+          if (auto c = weak.lock()) {
+            spdlog::warn("worker connection from {} closed: over the message rate limit",
+                         c->remote());
+            c->Close(1008, "worker message rate limit exceeded");
+          }
+        }
+        return;
+      }
       auto msg = api::DecodeWorkerMessage(text);
       if (!msg.ok()) {
         spdlog::warn("worker {}: bad message: {}", *node, msg.status().ToString());
@@ -980,8 +1093,13 @@ struct SchedulerService::Impl {
         OnWorkerMessage(principal, node, weak, std::move(msg));
       });
     };
-    h.on_close = [this, node, weak](std::string reason) {
-      OnState([this, node, weak, reason] {
+    h.on_close = [this, node, weak, raw = conn.get()](std::string reason) {
+      OnState([this, node, weak, raw, reason] {
+        if (auto it = worker_sockets.find(raw); it != worker_sockets.end()) {
+          // The address may have been reused by a newer connection: only forget this one.
+          if (it->second.connection.lock() == weak.lock())
+            worker_sockets.erase(it);
+        }
         if (node->empty())
           return;
         // Only the node's current connection counts: a replaced one closing changes nothing.
@@ -997,15 +1115,67 @@ struct SchedulerService::Impl {
     return h;
   }
 
+  // Closes every WebSocket (worker channel and watch feed) whose token was revoked or expired.
+  // State thread; runs every `kTokenSweep`, and at once for a revocation.
+  void SweepTokens(std::optional<std::string_view> revoked_id) {
+    Timestamp now = clock.Now();
+    if (revoked_id)
+      watch->CloseToken(*revoked_id);
+    watch->CloseExpired(now);
+    for (auto it = worker_sockets.begin(); it != worker_sockets.end();) {
+      const WorkerSocket& ws = it->second;
+      const char* why = state->IsRevoked(ws.token_id) ? "token revoked"
+                        : ws.expires <= now           ? "token expired"
+                                                      : nullptr;
+      auto conn = ws.connection.lock();
+      if (why != nullptr || !conn) {
+        if (conn) {
+          spdlog::warn("closing a worker connection from {}: {}", conn->remote(), why);
+          conn->Close(1008, why);
+          worker_tokens_closed.fetch_add(1, std::memory_order_relaxed);
+        }
+        it = worker_sockets.erase(it);
+        continue;
+      }
+      ++it;
+    }
+  }
+
+  void OnTokenSweepTick() {
+    if (stopped)
+      return;
+    SweepTokens(std::nullopt);
+    token_sweep_timer->expires_after(kTokenSweep);
+    token_sweep_timer->async_wait([this](boost::system::error_code ec) {
+      if (!ec)
+        OnTokenSweepTick();
+    });
+  }
+
   void OnWorkerMessage(const Principal& who, const std::shared_ptr<std::string>& node,
                        const std::weak_ptr<net::WsConnection>& weak, api::WorkerMessage msg) {
     auto conn = weak.lock();
     if (!conn)
       return;
+    // Revocation ends the connection within `kTokenSweep`; nothing it says meanwhile counts.
+    if (state->IsRevoked(who.token_id)) {
+      conn->Close(1008, "token revoked");
+      return;
+    }
     if (auto* hello = std::get_if<api::Hello>(&msg)) {
-      auto change = state->WorkerHello(who, *hello);
+      // A connection speaks for one node, and its token only for the nodes it names
+      // (`WorkerHello` checks): refused before the node's state is touched.
+      Result<Change> change = !node->empty() && *node != hello->node
+                                  ? Status::PermissionDenied("this connection serves node '" +
+                                                             *node + "', not '" + hello->node + "'")
+                                  : state->WorkerHello(who, *hello);
       if (!change.ok()) {
-        conn->Close(1008, change.status().ToString());
+        if (change.status().code() == StatusCode::kPermissionDenied) {
+          spdlog::warn("worker hello from {} refused: {}", conn->remote(),
+                       change.status().message());
+          hello_refused.fetch_add(1, std::memory_order_relaxed);
+        }
+        conn->Close(1008, change.status().message());
         return;
       }
       *node = hello->node;
@@ -1022,11 +1192,18 @@ struct SchedulerService::Impl {
       conn->Close(1008, "hello first");
       return;
     }
+    // Only the node's current connection speaks for it: one replaced by a newer hello is closing.
+    if (auto it = workers.find(*node); it == workers.end() || it->second != conn)
+      return;
     Result<Change> change = Status::Internal("unhandled");
     if (auto* hb = std::get_if<api::Heartbeat>(&msg)) {
       hb->node = *node;
       change = state->WorkerHeartbeat(*hb);
     } else if (auto* u = std::get_if<api::JobUpdate>(&msg)) {
+      // Updates count only for attempts placed on this connection's node; the state re-checks
+      // and answers others with a kill of the stale attempt on this node.
+      if (!state->AttemptPlacedOn(u->job, u->attempt, *node))
+        worker_updates_ignored.fetch_add(1, std::memory_order_relaxed);
       change = state->WorkerJobUpdate(*node, *u);
     } else if (auto* g = std::get_if<api::GpuHealthReport>(&msg)) {
       g->node = *node;
@@ -1048,7 +1225,9 @@ struct SchedulerService::Impl {
     std::filesystem::create_directories(config.data_dir, ec);
     if (ec)
       return Status::Unavailable("cannot create data_dir " + config.data_dir + ": " + ec.message());
-    ASSIGN_OR_RETURN(store, state::RocksDbStore::Open({.path = config.data_dir + "/db"}));
+    ASSIGN_OR_RETURN(store, state::RocksDbStore::Open({.path = config.data_dir + "/db",
+                                                       .min_free_bytes = static_cast<uint64_t>(
+                                                           config.min_free_disk_bytes)}));
     ASSIGN_OR_RETURN(TokenAuthority a, TokenAuthority::LoadOrCreate(config.data_dir));
     authority.emplace(std::move(a));
     state = std::make_unique<ClusterState>(config, clock);
@@ -1056,9 +1235,18 @@ struct SchedulerService::Impl {
     RETURN_IF_ERROR(state->Load(*store));
     spdlog::info("state loaded in {:.2f} s",
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (!state->quarantined().empty()) {
+      // Moved aside before serving, so that the next start does not meet them again.
+      RETURN_IF_ERROR(store->Commit(state->QuarantineBatch()));
+      spdlog::error("quarantined {} stored records that did not decode (meta keys quarantine/...)",
+                    state->quarantined().size());
+    }
     limiter =
         std::make_unique<RateLimiter>(clock, static_cast<double>(config.rate_limit.requests_per_s),
                                       static_cast<double>(config.rate_limit.burst));
+    worker_limiter = std::make_unique<RateLimiter>(
+        clock, static_cast<double>(config.rate_limit.worker_messages_per_s),
+        static_cast<double>(config.rate_limit.worker_message_burst));
     RETURN_IF_ERROR(FirstStart());
     return Status::Ok();
   }
@@ -1132,7 +1320,9 @@ struct SchedulerService::Impl {
     tick.emplace(state_ioc);
     pass_timer.emplace(state_ioc);
     summary_timer.emplace(state_ioc);
+    token_sweep_timer.emplace(state_ioc);
     OnState([this] { OnTick(); });
+    OnState([this] { OnTokenSweepTick(); });
     OnState([this] { OnSummaryTick(); });
     ASSIGN_OR_RETURN(address, http->Start());
     std::string scheme = config.tls.enabled() ? "https" : "http";
@@ -1154,7 +1344,10 @@ struct SchedulerService::Impl {
         pass_timer->cancel();
       if (summary_timer)
         summary_timer->cancel();
+      if (token_sweep_timer)
+        token_sweep_timer->cancel();
       workers.clear();
+      worker_sockets.clear();
     });
     sched_work.reset();
     if (sched_thread.joinable())

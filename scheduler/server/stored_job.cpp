@@ -352,6 +352,11 @@ Result<StoredJobRecord> DecodeBinary(std::string_view key, std::string_view valu
   j.spec = ReadSpec(r);
   rec.checkpoint = r.Optional<Timestamp>("checkpoint", [&] { return r.Time("checkpoint"); });
   rec.preemptible = r.Bool("preemptible");
+  if (version >= kStoredJobBinaryV2) {
+    j.held_by = r.Str("held_by");
+    j.held_by_role =
+        r.Optional<api::Role>("held_by_role", [&] { return r.Enum<api::Role>("held_by_role"); });
+  }
   if (!r.failed() && !r.at_end())
     r.Fail("end", "bytes after the record");
   if (r.failed()) {
@@ -441,6 +446,9 @@ std::string EncodeStoredJob(const api::Job& j, std::optional<Timestamp> checkpoi
   WriteSpec(w, j.spec);
   w.Optional(checkpoint, [&](Timestamp t) { w.Time(t); });
   w.Bool(preemptible);
+  // Since V2.
+  w.Str(j.held_by);
+  w.Optional(j.held_by_role, [&](api::Role role) { w.Enum(role); });
   return w.Take();
 }
 

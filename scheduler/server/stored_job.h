@@ -9,8 +9,9 @@
 //   that reordering an enum does not change what a record means). Decoding it skips the JSON
 //   parse and the field look-ups that made a restart with 1,000,000 stored jobs spend most of its
 //   time decoding (restart.1m). V2, written for every job since, adds each attempt's `message`
-//   after its exit code; V1 records stay readable (their attempts have no message). A new field
-//   needs a new format byte whose decoder reads it.
+//   after its exit code and, at the end, who placed a hold (`held_by`, `held_by_role`); V1
+//   records stay readable (no attempt messages, no hold's author). A new field needs a new format
+//   byte whose decoder reads it.
 // Decoding never trusts the bytes: a truncated or garbled record is an error that names the key,
 // never a crash or a huge allocation. A scheduler older than the binary form cannot read it: a
 // data directory does not go back to one.

@@ -8,12 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include "scheduler/api/types.h"
 
 namespace gsched::server {
 namespace {
@@ -73,6 +76,11 @@ Result<std::string> Base64UrlDecode(std::string_view text) {
     }
   }
   return out;
+}
+
+bool ServesNode(const std::vector<std::string>& patterns, std::string_view node) {
+  return std::any_of(patterns.begin(), patterns.end(),
+                     [&](const std::string& p) { return api::NodePatternCovers(p, node); });
 }
 
 std::string NewTokenId() {
@@ -135,6 +143,12 @@ std::string TokenAuthority::Sign(const TokenClaims& claims) const {
     accounts.emplace_back(a);
   payload["acc"] = std::move(accounts);
   payload["exp"] = ToUnixSeconds(claims.expires);
+  if (!claims.nodes.empty()) {
+    boost::json::array nodes;
+    for (const auto& n : claims.nodes)
+      nodes.emplace_back(n);
+    payload["nod"] = std::move(nodes);
+  }
   std::string signed_part = std::string(kPrefix) + Base64UrlEncode(boost::json::serialize(payload));
   return signed_part + "." + Base64UrlEncode(Mac(signed_part));
 }
@@ -183,6 +197,15 @@ Result<TokenClaims> TokenAuthority::Verify(std::string_view token, Timestamp now
     if (!a.is_string())
       return Unauthenticated("malformed payload");
     claims.accounts.emplace_back(a.get_string());
+  }
+  if (const auto* nodes = o->if_contains("nod")) {
+    if (!nodes->is_array())
+      return Unauthenticated("malformed payload");
+    for (const auto& n : nodes->get_array()) {
+      if (!n.is_string())
+        return Unauthenticated("malformed payload");
+      claims.nodes.emplace_back(n.get_string());
+    }
   }
   claims.expires = FromUnixSeconds(exp->get_int64());
   if (now >= claims.expires)

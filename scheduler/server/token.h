@@ -2,9 +2,10 @@
 // section 5.
 //
 // Wire form: "gs1.<payload>.<mac>", both parts base64url without padding; the payload is compact
-// JSON {"id","sub","role","acc","exp"}; the MAC covers "gs1.<payload>". The signing key is 32
-// random bytes kept in `DATA_DIR/hmac.key` (mode 0600), made on first start. Verification is
-// constant-time; revocation is the caller's (a stored set of revoked ids).
+// JSON {"id","sub","role","acc","exp"} and, for worker tokens, "nod" (the node patterns); the MAC
+// covers "gs1.<payload>". The signing key is 32 random bytes kept in `DATA_DIR/hmac.key` (mode
+// 0600), made on first start. Verification is constant-time; revocation is the caller's (a stored
+// set of revoked ids).
 //
 // Thread-safe after construction.
 #pragma once
@@ -25,7 +26,13 @@ struct TokenClaims {
   api::Role role = api::Role::kUser;
   std::vector<std::string> accounts;  // The first is the user's default account.
   Timestamp expires;
+  // Worker tokens: the nodes they serve (`api::NodePatternCovers`). Empty for other roles, and in
+  // worker tokens made before tokens named their nodes: those serve no node.
+  std::vector<std::string> nodes;
 };
+
+// Whether a token with these claims may speak for `node` on the worker channel.
+bool ServesNode(const std::vector<std::string>& patterns, std::string_view node);
 
 class TokenAuthority {
  public:

@@ -303,6 +303,24 @@ void WatchHub::CloseToken(std::string_view token_id) {
   }
 }
 
+size_t WatchHub::FeedsOf(std::string_view token_id) const {
+  return static_cast<size_t>(
+      std::count_if(subscribers_.begin(), subscribers_.end(),
+                    [&](const auto& entry) { return entry.second.who.token_id == token_id; }));
+}
+
+void WatchHub::CloseExpired(Timestamp now) {
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    auto next = std::next(it);
+    if (it->second.who.expires <= now) {
+      it->second.connection->Close(1008, "token expired");
+      ++stats_.closed_revoked;
+      Forget(it);
+    }
+    it = next;
+  }
+}
+
 void WatchHub::Publish(const std::vector<api::Event>& events) {
   Timestamp now = clock_.Now();
   for (const api::Event& e : events) {
@@ -501,7 +519,7 @@ void WatchHub::RenderMetrics(PrometheusWriter& w) const {
            "Ephemeral events dropped because too many waited for their log event.");
   w.Sample("gsched_watch_ephemeral_dropped_total", static_cast<double>(stats_.ephemeral_dropped));
   w.Family("gsched_watch_closed_revoked_total", "counter",
-           "Watch feeds closed because their token was revoked.");
+           "Watch feeds closed because their token was revoked or expired.");
   w.Sample("gsched_watch_closed_revoked_total", static_cast<double>(stats_.closed_revoked));
   w.Family("gsched_watch_published_seq", "gauge", "The newest durable event published.");
   w.Sample("gsched_watch_published_seq", static_cast<double>(stats_.published_seq));

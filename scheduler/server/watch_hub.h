@@ -152,6 +152,10 @@ class WatchHub {
   bool WantsEphemeral() const { return stats_.ephemeral_subscribers > 0; }
   // Closes every feed opened with token `token_id` (1008 "token revoked") and forgets it at once.
   void CloseToken(std::string_view token_id);
+  // Open feeds of token `token_id`.
+  size_t FeedsOf(std::string_view token_id) const;
+  // Closes every feed whose token expired by `now` (1008 "token expired") and forgets it.
+  void CloseExpired(Timestamp now);
 
   WatchStats Stats() const;
   // The `gsched_watch_*` families for `/metrics`.

@@ -4,9 +4,12 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -54,7 +57,48 @@ struct RocksDbStore::Impl {
   std::atomic<uint64_t> syncs{0};
   std::atomic<uint64_t> max_group{0};
 
+  // Set while a group waits for free space; commits queue behind it.
+  std::atomic<bool> failing{false};
+  std::atomic<uint64_t> write_failures{0};
+
   rocksdb::ColumnFamilyHandle* Handle(Family f) const { return handles[static_cast<size_t>(f)]; }
+
+  // Whether the file system under the database has room for `bytes` more and still keeps
+  // `min_free_bytes` (for RocksDB's flushes and compactions). When it cannot tell, it lets the
+  // write try.
+  bool HasRoom(size_t bytes) const {
+    struct statvfs st {};
+    if (::statvfs(options.path.c_str(), &st) != 0)
+      return true;
+    uint64_t free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+    return free_bytes >= options.min_free_bytes + 2 * static_cast<uint64_t>(bytes);
+  }
+
+  // Writes `merged` once the disk has room for it, waiting (100 ms doubling to 1 s between looks)
+  // while it has not: a full disk holds the group and everything queued behind it, unanswered, so
+  // nothing is acknowledged that is not durable and no commit overtakes another. The database is
+  // never handed a write that may not fit: RocksDB 7.8 cannot resume a log whose write failed (it
+  // asserts, or needs a reopen), so a write error it does report still ends in the caller's
+  // `Status`.
+  Status WriteUntilDurable(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch& merged) {
+    auto backoff = std::chrono::milliseconds(100);
+    while (!HasRoom(merged.GetDataSize())) {
+      write_failures.fetch_add(1, std::memory_order_relaxed);
+      if (!failing.exchange(true)) {
+        spdlog::error(
+            "store: the disk under {} is nearly full (keeping {} bytes free); commits "
+            "wait for room",
+            options.path, options.min_free_bytes);
+      }
+      std::unique_lock lock(mu);
+      if (wake.wait_for(lock, backoff, [&] { return stopping; }))
+        return Status::Unavailable("store closing while the disk is full");
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(1));
+    }
+    if (failing.exchange(false))
+      spdlog::warn("store: the disk has room again; commits go on");
+    return FromRocks(db->Write(wo, &merged), "commit");
+  }
 
   void WriterLoop() {
     std::vector<Pending> group;
@@ -93,7 +137,7 @@ struct RocksDbStore::Impl {
       }
       rocksdb::WriteOptions wo;
       wo.sync = options.sync;
-      Status status = FromRocks(db->Write(wo, &merged), "commit");
+      Status status = WriteUntilDurable(wo, merged);
       syncs.fetch_add(1, std::memory_order_relaxed);
       uint64_t size = group.size();
       uint64_t prev = max_group.load(std::memory_order_relaxed);
@@ -230,6 +274,8 @@ CommitStats RocksDbStore::Stats() const {
   s.commits = impl_->commits.load(std::memory_order_relaxed);
   s.syncs = impl_->syncs.load(std::memory_order_relaxed);
   s.max_group = impl_->max_group.load(std::memory_order_relaxed);
+  s.failing = impl_->failing.load(std::memory_order_relaxed);
+  s.write_failures = impl_->write_failures.load(std::memory_order_relaxed);
   std::lock_guard lock(impl_->mu);
   s.queue_depth = impl_->queue.size();
   return s;

@@ -22,6 +22,9 @@ struct RocksDbOptions {
   size_t max_queue = 200'000;  // Commits waiting for the writer before new ones are refused.
   size_t max_group = 8'192;    // Commits that may share one sync.
   bool sync = true;            // false only for benchmarks that measure everything but fsync.
+  // Commits wait (unanswered, `CommitStats::failing`) while the file system would have less than
+  // this free after them.
+  uint64_t min_free_bytes = uint64_t{64} << 20;
 };
 
 class RocksDbStore final : public Store {

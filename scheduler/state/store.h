@@ -63,6 +63,9 @@ struct CommitStats {
   uint64_t syncs = 0;        // Synced writes to disk; commits / syncs is the mean group size.
   uint64_t max_group = 0;    // Largest number of commits that shared one sync.
   uint64_t queue_depth = 0;  // Commits waiting right now.
+  // The disk is (nearly) full: commits wait, unanswered, until it has room.
+  bool failing = false;
+  uint64_t write_failures = 0;  // Looks at the disk that found it full.
 };
 
 class Store {

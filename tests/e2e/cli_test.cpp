@@ -669,7 +669,7 @@ TEST_F(CliTest, AccountsShowTheTreeAndApplyAndQuotaSetChangeIt) {
   auto apply = CliAs(admin_, {"accounts", "apply", "-f", file});
   ASSERT_EQ(apply.code, 0) << apply.Text();
   EXPECT_EQ(apply.out, "applied lab\napplied proj-c\n");
-  auto after = Cli({"accounts", "--json"});
+  auto after = CliAs(admin_, {"accounts", "--json"});
   ASSERT_EQ(after.code, 0) << after.Text();
   json::value after_body = after.Json();
   const json::object* proj_c = Find(after_body.at("accounts").as_array(), "name", "proj-c");

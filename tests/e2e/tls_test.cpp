@@ -32,7 +32,8 @@ TEST(TlsSystemTest, WorkerAndCliSpeakTlsToTheScheduler) {
     GTEST_SKIP() << "openssl CLI not available";
   const std::string ca = certs.path() + "/ca.pem";
   SchedulerProcess s(
-      "tls: {cert: " + certs.path() + "/server.pem, key: " + certs.path() + "/server.key}\n", ca);
+      "tls: {cert: " + certs.path() + "/server.pem, key: " + certs.path() + "/server.key}\n", true,
+      ca);
   ASSERT_EQ(s.url().rfind("https://", 0), 0u) << s.url();
 
   // Without the CA a worker cannot get in; with it, it can.

@@ -143,7 +143,7 @@ TEST_F(ApiTest, ValidationErrorsAre400WithTheField) {
   EXPECT_EQ(ErrorField(r), "gpu_type[0]");
   r = Do(alice_, "POST", "/v1/jobs",
          R"({"image":"/i","command":["x"],"depends_on":[{"type":"afterok","job":999999}]})");
-  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.status, 404);
   EXPECT_EQ(ErrorField(r), "depends_on[0].job");
   r = Do(alice_, "POST", "/v1/jobs", "{not json");
   EXPECT_EQ(r.status, 400);
@@ -206,7 +206,11 @@ TEST_F(ApiTest, OnlyAdminsChangeAccountsAndTokens) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(ErrorField(r), "parent");
   EXPECT_EQ(Do(alice_, "POST", "/v1/tokens", R"({"user":"mallory","role":"admin"})").status, 403);
+  // A user reads only their accounts and those above them (DESIGN.md section 11); admins all.
   auto accounts = Parse(Do(alice_, "GET", "/v1/accounts").body).at("accounts").as_array();
+  EXPECT_EQ(accounts.size(), 3u);  // root, lab, proj-a.
+  accounts =
+      Parse(Do(scheduler_->admin_token(), "GET", "/v1/accounts").body).at("accounts").as_array();
   EXPECT_GE(accounts.size(), 5u);
 }
 

@@ -36,9 +36,11 @@ inline constexpr char kTestAccounts[] = R"(accounts:
 
 class SchedulerProcess {
  public:
-  // `extra_yaml` is appended to scheduler.yaml (e.g. a tighter rate limit); `ca_file` is what
-  // the clients verify an https scheduler with (its `tls.cert` in tests).
-  explicit SchedulerProcess(std::string extra_yaml = {}, std::string ca_file = {})
+  // `extra_yaml` is appended to scheduler.yaml (e.g. a tighter rate limit).
+  // `start`: false leaves the data dir to be prepared (e.g. mounted) before `Start()`.
+  // `ca_file` is what the clients verify an https scheduler with (its `tls.cert` in tests).
+  explicit SchedulerProcess(std::string extra_yaml = {}, bool start = true,
+                            std::string ca_file = {})
       : ca_file_(std::move(ca_file)) {
     std::ofstream(dir_.path() + "/accounts.yaml") << kTestAccounts;
     std::ofstream(dir_.path() + "/scheduler.yaml") << "listen: 127.0.0.1:0\n"
@@ -47,7 +49,9 @@ class SchedulerProcess {
                                                    << "log_level: info\n"
                                                    << "scheduling:\n  interval: 100ms\n"
                                                    << extra_yaml;
-    Start();
+    std::filesystem::create_directories(data_dir());
+    if (start)
+      Start();
   }
   ~SchedulerProcess() {
     if (process_)
@@ -88,13 +92,23 @@ class SchedulerProcess {
     return std::move(c).value();
   }
 
-  // A token made through the API by the admin.
+  // A token made through the API by the admin. A worker token serves `nodes`, by default the node
+  // named like its user (`Token("node-1", "worker", {})` serves node-1 only).
   std::string Token(const std::string& user, const std::string& role,
-                    const std::vector<std::string>& accounts) const {
+                    const std::vector<std::string>& accounts,
+                    std::vector<std::string> nodes = {}) const {
     boost::json::array acc;
     for (const auto& a : accounts)
       acc.emplace_back(a);
     boost::json::object body{{"user", user}, {"role", role}, {"accounts", acc}};
+    if (role == "worker" && nodes.empty())
+      nodes.push_back(user);
+    if (!nodes.empty()) {
+      boost::json::array n;
+      for (const auto& p : nodes)
+        n.emplace_back(p);
+      body["nodes"] = std::move(n);
+    }
     auto r = Client(admin_token_)->Post("/v1/tokens", boost::json::serialize(body));
     EXPECT_TRUE(r.ok());
     if (!r.ok() || r->status != 201) {

@@ -137,7 +137,8 @@ async function startCluster() {
   base = fs.readFileSync(addrFile, 'utf8').trim();
   adminToken = fs.readFileSync(path.join(work, 'data', 'admin.token'), 'utf8').trim();
 
-  const worker = await apiPost('/v1/tokens', {user: 'sim', role: 'worker', accounts: []});
+  const worker = await apiPost('/v1/tokens', {user: 'sim', role: 'worker', accounts: [],
+                                                nodes: ['dj-*', 'bs-*']});
   fs.writeFileSync(path.join(work, 'worker.token'), worker.token);
   // Two sites: two 8 x h100 nodes in daejeon/b01, two 4 x h200 nodes in busan/b07.
   const fleets = [

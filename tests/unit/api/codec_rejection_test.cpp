@@ -300,6 +300,15 @@ std::vector<Rejection> Cases() {
        "must be 1..31536000 seconds"},
       {"token_bad_account", D::kToken, R"({"user": "alice", "accounts": ["ok", "not ok"]})",
        "accounts[1]", "may only contain"},
+      {"worker_token_without_nodes", D::kToken, R"({"user": "w", "role": "worker"})", "nodes",
+       "required for worker tokens"},
+      {"worker_token_star_inside", D::kToken,
+       R"({"user": "w", "role": "worker", "nodes": ["n1", "a*b"]})", "nodes[1]",
+       "prefix ending in '*'"},
+      {"worker_token_empty_node", D::kToken, R"({"user": "w", "role": "worker", "nodes": [""]})",
+       "nodes[0]", "must be a node name"},
+      {"user_token_with_nodes", D::kToken, R"({"user": "u", "nodes": ["n1"]})", "nodes",
+       "only worker tokens"},
 
       // Server output and worker messages: known fields are still checked.
       {"job_id_zero", D::kJob,

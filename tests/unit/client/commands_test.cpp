@@ -612,6 +612,20 @@ TEST_F(CliTest, TokensAndWhoAmI) {
   EXPECT_THAT(req->accounts, ElementsAre("a", "b"));
   EXPECT_EQ(req->expires_in_s, 7 * 86400);
   EXPECT_EQ(Run({"token", "create", "--user", "bob", "--role", "king"}).code, 2);
+  // Worker tokens name their nodes: repeatable and comma-separated; required, checked before
+  // asking the server.
+  CliRun wt = Run({"token", "create", "--user", "nvl003", "--role", "worker", "--nodes",
+                   "nacc-nvl003-*,n1", "--nodes", "n2"});
+  EXPECT_EQ(wt.code, 0) << wt.err;
+  auto wreq = api::DecodeTokenRequest(json::parse(server_.Requests().back().body));
+  ASSERT_TRUE(wreq.ok());
+  EXPECT_THAT(wreq->nodes, ElementsAre("nacc-nvl003-*", "n1", "n2"));
+  size_t asked = server_.Requests().size();
+  CliRun no_nodes = Run({"token", "create", "--user", "nvl003", "--role", "worker"});
+  EXPECT_EQ(no_nodes.code, 2);
+  EXPECT_NE(no_nodes.err.find("nodes"), std::string::npos) << no_nodes.err;
+  EXPECT_EQ(Run({"token", "create", "--user", "x", "--role", "worker", "--nodes", "a*b"}).code, 2);
+  EXPECT_EQ(server_.Requests().size(), asked);
   CliRun rv = Run({"token", "revoke", "tok_1"});
   EXPECT_EQ(rv.code, 0) << rv.err;
   EXPECT_EQ(server_.Lines().back(), "DELETE /v1/tokens/tok_1");

@@ -26,6 +26,7 @@ TEST(ExamplesTest, SchedulerYamlIsTheDefaults) {
   // The file documents the defaults: every value equals the built-in one.
   EXPECT_EQ(c.listen, defaults.listen);
   EXPECT_EQ(c.log_level, defaults.log_level);
+  EXPECT_EQ(c.min_free_disk_bytes, defaults.min_free_disk_bytes);
   EXPECT_FALSE(c.tls.enabled());
   EXPECT_EQ(c.limits.max_body_bytes, defaults.limits.max_body_bytes);
   EXPECT_EQ(c.limits.max_header_bytes, defaults.limits.max_header_bytes);
@@ -33,8 +34,13 @@ TEST(ExamplesTest, SchedulerYamlIsTheDefaults) {
   EXPECT_EQ(c.limits.idle_timeout, defaults.limits.idle_timeout);
   EXPECT_EQ(c.limits.max_connections, defaults.limits.max_connections);
   EXPECT_EQ(c.limits.ws_max_message_bytes, defaults.limits.ws_max_message_bytes);
+  EXPECT_EQ(c.watch.max_feeds_per_token, defaults.watch.max_feeds_per_token);
+  EXPECT_EQ(c.limits.max_submit_expanded_bytes, defaults.limits.max_submit_expanded_bytes);
+  EXPECT_EQ(c.limits.max_pending_jobs_per_user, defaults.limits.max_pending_jobs_per_user);
   EXPECT_EQ(c.rate_limit.requests_per_s, defaults.rate_limit.requests_per_s);
   EXPECT_EQ(c.rate_limit.burst, defaults.rate_limit.burst);
+  EXPECT_EQ(c.rate_limit.worker_messages_per_s, defaults.rate_limit.worker_messages_per_s);
+  EXPECT_EQ(c.rate_limit.worker_message_burst, defaults.rate_limit.worker_message_burst);
   EXPECT_EQ(c.scheduling.interval, defaults.scheduling.interval);
   EXPECT_EQ(c.scheduling.backfill.depth, defaults.scheduling.backfill.depth);
   EXPECT_EQ(c.scheduling.backfill.enabled, defaults.scheduling.backfill.enabled);

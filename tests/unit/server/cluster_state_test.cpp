@@ -30,7 +30,7 @@ class ClusterStateTest : public ::testing::Test {
   }
   static Principal Admin() { return {"root", api::Role::kAdmin, {}, "tok_admin", {}}; }
   static Principal Alice() { return {"alice", api::Role::kUser, {"lab"}, "tok_alice", {}}; }
-  static Principal Worker() { return {"w", api::Role::kWorker, {}, "tok_w", {}}; }
+  static Principal Worker() { return {"w", api::Role::kWorker, {}, "tok_w", {}, {"*"}}; }
 
   // Commits like the service does, and returns the change for inspection.
   Change Apply(Result<Change> change) {
@@ -467,6 +467,149 @@ TEST_F(ClusterStateTest, JobReasonEventsOnlyWhenTheReasonChanges) {
   // No `job.reason` is ever written to the log.
   for (const api::Event& e : state_.recent_events())
     EXPECT_NE(e.type, "job.reason");
+}
+
+// A worker token speaks only for the nodes its patterns cover; the refusal touches nothing.
+TEST_F(ClusterStateTest, HelloOnlyForNodesTheTokenServes) {
+  Principal rack{"w", api::Role::kWorker, {}, "tok_r", {}, {"rack7-*", "spare"}};
+  EXPECT_TRUE(state_.WorkerHello(rack, Hello("rack7-n01")).ok());
+  EXPECT_TRUE(state_.WorkerHello(rack, Hello("spare")).ok());
+  for (const char* other : {"rack8-n01", "spare2", "rack7"}) {
+    auto refused = state_.WorkerHello(rack, Hello(other));
+    EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied) << other;
+    EXPECT_FALSE(state_.nodes().contains(other)) << other;
+  }
+  Principal none{"w", api::Role::kWorker, {}, "tok_n", {}};
+  EXPECT_EQ(state_.WorkerHello(none, Hello("spare")).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(state_.WorkerHello(Admin(), Hello("spare")).status().code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(ClusterStateTest, HealthReportsThatChangeNothingWriteNothing) {
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  api::GpuHealthReport report{"n1", {{2, api::GpuHealth::kUnhealthy, "xid", 79}}};
+  Change first = Apply(state_.WorkerGpuHealth(report));
+  EXPECT_FALSE(first.batch.empty());
+  Change again = Apply(state_.WorkerGpuHealth(report));
+  EXPECT_TRUE(again.batch.empty());
+  EXPECT_TRUE(again.events.empty());
+}
+
+// Holds rank admin > coordinator > user: a hold is released only by its placer's rank or above.
+TEST_F(ClusterStateTest, HoldsRecordWhoPlacedThem) {
+  uint64_t id = SubmitOne(1);
+  Principal coord{"cora", api::Role::kCoordinator, {"lab"}, "tok_c", {}};
+  Apply(state_.Hold(Admin(), id, true));
+  EXPECT_EQ(state_.jobs().at(id).job.held_by, "root");
+  EXPECT_EQ(state_.Hold(Alice(), id, false).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(state_.Hold(coord, id, false).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_TRUE(state_.jobs().at(id).job.held);
+  Apply(state_.Hold(Admin(), id, false));
+  EXPECT_FALSE(state_.jobs().at(id).job.held_by_role.has_value());
+  Apply(state_.Hold(Alice(), id, true));
+  // A coordinator's hold takes over the user's.
+  Apply(state_.Hold(coord, id, true));
+  EXPECT_EQ(state_.jobs().at(id).job.held_by_role, api::Role::kCoordinator);
+  EXPECT_EQ(state_.Hold(Alice(), id, false).status().code(), StatusCode::kPermissionDenied);
+  Apply(state_.Hold(coord, id, false));
+  EXPECT_FALSE(state_.jobs().at(id).job.held);
+}
+
+TEST_F(ClusterStateTest, AccountsAreVisibleByRole) {
+  api::Account a;
+  a.name = "proj";
+  a.parent = "lab";
+  a.users = std::vector<std::string>{"alice"};
+  Apply(state_.PutAccount(Admin(), a));
+  api::Account other;
+  other.name = "other";
+  other.users = std::vector<std::string>{"zed"};
+  Apply(state_.PutAccount(Admin(), other));
+  auto names = [&](const Principal& who) {
+    std::map<std::string, bool> out;  // name -> shown whole (with members).
+    for (const auto& acc : state_.VisibleAccounts(who))
+      out[acc.name] = acc.users.has_value();
+    return out;
+  };
+  Principal in_proj{"alice", api::Role::kUser, {"proj"}, "t", {}};
+  EXPECT_EQ(names(in_proj),
+            (std::map<std::string, bool>{{"lab", false}, {"proj", true}, {"root", false}}));
+  Principal coord{"cora", api::Role::kCoordinator, {"lab"}, "t", {}};
+  EXPECT_EQ(names(coord).size(), 3u);  // root, lab, proj.
+  EXPECT_TRUE(state_.VisibleAccounts(Worker()).empty());
+  EXPECT_EQ(state_.VisibleAccounts(Admin()).size(), 4u);
+}
+
+TEST_F(ClusterStateTest, AccountsThatWouldNotLoadAreNotStored) {
+  api::Account bad;
+  bad.name = "a b";
+  auto r = state_.PutAccount(Admin(), bad);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().field(), "name");
+  EXPECT_FALSE(state_.account_map().contains("a b"));
+}
+
+// Undecodable records are listed for quarantine; what they leave dangling is mended in memory.
+TEST_F(ClusterStateTest, LoadSetsAsideWhatDoesNotDecode) {
+  api::Account proj;
+  proj.name = "proj";
+  proj.parent = "lab";
+  Apply(state_.PutAccount(Admin(), proj));
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {"x"};
+  spec.account = "proj";
+  std::vector<uint64_t> ids;
+  Principal in_proj{"alice", api::Role::kUser, {"proj"}, "t", {}};
+  Apply(state_.Submit(in_proj, {spec, spec}, &ids));
+  state::WriteBatch b;
+  b.Put(state::Family::kAccounts, "lab", "{");
+  b.Put(state::Family::kAccounts, "proj", R"({"name":"proj","parent":"lab"})");
+  b.Put(state::Family::kJobs, state::U64Key(ids[1]), "\x01");
+  ASSERT_TRUE(store_.Commit(std::move(b)).ok());
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  ASSERT_EQ(reloaded.quarantined().size(), 2u);
+  EXPECT_EQ(reloaded.account_map().at("proj").parent, "root");
+  EXPECT_TRUE(reloaded.jobs().contains(ids[0]));
+  EXPECT_FALSE(reloaded.jobs().contains(ids[1]));
+  ASSERT_TRUE(store_.Commit(reloaded.QuarantineBatch()).ok());
+  EXPECT_FALSE(store_.Get(state::Family::kAccounts, "lab").ok());
+  EXPECT_EQ(*store_.Get(state::Family::kMeta,
+                        ClusterState::QuarantineKey(state::Family::kAccounts, "lab")),
+            "{");
+  ClusterState again(config_, clock_);
+  ASSERT_TRUE(again.Load(store_).ok());
+  EXPECT_TRUE(again.quarantined().empty());
+}
+
+// spec bytes x tasks over `limits.max_submit_expanded_bytes`: refused before anything is made.
+TEST_F(ClusterStateTest, ExpandedSubmissionsAreBounded) {
+  config_.limits.max_submit_expanded_bytes = 100 * 1024;
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {std::string(2000, 'x')};
+  spec.array = "0-99";  // ~2.1 KB x 100 = ~210 KB.
+  std::vector<uint64_t> ids;
+  auto r = state_.Submit(Alice(), {spec}, &ids);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().field(), "array");
+  EXPECT_TRUE(ids.empty());
+  EXPECT_EQ(state_.pending_count(), 0u);
+  spec.array = "0-9";  // ~21 KB.
+  EXPECT_TRUE(state_.Submit(Alice(), {spec}, &ids).ok());
+}
+
+TEST_F(ClusterStateTest, DefaultPendingLimitPerUser) {
+  config_.limits.max_pending_jobs_per_user = 2;
+  SubmitOne(1);
+  SubmitOne(1);
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {"x"};
+  std::vector<uint64_t> ids;
+  EXPECT_EQ(state_.Submit(Alice(), {spec}, &ids).status().code(), StatusCode::kResourceExhausted);
 }
 
 }  // namespace

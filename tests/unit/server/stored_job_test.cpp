@@ -64,21 +64,28 @@ StoredJobRecord FullRecord() {
   j.attempts = {a};
   r.checkpoint = FromUnixMillis(1'800'000'150'000);
   r.preemptible = true;
+  j.held = true;
+  j.held_by = "root";
+  j.held_by_role = api::Role::kAdmin;
   return r;
 }
 
 const std::string kKey = state::U64Key(42);
 
-TEST(StoredJobTest, VersionOneRecordsStillReadWithoutAttemptMessages) {
+// A V1 record (before attempts kept their messages and holds named who placed them) still
+// reads: V2's bytes without the attempt's message and without the hold's tail.
+TEST(StoredJobTest, VersionOneRecordsStillRead) {
   StoredJobRecord r = FullRecord();
+  r.job.held_by.clear();
+  r.job.held_by_role.reset();
   std::string v2 = EncodeStoredJob(r);
-  // V1 is V2 without the attempt's message: drop its bytes (a length byte and the text), which
-  // come right after the attempt's exit code; the spec follows.
+  // The attempt's message is a length byte and its text, right after the attempt's exit code;
+  // the V2 tail of an empty `held_by` and no role is two bytes (length 0, absent).
   const std::string& message = r.job.attempts[0].message;
   size_t at = v2.find(static_cast<char>(message.size()) + message);
   ASSERT_NE(at, std::string::npos);
   std::string v1 = v2.substr(0, at) + v2.substr(at + 1 + message.size());
-  v1[0] = kStoredJobBinaryV1;
+  v1 = std::string(1, kStoredJobBinaryV1) + v1.substr(1, v1.size() - 3);
   auto back = DecodeStoredJob(kKey, v1);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   r.job.attempts[0].message.clear();

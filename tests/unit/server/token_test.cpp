@@ -27,6 +27,25 @@ TEST(TokenTest, SignedTokensVerifyWithTheirClaims) {
   EXPECT_EQ(claims->expires, now + Seconds(3600));
 }
 
+TEST(TokenTest, WorkerTokensCarryTheirNodes) {
+  TokenAuthority authority(std::string(32, 'k'));
+  Timestamp now = FromUnixSeconds(1'800'000'000);
+  TokenClaims w{"tok_1", "nvl003", api::Role::kWorker, {}, now + Seconds(60), {"nvl003-*", "x1"}};
+  auto claims = authority.Verify(authority.Sign(w), now);
+  ASSERT_TRUE(claims.ok()) << claims.status().ToString();
+  EXPECT_EQ(claims->nodes, (std::vector<std::string>{"nvl003-*", "x1"}));
+  EXPECT_TRUE(ServesNode(claims->nodes, "nvl003-n01"));
+  EXPECT_TRUE(ServesNode(claims->nodes, "x1"));
+  EXPECT_FALSE(ServesNode(claims->nodes, "x10"));
+  EXPECT_FALSE(ServesNode(claims->nodes, "nvl004-n01"));
+  EXPECT_TRUE(ServesNode({"*"}, "anything"));
+  EXPECT_FALSE(ServesNode({}, "anything"));
+  // A token without the claim (made before tokens named nodes) serves nothing.
+  auto old = authority.Verify(authority.Sign(Alice(now + Seconds(60))), now);
+  ASSERT_TRUE(old.ok());
+  EXPECT_TRUE(old->nodes.empty());
+}
+
 TEST(TokenTest, ExpiredTokensAreRefused) {
   TokenAuthority authority(std::string(32, 'k'));
   Timestamp now = FromUnixSeconds(1'800'000'000);
