@@ -27,7 +27,6 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
   struct Outgoing {
     api::JobUpdate update;
     uint64_t connection = 0;  // 0: not sent yet.
-    uint64_t heartbeat = 0;   // `heartbeats` when it was sent.
   };
 
   asio::io_context& ioc;
@@ -126,10 +125,8 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
     }
     // Terminal updates not known to be delivered: again, on this connection.
     for (auto& [key, out] : outbox) {
-      if (SendMessage(out.update)) {
+      if (SendMessage(out.update))
         out.connection = connection;
-        out.heartbeat = heartbeats;
-      }
     }
     ScheduleHeartbeat();
   }
@@ -154,6 +151,11 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
             backend.Kill(m);
           } else if constexpr (std::is_same_v<T, api::Drain>) {
             spdlog::info("{}: drained by the scheduler: {}", identity.name, m.reason);
+          } else if constexpr (std::is_same_v<T, api::Ack>) {
+            // The scheduler stored the attempt's end: it need not be sent again, even after a
+            // restart of this worker.
+            if (outbox.erase({m.job, m.attempt}) > 0)
+              backend.MarkReported(m.job, m.attempt);
           } else if constexpr (std::is_same_v<T, api::ReadLog>) {
             // The answer goes back on the connection that asked; after a reconnect the
             // scheduler has already failed the request.
@@ -213,15 +215,6 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
     hb.time = clock.Now();
     hb.running = backend.Running();
     SendMessage(hb);
-    // Terminal updates sent on this connection at least one heartbeat ago were delivered.
-    for (auto it = outbox.begin(); it != outbox.end();) {
-      if (it->second.connection == connection && it->second.heartbeat < heartbeats) {
-        backend.MarkReported(it->first.first, it->first.second);
-        it = outbox.erase(it);
-      } else {
-        ++it;
-      }
-    }
     ScheduleHeartbeat();
   }
 
@@ -231,7 +224,6 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
       Outgoing& out = outbox[{update.job, update.attempt}];
       out.update = update;
       out.connection = sent ? connection : 0;
-      out.heartbeat = heartbeats;
     }
   }
 

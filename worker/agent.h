@@ -3,18 +3,19 @@
 // Connects to `<scheduler>/v1/workers/connect` with the worker token, sends `hello` (inventory,
 // NVLink pairs, attempts it runs), a `heartbeat` every `heartbeat_interval`, a `job_update` for
 // every state change its `JobBackend` reports and `gpu_health` when a health check changes
-// something; hands `launch`/`signal`/`kill`/`drain` to the backend. A malformed message is logged
-// and ignored.
+// something; hands `launch`/`signal`/`kill`/`drain` to the backend and takes `ack`s. A malformed
+// message is logged and ignored.
 //
 // Reconnects after any close with exponential backoff and jitter: the n-th attempt waits
 // `b/2 + r * b/2` with `b = min(max_backoff, initial_backoff * 2^n)` and `r` from the injected
 // random source; a successful hello resets n.
 //
-// Delivery of final states: a terminal `job_update` stays in an outbox until one heartbeat interval
-// passed on the connection that carried it (the channel has no acks; a connection that survived a
-// heartbeat after the write flushed it), then `JobBackend::MarkReported` records it. Terminal
-// updates still in the outbox when a connection drops are sent again on the next one, so the final
-// state of every attempt reaches the scheduler at least once (it de-duplicates by attempt).
+// Delivery of final states: a terminal `job_update` stays in an outbox until the scheduler answers
+// `ack` for its attempt, which it does once the update is durable; then
+// `JobBackend::MarkReported` records it. Terminal updates still in the outbox when a connection
+// drops are sent again on the next one, so the final state of every attempt reaches the
+// scheduler's disk at least once (it de-duplicates by attempt), even when the scheduler died
+// between receiving an update and storing it.
 // Non-terminal updates made while disconnected are dropped: the next hello lists running attempts.
 //
 // Threading: everything runs on the given io_context (one thread). `OnJobUpdate`,

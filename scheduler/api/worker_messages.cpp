@@ -220,6 +220,13 @@ Result<ReadLog> DecodeReadLog(const Fields& f) {
   return r;
 }
 
+Result<Ack> DecodeAck(const Fields& f) {
+  Ack a;
+  ASSIGN_OR_RETURN(a.job, f.Required("job", Uint64In(1, kMaxU64)));
+  ASSIGN_OR_RETURN(a.attempt, f.Required("attempt", IntIn(1, kMaxU32)));
+  return a;
+}
+
 Result<LogChunk> DecodeLogChunk(const Fields& f) {
   LogChunk c;
   ASSIGN_OR_RETURN(c.request, f.Required("request", Uint64In(0, kMaxU64)));
@@ -353,6 +360,11 @@ json::value Encode(const ReadLog& r) {
                       {"limit", r.limit}};
 }
 
+json::value Encode(const Ack& a) {
+  return json::object{
+      {"type", "ack"}, {"job", a.job}, {"attempt", static_cast<int64_t>(a.attempt)}};
+}
+
 json::value Encode(const LogChunk& c) {
   return json::object{{"type", "log_chunk"},
                       {"request", c.request},
@@ -403,7 +415,10 @@ Result<SchedulerMessage> DecodeSchedulerMessageValue(const json::value& v) {
     return Wrap<SchedulerMessage>(DecodeDrain(f));
   if (type == "read_log")
     return Wrap<SchedulerMessage>(DecodeReadLog(f));
-  return Status::InvalidArgument("must be one of launch, signal, kill, drain, read_log", "type");
+  if (type == "ack")
+    return Wrap<SchedulerMessage>(DecodeAck(f));
+  return Status::InvalidArgument("must be one of launch, signal, kill, drain, read_log, ack",
+                                 "type");
 }
 
 Result<WorkerMessage> DecodeWorkerMessage(std::string_view text) {
@@ -439,7 +454,8 @@ std::string_view MessageType(const WorkerMessage& message) {
 }
 
 std::string_view MessageType(const SchedulerMessage& message) {
-  static constexpr std::string_view kNames[] = {"launch", "signal", "kill", "drain", "read_log"};
+  static constexpr std::string_view kNames[] = {"launch", "signal",   "kill",
+                                                "drain",  "read_log", "ack"};
   return kNames[message.index()];
 }
 

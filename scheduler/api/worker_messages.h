@@ -165,8 +165,17 @@ struct LogChunk {
   friend bool operator==(const LogChunk&, const LogChunk&) = default;
 };
 
+// The scheduler has the final `job_update` of (job, attempt) durably: the worker may forget it.
+// Until then the worker sends it again on every new connection.
+struct Ack {
+  uint64_t job = 0;
+  uint32_t attempt = 0;
+
+  friend bool operator==(const Ack&, const Ack&) = default;
+};
+
 using WorkerMessage = std::variant<Hello, Heartbeat, JobUpdate, GpuHealthReport, LogChunk>;
-using SchedulerMessage = std::variant<Launch, Signal, Kill, Drain, ReadLog>;
+using SchedulerMessage = std::variant<Launch, Signal, Kill, Drain, ReadLog, Ack>;
 
 // Parse (through `ParseJson`) and decode one message. An unknown or missing `type` is an error
 // naming `type`.

@@ -1289,6 +1289,10 @@ Result<Change> ClusterState::WorkerHeartbeat(const api::Heartbeat& hb) {
 
 Result<Change> ClusterState::WorkerJobUpdate(const std::string& node, const api::JobUpdate& u) {
   Change change;
+  // A final update is acknowledged once what it changes is durable: dispatches leave after the
+  // commit. Stale and repeated ones are acknowledged too, so that the worker stops sending them.
+  if (api::IsTerminal(u.state))
+    change.dispatches.push_back({node, api::Ack{u.job, u.attempt}});
   auto it = jobs_.find(u.job);
   if (!AttemptPlacedOn(u.job, u.attempt, node)) {
     // A stale or unknown attempt: make sure it is not running, and otherwise ignore it.

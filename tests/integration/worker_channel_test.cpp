@@ -87,9 +87,20 @@ TEST(WorkerChannelTest, JobRunsThroughItsWholeLife) {
   w.Send(
       api::JobUpdate{id, 1, api::JobState::kRunning, std::nullopt, std::nullopt, "", std::nullopt});
   ASSERT_TRUE(WaitFor([&] { return JobState(s, alice, id) == "running"; }));
-  w.Send(api::JobUpdate{id, 1, api::JobState::kCompleted, 0, std::nullopt, "", std::nullopt});
-  ASSERT_TRUE(WaitFor([&] { return JobState(s, alice, id) == "completed"; }));
+  w.Send(
+      api::JobUpdate{id, 1, api::JobState::kCompleted, 0, std::nullopt, "all done", std::nullopt});
+  // The final update is acknowledged once it is durable, which it is by then.
+  api::SchedulerMessage ack = w.Next();
+  ASSERT_TRUE(std::holds_alternative<api::Ack>(ack)) << api::SerializeMessage(ack);
+  EXPECT_EQ(std::get<api::Ack>(ack), (api::Ack{id, 1}));
+  EXPECT_EQ(JobState(s, alice, id), "completed");
+  // Sent again (the worker did not see the ack, say): acknowledged again, nothing changes.
+  w.Send(api::JobUpdate{id, 1, api::JobState::kFailed, 1, std::nullopt, "", std::nullopt});
+  ack = w.Next();
+  ASSERT_TRUE(std::holds_alternative<api::Ack>(ack)) << api::SerializeMessage(ack);
   auto job = Parse(s.Client(alice)->Get("/v1/jobs/" + std::to_string(id))->body);
+  EXPECT_EQ(job.at("state"), "completed");
+  EXPECT_EQ(job.at("attempts").at(0).at("message"), "all done");
   EXPECT_EQ(job.at("exit_code").as_int64(), 0);
   EXPECT_EQ(job.at("attempts").as_array().size(), 1u);
   // The completed job survives a restart as history.

@@ -101,6 +101,7 @@ TEST(GoldenTest, SchedulerMessages) {
   ExpectMessageRoundTrip("scheduler_launch.json", DecodeSchedulerText, "launch");
   ExpectMessageRoundTrip("scheduler_signal.json", DecodeSchedulerText, "signal");
   ExpectMessageRoundTrip("scheduler_kill.json", DecodeSchedulerText, "kill");
+  ExpectMessageRoundTrip("scheduler_ack.json", DecodeSchedulerText, "ack");
   ExpectMessageRoundTrip("scheduler_drain.json", DecodeSchedulerText, "drain");
 }
 

@@ -217,6 +217,43 @@ TEST_F(AgentTest, ReconnectsAndResendsFinalStatesMissedWhileDisconnected) {
   EXPECT_GE(scheduler_.connections(), 2);
 }
 
+// A final update the scheduler has not acknowledged (it may have died before storing it) is sent
+// again on the next connection, and no more once acknowledged.
+TEST_F(AgentTest, AFinalUpdateIsSentAgainUntilTheSchedulerAcknowledgesIt) {
+  scheduler_.Acknowledge(false);
+  AgentHarness h(cfg_, scheduler_.url());
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return scheduler_.Of<api::Hello>().size() == 1; }));
+  ASSERT_TRUE(scheduler_.Send(ShLaunch(11, 1, "exit 0")));
+  auto finals = [&] {
+    auto updates = scheduler_.UpdatesFor(11, 1);
+    return std::count_if(updates.begin(), updates.end(),
+                         [](const api::JobUpdate& u) { return api::IsTerminal(u.state); });
+  };
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return finals() == 1; }));
+  // Not acknowledged: a new connection carries it again.
+  scheduler_.Drop();
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return scheduler_.Of<api::Hello>().size() == 2; }));
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return finals() == 2; }));
+  // Acknowledged this time: the next connection does not.
+  scheduler_.Acknowledge(true);
+  scheduler_.Drop();
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return scheduler_.Of<api::Hello>().size() == 3; }));
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return finals() == 3; }));
+  // The worker took the ack: it records the attempt as reported.
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        return ReadJobFile(JobDir(11, 1) + "/state.json").find(R"("reported":true)") !=
+               std::string::npos;
+      },
+      {}));
+  scheduler_.Drop();
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return scheduler_.Of<api::Hello>().size() == 4; }));
+  // A heartbeat on the fourth connection shows it is live; still three finals.
+  size_t beats = scheduler_.Of<api::Heartbeat>().size();
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return scheduler_.Of<api::Heartbeat>().size() > beats; }));
+  EXPECT_EQ(finals(), 3);
+}
+
 TEST_F(AgentTest, ReadoptsARunningJobAfterTheAgentIsRecreated) {
   {
     AgentHarness h(cfg_, scheduler_.url());

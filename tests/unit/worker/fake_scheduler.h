@@ -43,6 +43,12 @@ class FakeScheduler {
             if (auto m = api::DecodeWorkerMessage(text); m.ok()) {
               if (auto* hello = std::get_if<api::Hello>(&*m))
                 by_node_[hello->node] = weak;
+              // Like the scheduler: a final update is acknowledged (here at once).
+              auto* u = std::get_if<api::JobUpdate>(&*m);
+              if (u && api::IsTerminal(u->state) && ack_) {
+                if (auto c = weak.lock())
+                  c->Send(api::SerializeMessage(api::Ack{u->job, u->attempt}));
+              }
             }
             messages_.push_back(std::move(text));
             cv_.notify_all();
@@ -62,6 +68,11 @@ class FakeScheduler {
   ~FakeScheduler() { server_->Stop(); }
 
   const std::string& url() const { return url_; }
+  // Whether final updates are acknowledged (default yes).
+  void Acknowledge(bool ack) {
+    std::lock_guard lock(mu_);
+    ack_ = ack;
+  }
 
   // Decoded worker messages received so far.
   std::vector<api::WorkerMessage> Messages() const {
@@ -169,6 +180,7 @@ class FakeScheduler {
   std::shared_ptr<net::WsConnection> conn_;
   std::map<std::string, std::weak_ptr<net::WsConnection>> by_node_;
   bool refuse_ = false;
+  bool ack_ = true;
   int connections_ = 0;
   std::string auth_;
 };
