@@ -20,69 +20,13 @@
 #include "scheduler/api/worker_messages.h"
 #include "scheduler/state/rocksdb_store.h"
 #include "tests/integration/scheduler_process.h"
+#include "tests/integration/scripted_worker.h"
 
 namespace gsched::testing {
 namespace {
 
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
-
-api::Hello Hello(const std::string& node) {
-  api::Hello h;
-  h.node = node;
-  h.site = "s0";
-  h.block = "b0";
-  h.cpus = 64;
-  h.memory_mib = 512 * 1024;
-  for (int i = 0; i < 8; ++i) {
-    api::Gpu g;
-    g.index = i;
-    g.uuid = "GPU-" + node + "-" + std::to_string(i);
-    g.type = "h100";
-    h.gpus.push_back(g);
-  }
-  return h;
-}
-
-// A scripted worker on a real WebSocket.
-class Worker {
- public:
-  Worker(const SchedulerProcess& s, const std::string& token) {
-    auto ws = net::WsClient::Connect(s.url(), "/v1/workers/connect",
-                                     {.token = token, .timeout = Seconds(10)});
-    EXPECT_TRUE(ws.ok()) << ws.status().ToString();
-    if (ws.ok())
-      ws_ = std::move(ws).value();
-  }
-  void Send(const api::WorkerMessage& m) { ASSERT_TRUE(ws_->Write(api::SerializeMessage(m)).ok()); }
-  // A send that may find the connection closed.
-  bool TrySend(const api::WorkerMessage& m) { return ws_->Write(api::SerializeMessage(m)).ok(); }
-  api::SchedulerMessage Next() {
-    auto text = ws_->Read(Seconds(10));
-    EXPECT_TRUE(text.ok()) << text.status().ToString();
-    if (!text.ok())
-      return api::Drain{"no message"};
-    auto m = api::DecodeSchedulerMessage(*text);
-    return m.ok() ? *m : api::SchedulerMessage(api::Drain{"bad message"});
-  }
-  // Reads until the server closes the connection; its close reason, or nothing when it stays
-  // open for `wait`.
-  std::optional<std::string> ClosedWithin(Duration wait) {
-    auto deadline = Clock::now() + wait;
-    while (Clock::now() < deadline) {
-      auto text = ws_->Read(std::chrono::duration_cast<Duration>(deadline - Clock::now()));
-      if (!text.ok() && text.status().code() == StatusCode::kUnavailable)
-        return text.status().message();
-      if (!text.ok())
-        return std::nullopt;
-    }
-    return std::nullopt;
-  }
-  bool ok() const { return ws_ != nullptr; }
-
- private:
-  std::unique_ptr<net::WsClient> ws_;
-};
 
 // A `/metrics` sample without labels, or -1.
 double Metric(const SchedulerProcess& s, const std::string& name) {
@@ -120,8 +64,8 @@ uint64_t Submit(const SchedulerProcess& s, const std::string& token, const std::
 struct RunningOnNode2 {
   explicit RunningOnNode2(SchedulerProcess& s)
       : alice(s.Token("alice", "user", {"proj-a"})),
-        node2(std::make_unique<Worker>(s, s.Token("w2", "worker", {}, {"node-2"}))) {
-    node2->Send(Hello("node-2"));
+        node2(std::make_unique<ScriptedWorker>(s, s.Token("w2", "worker", {}, {"node-2"}))) {
+    node2->Send(EightGpuHello("node-2"));
     id = Submit(s, alice, R"({"image":"/i","command":["x"],"gpus_per_node":8,"gpu_type":"h100"})");
     api::SchedulerMessage m = node2->Next();
     EXPECT_TRUE(std::holds_alternative<api::Launch>(m)) << api::SerializeMessage(m);
@@ -130,7 +74,7 @@ struct RunningOnNode2 {
     EXPECT_TRUE(WaitFor([&] { return JobState(s, alice, id) == "running"; }));
   }
   std::string alice;
-  std::unique_ptr<Worker> node2;
+  std::unique_ptr<ScriptedWorker> node2;
   uint64_t id = 0;
 };
 
@@ -141,8 +85,8 @@ TEST(ControlPlaneAttackTest, StolenWorkerTokenCannotSayHelloAsAnotherNode) {
   RunningOnNode2 victim(s);
   // A token for node-1 (e.g. taken from a compromised node) says hello as node-2 with nothing
   // running: refused with a reason, counted; node-2's job and connection are untouched.
-  Worker thief(s, s.Token("w1", "worker", {}, {"node-1"}));
-  thief.Send(Hello("node-2"));
+  ScriptedWorker thief(s, s.Token("w1", "worker", {}, {"node-1"}));
+  thief.Send(EightGpuHello("node-2"));
   auto closed = thief.ClosedWithin(Seconds(5));
   ASSERT_TRUE(closed.has_value()) << "the hello as node-2 was accepted";
   EXPECT_NE(closed->find("may not serve node 'node-2'"), std::string::npos) << *closed;
@@ -154,9 +98,9 @@ TEST(ControlPlaneAttackTest, StolenWorkerTokenCannotSayHelloAsAnotherNode) {
   EXPECT_NE(s.Log().find("refused"), std::string::npos);
 
   // A prefix covers what it names and nothing else; one connection serves one node.
-  Worker rack(s, s.Token("rack", "worker", {}, {"rack7-*"}));
-  rack.Send(Hello("rack7-n01"));
-  rack.Send(Hello("rack8-n01"));
+  ScriptedWorker rack(s, s.Token("rack", "worker", {}, {"rack7-*"}));
+  rack.Send(EightGpuHello("rack7-n01"));
+  rack.Send(EightGpuHello("rack8-n01"));
   auto rack_closed = rack.ClosedWithin(Seconds(5));
   ASSERT_TRUE(rack_closed.has_value());
   EXPECT_NE(rack_closed->find("rack8-n01"), std::string::npos) << *rack_closed;
@@ -186,8 +130,8 @@ TEST(ControlPlaneAttackTest, OnlyWorkerTokensNamingNodesOpenTheWorkerChannel) {
   auto user_nodes =
       s.Client(s.admin_token())->Post("/v1/tokens", R"({"user":"u","role":"user","nodes":["n1"]})");
   EXPECT_EQ(user_nodes->status, 400) << user_nodes->body;
-  Worker any(s, s.Token("any", "worker", {}, {"*"}));
-  any.Send(Hello("whatever-7"));
+  ScriptedWorker any(s, s.Token("any", "worker", {}, {"*"}));
+  any.Send(EightGpuHello("whatever-7"));
   ASSERT_TRUE(WaitFor(
       [&] { return Get(s, s.admin_token(), "/v1/nodes").at("nodes").as_array().size() == 1; }));
 }
@@ -196,8 +140,8 @@ TEST(ControlPlaneAttackTest, JobUpdatesCountOnlyForAttemptsOnTheConnectionsNode)
   SchedulerProcess s;
   RunningOnNode2 victim(s);
   // node-1's worker reports node-2's job as failed: ignored and counted.
-  Worker other(s, s.Token("node-1", "worker", {}));
-  other.Send(Hello("node-1"));
+  ScriptedWorker other(s, s.Token("node-1", "worker", {}));
+  other.Send(EightGpuHello("node-1"));
   other.Send(
       api::JobUpdate{victim.id, 1, api::JobState::kFailed, 1, std::nullopt, "", std::nullopt});
   ASSERT_TRUE(WaitFor([&] { return Metric(s, "gsched_worker_updates_ignored_total") == 1; }));
@@ -223,10 +167,10 @@ TEST(ControlPlaneAttackTest, JobUpdatesCountOnlyForAttemptsOnTheConnectionsNode)
 
 TEST(ControlPlaneAttackTest, AFloodingWorkerIsDisconnected) {
   SchedulerProcess s("rate_limit:\n  worker_messages_per_s: 20\n  worker_message_burst: 50\n");
-  Worker quiet(s, s.Token("node-1", "worker", {}));
-  quiet.Send(Hello("node-1"));
-  Worker flood(s, s.Token("node-2", "worker", {}));
-  flood.Send(Hello("node-2"));
+  ScriptedWorker quiet(s, s.Token("node-1", "worker", {}));
+  quiet.Send(EightGpuHello("node-1"));
+  ScriptedWorker flood(s, s.Token("node-2", "worker", {}));
+  flood.Send(EightGpuHello("node-2"));
   // 500 messages at once: 50 fit the burst, the rest close the connection.
   for (int i = 0; i < 500; ++i) {
     api::Heartbeat hb;
@@ -256,10 +200,10 @@ TEST(ControlPlaneAttackTest, RevokedTokensLoseEveryOpenSocketWithinASecond) {
              ->Post("/v1/tokens", R"({"user":"alice","role":"user","accounts":["proj-a"]})");
   std::string alice(Parse(made->body).at("token").as_string());
   std::string alice_id(Parse(made->body).at("id").as_string());
-  Worker w(s, worker_token);
-  w.Send(Hello("node-1"));
+  ScriptedWorker w(s, worker_token);
+  w.Send(EightGpuHello("node-1"));
   // A worker that connected but never said hello is closed too.
-  Worker silent(s, worker_token);
+  ScriptedWorker silent(s, worker_token);
   auto feed = net::WsClient::Connect(s.url(), "/v1/watch?topics=jobs",
                                      {.token = alice, .timeout = Seconds(10)});
   ASSERT_TRUE(feed.ok()) << feed.status().ToString();
@@ -294,8 +238,8 @@ TEST(ControlPlaneAttackTest, ExpiredTokensLoseEveryOpenSocketWithinASecond) {
                  R"({"user":"node-1","role":"worker","nodes":["node-1"],"expires_in_s":2})");
   ASSERT_EQ(made->status, 201) << made->body;
   auto expires = Clock::now() + std::chrono::seconds(2);
-  Worker w(s, std::string(Parse(made->body).at("token").as_string()));
-  w.Send(Hello("node-1"));
+  ScriptedWorker w(s, std::string(Parse(made->body).at("token").as_string()));
+  w.Send(EightGpuHello("node-1"));
   made = s.Client(s.admin_token())
              ->Post("/v1/tokens",
                     R"({"user":"alice","role":"user","accounts":["proj-a"],"expires_in_s":2})");

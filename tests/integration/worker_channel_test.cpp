@@ -8,52 +8,10 @@
 
 #include "scheduler/api/worker_messages.h"
 #include "tests/integration/scheduler_process.h"
+#include "tests/integration/scripted_worker.h"
 
 namespace gsched::testing {
 namespace {
-
-api::Hello EightGpuHello(const std::string& node) {
-  api::Hello h;
-  h.node = node;
-  h.site = "s0";
-  h.block = "b0";
-  h.cpus = 64;
-  h.memory_mib = 512 * 1024;
-  for (int i = 0; i < 8; ++i) {
-    api::Gpu g;
-    g.index = i;
-    g.uuid = "GPU-" + node + "-" + std::to_string(i);
-    g.type = "h100";
-    h.gpus.push_back(g);
-  }
-  return h;
-}
-
-class FakeWorker {
- public:
-  FakeWorker(const SchedulerProcess& s, const std::string& token) {
-    auto ws = net::WsClient::Connect(s.url(), "/v1/workers/connect",
-                                     {.token = token, .timeout = Seconds(10)});
-    EXPECT_TRUE(ws.ok()) << ws.status().ToString();
-    if (ws.ok())
-      ws_ = std::move(ws).value();
-  }
-  void Send(const api::WorkerMessage& m) { ASSERT_TRUE(ws_->Write(api::SerializeMessage(m)).ok()); }
-  // The next scheduler message, or a failure after 10 s.
-  api::SchedulerMessage Next() {
-    auto text = ws_->Read(Seconds(10));
-    EXPECT_TRUE(text.ok()) << text.status().ToString();
-    if (!text.ok())
-      return api::Drain{"no message"};
-    auto m = api::DecodeSchedulerMessage(*text);
-    EXPECT_TRUE(m.ok()) << m.status().ToString();
-    return m.ok() ? *m : api::SchedulerMessage(api::Drain{"bad message"});
-  }
-  bool ok() const { return ws_ != nullptr; }
-
- private:
-  std::unique_ptr<net::WsClient> ws_;
-};
 
 std::string JobState(const SchedulerProcess& s, const std::string& token, uint64_t id) {
   auto r = s.Client(token)->Get("/v1/jobs/" + std::to_string(id));
@@ -66,7 +24,7 @@ TEST(WorkerChannelTest, JobRunsThroughItsWholeLife) {
   SchedulerProcess s;
   std::string worker_token = s.Token("node-1", "worker", {});
   std::string alice = s.Token("alice", "user", {"proj-a"});
-  FakeWorker w(s, worker_token);
+  ScriptedWorker w(s, worker_token);
   ASSERT_TRUE(w.ok());
   w.Send(EightGpuHello("node-1"));
   auto r = s.Client(alice)->Post(
@@ -113,7 +71,7 @@ TEST(WorkerChannelTest, StaleAttemptsAreKilledAndLostOnesRequeued) {
   SchedulerProcess s;
   std::string worker_token = s.Token("node-1", "worker", {});
   std::string alice = s.Token("alice", "user", {"proj-a"});
-  FakeWorker w(s, worker_token);
+  ScriptedWorker w(s, worker_token);
   w.Send(EightGpuHello("node-1"));
   auto r = s.Client(alice)->Post(
       "/v1/jobs",
@@ -126,7 +84,7 @@ TEST(WorkerChannelTest, StaleAttemptsAreKilledAndLostOnesRequeued) {
 
   // The worker reconnects and reports an attempt the scheduler never made, and not the real one:
   // the unknown attempt is killed, the lost one is requeued and launched again as attempt 2.
-  FakeWorker again(s, worker_token);
+  ScriptedWorker again(s, worker_token);
   api::Hello hello = EightGpuHello("node-1");
   hello.running.push_back({777, 3, api::JobState::kRunning});
   again.Send(hello);
@@ -154,7 +112,7 @@ TEST(WorkerChannelTest, OnlyWorkerTokensConnectAndDrainedNodesGetNoWork) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
 
-  FakeWorker w(s, s.Token("node-1", "worker", {}));
+  ScriptedWorker w(s, s.Token("node-1", "worker", {}));
   w.Send(EightGpuHello("node-1"));
   ASSERT_TRUE(WaitFor([&] {
     auto r = s.Client(alice)->Get("/v1/nodes");
@@ -183,7 +141,7 @@ TEST(WorkerChannelTest, LogsAreReadFromTheNodeThatRanTheAttempt) {
   std::string worker_token = s.Token("node-1", "worker", {});
   std::string alice = s.Token("alice", "user", {"proj-a"});
   std::string bob = s.Token("bob", "user", {"proj-b"});
-  auto w = std::make_unique<FakeWorker>(s, worker_token);
+  auto w = std::make_unique<ScriptedWorker>(s, worker_token);
   w->Send(EightGpuHello("node-1"));
   auto r = s.Client(alice)->Post("/v1/jobs", R"({"image":"/i","command":["x"],"gpu_type":"h100"})");
   uint64_t id = Parse(r->body).at("id").to_number<uint64_t>();
