@@ -24,11 +24,6 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
         heartbeat_timer(io),
         reconnect_timer(io) {}
 
-  struct Outgoing {
-    api::JobUpdate update;
-    uint64_t connection = 0;  // 0: not sent yet.
-  };
-
   asio::io_context& ioc;
   AgentOptions options;
   NodeIdentity identity;
@@ -41,8 +36,8 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
   bool stopped = false;
   int failures = 0;
   uint64_t connection = 0;  // Generation of the current connection.
-  uint64_t heartbeats = 0;
-  std::map<std::pair<uint64_t, uint32_t>, Outgoing> outbox;
+  // Final updates not acknowledged yet, by (job, attempt).
+  std::map<std::pair<uint64_t, uint32_t>, api::JobUpdate> outbox;
   std::optional<std::vector<api::GpuHealthEntry>> last_health;
   mutable std::mutex counters_mu;
   AgentCounters counters;
@@ -109,12 +104,12 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
     // Attempts that ended while no connection carried their final update are listed with that
     // final state, so that the scheduler does not take them for lost before the update, sent
     // right after the hello, arrives.
-    for (const auto& [key, out] : outbox) {
+    for (const auto& [key, final_update] : outbox) {
       bool listed = std::any_of(hello.running.begin(), hello.running.end(), [&](const auto& r) {
         return r.job == key.first && r.attempt == key.second;
       });
       if (!listed)
-        hello.running.push_back({key.first, key.second, out.update.state});
+        hello.running.push_back({key.first, key.second, final_update.state});
     }
     hello.worker_version = identity.version;
     SendMessage(hello);
@@ -123,11 +118,9 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
       api::GpuHealthReport report{identity.name, *last_health};
       SendMessage(report);
     }
-    // Terminal updates not known to be delivered: again, on this connection.
-    for (auto& [key, out] : outbox) {
-      if (SendMessage(out.update))
-        out.connection = connection;
-    }
+    // Final updates not acknowledged yet: again, on this connection.
+    for (const auto& [key, final_update] : outbox)
+      SendMessage(final_update);
     ScheduleHeartbeat();
   }
 
@@ -209,7 +202,6 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
   }
 
   void Heartbeat() {
-    ++heartbeats;
     api::Heartbeat hb;
     hb.node = identity.name;
     hb.time = clock.Now();
@@ -219,12 +211,10 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
   }
 
   void Update(const api::JobUpdate& update) {
-    bool sent = SendMessage(update);
-    if (api::IsTerminal(update.state)) {
-      Outgoing& out = outbox[{update.job, update.attempt}];
-      out.update = update;
-      out.connection = sent ? connection : 0;
-    }
+    SendMessage(update);
+    // Kept until acknowledged, whether or not a connection took it now.
+    if (api::IsTerminal(update.state))
+      outbox[{update.job, update.attempt}] = update;
   }
 
   void Health(std::vector<api::GpuHealthEntry> health) {
