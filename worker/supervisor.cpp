@@ -307,9 +307,15 @@ void JobSupervisor::Launch(const api::Launch& launch) {
     a->checkpoint_signal = sig.ok() ? *sig : 15;
     Attempt& ref = *a;
     attempts_[key] = std::move(a);
+    // Every level from `jobs` down is the worker's and passable (0711), whatever the umask: a job
+    // running as its user, or a runtime in a user namespace, walks through them to `job/`.
     std::error_code ec;
-    fs::create_directories(fs::path(ref.dir).parent_path(), ec);
-    Status made = MakeDirectory(ref.dir, 0711);
+    fs::create_directories(config_.work_dir, ec);
+    Status made = MakeDirectory(config_.work_dir + "/jobs", 0711);
+    if (made.ok())
+      made = MakeDirectory(fs::path(ref.dir).parent_path().string(), 0711);
+    if (made.ok())
+      made = MakeDirectory(ref.dir, 0711);
     auto identity = identities_.Resolve(launch.user);
     if (!made.ok()) {
       Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,

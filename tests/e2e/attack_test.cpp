@@ -43,6 +43,20 @@ int ProcessesOf(uint32_t uid) {
   return n;
 }
 
+// Lets users other than root pass through the test's directories to the image and their job
+// directories (as a site's paths are), whatever the umask made them.
+void OpenPathsForJobs(const std::string& dir) {
+  fs::permissions(dir, fs::perms(0711));
+  std::error_code ec;
+  fs::permissions(dir + "/node-1", fs::perms(0711), ec);
+  for (auto it = fs::recursive_directory_iterator(dir + "/images", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory() && !it->is_symlink())
+      fs::permissions(it->path(), fs::perms(0755), ec);
+  }
+  fs::permissions(dir + "/images", fs::perms(0755), ec);
+}
+
 // What a tenant can do from inside a runc container, with identities from a map file.
 class RuncAttackTest : public SystemTest {
  protected:
@@ -297,7 +311,7 @@ class RuncPoolAttackTest : public RuncAttackTest {
 
 TEST_F(RuncPoolAttackTest, ContainerRootIsAnUnprivilegedHostUserWithoutTheHostNetwork) {
   // The runtime enters the image and the job's directory as the mapped user.
-  fs::permissions(s_.dir(), fs::perms(0711));
+  OpenPathsForJobs(s_.dir());
   uint64_t id =
       Submit(Spec("id -u; cat /proc/self/uid_map; cat /proc/net/dev | wc -l; "
                   "touch /gsched/made-here; unshare -U true 2>/dev/null && echo unshared; "
@@ -334,7 +348,7 @@ class ProcessAttackTest : public RuncAttackTest {
 
 TEST_F(ProcessAttackTest, AHostProcessJobRunsAsItsUserAndCannotReachOthersFiles) {
   // The work directory must be passable for jobs to reach their own directories.
-  fs::permissions(s_.dir(), fs::perms(0711));
+  OpenPathsForJobs(s_.dir());
   fs::permissions(secret_, fs::perms(0600));
   uint64_t a = Submit(Spec("id -u; echo alice-private > notes; echo written; sleep 30",
                            R"("grace_period_s": 1)", "/"));
