@@ -206,8 +206,8 @@ TEST(Directives, BadValuesNameTheLine) {
 }
 
 TEST(Directives, TaskCountsReachSrunThroughTheEnvironment) {
-  auto r = ParseScript("#!/bin/sh\n#SBATCH --ntasks-per-node=2 -n 4\nsrun x\n", "job.sh",
-                       Context());
+  auto r =
+      ParseScript("#!/bin/sh\n#SBATCH --ntasks-per-node=2 -n 4\nsrun x\n", "job.sh", Context());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->options.env.at("SLURM_NTASKS_PER_NODE"), "2");
   EXPECT_EQ(r->options.env.at("SLURM_NTASKS"), "4");
