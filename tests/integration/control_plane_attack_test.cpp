@@ -21,6 +21,7 @@
 #include "scheduler/state/rocksdb_store.h"
 #include "tests/integration/scheduler_process.h"
 #include "tests/integration/scripted_worker.h"
+#include "tests/integration/watch_events.h"
 
 namespace gsched::testing {
 namespace {
@@ -28,16 +29,7 @@ namespace {
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
-// A `/metrics` sample without labels, or -1.
-double Metric(const SchedulerProcess& s, const std::string& name) {
-  auto r = s.Client("")->Get("/metrics");
-  if (!r.ok())
-    return -1;
-  size_t at = r->body.find("\n" + name + " ");
-  if (at == std::string::npos)
-    return -1;
-  return std::stod(r->body.substr(at + name.size() + 2));
-}
+using watch_events::Metric;
 
 json::value Get(const SchedulerProcess& s, const std::string& token, const std::string& path) {
   auto r = s.Client(token)->Get(path);
