@@ -113,7 +113,7 @@ class ProcessRuntime final : public ContainerRuntime {
   }
 
  protected:
-  bool PassJobEnv() const override { return true; }
+  bool JobRunsOnHost() const override { return true; }
 };
 
 // runc and crun: an OCI bundle in the job directory, `runc run` in the foreground under the shim.
@@ -375,7 +375,7 @@ Result<RuntimeHandle> ContainerRuntime::Start(const JobLaunch& launch) {
   // Everything the children need is built before fork: after it only async-signal-safe calls.
   std::vector<std::string> argv = {shim_binary_, "--shim", launch.job_dir,
                                    std::to_string(launch.max_log_bytes)};
-  if (PassJobEnv()) {
+  if (JobRunsOnHost()) {
     // A `process` job: the shim drops to its identity and runs it with its environment, which
     // the shim (root) itself never runs with.
     if (launch.identity.switch_user) {

@@ -133,9 +133,10 @@ class ContainerRuntime {
         policy_(std::move(policy)) {}
   // The runtime's executable.
   std::string Binary() const;
-  // Whether the shim's child should get `launch.env` as its environment (process runtime) or
-  // a minimal one (containers get the job env through their own configuration).
-  virtual bool PassJobEnv() const { return false; }
+  // Whether the job is a host process (the `process` runtime): the shim then drops it to its
+  // identity, enters its working directory and gives it `launch.env`. Containers get all three
+  // through their own configuration.
+  virtual bool JobRunsOnHost() const { return false; }
 
   config::RuntimeConfig config_;
   std::string shim_binary_;
