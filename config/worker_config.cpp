@@ -1,5 +1,10 @@
 #include "config/worker_config.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <optional>
 
@@ -41,6 +46,40 @@ std::string ResolveExecutable(const std::string& program,
   if (program.find('/') == std::string::npos)
     return program;
   return ResolveRelativePath(program, base_dir);
+}
+
+// A host name (letters, digits, '-' and '.') or an IPv4 or IPv6 address.
+bool IsHostAddress(std::string_view s) {
+  const std::string text(s);
+  in6_addr buf;
+  if (inet_pton(AF_INET, text.c_str(), &buf) == 1 || inet_pton(AF_INET6, text.c_str(), &buf) == 1)
+    return true;
+  return !s.empty() && s.size() <= 253 &&
+         std::all_of(s.begin(), s.end(),
+                     [](char ch) {
+                       return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' ||
+                              ch == '.';
+                     }) &&
+         s.front() != '-' && s.front() != '.';
+}
+
+// "29500-29999": both ends included, first <= last.
+std::optional<api::PortRange> ParsePortRange(std::string_view s) {
+  size_t dash = s.find('-');
+  if (dash == std::string_view::npos)
+    return std::nullopt;
+  auto number = [](std::string_view t) -> std::optional<int32_t> {
+    int32_t v = 0;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || end != t.data() + t.size() || v < 1 || v > 65535)
+      return std::nullopt;
+    return v;
+  };
+  auto first = number(s.substr(0, dash));
+  auto last = number(s.substr(dash + 1));
+  if (!first || !last || *last < *first)
+    return std::nullopt;
+  return api::PortRange{*first, *last};
 }
 
 WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& base_dir) {
@@ -169,6 +208,20 @@ WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& b
     }
   }
   c.network = root.Get("network").Enum<NetworkMode>(kNetworkModeNames).value_or(c.network);
+  if (auto address = root.Get("address").String(253)) {
+    if (!address->empty() && !IsHostAddress(*address))
+      diag->Add("address", "'" + *address + "' must be a host name or an IP address");
+    else
+      c.address = *address;
+  }
+  if (auto ports = root.Get("rendezvous_ports").String(32)) {
+    if (auto range = ParsePortRange(*ports)) {
+      c.rendezvous_ports = *range;
+    } else {
+      diag->Add("rendezvous_ports",
+                "'" + *ports + "' must be a range of ports 'FIRST-LAST' within 1-65535");
+    }
+  }
   {
     YamlMap m = root.Get("limits").Map();
     c.limits.pids = m.Int("pids", c.limits.pids, 16, 1 << 22);

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "scheduler/api/worker_messages.h"
 #include "scheduler/common/clock.h"
 #include "scheduler/common/status.h"
 
@@ -157,6 +158,12 @@ struct WorkerConfig {
   IdentityConfig identity;
   ImagesConfig images;
   NetworkMode network = NetworkMode::kHost;
+  // Where this node's jobs can be reached by the other nodes of a gang (`MASTER_ADDR` when the
+  // node is rank 0): a host name or IP address. Empty: the address this host uses to reach the
+  // scheduler.
+  std::string address;
+  // The TCP ports handed out as `MASTER_PORT`, one per running attempt, both ends included.
+  api::PortRange rendezvous_ports = api::kDefaultRendezvousPorts;
   JobLimitsConfig limits;
   // Drain the node when a GPU turns unhealthy.
   bool drain_on_unhealthy = true;

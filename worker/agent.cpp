@@ -93,6 +93,8 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
     Count(&AgentCounters::connects);
     api::Hello hello;
     hello.node = identity.name;
+    hello.address = identity.address;
+    hello.rendezvous_ports = identity.rendezvous_ports;
     hello.site = identity.site;
     hello.block = identity.block;
     hello.labels = identity.labels;

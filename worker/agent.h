@@ -60,6 +60,8 @@ class JobBackend {
 // What a node says about itself in `hello`.
 struct NodeIdentity {
   std::string name;
+  std::string address;  // Empty: the scheduler keeps the node's name as its address.
+  std::optional<api::PortRange> rendezvous_ports;
   std::string site;
   std::string block;
   std::map<std::string, std::string> labels;

@@ -34,6 +34,7 @@
 #include "worker/identity.h"
 #include "worker/job_backends.h"
 #include "worker/job_files.h"
+#include "worker/node_address.h"
 #include "worker/runtime.h"
 
 namespace {
@@ -132,6 +133,16 @@ int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_f
   base.labels = cfg.labels;
   base.cpus = static_cast<int32_t>(cfg.cpus > 0 ? cfg.cpus : std::thread::hardware_concurrency());
   base.memory_mib = cfg.memory_mib > 0 ? cfg.memory_mib : DetectMemoryMib();
+  base.rendezvous_ports = cfg.rendezvous_ports;
+  base.address = cfg.address;
+  if (base.address.empty()) {
+    if (auto address = AddressTowards(cfg.scheduler); address.ok()) {
+      base.address = *address;
+    } else {
+      spdlog::warn("address: {}; gangs will reach this node by its name",
+                   address.status().ToString());
+    }
+  }
 
   boost::asio::io_context ioc;
   SystemClock clock;

@@ -606,6 +606,10 @@ void AddGangEnv(std::map<std::string, std::string>& env, const api::Launch& laun
     if (launch.array_job_id)
       env["SLURM_ARRAY_JOB_ID"] = std::to_string(*launch.array_job_id);
   }
+  if (launch.rendezvous) {
+    env["MASTER_ADDR"] = launch.rendezvous->address;
+    env["MASTER_PORT"] = std::to_string(launch.rendezvous->port);
+  }
 }
 
 std::string BuildOciConfig(const JobLaunch& launch, const std::string& rootfs,

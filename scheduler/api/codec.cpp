@@ -362,6 +362,7 @@ Result<Job> DecodeJob(const json::value& v) {
                                              return DecodeArrayOf(x, 100'000, DecodeAttemptRecord);
                                            },
                                            {}));
+  ASSIGN_OR_RETURN(j.rendezvous, f.Optional("rendezvous", internal::DecodeRendezvous));
   return j;
 }
 
@@ -387,6 +388,20 @@ Result<std::vector<std::pair<int32_t, int32_t>>> DecodeNvlinkPairs(const json::v
                            return Status::InvalidArgument("must be a pair of GPU indices [a, b]");
                          return std::pair<int32_t, int32_t>(pair[0], pair[1]);
                        });
+}
+
+Result<Rendezvous> DecodeRendezvous(const json::value& v) {
+  ASSIGN_OR_RETURN(Fields f, Fields::Open(v, {"address", "port"}, Fields::Unknown::kReject));
+  Rendezvous r;
+  ASSIGN_OR_RETURN(r.address, f.Required("address", StringOf(1, kMaxHostLen, Charset::kHost)));
+  ASSIGN_OR_RETURN(r.port, f.Required("port", IntIn(1, 65535)));
+  return r;
+}
+
+json::value RendezvousValue(const std::optional<Rendezvous>& r) {
+  if (!r)
+    return nullptr;
+  return json::object{{"address", r->address}, {"port", r->port}};
 }
 
 json::value NvlinkPairsValue(const std::vector<std::pair<int32_t, int32_t>>& pairs) {
@@ -415,6 +430,7 @@ Result<Node> DecodeNode(const json::value& v) {
   ASSIGN_OR_RETURN(Fields f, Fields::Open(v, {}, Fields::Unknown::kIgnore));
   Node n;
   ASSIGN_OR_RETURN(n.name, f.Required("name", NameString()));
+  ASSIGN_OR_RETURN(n.address, f.OrDefault("address", StringOf(0, kMaxHostLen, Charset::kHost), ""));
   ASSIGN_OR_RETURN(n.site, f.OrDefault("site", StringOf(0, kMaxNameLen, Charset::kName), ""));
   ASSIGN_OR_RETURN(n.block, f.OrDefault("block", StringOf(0, kMaxNameLen, Charset::kName), ""));
   ASSIGN_OR_RETURN(n.gpu_type, f.OrDefault("gpu_type", StringOf(0, 64, Charset::kGpuType), ""));
@@ -652,7 +668,7 @@ json::value Encode(const AttemptRecord& a) {
 
 json::value Encode(const Job& j) {
   json::object o;
-  o.reserve(19);
+  o.reserve(20);
   o.emplace("id", j.id);
   o.emplace("spec", Encode(j.spec));
   o.emplace("user", j.user);
@@ -680,6 +696,7 @@ json::value Encode(const Job& j) {
   for (const AttemptRecord& a : j.attempts)
     attempts.push_back(Encode(a));
   o.emplace("attempts", std::move(attempts));
+  o.emplace("rendezvous", internal::RendezvousValue(j.rendezvous));
   return o;
 }
 
@@ -695,8 +712,9 @@ json::value Encode(const Gpu& g) {
 
 json::value Encode(const Node& n) {
   json::object o;
-  o.reserve(14);
+  o.reserve(15);
   o.emplace("name", n.name);
+  o.emplace("address", n.address);
   o.emplace("site", n.site);
   o.emplace("block", n.block);
   o.emplace("gpu_type", n.gpu_type);

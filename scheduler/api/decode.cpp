@@ -42,6 +42,8 @@ bool InCharset(char c, Charset charset, bool first) {
       return lower || upper || digit || c == '.' || c == '_' || c == '-' || c == '/';
     case Charset::kUser:
       return lower || upper || digit || c == '.' || c == '_' || c == '-' || c == '@';
+    case Charset::kHost:
+      return lower || upper || digit || c == '.' || c == ':' || c == '-';
   }
   return false;
 }
@@ -60,6 +62,8 @@ std::string_view CharsetDescription(Charset charset) {
       return "may only contain A-Z a-z 0-9 . _ - /";
     case Charset::kUser:
       return "may only contain A-Z a-z 0-9 . _ - @";
+    case Charset::kHost:
+      return "must be a host name or an IP address (A-Z a-z 0-9 . : -)";
   }
   return "";
 }

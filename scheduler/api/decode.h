@@ -29,6 +29,7 @@
 
 namespace gsched::api {
 struct JobSpec;
+struct Rendezvous;
 }  // namespace gsched::api
 
 namespace gsched::api::internal {
@@ -57,6 +58,7 @@ enum class Charset {
   kEnvKey,    // [A-Za-z_][A-Za-z0-9_]*.
   kLabelKey,  // [A-Za-z0-9._/-].
   kUser,      // [A-Za-z0-9._@-].
+  kHost,      // [A-Za-z0-9.:-]: a host name, an IPv4 or an IPv6 address.
 };
 
 struct StringRule {
@@ -232,6 +234,9 @@ Result<JobSpec> DecodeJobSpecFields(const json::value& v, Fields::Unknown unknow
 
 // `[[0, 1], [2, 3]]`: NVLink-connected GPU index pairs of a node.
 Result<std::vector<std::pair<int32_t, int32_t>>> DecodeNvlinkPairs(const json::value& v);
+// `{"address": "10.0.0.3", "port": 29512}`, in jobs and launches.
+Result<Rendezvous> DecodeRendezvous(const json::value& v);
+json::value RendezvousValue(const std::optional<Rendezvous>& r);
 json::value NvlinkPairsValue(const std::vector<std::pair<int32_t, int32_t>>& pairs);
 
 // Encoding helpers.

@@ -83,6 +83,18 @@ struct Allocation {
   friend bool operator==(const Allocation&, const Allocation&) = default;
 };
 
+// The longest host name or address a node may report (DNS's limit).
+inline constexpr size_t kMaxHostLen = 253;
+
+// Where the processes of a running attempt meet: the rank-0 node's address and a port chosen
+// for the attempt, the same on every node (`MASTER_ADDR`, `MASTER_PORT`).
+struct Rendezvous {
+  std::string address;
+  int32_t port = 0;
+
+  friend bool operator==(const Rendezvous&, const Rendezvous&) = default;
+};
+
 // One start of a job: where it ran and how it ended.
 struct AttemptRecord {
   uint32_t attempt = 0;
@@ -120,6 +132,7 @@ struct Job {
   std::optional<Role> held_by_role;
   double priority = 0;  // Informative: the last computed priority.
   std::vector<AttemptRecord> attempts;
+  std::optional<Rendezvous> rendezvous;  // While an attempt is starting or running.
 
   friend bool operator==(const Job&, const Job&) = default;
 };
@@ -136,6 +149,7 @@ struct Gpu {
 
 struct Node {
   std::string name;
+  std::string address;  // Where the node's jobs can be reached (its worker's `address`).
   std::string site;
   std::string block;
   std::string gpu_type;

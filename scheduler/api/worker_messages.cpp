@@ -80,9 +80,25 @@ json::value OptionalValue(const std::optional<T>& v) {
   return json::value(*v);
 }
 
+auto Address(size_t min_len) {
+  return StringOf(min_len, kMaxHostLen, Charset::kHost);
+}
+
+Result<PortRange> DecodePortRange(const json::value& v) {
+  ASSIGN_OR_RETURN(Fields f, Fields::Open(v, {"first", "last"}, Fields::Unknown::kReject));
+  PortRange r;
+  ASSIGN_OR_RETURN(r.first, f.Required("first", IntIn(1, 65535)));
+  ASSIGN_OR_RETURN(r.last, f.Required("last", IntIn(1, 65535)));
+  if (r.last < r.first)
+    return Status::InvalidArgument("must not be below first", "last");
+  return r;
+}
+
 Result<Hello> DecodeHello(const Fields& f) {
   Hello h;
   ASSIGN_OR_RETURN(h.node, f.Required("node", NodeName()));
+  ASSIGN_OR_RETURN(h.address, f.OrDefault("address", Address(0), ""));
+  ASSIGN_OR_RETURN(h.rendezvous_ports, f.Optional("rendezvous_ports", DecodePortRange));
   ASSIGN_OR_RETURN(h.site, f.OrDefault("site", StringOf(0, 128, Charset::kName), ""));
   ASSIGN_OR_RETURN(h.block, f.OrDefault("block", StringOf(0, 128, Charset::kName), ""));
   ASSIGN_OR_RETURN(
@@ -172,6 +188,7 @@ Result<Launch> DecodeLaunch(const Fields& f) {
       l.nodes,
       f.OrDefault("nodes", [](const json::value& v) { return DecodeArrayOf(v, 4096, NodeName()); },
                   {}));
+  ASSIGN_OR_RETURN(l.rendezvous, f.Optional("rendezvous", internal::DecodeRendezvous));
   if (l.node_rank && !l.nodes.empty() && static_cast<size_t>(*l.node_rank) >= l.nodes.size())
     return Status::InvalidArgument("must be less than the number of nodes", "node_rank");
   return l;
@@ -259,6 +276,12 @@ json::value Encode(const Hello& h) {
   json::object o;
   o.emplace("type", "hello");
   o.emplace("node", h.node);
+  if (!h.address.empty())
+    o.emplace("address", h.address);
+  if (h.rendezvous_ports) {
+    o.emplace("rendezvous_ports", json::object{{"first", h.rendezvous_ports->first},
+                                               {"last", h.rendezvous_ports->last}});
+  }
   o.emplace("site", h.site);
   o.emplace("block", h.block);
   o.emplace("labels", StringMap(h.labels));
@@ -328,6 +351,8 @@ json::value Encode(const Launch& l) {
   o.emplace("array_job_id", OptionalValue(l.array_job_id));
   o.emplace("node_rank", OptionalValue(l.node_rank));
   o.emplace("nodes", StringArray(l.nodes));
+  if (l.rendezvous)
+    o.emplace("rendezvous", internal::RendezvousValue(l.rendezvous));
   return o;
 }
 

@@ -43,8 +43,23 @@ struct RunningAttempt {
   friend bool operator==(const RunningAttempt&, const RunningAttempt&) = default;
 };
 
+// A range of TCP ports, both ends included.
+struct PortRange {
+  int32_t first = 0;
+  int32_t last = 0;
+
+  friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
+// The ports a worker lends to rendezvous unless its config says otherwise.
+inline constexpr PortRange kDefaultRendezvousPorts{29500, 29999};
+
 struct Hello {
   std::string node;
+  // Where the node's jobs listen for each other (`MASTER_ADDR` when this node is a gang's rank 0).
+  std::string address;
+  // The ports the worker lends to rendezvous (`MASTER_PORT`); absent: the scheduler's default.
+  std::optional<PortRange> rendezvous_ports;
   std::string site;
   std::string block;
   std::map<std::string, std::string> labels;
@@ -105,6 +120,7 @@ struct Launch {
   std::optional<uint64_t> array_job_id;  // The array's first job, for array tasks.
   std::optional<int32_t> node_rank;      // This node's place in `nodes`.
   std::vector<std::string> nodes;        // All nodes of the gang, in rank order.
+  std::optional<Rendezvous> rendezvous;  // MASTER_ADDR and MASTER_PORT.
 
   friend bool operator==(const Launch&, const Launch&) = default;
 };

@@ -109,6 +109,7 @@ std::vector<StoredJob> DecodeStoredJobs(std::vector<std::pair<std::string, std::
       rec.job = std::move(stored->job);
       rec.last_checkpoint = stored->checkpoint;
       rec.runs_as_preemptible = stored->preemptible;
+      rec.gang = std::move(stored->gang);
       j.record = std::move(rec);
     }
     out.push_back(std::move(j));
@@ -302,14 +303,7 @@ Status ClusterState::Load(const state::Store& store) {
   // Allocations of running jobs hold their GPUs on the nodes they run on.
   for (uint64_t id : running_) {
     const JobRecord& rec = jobs_.at(id);
-    for (const auto& a : rec.job.allocation) {
-      auto it = nodes_.find(a.node);
-      if (it == nodes_.end())
-        continue;
-      for (int g : a.gpus)
-        it->second.used_gpus |= uint64_t{1} << g;
-      it->second.jobs.insert(id);
-    }
+    HoldAllocation(rec);
     if (rec.job.array_job_id)
       ++array_running_[*rec.job.array_job_id];
   }
@@ -387,8 +381,9 @@ size_t ClusterState::RecentEventsCapacity() const {
 }
 
 void ClusterState::PersistJob(Change& change, const JobRecord& record) {
-  change.batch.Put(state::Family::kJobs, state::U64Key(record.job.id),
-                   EncodeStoredJob(record.job, record.last_checkpoint, record.runs_as_preemptible));
+  change.batch.Put(
+      state::Family::kJobs, state::U64Key(record.job.id),
+      EncodeStoredJob(record.job, record.last_checkpoint, record.runs_as_preemptible, record.gang));
 }
 
 void ClusterState::SetJobState(Change& change, JobRecord& record, JobState to, std::string why) {
@@ -1008,6 +1003,19 @@ double ClusterState::UsageGpuHours(const std::string& account) const {
 // ---------------------------------------------------------------------------------------------
 // Attempts, usage and allocations.
 
+void ClusterState::HoldAllocation(const JobRecord& record) {
+  for (const auto& a : record.job.allocation) {
+    auto it = nodes_.find(a.node);
+    if (it == nodes_.end())
+      continue;
+    for (int g : a.gpus)
+      it->second.used_gpus |= uint64_t{1} << g;
+    it->second.jobs.insert(record.job.id);
+    if (record.job.rendezvous)
+      it->second.rendezvous_in_use.insert(record.job.rendezvous->port);
+  }
+}
+
 void ClusterState::ReleaseAllocation(const JobRecord& record) {
   for (const auto& a : record.job.allocation) {
     auto it = nodes_.find(a.node);
@@ -1016,7 +1024,37 @@ void ClusterState::ReleaseAllocation(const JobRecord& record) {
     for (int g : a.gpus)
       it->second.used_gpus &= ~(uint64_t{1} << g);
     it->second.jobs.erase(record.job.id);
+    if (record.job.rendezvous)
+      it->second.rendezvous_in_use.erase(record.job.rendezvous->port);
   }
+}
+
+std::optional<api::Rendezvous> ClusterState::ChooseRendezvous(const std::vector<std::string>& nodes,
+                                                              uint64_t job,
+                                                              uint32_t attempt) const {
+  if (nodes.empty())
+    return std::nullopt;
+  auto rank0 = nodes_.find(nodes.front());
+  if (rank0 == nodes_.end())
+    return std::nullopt;
+  const NodeRecord& first = rank0->second;
+  const api::PortRange range = first.rendezvous_ports;
+  const uint64_t size = static_cast<uint64_t>(range.last - range.first) + 1;
+  // Start at a place of the range given by the attempt rather than at its first free port: a
+  // port that the previous attempt left moments ago (still in TIME_WAIT on some node) is then the
+  // last to be chosen again, not the first.
+  const uint64_t start = (job * 7919 + attempt) % size;
+  for (uint64_t i = 0; i < size; ++i) {
+    const auto port = static_cast<int32_t>(range.first + (start + i) % size);
+    bool free = std::none_of(nodes.begin(), nodes.end(), [&](const std::string& name) {
+      auto it = nodes_.find(name);
+      return it != nodes_.end() && it->second.rendezvous_in_use.contains(port);
+    });
+    if (free)
+      return api::Rendezvous{first.node.address.empty() ? first.node.name : first.node.address,
+                             port};
+  }
+  return std::nullopt;
 }
 
 void ClusterState::ChargeUsage(Change& change, const JobRecord& record, Timestamp end,
@@ -1159,6 +1197,8 @@ void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_st
     --array_running_[*rec.job.array_job_id];
   rec.terminating_deadline.reset();
   rec.terminating_reason.clear();
+  rec.job.rendezvous.reset();
+  rec.gang = {};
   bool requeue = (end_state == JobState::kPreempted || end_state == JobState::kNodeFail) &&
                  rec.job.spec.requeue;
   if (requeue) {
@@ -1212,6 +1252,8 @@ Result<Change> ClusterState::WorkerHello(const Principal& who, const api::Hello&
   NodeRecord& rec = nodes_[hello.node];
   bool is_new = rec.node.name.empty();
   rec.node.name = hello.node;
+  rec.node.address = hello.address;
+  rec.rendezvous_ports = hello.rendezvous_ports.value_or(api::kDefaultRendezvousPorts);
   rec.node.site = hello.site.empty() ? "default" : hello.site;
   rec.node.block = hello.block.empty() ? rec.node.site + "-default" : hello.block;
   rec.node.labels = hello.labels;
@@ -1261,15 +1303,20 @@ Result<Change> ClusterState::WorkerHello(const Principal& who, const api::Hello&
   }
   std::vector<uint64_t> lost;
   for (uint64_t id : rec.jobs) {
-    if (!reported.contains({id, jobs_.at(id).job.attempt}))
+    const JobRecord& job = jobs_.at(id);
+    const auto& ended = job.gang.parts_ended;
+    if (!reported.contains({id, job.job.attempt}) &&
+        std::find(ended.begin(), ended.end(), hello.node) == ended.end()) {
       lost.push_back(id);
+    }
   }
   for (uint64_t id : lost) {
     auto it = jobs_.find(id);
     if (it == jobs_.end() || !IsActive(it->second.job.state))
       continue;
-    FinishAttempt(change, it->second, JobState::kNodeFail, std::nullopt, std::nullopt,
-                  "the worker on " + hello.node + " no longer runs it");
+    EndPart(change, it->second, hello.node,
+            PartEnd{JobState::kNodeFail, std::nullopt, std::nullopt,
+                    "the worker on " + hello.node + " no longer runs it"});
   }
   change.reschedule = true;
   return change;
@@ -1320,23 +1367,57 @@ Result<Change> ClusterState::WorkerJobUpdate(const std::string& node, const api:
     default:
       break;
   }
-  // The attempt ended. What the scheduler asked for decides the name of the end: a kill it sent
-  // for preemption or a cancel is not a failure of the job.
-  JobState end = u.state;
-  if (rec.terminating_reason == "cancelled")
-    end = JobState::kCancelled;
-  if (rec.terminating_reason == "preempted")
-    end = JobState::kPreempted;
-  if (rec.terminating_reason == "timeout")
-    end = JobState::kTimeout;
-  for (const auto& a : rec.job.allocation) {
-    if (a.node != node) {
-      change.dispatches.push_back(
-          {a.node, api::Kill{u.job, u.attempt, 0, "another node of the gang ended"}});
+  EndPart(change, rec, node, PartEnd{u.state, u.exit_code, u.signal, u.message});
+  return change;
+}
+
+void ClusterState::EndPart(Change& change, JobRecord& rec, const std::string& node, PartEnd end) {
+  std::vector<std::string>& ended = rec.gang.parts_ended;
+  if (std::find(ended.begin(), ended.end(), node) != ended.end())
+    return;  // Said before (a final update sent again, or a node lost after it ended).
+  ended.push_back(node);
+  const bool gang = rec.job.allocation.size() > 1;
+  if (gang && end.state != JobState::kCompleted && !end.message.starts_with("node "))
+    end.message = "node " + node + ": " + (end.message.empty() ? "ended" : end.message);
+  if (end.state != JobState::kCompleted && !rec.gang.failure) {
+    rec.gang.failure = end;
+    // The first failure ends the gang: the other parts are stopped with their grace, unless the
+    // scheduler is stopping them already (a cancel, a preemption, a time limit).
+    if (!rec.terminating_deadline && ended.size() < rec.job.allocation.size()) {
+      rec.terminating_deadline = clock_.Now() + Seconds(rec.job.spec.grace_period_s);
+      rec.terminating_reason = "gang";
+      for (const auto& a : rec.job.allocation) {
+        if (std::find(ended.begin(), ended.end(), a.node) == ended.end()) {
+          change.dispatches.push_back(
+              {a.node, api::Kill{rec.job.id, rec.job.attempt, rec.job.spec.grace_period_s,
+                                 "the gang ended: " + end.message}});
+        }
+      }
+      AddEvent(change, "job.gang_ending",
+               json::object{{"job", rec.job.id},
+                            {"attempt", rec.job.attempt},
+                            {"node", node},
+                            {"state", std::string(api::ToString(end.state))},
+                            {"message", end.message}});
     }
   }
-  FinishAttempt(change, rec, end, u.exit_code, u.signal, u.message);
-  return change;
+  if (ended.size() < rec.job.allocation.size()) {
+    PersistJob(change, rec);  // The parts that ended survive a restart of the scheduler.
+    return;
+  }
+  // The attempt ended. What the scheduler asked for decides the name of the end: a kill it sent
+  // for preemption or a cancel is not a failure of the job. Else the first failed part names it.
+  PartEnd final_end = end;
+  if (rec.gang.failure && (rec.terminating_reason.empty() || rec.terminating_reason == "gang"))
+    final_end = *rec.gang.failure;
+  if (rec.terminating_reason == "cancelled")
+    final_end.state = JobState::kCancelled;
+  if (rec.terminating_reason == "preempted")
+    final_end.state = JobState::kPreempted;
+  if (rec.terminating_reason == "timeout")
+    final_end.state = JobState::kTimeout;
+  FinishAttempt(change, rec, final_end.state, final_end.exit_code, std::move(final_end.signal),
+                std::move(final_end.message));
 }
 
 Result<Change> ClusterState::WorkerGpuHealth(const api::GpuHealthReport& report) {
@@ -1469,26 +1550,32 @@ Change ClusterState::CheckNodeTimeouts() {
     return change;
   // Each lost node's own jobs: when a whole rack goes, a walk over every running job per node
   // (312 nodes x 45,000 running jobs) held the state thread for seconds.
-  std::vector<std::pair<uint64_t, std::string_view>> lost;
-  std::set<uint64_t> seen;  // A job with parts on two lost nodes ends once.
+  std::vector<uint64_t> lost;
+  std::set<uint64_t> seen;  // A job with parts on two lost nodes is visited once.
   for (std::string_view name : lost_nodes) {
     for (uint64_t id : nodes_.find(std::string(name))->second.jobs) {
       if (seen.insert(id).second)
-        lost.emplace_back(id, name);
+        lost.push_back(id);
     }
   }
-  for (const auto& [id, node] : lost) {
+  // Every lost part of a job ends as node_fail; parts on nodes still there are stopped with
+  // their grace, and the attempt ends (and requeues, if the job asks) when they have.
+  for (uint64_t id : lost) {
     auto it = jobs_.find(id);
     if (it == jobs_.end() || !IsActive(it->second.job.state))
       continue;
+    std::vector<std::string> parts;
     for (const auto& a : it->second.job.allocation) {
-      if (!lost_nodes.contains(a.node)) {
-        change.dispatches.push_back(
-            {a.node, api::Kill{id, it->second.job.attempt, 0, "node lost"}});
-      }
+      if (lost_nodes.contains(a.node))
+        parts.push_back(a.node);
     }
-    FinishAttempt(change, it->second, JobState::kNodeFail, std::nullopt, std::nullopt,
-                  "node " + std::string(node) + " lost");
+    for (const std::string& part : parts) {
+      auto job = jobs_.find(id);
+      if (job == jobs_.end() || !IsActive(job->second.job.state))
+        break;
+      EndPart(change, job->second, part,
+              PartEnd{JobState::kNodeFail, std::nullopt, std::nullopt, "node " + part + " lost"});
+    }
   }
   return change;
 }
@@ -1527,6 +1614,12 @@ Change ClusterState::EnforceDeadlines() {
         });
     if (node_alive)
       continue;
+    if (rec.terminating_reason == "gang" && rec.gang.failure) {
+      PartEnd end = *rec.gang.failure;
+      FinishAttempt(change, rec, end.state, end.exit_code, std::move(end.signal),
+                    end.message + " (another node unreachable)");
+      continue;
+    }
     JobState end = rec.terminating_reason == "preempted" ? JobState::kPreempted
                    : rec.terminating_reason == "timeout" ? JobState::kTimeout
                                                          : JobState::kCancelled;
@@ -1802,12 +1895,17 @@ Change ClusterState::ApplyPlan(const core::Snapshot& snapshot, const core::Plan&
         if (na.gpus & (uint64_t{1} << g))
           a.gpus.push_back(g);
       }
-      NodeRecord& node = nodes_[name];
-      node.used_gpus |= na.gpus;
-      node.jobs.insert(id);
       rec.job.allocation.push_back(std::move(a));
     }
     rec.job.attempt = start.attempt.value();
+    rec.job.rendezvous = ChooseRendezvous(node_names, id, rec.job.attempt);
+    if (!rec.job.rendezvous) {
+      spdlog::warn(
+          "job {} attempt {}: every rendezvous port of node {} is held; it starts "
+          "without MASTER_PORT",
+          id, rec.job.attempt, node_names.front());
+    }
+    HoldAllocation(rec);
     rec.job.start_time = now;
     rec.job.borrowing = start.borrowing;
     rec.job.reason.reset();
@@ -1831,6 +1929,7 @@ Change ClusterState::ApplyPlan(const core::Snapshot& snapshot, const core::Plan&
       launch.array_job_id = rec.job.array_job_id;
       launch.node_rank = static_cast<int32_t>(rank);
       launch.nodes = node_names;
+      launch.rendezvous = rec.job.rendezvous;
       change.dispatches.push_back({rec.job.allocation[rank].node, std::move(launch)});
     }
   }

@@ -30,6 +30,7 @@
 #include "scheduler/common/status.h"
 #include "scheduler/core/model.h"
 #include "scheduler/core/schedule.h"
+#include "scheduler/server/stored_job.h"
 #include "scheduler/state/store.h"
 
 namespace gsched::server {
@@ -73,6 +74,10 @@ struct NodeRecord {
   api::NodeState state_before_down = api::NodeState::kUp;
   int32_t used_cpus = 0;
   int64_t used_memory_mib = 0;
+  // The ports the worker lends to rendezvous (`hello.rendezvous_ports`; the worker's default when
+  // it does not say), and those that attempts with a part here hold.
+  api::PortRange rendezvous_ports = api::kDefaultRendezvousPorts;
+  std::set<int32_t> rendezvous_in_use;
 };
 
 struct JobRecord {
@@ -80,7 +85,11 @@ struct JobRecord {
   std::optional<Timestamp> last_checkpoint;
   bool runs_as_preemptible = false;
   std::optional<Timestamp> terminating_deadline;  // A kill or preemption is under way.
-  std::string terminating_reason;                 // "cancelled", "preempted", "timeout".
+  // "cancelled", "preempted", "timeout", or "gang": a part of a multi-node attempt failed and
+  // the others are being stopped.
+  std::string terminating_reason;
+  // Parts of the current attempt that ended while others run (persisted with the job).
+  GangProgress gang;
 };
 
 // One row of `GET /v1/usage`: normalised GPU-hours (GPU-hours x the type's cost, preempted
@@ -241,7 +250,18 @@ class ClusterState {
   void FinishAttempt(Change& change, JobRecord& record, api::JobState end_state,
                      std::optional<int32_t> exit_code, std::optional<std::string> signal,
                      std::string message);
+  // One node's part of the current attempt ended. The attempt ends when every part has: as the
+  // scheduler's kill named it (cancelled, preempted, timeout), else as its first failed part
+  // ended, else completed. The first part to fail stops the others, with their grace.
+  void EndPart(Change& change, JobRecord& record, const std::string& node, PartEnd end);
+  // Takes the GPUs and rendezvous port of a starting or running job on its nodes, and gives
+  // them back.
+  void HoldAllocation(const JobRecord& record);
   void ReleaseAllocation(const JobRecord& record);
+  // Where a new attempt on `nodes` (rank order) meets: rank 0's address and a port of its range
+  // that no attempt with a part on any of `nodes` holds. Absent when every port is held.
+  std::optional<api::Rendezvous> ChooseRendezvous(const std::vector<std::string>& nodes,
+                                                  uint64_t job, uint32_t attempt) const;
   void ChargeUsage(Change& change, const JobRecord& record, Timestamp end, bool preempted);
   bool MaySeeJob(const Principal& who, const api::Job& job) const;
   // A copy of a job in memory with its pending reason from the last pass.

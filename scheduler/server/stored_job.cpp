@@ -1,6 +1,7 @@
 #include "scheduler/server/stored_job.h"
 
 #include <boost/json.hpp>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -33,7 +34,7 @@ class Writer {
  public:
   Writer() {
     out_.reserve(256);
-    out_ += kStoredJobBinaryV2;
+    out_ += kStoredJobBinaryV3;
   }
   void U64(uint64_t v) {
     while (v >= 0x80) {
@@ -357,6 +358,27 @@ Result<StoredJobRecord> DecodeBinary(std::string_view key, std::string_view valu
     j.held_by_role =
         r.Optional<api::Role>("held_by_role", [&] { return r.Enum<api::Role>("held_by_role"); });
   }
+  if (version >= kStoredJobBinaryV3) {
+    j.rendezvous = r.Optional<api::Rendezvous>("rendezvous", [&] {
+      api::Rendezvous rv;
+      rv.address = r.Str("rendezvous.address");
+      rv.port = static_cast<int32_t>(r.U32("rendezvous.port"));
+      if (rv.port < 1 || rv.port > 65535)
+        r.Fail("rendezvous.port", "not a port");
+      return rv;
+    });
+    rec.gang.parts_ended = r.Strings("gang.parts_ended");
+    rec.gang.failure = r.Optional<PartEnd>("gang.failure", [&] {
+      PartEnd e;
+      e.state = r.Enum<api::JobState>("gang.failure.state");
+      e.exit_code = r.Optional<int32_t>("gang.failure.exit_code",
+                                        [&] { return r.I32("gang.failure.exit_code"); });
+      e.signal = r.Optional<std::string>("gang.failure.signal",
+                                         [&] { return r.Str("gang.failure.signal"); });
+      e.message = r.Str("gang.failure.message");
+      return e;
+    });
+  }
   if (!r.failed() && !r.at_end())
     r.Fail("end", "bytes after the record");
   if (r.failed()) {
@@ -365,6 +387,43 @@ Result<StoredJobRecord> DecodeBinary(std::string_view key, std::string_view valu
                             "): " + std::string(r.problem()));
   }
   return rec;
+}
+
+std::optional<GangProgress> DecodeGangJson(const json::value& v) {
+  const json::object* o = v.if_object();
+  const json::value* ended = o ? o->if_contains("parts_ended") : nullptr;
+  if (!ended || !ended->is_array())
+    return std::nullopt;
+  GangProgress gang;
+  for (const json::value& n : ended->get_array()) {
+    if (!n.is_string())
+      return std::nullopt;
+    gang.parts_ended.emplace_back(n.get_string());
+  }
+  if (const json::value* f = o->if_contains("failure")) {
+    const json::object* fo = f->if_object();
+    const json::value* state = fo ? fo->if_contains("state") : nullptr;
+    const json::value* message = fo ? fo->if_contains("message") : nullptr;
+    auto parsed = state && state->is_string() ? api::ParseEnum<api::JobState>(state->get_string())
+                                              : std::nullopt;
+    if (!parsed || !message || !message->is_string())
+      return std::nullopt;
+    PartEnd e;
+    e.state = *parsed;
+    e.message = message->get_string();
+    if (const json::value* c = fo->if_contains("exit_code")) {
+      if (!c->is_int64() || c->get_int64() < INT32_MIN || c->get_int64() > INT32_MAX)
+        return std::nullopt;
+      e.exit_code = static_cast<int32_t>(c->get_int64());
+    }
+    if (const json::value* sig = fo->if_contains("signal")) {
+      if (!sig->is_string())
+        return std::nullopt;
+      e.signal = std::string(sig->get_string());
+    }
+    gang.failure = std::move(e);
+  }
+  return gang;
 }
 
 Result<StoredJobRecord> DecodeJson(std::string_view key, std::string_view value,
@@ -403,13 +462,19 @@ Result<StoredJobRecord> DecodeJson(std::string_view key, std::string_view value,
     rec.checkpoint = FromUnixMillis(cp->get_int64());
   if (const auto* p = o.if_contains("preemptible"); p && p->is_bool())
     rec.preemptible = p->get_bool();
+  if (const auto* g = o.if_contains("gang")) {
+    auto gang = DecodeGangJson(*g);
+    if (!gang)
+      return Status::Internal(RecordName(key) + ": malformed 'gang'");
+    rec.gang = std::move(*gang);
+  }
   return rec;
 }
 
 }  // namespace
 
 std::string EncodeStoredJob(const api::Job& j, std::optional<Timestamp> checkpoint,
-                            bool preemptible) {
+                            bool preemptible, const GangProgress& gang) {
   Writer w;
   // The state first: `StoredJobDetail::kStateIfFinished` reads no more of a finished job.
   w.Enum(j.state);
@@ -449,6 +514,18 @@ std::string EncodeStoredJob(const api::Job& j, std::optional<Timestamp> checkpoi
   // Since V2.
   w.Str(j.held_by);
   w.Optional(j.held_by_role, [&](api::Role role) { w.Enum(role); });
+  // Since V3.
+  w.Optional(j.rendezvous, [&](const api::Rendezvous& r) {
+    w.Str(r.address);
+    w.U64(static_cast<uint64_t>(r.port));
+  });
+  w.Strings(gang.parts_ended);
+  w.Optional(gang.failure, [&](const PartEnd& e) {
+    w.Enum(e.state);
+    w.Optional(e.exit_code, [&](int32_t v) { w.I64(v); });
+    w.Optional(e.signal, [&](const std::string& v) { w.Str(v); });
+    w.Str(e.message);
+  });
   return w.Take();
 }
 
@@ -459,6 +536,21 @@ std::string EncodeStoredJobJson(const StoredJobRecord& record) {
     o["checkpoint"] = ToUnixMillis(*record.checkpoint);
   if (record.preemptible)
     o["preemptible"] = true;
+  if (record.gang != GangProgress{}) {
+    json::array ended;
+    for (const auto& n : record.gang.parts_ended)
+      ended.emplace_back(n);
+    json::object gang{{"parts_ended", std::move(ended)}};
+    if (const auto& f = record.gang.failure) {
+      json::object failure{{"state", api::ToString(f->state)}, {"message", f->message}};
+      if (f->exit_code)
+        failure["exit_code"] = *f->exit_code;
+      if (f->signal)
+        failure["signal"] = *f->signal;
+      gang["failure"] = std::move(failure);
+    }
+    o["gang"] = std::move(gang);
+  }
   return json::serialize(o);
 }
 
@@ -466,7 +558,8 @@ Result<StoredJobRecord> DecodeStoredJob(std::string_view key, std::string_view v
                                         StoredJobDetail detail) {
   if (value.empty())
     return Status::Internal(RecordName(key) + ": empty");
-  if (value[0] == kStoredJobBinaryV1 || value[0] == kStoredJobBinaryV2)
+  if (value[0] == kStoredJobBinaryV1 || value[0] == kStoredJobBinaryV2 ||
+      value[0] == kStoredJobBinaryV3)
     return DecodeBinary(key, value, detail);
   if (value[0] == '{')
     return DecodeJson(key, value, detail);

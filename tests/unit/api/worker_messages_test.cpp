@@ -34,6 +34,7 @@ TEST(WorkerMessagesTest, BuiltInCodeRoundTrips) {
   launch.array_index = 5;
   launch.node_rank = 0;
   launch.nodes = {"n1"};
+  launch.rendezvous = Rendezvous{"fd00::3", 29512};
   auto back = DecodeSchedulerMessage(SerializeMessage(SchedulerMessage(launch)));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(MessageType(*back), "launch");
@@ -45,6 +46,29 @@ TEST(WorkerMessagesTest, BuiltInCodeRoundTrips) {
     auto r = DecodeSchedulerMessage(SerializeMessage(m));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(*r, m);
+  }
+}
+
+TEST(WorkerMessagesTest, HelloSaysWhereTheNodeListens) {
+  Hello hello;
+  hello.node = "n1";
+  hello.address = "10.0.0.7";
+  hello.rendezvous_ports = PortRange{29500, 29599};
+  auto back = DecodeWorkerMessage(SerializeMessage(WorkerMessage(hello)));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(std::get<Hello>(*back), hello);
+  // Bad addresses and ranges are refused, naming the field.
+  for (const char* bad : {
+           R"({"type":"hello","node":"n1","address":"10.0.0.7; rm -rf /"})",
+           R"({"type":"hello","node":"n1","rendezvous_ports":{"first":29600,"last":29500}})",
+           R"({"type":"hello","node":"n1","rendezvous_ports":{"first":0,"last":29500}})",
+           R"({"type":"hello","node":"n1","rendezvous_ports":{"first":1,"last":70000}})",
+       }) {
+    auto r = DecodeWorkerMessage(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_TRUE(r.status().field().find("address") != std::string::npos ||
+                r.status().field().find("rendezvous_ports") != std::string::npos)
+        << r.status().ToString();
   }
 }
 

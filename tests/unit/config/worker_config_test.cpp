@@ -70,6 +70,18 @@ limits: {pids: 512}
   EXPECT_EQ(c->images.registries, (std::vector<std::string>{"nvcr.io", "127.0.0.1:5000"}));
   EXPECT_EQ(c->network, NetworkMode::kNone);
   EXPECT_EQ(c->limits.pids, 512);
+  c = ParseWorkerConfig("address: 10.1.2.3\nrendezvous_ports: 30000-30099\n", "w.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->address, "10.1.2.3");
+  EXPECT_EQ(c->rendezvous_ports, (api::PortRange{30000, 30099}));
+  for (const char* bad : {"address: 'a b'\n", "rendezvous_ports: 30099-30000\n",
+                          "rendezvous_ports: 0-10\n", "rendezvous_ports: 30000\n"}) {
+    auto r = ParseWorkerConfig(bad, "w.yaml");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_TRUE(r.status().message().find("address") != std::string::npos ||
+                r.status().message().find("rendezvous_ports") != std::string::npos)
+        << r.status().message();
+  }
   c = ParseWorkerConfig("identity: {mode: map, map_file: /etc/gsched/identities}\n", "w.yaml");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->identity.map_file, "/etc/gsched/identities");

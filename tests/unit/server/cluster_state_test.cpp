@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 #include "scheduler/state/memory_store.h"
 
@@ -610,6 +611,230 @@ TEST_F(ClusterStateTest, DefaultPendingLimitPerUser) {
   spec.command = {"x"};
   std::vector<uint64_t> ids;
   EXPECT_EQ(state_.Submit(Alice(), {spec}, &ids).status().code(), StatusCode::kResourceExhausted);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gangs: one attempt over several nodes.
+
+class GangTest : public ClusterStateTest {
+ protected:
+  GangTest() {
+    for (const char* n : {"n1", "n2"}) {
+      api::Hello h = Hello(n);
+      h.address = std::string("10.0.0.") + (n[1] == '1' ? "1" : "2");
+      h.rendezvous_ports = api::PortRange{40000, 40009};
+      Apply(state_.WorkerHello(Worker(), h));
+    }
+  }
+  // A two-node job of 8 GPUs per node, started.
+  uint64_t StartGang(bool requeue = false) {
+    api::JobSpec spec;
+    spec.image = "/i";
+    spec.command = {"x"};
+    spec.nodes = 2;
+    spec.gpus_per_node = 8;
+    spec.grace_period_s = 45;
+    spec.requeue = requeue;
+    std::vector<uint64_t> ids;
+    Apply(state_.Submit(Alice(), {spec}, &ids));
+    launches_.clear();
+    for (auto& d : Pass().dispatches) {
+      if (auto* l = std::get_if<api::Launch>(&d.message))
+        launches_[d.node] = *l;
+    }
+    EXPECT_EQ(launches_.size(), 2u);
+    return ids.at(0);
+  }
+  Change Update(const std::string& node, uint64_t id, api::JobState state,
+                std::optional<int32_t> exit_code = 0, std::string message = "") {
+    return Apply(state_.WorkerJobUpdate(
+        node,
+        {id, state_.GetJob(Alice(), id, store_)->attempt, state, exit_code, {}, message, {}}));
+  }
+  static std::vector<api::Kill> Kills(const Change& c, const std::string& node) {
+    std::vector<api::Kill> out;
+    for (const auto& d : c.dispatches) {
+      if (auto* k = std::get_if<api::Kill>(&d.message); k && d.node == node)
+        out.push_back(*k);
+    }
+    return out;
+  }
+  api::JobState State(uint64_t id) { return state_.GetJob(Alice(), id, store_)->state; }
+
+  std::map<std::string, api::Launch> launches_;
+};
+
+TEST_F(GangTest, EveryNodeIsToldTheSameRendezvousAndItsRank) {
+  uint64_t id = StartGang();
+  const api::Launch& rank0 = launches_.at("n1");
+  const api::Launch& rank1 = launches_.at("n2");
+  EXPECT_EQ(rank0.node_rank, 0);
+  EXPECT_EQ(rank1.node_rank, 1);
+  EXPECT_EQ(rank0.nodes, (std::vector<std::string>{"n1", "n2"}));
+  EXPECT_EQ(rank1.nodes, rank0.nodes);
+  ASSERT_TRUE(rank0.rendezvous);
+  EXPECT_EQ(rank0.rendezvous->address, "10.0.0.1");  // Rank 0's address, from its hello.
+  EXPECT_GE(rank0.rendezvous->port, 40000);
+  EXPECT_LE(rank0.rendezvous->port, 40009);
+  EXPECT_EQ(rank1.rendezvous, rank0.rendezvous);
+  // The job shows it, and the node its address.
+  EXPECT_EQ(state_.GetJob(Alice(), id, store_)->rendezvous, rank0.rendezvous);
+  EXPECT_EQ(state_.nodes().at("n2").node.address, "10.0.0.2");
+}
+
+TEST_F(GangTest, NoTwoRunningAttemptsShareAPortOfANodeNotEvenAfterARestart) {
+  // Ten ports on each node, 16 one-GPU jobs: ten get a port each, distinct; the others start
+  // without one rather than share.
+  std::set<int32_t> ports;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 16; ++i)
+    ids.push_back(SubmitOne(1));
+  int without = 0;
+  for (auto& d : Pass().dispatches) {
+    auto* l = std::get_if<api::Launch>(&d.message);
+    ASSERT_NE(l, nullptr);
+    if (!l->rendezvous) {
+      ++without;
+      continue;
+    }
+    EXPECT_TRUE(ports.insert(l->rendezvous->port * 10 + (d.node == "n1" ? 1 : 2)).second)
+        << d.node << " port " << l->rendezvous->port;
+  }
+  EXPECT_EQ(without, 0);  // Eight jobs a node: ten ports are enough.
+  // A restart keeps the ports held: one job ends on n1, and the next one there takes the freed
+  // port, never one still held.
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  std::set<int32_t> held_on_n1;
+  uint64_t ended = 0;
+  for (uint64_t id : ids) {
+    auto job = reloaded.GetJob(Alice(), id, store_);
+    ASSERT_TRUE(job.ok());
+    if (job->allocation.front().node != "n1")
+      continue;
+    ASSERT_TRUE(job->rendezvous);
+    held_on_n1.insert(job->rendezvous->port);
+    ended = id;
+  }
+  ASSERT_EQ(held_on_n1.size(), 8u);
+  api::Hello h = Hello("n1");
+  h.address = "10.0.0.1";
+  h.rendezvous_ports = api::PortRange{40000, 40009};
+  for (uint64_t id : ids) {
+    if (reloaded.GetJob(Alice(), id, store_)->allocation.front().node == "n1")
+      h.running.push_back({id, 1, api::JobState::kRunning});
+  }
+  Apply(reloaded.WorkerHello(Worker(), h));
+  int32_t freed = reloaded.GetJob(Alice(), ended, store_)->rendezvous->port;
+  Apply(reloaded.WorkerJobUpdate("n1", {ended, 1, api::JobState::kCompleted, 0, {}, "", {}}));
+  held_on_n1.erase(freed);
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {"x"};
+  std::vector<uint64_t> more;
+  Apply(reloaded.Submit(Alice(), {spec, spec}, &more));
+  core::Snapshot snap = reloaded.BuildSnapshot();
+  Change c = reloaded.ApplyPlan(snap, core::Schedule(snap, reloaded.policy(), clock_.Now()));
+  int launched_on_n1 = 0;
+  for (auto& d : c.dispatches) {
+    auto* l = std::get_if<api::Launch>(&d.message);
+    if (!l || d.node != "n1")
+      continue;
+    ++launched_on_n1;
+    ASSERT_TRUE(l->rendezvous);
+    EXPECT_FALSE(held_on_n1.contains(l->rendezvous->port)) << l->rendezvous->port;
+  }
+  EXPECT_EQ(launched_on_n1, 1);  // The one free GPU of n1.
+}
+
+TEST_F(GangTest, ARankThatCompletesWaitsForTheOthers) {
+  uint64_t id = StartGang();
+  Change c = Update("n1", id, api::JobState::kCompleted);
+  EXPECT_TRUE(Kills(c, "n2").empty());
+  EXPECT_EQ(State(id), api::JobState::kStarting);
+  EXPECT_EQ(state_.running_count(), 1u);  // The GPUs of n1 stay the job's until it ends.
+  // The scheduler restarts meanwhile: n1's hello no longer lists the attempt, and that is not a
+  // loss, since its part ended.
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  api::Hello h = Hello("n1");
+  c = Apply(reloaded.WorkerHello(Worker(), h));
+  EXPECT_EQ(reloaded.GetJob(Alice(), id, store_)->state, api::JobState::kStarting);
+  EXPECT_TRUE(Kills(c, "n2").empty());
+  Apply(reloaded.WorkerJobUpdate("n2", {id, 1, api::JobState::kCompleted, 0, {}, "", {}}));
+  auto job = reloaded.GetJob(Alice(), id, store_);
+  EXPECT_EQ(job->state, api::JobState::kCompleted);
+  EXPECT_EQ(job->exit_code, 0);
+  EXPECT_FALSE(job->rendezvous);
+}
+
+TEST_F(GangTest, AFailedRankStopsTheOthersWithTheirGraceAndNamesTheEnd) {
+  uint64_t id = StartGang();
+  Update("n1", id, api::JobState::kRunning);
+  Change c = Update("n2", id, api::JobState::kFailed, 3, "exit code 3");
+  std::vector<api::Kill> kills = Kills(c, "n1");
+  ASSERT_EQ(kills.size(), 1u);
+  EXPECT_EQ(kills[0].grace_s, 45);
+  EXPECT_NE(kills[0].reason.find("node n2: exit code 3"), std::string::npos) << kills[0].reason;
+  // Until n1's part has stopped, the attempt holds its GPUs.
+  EXPECT_EQ(State(id), api::JobState::kRunning);
+  EXPECT_EQ(state_.running_count(), 1u);
+  // n1 ends on the signal: the job ends as the failed rank did.
+  Update("n1", id, api::JobState::kFailed, std::nullopt, "killed by SIGTERM");
+  auto job = state_.GetJob(Alice(), id, store_);
+  EXPECT_EQ(job->state, api::JobState::kFailed);
+  EXPECT_EQ(job->exit_code, 3);
+  EXPECT_EQ(job->attempts.back().message, "node n2: exit code 3");
+  EXPECT_EQ(state_.running_count(), 0u);
+}
+
+TEST_F(GangTest, ALostNodeRequeuesTheGangAsAWhole) {
+  uint64_t id = StartGang(/*requeue=*/true);
+  Update("n1", id, api::JobState::kRunning);
+  Update("n2", id, api::JobState::kRunning);
+  // n2's worker comes back without the attempt (the node rebooted).
+  Change c = Apply(state_.WorkerHello(Worker(), Hello("n2")));
+  ASSERT_EQ(Kills(c, "n1").size(), 1u);
+  EXPECT_EQ(Kills(c, "n1")[0].grace_s, 45);
+  EXPECT_EQ(State(id), api::JobState::kRunning);
+  Update("n1", id, api::JobState::kFailed, std::nullopt, "killed by SIGTERM");
+  auto job = state_.GetJob(Alice(), id, store_);
+  EXPECT_EQ(job->state, api::JobState::kPending);
+  ASSERT_EQ(job->attempts.size(), 1u);
+  EXPECT_EQ(job->attempts[0].state, api::JobState::kNodeFail);
+  // The next attempt is a whole gang again, on both nodes.
+  launches_.clear();
+  for (auto& d : Pass().dispatches) {
+    if (auto* l = std::get_if<api::Launch>(&d.message))
+      launches_[d.node] = *l;
+  }
+  ASSERT_EQ(launches_.size(), 2u);
+  EXPECT_EQ(launches_.at("n1").attempt, 2u);
+  EXPECT_EQ(launches_.at("n2").attempt, 2u);
+}
+
+TEST_F(GangTest, ANodeLostForGoodEndsItsPartAndTheOthersAreStopped) {
+  uint64_t id = StartGang();
+  // n1 keeps its heartbeats; n2 falls silent past lost_timeout.
+  clock_.Advance(Seconds(299));
+  Apply(state_.WorkerHeartbeat({"n1", {}}));
+  clock_.Advance(Seconds(1));
+  Change c = Apply(state_.CheckNodeTimeouts());
+  ASSERT_EQ(Kills(c, "n1").size(), 1u);
+  EXPECT_EQ(State(id), api::JobState::kStarting);
+  Update("n1", id, api::JobState::kFailed, std::nullopt, "killed by SIGTERM");
+  auto job = state_.GetJob(Alice(), id, store_);
+  EXPECT_EQ(job->state, api::JobState::kNodeFail);
+  EXPECT_EQ(job->attempts.back().message, "node n2 lost");
+}
+
+TEST_F(GangTest, ACancelNamesTheEndWhateverThePartsReport) {
+  uint64_t id = StartGang();
+  Apply(state_.Cancel(Alice(), id));
+  Update("n1", id, api::JobState::kFailed, std::nullopt, "killed by SIGTERM");
+  EXPECT_EQ(State(id), api::JobState::kStarting);
+  Update("n2", id, api::JobState::kFailed, std::nullopt, "killed by SIGTERM");
+  EXPECT_EQ(State(id), api::JobState::kCancelled);
 }
 
 }  // namespace

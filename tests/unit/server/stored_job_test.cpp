@@ -67,6 +67,9 @@ StoredJobRecord FullRecord() {
   j.held = true;
   j.held_by = "root";
   j.held_by_role = api::Role::kAdmin;
+  j.rendezvous = api::Rendezvous{"10.0.0.3", 29512};
+  r.gang.parts_ended = {"n2"};
+  r.gang.failure = PartEnd{api::JobState::kFailed, 3, std::nullopt, "exit 3"};
   return r;
 }
 
@@ -78,7 +81,11 @@ TEST(StoredJobTest, VersionOneRecordsStillRead) {
   StoredJobRecord r = FullRecord();
   r.job.held_by.clear();
   r.job.held_by_role.reset();
-  std::string v2 = EncodeStoredJob(r);
+  r.job.rendezvous.reset();
+  r.gang = {};
+  std::string v3 = EncodeStoredJob(r);
+  // V3's tail: no rendezvous, no ended parts, no failure; a byte each.
+  std::string v2 = v3.substr(0, v3.size() - 3);
   // The attempt's message is a length byte and its text, right after the attempt's exit code;
   // the V2 tail of an empty `held_by` and no role is two bytes (length 0, absent).
   const std::string& message = r.job.attempts[0].message;
@@ -92,10 +99,26 @@ TEST(StoredJobTest, VersionOneRecordsStillRead) {
   EXPECT_EQ(*back, r);
 }
 
+// A V2 record (before running attempts kept their rendezvous) still reads: V3's bytes without
+// the rendezvous at the end.
+TEST(StoredJobTest, VersionTwoRecordsStillRead) {
+  StoredJobRecord r = FullRecord();
+  r.job.rendezvous.reset();
+  r.gang = {};
+  std::string v3 = EncodeStoredJob(r);
+  ASSERT_EQ(v3.substr(v3.size() - 3), std::string(3, '\x00'));  // V3's tail, all empty.
+  std::string v2 = std::string(1, kStoredJobBinaryV2) + v3.substr(1, v3.size() - 4);
+  auto back = DecodeStoredJob(kKey, v2);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, r);
+  // Read as V3, the same bytes end early.
+  EXPECT_FALSE(DecodeStoredJob(kKey, std::string(1, kStoredJobBinaryV3) + v2.substr(1)).ok());
+}
+
 TEST(StoredJobTest, BinaryRoundTrips) {
   for (const StoredJobRecord& r : {FullRecord(), StoredJobRecord{}}) {
     std::string bytes = EncodeStoredJob(r);
-    ASSERT_EQ(bytes[0], kStoredJobBinaryV2);
+    ASSERT_EQ(bytes[0], kStoredJobBinaryV3);
     auto back = DecodeStoredJob(kKey, bytes);
     ASSERT_TRUE(back.ok()) << back.status().ToString();
     EXPECT_EQ(*back, r);

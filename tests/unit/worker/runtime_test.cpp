@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 
+#include "worker/node_address.h"
 #include "worker/supervisor.h"
 #include "worker_test_util.h"
 
@@ -404,6 +405,7 @@ TEST(GangEnv, EveryNodeKnowsTheGangInRankOrder) {
   l.node_rank = 1;
   l.array_index = 5;
   l.array_job_id = 40;
+  l.rendezvous = api::Rendezvous{"10.3.0.2", 29512};
   std::map<std::string, std::string> env;
   AddGangEnv(env, l, "nacc-nvl003-n01");
   // 3 nodes x 4 GPUs = 12 ranks.
@@ -421,7 +423,9 @@ TEST(GangEnv, EveryNodeKnowsTheGangInRankOrder) {
       {"SLURM_NODEID", "1"},
       {"SLURM_GPUS_ON_NODE", "4"},
       {"SLURM_ARRAY_TASK_ID", "5"},
-      {"SLURM_ARRAY_JOB_ID", "40"}};
+      {"SLURM_ARRAY_JOB_ID", "40"},
+      {"MASTER_ADDR", "10.3.0.2"},
+      {"MASTER_PORT", "29512"}};
   EXPECT_EQ(env, want);
   // A launch from a scheduler that names no gang: a gang of this node alone.
   api::Launch single;
@@ -432,6 +436,15 @@ TEST(GangEnv, EveryNodeKnowsTheGangInRankOrder) {
   EXPECT_EQ(one.at("GSCHED_NODE_RANK"), "0");
   EXPECT_EQ(one.at("WORLD_SIZE"), "1");
   EXPECT_FALSE(one.contains("SLURM_ARRAY_TASK_ID"));
+  EXPECT_FALSE(one.contains("MASTER_PORT"));
+}
+
+TEST(NodeAddress, TheAddressOnTheRouteToTheScheduler) {
+  auto a = AddressTowards("http://127.0.0.1:8600");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(*a, "127.0.0.1");
+  EXPECT_FALSE(AddressTowards("http://no-such-host.invalid:8600").ok());
+  EXPECT_FALSE(AddressTowards("not a url").ok());
 }
 
 }  // namespace
