@@ -223,7 +223,11 @@ int RunCli(std::vector<std::string> args, std::ostream& out, std::ostream& err, 
   logs->add_flag("-f,--follow", logs_args.follow, "Keep printing until the job ends.");
   logs->add_flag("--stderr", logs_args.stderr_stream, "Standard error instead of output.");
   logs->add_option("--attempt", logs_args.attempt, "Attempt number (default: the last).");
-  logs->footer("Examples:\n  gsched logs 42\n  gsched logs -f --stderr 42");
+  logs->add_option("--node", logs_args.node,
+                   "For a multi-node job: this node's output (default: rank 0's).");
+  logs->footer(
+      "Examples:\n  gsched logs 42\n  gsched logs -f --stderr 42\n  gsched logs 42 --node "
+      "nacc-nvl003-n02");
   logs->callback([&] { p.run = [&](Session& s) { return s.Logs(logs_args); }; });
 
   // watch

@@ -1,7 +1,10 @@
 #include "client/commands.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/json/serialize.hpp>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -268,6 +271,12 @@ int Session::Submit(const SubmitArgs& args) {
   if (!options.image && !config_.image.empty())
     options.image = config_.image;
   api::JobSpec spec = BuildJobSpec(options, std::move(command));
+  // Where the job was submitted from, as Slurm tells its jobs (unless the job sets them).
+  if (char host[256] = {}; gethostname(host, sizeof host - 1) == 0 && host[0])
+    spec.env.try_emplace("SLURM_SUBMIT_HOST", host);
+  std::error_code ec;
+  if (std::filesystem::path cwd = std::filesystem::current_path(ec); !ec)
+    spec.env.try_emplace("SLURM_SUBMIT_DIR", cwd.string());
   json::value encoded = api::Encode(spec);
   // The server's own decoder, so that local errors read exactly like the server's.
   Status check = api::DecodeJobSpec(encoded).status();
@@ -489,6 +498,10 @@ int Session::Show(const std::string& id, bool json_out) {
       gpus.push_back(std::to_string(g));
     row("Allocation", alloc.node + " GPUs " + Join(gpus, ","));
   }
+  if (j.rendezvous) {
+    row("Rendezvous", j.rendezvous->address + ":" + std::to_string(j.rendezvous->port) +
+                          " (MASTER_ADDR:MASTER_PORT)");
+  }
   std::ostringstream head;
   t.Print(head);
   // Drop the empty header line of the key/value table.
@@ -557,7 +570,8 @@ int Session::Logs(const LogsArgs& args) {
         QueryString({{"offset", std::to_string(offset)},
                      {"limit", std::to_string(kChunk)},
                      {"stream", args.stderr_stream ? "stderr" : ""},
-                     {"attempt", args.attempt > 0 ? std::to_string(args.attempt) : ""}});
+                     {"attempt", args.attempt > 0 ? std::to_string(args.attempt) : ""},
+                     {"node", args.node}});
     Answer a = Call("GET", target);
     if (a.exit_code != kExitOk)
       return a.exit_code;

@@ -59,6 +59,7 @@ struct LogsArgs {
   bool follow = false;
   bool stderr_stream = false;
   int64_t attempt = 0;
+  std::string node;  // A node of a multi-node job; empty: its first (rank 0).
 };
 
 struct WatchArgs {

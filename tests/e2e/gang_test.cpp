@@ -73,6 +73,20 @@ class GangSystemTest : public ::testing::TestWithParam<std::string> {
     return out + "--- scheduler log\n" + s_.Log();
   }
 
+  // `gsched ARGS` as alice.
+  CliResult Cli(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{GSCHED_CLI_BIN, "--server", s_.url()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string base = s_.dir() + "/cli-" + std::to_string(++cli_runs_);
+    Subprocess cli(
+        argv, base + ".out",
+        {.err_path = base + ".err",
+         .env = std::vector<std::string>{"HOME=" + s_.dir(), "LANG=C", "GSCHED_TOKEN=" + alice_}});
+    int status = cli.Wait(std::chrono::seconds(20));
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFile(base + ".out"),
+            ReadFile(base + ".err")};
+  }
+
   // A two-node job of 8 GPUs per node running `script` with `sh -c`.
   uint64_t SubmitGang(const std::string& script, const std::string& name = "gang") {
     json::object spec{{"name", name},        {"image", image_},
@@ -122,6 +136,7 @@ class GangSystemTest : public ::testing::TestWithParam<std::string> {
   std::string image_;
   std::string probe_;
   std::vector<std::unique_ptr<WorkerProcess>> workers_;
+  int cli_runs_ = 0;
 };
 
 TEST_P(GangSystemTest, TwoNodesMeetAtRankZeroAndKnowTheirGang) {
@@ -170,6 +185,9 @@ TEST_P(GangSystemTest, TwoNodesMeetAtRankZeroAndKnowTheirGang) {
       << rank0;
   EXPECT_NE(rank0.find("rank 0 got 'hello from rank 1'"), std::string::npos) << rank0;
   EXPECT_NE(rank1.find("rank 1 got 'welcome from rank 0'"), std::string::npos) << rank1;
+  // The CLI reads each node's output.
+  CliResult logs = Cli({"logs", std::to_string(id), "--node", "gpu-n02"});
+  EXPECT_EQ(logs.out, rank1) << logs.Text();
   // The nodes show their addresses.
   auto nodes = s_.Client(alice_)->Get("/v1/nodes");
   ASSERT_TRUE(nodes.ok());
@@ -186,16 +204,11 @@ TEST_P(GangSystemTest, AnSbatchScriptRunsItsSrunTasksOverBothNodes) {
                         << "#SBATCH --time=00:05:00\n"
                         << "srun --gpus-per-task=4 sh -c 'echo task $SLURM_PROCID of "
                            "$SLURM_NTASKS local $SLURM_LOCALID node $SLURM_NODEID gpus "
-                           "$CUDA_VISIBLE_DEVICES rank $RANK'\n";
-  std::vector<std::string> argv{GSCHED_CLI_BIN, "--server", s_.url(), "submit",
-                                "--parsable",   "--image",  image_,   script};
-  Subprocess cli(
-      argv, s_.dir() + "/submit.out",
-      {.err_path = s_.dir() + "/submit.err",
-       .env = std::vector<std::string>{"HOME=" + s_.dir(), "LANG=C", "GSCHED_TOKEN=" + alice_}});
-  ASSERT_EQ(WEXITSTATUS(cli.Wait(std::chrono::seconds(20))), 0)
-      << ReadFile(s_.dir() + "/submit.err");
-  uint64_t id = std::stoull(ReadFile(s_.dir() + "/submit.out"));
+                           "$CUDA_VISIBLE_DEVICES rank $RANK'\n"
+                        << "echo submitted from $SLURM_SUBMIT_HOST\n";
+  CliResult submitted = Cli({"submit", "--parsable", "--image", image_, script});
+  ASSERT_EQ(submitted.code, 0) << submitted.Text();
+  uint64_t id = std::stoull(submitted.out);
   ASSERT_TRUE(WaitFor([&] { return State(id) == "completed"; }, std::chrono::seconds(60)))
       << State(id);
   std::string out = NodeLog(id, "gpu-n01") + NodeLog(id, "gpu-n02");
@@ -205,6 +218,9 @@ TEST_P(GangSystemTest, AnSbatchScriptRunsItsSrunTasksOverBothNodes) {
                            "task 3 of 4 local 1 node 1 gpus 4,5,6,7 rank 3\n"}) {
     EXPECT_NE(out.find(want), std::string::npos) << "missing: " << want << "in:\n" << out;
   }
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  EXPECT_NE(out.find("submitted from " + std::string(host) + "\n"), std::string::npos) << out;
 }
 
 TEST_P(GangSystemTest, ARankThatFailsEndsTheGangOnTheOtherNode) {
