@@ -88,6 +88,19 @@ struct SimStats {
   int64_t timeouts = 0;  // Completed by hitting the time limit (included in `completed`).
   // Plans that gave a GPU already in use or over-committed a node: must stay 0.
   int64_t violations = 0;
+  // GPU-seconds of preempted attempts (from their start to their exit): the work lost, as a
+  // preempted job starts over (traces carry no checkpoints).
+  double preempted_gpu_seconds = 0;
+};
+
+// The shape of pending jobs, for "could a waiting job use these free GPUs" (`PendingShapes`).
+struct PendingShape {
+  core::TypeMask gpu_types = core::kAnyType;
+  int32_t nodes = 1;
+  int32_t gpus_per_node = 1;
+  int32_t cpus_per_node = 0;
+  int64_t memory_mib_per_node = 0;
+  auto operator<=>(const PendingShape&) const = default;
 };
 
 // What is in use on one node (derived from the running jobs).
@@ -131,6 +144,15 @@ class Simulation {
   const std::vector<NodeUse>& node_use() const { return node_use_; }
   // Normalised GPUs (GPUs x cost) that `account`'s running jobs hold now.
   double RunningNormalisedGpus(uint32_t account) const;
+  // Normalised GPUs that `account`'s pending jobs ask for, each at the cost of its cheapest
+  // acceptable GPU type.
+  double PendingNormalisedGpus(uint32_t account) const { return pending_normalised_[account]; }
+  // Raw GPU-seconds delivered on each GPU type, since the start.
+  const std::vector<double>& TypeGpuSeconds() const { return type_gpu_seconds_; }
+  // Pending jobs by shape (count of each), kept up to date as jobs arrive and start.
+  const std::map<PendingShape, int64_t>& PendingShapes() const { return pending_shapes_; }
+  // The normalised GPUs one of `job`'s GPUs counts for while it waits (its cheapest type).
+  double PendingCost(const core::PendingJobInfo& job) const;
 
   // Called after every pass, once its plan is applied (for metrics, traces and tests).
   std::function<void(const core::Plan&, Timestamp)> on_plan;
@@ -166,6 +188,9 @@ class Simulation {
   std::vector<int64_t> running_gpus_;
   std::vector<double> gpu_seconds_;
   std::vector<double> normalised_seconds_;
+  std::vector<double> pending_normalised_;
+  std::vector<double> type_gpu_seconds_;
+  std::map<PendingShape, int64_t> pending_shapes_;
   int64_t total_gpus_ = 0;
   int64_t busy_gpus_ = 0;
   Timestamp last_cycle_;
