@@ -318,73 +318,98 @@ struct IdleCount {
   int64_t usable = 0;
 };
 
-// Free GPUs after a pass, two ways. Stranded: those the highest-ranked blocked job cannot use
-// (on nodes of another type, down, or with fewer free GPUs, CPUs or memory than one of its gang
-// members needs). Usable: those on a node where some pending job's shape fits (type, GPUs, CPUs
-// and memory per node), counting a gang's nodes only when enough nodes fit it. One walk over the
-// nodes, then one over the nodes with free GPUs per distinct pending shape.
-IdleCount IdleGpus(const Simulation& sim, const core::Plan& plan) {
-  const core::PendingReason* head = nullptr;
-  for (const core::PendingReason& r : plan.pending) {
-    const api::ReasonCode code = plan.explanations[r.explanation].code;
-    if (code == api::ReasonCode::kHeld || code == api::ReasonCode::kDependency ||
-        code == api::ReasonCode::kBudget || code == api::ReasonCode::kUserLimit)
-      continue;
-    if (head == nullptr || r.jobs_ahead < head->jobs_ahead)
-      head = &r;
-  }
-  IdleCount out;
-  if (plan.pending.empty())
+// Free GPUs after a pass that left an eligible job waiting, two ways. Stranded: those the
+// highest-ranked blocked job cannot use (on nodes of another type, down, or with fewer free GPUs,
+// CPUs or memory than one of its gang members needs). Usable: those on a node where some pending
+// job's shape fits (type, GPUs, CPUs and memory per node), counting a gang's nodes only when
+// enough nodes fit it. (Shapes are those of every pending job: an ineligible job's shape counts
+// while an eligible one waits, a slight overcount.) One walk over the
+// nodes; per node with free GPUs, the one-node shapes until one fits; then per gang shape, the
+// free nodes. Buffers are kept between passes.
+class IdleGpuMeter {
+ public:
+  IdleCount Measure(const Simulation& sim, const core::Plan& plan) {
+    IdleCount out;
+    if (plan.pending.empty())
+      return out;
+    const core::PendingReason* head = nullptr;
+    for (const core::PendingReason& r : plan.pending) {
+      const api::ReasonCode code = plan.explanations[r.explanation].code;
+      if (code == api::ReasonCode::kHeld || code == api::ReasonCode::kDependency ||
+          code == api::ReasonCode::kBudget || code == api::ReasonCode::kUserLimit)
+        continue;
+      if (head == nullptr || r.jobs_ahead < head->jobs_ahead)
+        head = &r;
+    }
+    // Nothing eligible waits (every pending job is held, or waits on a dependency, its budget or
+    // a per-user limit), or no GPU is free: nothing to count.
+    if (head == nullptr || sim.BusyGpus() >= sim.TotalGpus())
+      return out;
+    const core::Snapshot& s = sim.cluster();
+    const std::vector<NodeUse>& use = sim.node_use();
+    singles_.clear();
+    gangs_.clear();
+    for (const auto& [shape, count] : sim.PendingShapes())
+      (shape.nodes == 1 ? singles_ : gangs_).push_back(&shape);
+    free_.clear();
+    const core::PendingJobInfo* job = &sim.Job(head->job).spec;
+    for (uint32_t n = 0; n < s.nodes.size(); ++n) {
+      const core::NodeInfo& node = s.nodes[n];
+      const core::GpuMask all =
+          node.gpu_count >= 64 ? ~core::GpuMask{0} : (core::GpuMask{1} << node.gpu_count) - 1;
+      const int free = core::Popcount(all & ~(use[n].gpus | node.unhealthy_gpus));
+      if (free == 0)
+        continue;
+      const bool up = node.state == api::NodeState::kUp;
+      if (!(up && Fits(node, use[n], free, job->gpu_types, job->gpus_per_node, job->cpus_per_node,
+                       job->memory_mib_per_node)))
+        out.stranded += free;
+      if (!up)
+        continue;
+      bool usable = false;
+      for (const PendingShape* p : singles_) {
+        if (Fits(node, use[n], free, p->gpu_types, p->gpus_per_node, p->cpus_per_node,
+                 p->memory_mib_per_node)) {
+          usable = true;
+          break;
+        }
+      }
+      free_.push_back({n, free, usable});
+    }
+    for (const PendingShape* p : gangs_) {
+      int64_t fitting = 0;
+      for (const FreeNode& f : free_) {
+        fitting += Fits(s.nodes[f.node], use[f.node], f.free, p->gpu_types, p->gpus_per_node,
+                        p->cpus_per_node, p->memory_mib_per_node);
+        if (fitting >= p->nodes)
+          break;
+      }
+      if (fitting < p->nodes)
+        continue;
+      for (FreeNode& f : free_) {
+        f.usable = f.usable || Fits(s.nodes[f.node], use[f.node], f.free, p->gpu_types,
+                                    p->gpus_per_node, p->cpus_per_node, p->memory_mib_per_node);
+      }
+    }
+    for (const FreeNode& f : free_)
+      out.usable += f.usable ? f.free : 0;
     return out;
-  const core::Snapshot& s = sim.cluster();
-  const std::vector<NodeUse>& use = sim.node_use();
+  }
+
+ private:
   struct FreeNode {
     uint32_t node;
     int free;
     bool usable;
   };
-  std::vector<FreeNode> free_nodes;
-  const core::PendingJobInfo* job = head != nullptr ? &sim.Job(head->job).spec : nullptr;
-  for (uint32_t n = 0; n < s.nodes.size(); ++n) {
-    const core::NodeInfo& node = s.nodes[n];
-    const core::GpuMask all =
-        node.gpu_count >= 64 ? ~core::GpuMask{0} : (core::GpuMask{1} << node.gpu_count) - 1;
-    const int free = core::Popcount(all & ~(use[n].gpus | node.unhealthy_gpus));
-    if (free == 0)
-      continue;
-    if (node.state == api::NodeState::kUp)
-      free_nodes.push_back({n, free, false});
-    if (job == nullptr)
-      continue;
-    const bool usable = node.state == api::NodeState::kUp &&
-                        (job->gpu_types >> node.gpu_type & 1) && free >= job->gpus_per_node &&
-                        node.cpus - use[n].cpus >= job->cpus_per_node &&
-                        node.memory_mib - use[n].memory_mib >= job->memory_mib_per_node;
-    if (!usable)
-      out.stranded += free;
+  static bool Fits(const core::NodeInfo& node, const NodeUse& use, int free, core::TypeMask types,
+                   int32_t gpus, int32_t cpus, int64_t memory_mib) {
+    return (types >> node.gpu_type & 1) && free >= gpus && node.cpus - use.cpus >= cpus &&
+           node.memory_mib - use.memory_mib >= memory_mib;
   }
-  std::vector<uint32_t> fits;
-  for (const auto& [shape, count] : sim.PendingShapes()) {
-    fits.clear();
-    for (uint32_t k = 0; k < free_nodes.size(); ++k) {
-      const FreeNode& f = free_nodes[k];
-      if (f.usable && shape.nodes == 1)
-        continue;
-      const core::NodeInfo& node = s.nodes[f.node];
-      if ((shape.gpu_types >> node.gpu_type & 1) && f.free >= shape.gpus_per_node &&
-          node.cpus - use[f.node].cpus >= shape.cpus_per_node &&
-          node.memory_mib - use[f.node].memory_mib >= shape.memory_mib_per_node)
-        fits.push_back(k);
-    }
-    if (static_cast<int64_t>(fits.size()) >= shape.nodes) {
-      for (uint32_t k : fits)
-        free_nodes[k].usable = true;
-    }
-  }
-  for (const FreeNode& f : free_nodes)
-    out.usable += f.usable ? f.free : 0;
-  return out;
-}
+  std::vector<const PendingShape*> singles_, gangs_;
+  std::vector<FreeNode> free_;
+};
 
 }  // namespace
 
@@ -442,13 +467,14 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   // Per account, normalised GPU-milliseconds while jobs waited: delivered (the achieved share),
   // and allocated and entitled (time-averaged later).
   std::vector<double> contended(account_count, 0.0), entitled(account_count, 0.0);
+  IdleGpuMeter idle_meter;
   std::unordered_map<uint64_t, EstimateSamples> estimates;
   std::vector<std::pair<double, double>> estimate_errors;  // (|error| s, weight)
   double estimate_weight = 0, estimate_within = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   auto next_progress = wall_start + options.progress_every;
   sim.on_plan = [&](const core::Plan& plan, Timestamp now) {
-    const auto [stranded, usable] = IdleGpus(sim, plan);
+    const auto [stranded, usable] = idle_meter.Measure(sim, plan);
     stranded_now = static_cast<double>(stranded);
     usable_idle_now = static_cast<double>(usable);
     contended_now = !plan.pending.empty();
