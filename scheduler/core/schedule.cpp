@@ -118,13 +118,14 @@ class Pass {
   }
   // Built on first use: most passes preempt nothing.
   PreemptionPlanner& Preemption();
-  // The acceptable GPU type with the lowest cost (the first such), or the first type when none
-  // is acceptable.
+  // The acceptable GPU type with the lowest cost among those some node has (the first such), or
+  // the first type when there is none.
   uint32_t CheapestType(TypeMask types) const {
     uint32_t best = 0;
     bool found = false;
     for (uint32_t t = 0; t < s_.gpu_types.size() && t < 64; ++t) {
-      if ((types >> t & 1) && (!found || s_.gpu_types[t].cost < s_.gpu_types[best].cost)) {
+      if ((types & present_types_) >> t & 1 &&
+          (!found || s_.gpu_types[t].cost < s_.gpu_types[best].cost)) {
         best = t;
         found = true;
       }
@@ -155,6 +156,7 @@ class Pass {
   Timeline timeline_;
   EligibilityCounters counters_;
   BudgetLedger budgets_;
+  TypeMask present_types_ = 0;  // GPU types that some node has.
   // Placements that failed: a job of the shape that ends at or after `end_ms` fails too (a later
   // end can only lose the reserved GPUs that a job over before the reservation may use). The
   // explanation (which does not depend on the end) is the first such job's.
@@ -215,8 +217,11 @@ Plan Pass::Run() {
   const FairShareTree fairshare = FairShareTree::Build(s_.accounts, now_, c_.half_life);
   fairshare_ = &fairshare;
   int64_t cluster_gpus = 0;
-  for (const NodeInfo& n : s_.nodes)
+  for (const NodeInfo& n : s_.nodes) {
     cluster_gpus += n.gpu_count;
+    if (n.gpu_type < 64)
+      present_types_ |= TypeMask{1} << n.gpu_type;
+  }
 
   // 3a. Static eligibility (holds, dependencies, budgets) before ordering, so that only eligible
   // jobs are sorted.
@@ -559,13 +564,14 @@ Plan Pass::Run() {
       }
     }
 
-    // 8. Explanation: placement reasons win over quota reasons (quota passed for that type).
+    // 8. Explanation: the budget first when it ruled out a type (the one reason the account can
+    // act on), then placement reasons over quota reasons (quota passed for that type).
     const uint32_t why =
-        placement_reason ? *placement_reason
-        : strict_reason  ? *strict_reason
-        : budget_blocked ? *budget_blocked
-        : quota_reason   ? *quota_reason
-                         : CachedExplanation(uint64_t{6} << 60, [] {
+        budget_blocked     ? *budget_blocked
+        : placement_reason ? *placement_reason
+        : strict_reason    ? *strict_reason
+        : quota_reason     ? *quota_reason
+                           : CachedExplanation(uint64_t{6} << 60, [] {
                            return Explanation{api::ReasonCode::kResources,
                                               "no node offers any of the acceptable GPU types",
                                               {}};
