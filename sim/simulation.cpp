@@ -213,13 +213,23 @@ void Simulation::Advance(Timestamp to) {
     normalised_seconds_[a] += normalised;
     core::AccountInfo& acc = snapshot_.accounts[a];
     acc.usage = core::AddUsage(acc.usage, normalised, to, config_.policy.half_life);
-    for (uint32_t p = a; p != core::kNoParent; p = snapshot_.accounts[p].parent) {
-      auto& budget = snapshot_.accounts[p].budget;
-      if (budget && to > budget->start && from < budget->end)
-        budget->consumed_gpu_hours += normalised / 3600.0;
-    }
+    ChargeBudgets(a, normalised / dt, from, to);
   }
   clock_.Set(to);
+}
+
+void Simulation::ChargeBudgets(uint32_t account, double normalised_gpus, Timestamp from,
+                               Timestamp to) {
+  for (uint32_t p = account, steps = 0; p != core::kNoParent && steps <= snapshot_.accounts.size();
+       p = snapshot_.accounts[p].parent, ++steps) {
+    auto& budget = snapshot_.accounts[p].budget;
+    if (!budget)
+      continue;
+    const Timestamp lo = std::max(from, budget->start), hi = std::min(to, budget->end);
+    if (hi > lo)
+      budget->consumed_gpu_hours +=
+          normalised_gpus * static_cast<double>((hi - lo).count()) / 3'600'000.0;
+  }
 }
 
 void Simulation::FinishDue() {
@@ -249,6 +259,11 @@ void Simulation::FinishDue() {
     core::AccountInfo& acc = snapshot_.accounts[job.spec.account];
     acc.usage = core::AddUsage(acc.usage, -refund, now, config_.policy.half_life);
     acc.usage.value = std::max(0.0, acc.usage.value);
+    // Budgets likewise, as the daemon charges them.
+    ChargeBudgets(job.spec.account,
+                  -static_cast<double>(job.gpus) * snapshot_.gpu_types[job.gpu_type].cost *
+                      (1.0 - config_.policy.preemption.usage_charge),
+                  job.started, now);
     stats_.preempted_gpu_seconds += static_cast<double>(job.gpus) * seconds;
     RemoveRunning(job);
     job.allocation.clear();

@@ -10,9 +10,10 @@
 // an empty queue plans nothing (no start, no preemption), so skipping it changes no outcome.
 // Passes take no virtual time.
 //
-// Usage is accrued per account (decayed with the policy's half-life) and budgets are consumed, so
-// fair share and budgets evolve as in production. The usage of a preempted attempt is charged at
-// `preemption.usage_charge` (the rest is taken back when the victim exits). A preempted job is
+// Usage is accrued per account (decayed with the policy's half-life) and budgets are consumed as
+// jobs run, on the account and every ancestor, so fair share and budgets evolve as in production.
+// The usage of a preempted attempt is charged at `preemption.usage_charge` (the rest is taken
+// back, from usage and budgets, when the victim exits). A preempted job is
 // requeued (when `requeue_preempted`) and starts over from the beginning: traces carry no
 // checkpoints.
 //
@@ -171,6 +172,9 @@ class Simulation {
   void Run(Timestamp until, bool stop_when_idle);
   void Advance(Timestamp to);
   void FinishDue();
+  // Adds `normalised_gpus` held over [from, to) to the budget of `account` and of every ancestor,
+  // the part within each period (negative: a refund).
+  void ChargeBudgets(uint32_t account, double normalised_gpus, Timestamp from, Timestamp to);
   Timestamp NextEvent() const;
   Timestamp NextTickAfter(Timestamp t) const;
 

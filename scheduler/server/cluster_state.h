@@ -243,6 +243,11 @@ class ClusterState {
                      std::string message);
   void ReleaseAllocation(const JobRecord& record);
   void ChargeUsage(Change& change, const JobRecord& record, Timestamp end, bool preempted);
+  // Charges `normalised_gpus` over [from, to) to the budget of `account` and of every ancestor
+  // (the part within each period), writing the ancestors' usage records; returns what `account`
+  // has used of its own budget.
+  double ChargeBudgets(const std::string& account, double normalised_gpus, Timestamp from,
+                       Timestamp to, Change& change);
   bool MaySeeJob(const Principal& who, const api::Job& job) const;
   // A copy of a job in memory with its pending reason from the last pass.
   api::Job WithReason(const api::Job& job) const;
