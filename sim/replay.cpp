@@ -470,7 +470,7 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   IdleGpuMeter idle_meter;
   std::unordered_map<uint64_t, EstimateSamples> estimates;
   std::vector<std::pair<double, double>> estimate_errors;  // (|error| s, weight)
-  double estimate_weight = 0, estimate_within = 0;
+  double estimate_weight = 0, estimate_within = 0, estimate_late = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   auto next_progress = wall_start + options.progress_every;
   sim.on_plan = [&](const core::Plan& plan, Timestamp now) {
@@ -507,6 +507,8 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
         estimate_weight += e.weight;
         if (EstimateWithin(e.given, e.estimate, now, 0.2))
           estimate_within += e.weight;
+        if (e.estimate > now)
+          estimate_late += e.weight;
       }
       estimates.erase(it);
     }
@@ -631,6 +633,7 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   out.estimate_p50_error_s = WeightedPercentile(estimate_errors, 50);
   out.estimate_p90_error_s = WeightedPercentile(std::move(estimate_errors), 90);
   out.estimates_within_20pct = estimate_weight > 0 ? estimate_within / estimate_weight : 0;
+  out.estimates_late = estimate_weight > 0 ? estimate_late / estimate_weight : 0;
 
   // Fairness while jobs waited.
   out.contended_s = contended_ms / 1000.0;
@@ -767,6 +770,7 @@ std::string SummaryJson(const ReplaySummary& s) {
   field("estimate_p50_error_s", num(s.estimate_p50_error_s, 3));
   field("estimate_p90_error_s", num(s.estimate_p90_error_s, 3));
   field("estimates_within_20pct", num(s.estimates_within_20pct, 6));
+  field("estimates_late", num(s.estimates_late, 6));
   field("preemptions", integer(s.preemptions));
   field("passes", integer(s.passes));
   field("violations", integer(s.violations));

@@ -164,6 +164,9 @@ struct ReplaySummary {
   double estimate_p50_error_s = 0;
   double estimate_p90_error_s = 0;
   double estimates_within_20pct = 0;  // Fraction, 0..1.
+  // Fraction of the estimates later than the real start (pessimistic: the backfill timeline
+  // assumes every running job runs to its time limit).
+  double estimates_late = 0;
   int64_t preemptions = 0;
   int64_t passes = 0;
   int64_t violations = 0;

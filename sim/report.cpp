@@ -264,9 +264,10 @@ std::string RenderReport(const ReplaySummary& s, const ReportInputs& in) {
           F(s.delivered_gpu_hours > 0 ? 100 * s.preempted_gpu_hours / s.delivered_gpu_hours : 0,
             2) +
           "%)");
-  row("estimated starts: given / median error / p90 error / within 20%",
+  row("estimated starts: given / median error / p90 error / within 20% / too late",
       F(s.estimates, 0) + " / " + Human(s.estimate_p50_error_s) + " / " +
-          Human(s.estimate_p90_error_s) + " / " + F(s.estimates_within_20pct * 100, 1) + "%");
+          Human(s.estimate_p90_error_s) + " / " + F(s.estimates_within_20pct * 100, 1) + "% / " +
+          F(s.estimates_late * 100, 1) + "%");
   row("preemptions", std::to_string(s.preemptions));
   row("scheduling passes", std::to_string(s.passes));
   row("wall time / speed-up over real time", F(s.wall_time_s, 2) + " s / " + F(s.speedup, 0) + "x");
