@@ -333,6 +333,7 @@ class IdleGpuMeter {
     if (plan.pending.empty())
       return out;
     const core::PendingReason* head = nullptr;
+    bool capacity_bound = false;
     for (const core::PendingReason& r : plan.pending) {
       const api::ReasonCode code = plan.explanations[r.explanation].code;
       if (code == api::ReasonCode::kHeld || code == api::ReasonCode::kDependency ||
@@ -340,9 +341,12 @@ class IdleGpuMeter {
         continue;
       if (head == nullptr || r.jobs_ahead < head->jobs_ahead)
         head = &r;
+      capacity_bound = capacity_bound ||
+                       (code != api::ReasonCode::kQuota && code != api::ReasonCode::kBorrowLimit);
     }
     // Nothing eligible waits (every pending job is held, or waits on a dependency, its budget or
-    // a per-user limit), or no GPU is free: nothing to count.
+    // a per-user limit), or no GPU is free: nothing to count. Usable idle GPUs are counted only
+    // while some job waits for capacity rather than for its account's quota.
     if (head == nullptr || sim.BusyGpus() >= sim.TotalGpus())
       return out;
     const core::Snapshot& s = sim.cluster();
@@ -392,7 +396,7 @@ class IdleGpuMeter {
       }
     }
     for (const FreeNode& f : free_)
-      out.usable += f.usable ? f.free : 0;
+      out.usable += f.usable && capacity_bound ? f.free : 0;
     return out;
   }
 

@@ -153,7 +153,8 @@ struct ReplaySummary {
   // Time-averaged fraction of the GPUs free while a pending job whose shape fits them (type,
   // GPUs, CPUs and memory per node, enough such nodes for a gang) waits, over the makespan;
   // counted after passes that left an eligible job (not held, nor waiting on a dependency, its
-  // budget or a per-user limit) waiting.
+  // budget or a per-user limit) waiting, and some job waiting for capacity rather than for its
+  // account's quota (a job at its limit cannot use free GPUs).
   double idle_while_waiting = 0;
   std::vector<TypeUtilization> utilization_by_type;
   // GPU-hours (raw) run by all attempts, and by the attempts that were preempted (work lost).
