@@ -1,5 +1,6 @@
 // `SchedulerConfig`: everything `gsched-scheduler` reads from `scheduler.yaml` (DESIGN.md sections
-// 3, 4, 5 and 9). `config/scheduler.yaml` documents every key with its default.
+// 3, 4, 5 and 9). `config/scheduler.yaml` documents every key with its default; the scheduling
+// policy's defaults come from scheduler/common/policy_defaults.h, shared with the core.
 //
 // Configuration flows one way: YAML -> defaults -> validation -> this struct, which is then handed
 // by `const&` to the constructors that need a part of it. Nothing reads it through a global. A
@@ -29,6 +30,7 @@
 #include "config/gpu_types.h"
 #include "scheduler/api/enums.h"
 #include "scheduler/common/clock.h"
+#include "scheduler/common/policy_defaults.h"
 #include "scheduler/common/status.h"
 
 namespace gsched::config {
@@ -74,28 +76,28 @@ struct RateLimitConfig {
 
 struct BackfillConfig {
   // How many of the highest-priority blocked jobs get a reservation; 0 reserves nothing.
-  int64_t depth = 100;
-  bool enabled = true;
+  int64_t depth = policy_defaults::kBackfillDepth;
+  bool enabled = policy_defaults::kBackfillEnabled;
 };
 
 struct SchedulingConfig {
   // A cycle runs at least this often (and on every relevant event).
   Duration interval = Seconds(1);
   BackfillConfig backfill;
-  int64_t max_starts_per_cycle = 100'000;
+  int64_t max_starts_per_cycle = policy_defaults::kMaxStartsPerCycle;
 };
 
 struct FairShareConfig {
-  Duration half_life = Seconds(7 * 86400);
+  Duration half_life = policy_defaults::kHalfLife;
 };
 
 // `priority = fairshare*F + age*A + size*S + job_class*C` with factors in [0, 1].
 struct PriorityWeights {
-  int64_t fairshare = 10'000;
-  int64_t age = 1'000;
-  int64_t size = 1'000;
+  int64_t fairshare = policy_defaults::kWeightFairshare;
+  int64_t age = policy_defaults::kWeightAge;
+  int64_t size = policy_defaults::kWeightSize;
   // YAML key `class` (a C++ keyword).
-  int64_t job_class = 5'000;
+  int64_t job_class = policy_defaults::kWeightClass;
 };
 
 struct ClassTimeLimits {
@@ -108,12 +110,13 @@ struct ClassTimeLimits {
 struct PriorityConfig {
   PriorityWeights weights;
   // A job's age factor reaches 1 after this long pending.
-  Duration age_max = Seconds(7 * 86400);
+  Duration age_max = policy_defaults::kAgeMax;
   // Indexed by `api::PriorityClass`; use `Limits()`.
   std::array<ClassTimeLimits, 3> classes = {{
-      {Seconds(3600), Seconds(2 * 86400)},      // high
-      {Seconds(4 * 3600), Seconds(7 * 86400)},  // normal
-      {Seconds(4 * 3600), Seconds(7 * 86400)},  // preemptible
+      {policy_defaults::kHighLimits.default_limit, policy_defaults::kHighLimits.max_limit},
+      {policy_defaults::kNormalLimits.default_limit, policy_defaults::kNormalLimits.max_limit},
+      {policy_defaults::kPreemptibleLimits.default_limit,
+       policy_defaults::kPreemptibleLimits.max_limit},
   }};
 
   const ClassTimeLimits& Limits(api::PriorityClass c) const {
@@ -122,13 +125,13 @@ struct PriorityConfig {
 };
 
 struct PreemptionConfig {
-  bool enabled = true;
+  bool enabled = policy_defaults::kPreemptionEnabled;
   // A job younger than this is never a victim.
-  Duration min_runtime = Seconds(600);
+  Duration min_runtime = policy_defaults::kPreemptionMinRuntime;
   // Fraction of a preempted attempt's usage that is charged, 0..1.
-  double usage_charge = 0.0;
-  int64_t max_per_cycle = 64;
-  int64_t max_per_account_per_hour = 256;
+  double usage_charge = policy_defaults::kPreemptionUsageCharge;
+  int64_t max_per_cycle = policy_defaults::kPreemptionMaxPerCycle;
+  int64_t max_per_account_per_hour = policy_defaults::kPreemptionMaxPerAccountPerHour;
   // Grace between the checkpoint signal and the kill when a job sets no `grace_period_s`.
   Duration default_grace_period = Seconds(60);
 };

@@ -85,6 +85,8 @@ int main(int argc, char** argv) {
   app.add_option("--load", load, "offered load of --synthetic, x the cluster's GPUs")
       ->capture_default_str();
   app.add_option("--write-trace", write_trace, "also write the trace replayed as generic CSV");
+  bool no_replay = false;
+  app.add_flag("--no-replay", no_replay, "with --write-trace: write the trace and stop");
   app.add_option("--out", out_dir, "directory for summary.json and report.html")->required();
   int progress_s = 0;
   app.add_option("--progress", progress_s,
@@ -142,6 +144,8 @@ int main(int argc, char** argv) {
     sim::WriteCsvTrace(*trace, out);
     if (!out)
       return Fail("", Status::Unavailable("cannot write " + write_trace));
+    if (no_replay)
+      return 0;
   }
 
   sim::ReplayOptions options;

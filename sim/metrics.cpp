@@ -72,6 +72,175 @@ std::vector<double> TargetShares(const std::vector<core::AccountInfo>& accounts,
   return target;
 }
 
+std::vector<double> MaxMinSplit(std::span<const double> demand, std::span<const double> weights,
+                                double capacity) {
+  constexpr double kTinyWeight = 1e-9;
+  const size_t n = demand.size();
+  std::vector<double> out(n, 0.0);
+  std::vector<uint32_t> order;
+  double weight_left = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (demand[i] > 0) {
+      order.push_back(i);
+      weight_left += std::max(weights[i], kTinyWeight);
+    }
+  }
+  // Ascending demand per weight: those asking least for their weight are filled first.
+  auto ratio = [&](uint32_t i) { return demand[i] / std::max(weights[i], kTinyWeight); };
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const double ra = ratio(a), rb = ratio(b);
+    return ra != rb ? ra < rb : a < b;
+  });
+  double left = std::max(0.0, capacity);
+  for (size_t k = 0; k < order.size(); ++k) {
+    const uint32_t i = order[k];
+    const double w = std::max(weights[i], kTinyWeight);
+    const double fair = weight_left > 0 ? left * w / weight_left : 0;
+    out[i] = std::min(demand[i], fair);
+    left -= out[i];
+    weight_left -= w;
+  }
+  return out;
+}
+
+EntitlementSplit::EntitlementSplit(const std::vector<core::AccountInfo>& accounts)
+    : shares_(accounts.size() + 1, 1.0), children_(accounts.size() + 1) {
+  const uint32_t root = static_cast<uint32_t>(accounts.size());
+  for (uint32_t a = 0; a < accounts.size(); ++a) {
+    shares_[a] = accounts[a].shares;
+    const uint32_t p = accounts[a].parent == core::kNoParent ? root : accounts[a].parent;
+    children_[p].push_back(a);
+  }
+  // Breadth-first from the virtual root: parents before children (the tree has no cycle).
+  top_down_.push_back(root);
+  for (size_t k = 0; k < top_down_.size(); ++k) {
+    for (uint32_t c : children_[top_down_[k]])
+      top_down_.push_back(c);
+  }
+}
+
+std::vector<double> EntitlementSplit::Split(std::span<const double> demand, double capacity) const {
+  const size_t n = children_.size() - 1;
+  // Subtree demand, children before parents.
+  std::vector<double> subtree(n + 1, 0.0);
+  for (size_t k = top_down_.size(); k-- > 0;) {
+    const uint32_t a = top_down_[k];
+    if (a < n)
+      subtree[a] += demand[a];
+    for (uint32_t c : children_[a])
+      subtree[a] += subtree[c];
+  }
+  // Each account's entitlement for its subtree, split among its demanding children (and its own
+  // jobs, as one more child with 1 share).
+  std::vector<double> subtree_entitled(n + 1, 0.0), own(n, 0.0);
+  subtree_entitled[n] = std::min(std::max(0.0, capacity), subtree[n]);
+  std::vector<double> d, w;
+  for (uint32_t a : top_down_) {
+    const std::vector<uint32_t>& kids = children_[a];
+    const double mine = a < n ? demand[a] : 0.0;
+    if (kids.empty()) {
+      if (a < n)
+        own[a] = subtree_entitled[a];
+      continue;
+    }
+    d.clear();
+    w.clear();
+    for (uint32_t c : kids) {
+      d.push_back(subtree[c]);
+      w.push_back(shares_[c]);
+    }
+    d.push_back(mine);
+    w.push_back(1.0);
+    const std::vector<double> part = MaxMinSplit(d, w, subtree_entitled[a]);
+    for (size_t k = 0; k < kids.size(); ++k)
+      subtree_entitled[kids[k]] = part[k];
+    if (a < n)
+      own[a] = part.back();
+  }
+  return own;
+}
+
+double FairShareError(std::span<const double> allocated, std::span<const double> entitled,
+                      double capacity) {
+  if (!(capacity > 0))
+    return 0;
+  double sum = 0;
+  for (size_t a = 0; a < allocated.size(); ++a)
+    sum += std::abs(allocated[a] - entitled[a]);
+  return sum / (2 * capacity);
+}
+
+SizeClass SizeClassOf(int32_t nodes, int32_t gpus_per_node) {
+  if (nodes >= 8)
+    return SizeClass::kManyNodes;
+  if (nodes >= 2)
+    return SizeClass::kFewNodes;
+  return gpus_per_node <= 1 ? SizeClass::kOneGpu : SizeClass::kOneNode;
+}
+
+const char* SizeClassName(SizeClass c) {
+  switch (c) {
+    case SizeClass::kOneGpu:
+      return "1 GPU";
+    case SizeClass::kOneNode:
+      return "2-8 GPUs";
+    case SizeClass::kFewNodes:
+      return "2-7 nodes";
+    case SizeClass::kManyNodes:
+      return ">= 8 nodes";
+  }
+  return "?";
+}
+
+bool EstimateWithin(Timestamp given, Timestamp estimate, Timestamp started, double fraction) {
+  const double error = std::abs(static_cast<double>((estimate - started).count()));
+  const double remaining = std::max(0.0, static_cast<double>((started - given).count()));
+  return error <= fraction * remaining;
+}
+
+void EstimateSamples::Add(Timestamp given, Timestamp estimate) {
+  if (seen_ % stride_ == 0) {
+    if (kept_.size() == kKept) {
+      // Keep positions 0, 2, 4, ...: every (2 x stride)-th estimate from the first.
+      for (size_t k = 0; k < kKept / 2; ++k)
+        kept_[k] = kept_[2 * k];
+      kept_.resize(kKept / 2);
+      stride_ *= 2;
+    }
+    if (seen_ % stride_ == 0)
+      kept_.emplace_back(given, estimate);
+  }
+  ++seen_;
+}
+
+std::vector<EstimateSamples::Sample> EstimateSamples::Weighted() const {
+  std::vector<Sample> out;
+  for (size_t k = 0; k < kept_.size(); ++k) {
+    // Kept estimate k is number k x stride and stands for those up to the next kept one.
+    const uint64_t first = k * stride_;
+    const uint64_t upto = std::min<uint64_t>(seen_, first + stride_);
+    out.push_back({kept_[k].first, kept_[k].second, static_cast<double>(upto - first)});
+  }
+  return out;
+}
+
+double WeightedPercentile(std::vector<std::pair<double, double>> value_weight, double p) {
+  if (value_weight.empty())
+    return 0;
+  std::sort(value_weight.begin(), value_weight.end());
+  double total = 0;
+  for (const auto& [v, w] : value_weight)
+    total += w;
+  const double target = std::clamp(p, 0.0, 100.0) / 100.0 * total;
+  double cumulative = 0;
+  for (const auto& [v, w] : value_weight) {
+    cumulative += w;
+    if (cumulative >= target && cumulative > 0)
+      return v;
+  }
+  return value_weight.back().first;
+}
+
 StepSeries::StepSeries(int64_t origin_ms, int64_t first_width_ms, size_t values)
     : origin_ms_(origin_ms),
       width_ms_(std::max<int64_t>(1, first_width_ms)),

@@ -11,8 +11,15 @@
 //                     1-based rank ceil(p / 100 * n)
 //   target share      the product down the account tree of shares / (sum of the shares of the
 //                     siblings that had jobs): accounts without demand give their part away
-//   Jain's index      over active leaves, x = achieved share / target share:
-//                     (sum x)^2 / (n * sum x^2); 1 when every x is equal
+//   Jain's index      (sum x)^2 / (n * sum x^2); 1 when every x is equal
+//   entitlement       at a pass with jobs waiting: the hierarchical max-min split of the capacity
+//                     (normalised GPUs) by shares, each account capped at its demand (running +
+//                     pending, normalised GPUs); what one account leaves goes to its siblings
+//   fair-share error  sum over demanding accounts of |allocated - entitled| / (2 x capacity):
+//                     0 when every account holds its entitlement, 1 at worst
+//   size classes      `1 GPU`, `2-8 GPUs` (one node), `2-7 nodes`, `>= 8 nodes`
+//   estimate error    |estimated start - real start|; within 20% when that error is at most
+//                     0.2 x (real start - the time the estimate was given)
 // Pure; no threading concerns.
 #pragma once
 
@@ -41,6 +48,69 @@ double JainIndex(std::span<const double> values);
 // marks the accounts that had jobs (ancestors are activated here).
 std::vector<double> TargetShares(const std::vector<core::AccountInfo>& accounts,
                                  std::vector<bool> active);
+
+// The hierarchical max-min split of `capacity` by shares, capped at demand. Built once per tree;
+// `Split` is cheap enough to run at every pass (two walks over the accounts and a sort of each
+// account's demanding children). An account with jobs of its own and children competes for its
+// own jobs as one more child with 1 share (the replay puts jobs on leaves only).
+class EntitlementSplit {
+ public:
+  explicit EntitlementSplit(const std::vector<core::AccountInfo>& accounts);
+
+  // `demand[a]`: what account `a`'s own jobs ask for (running + pending, normalised GPUs).
+  // Returns each account's entitlement for its own jobs (0 for those without demand); the
+  // entitlements add up to min(capacity, total demand).
+  std::vector<double> Split(std::span<const double> demand, double capacity) const;
+
+ private:
+  std::vector<double> shares_;
+  std::vector<std::vector<uint32_t>> children_;  // Per account; index `size()` is a virtual root.
+  std::vector<uint32_t> top_down_;               // Parents before children.
+};
+
+// Water-filling among siblings: each gets min(demand, level x weight), with the level set so that
+// the parts add up to min(capacity, sum of demands). Weights <= 0 count as a tiny weight.
+std::vector<double> MaxMinSplit(std::span<const double> demand, std::span<const double> weights,
+                                double capacity);
+
+// sum |allocated - entitled| / (2 x capacity); 0 when the capacity is 0.
+double FairShareError(std::span<const double> allocated, std::span<const double> entitled,
+                      double capacity);
+
+enum class SizeClass : uint8_t { kOneGpu, kOneNode, kFewNodes, kManyNodes };
+inline constexpr size_t kSizeClasses = 4;
+SizeClass SizeClassOf(int32_t nodes, int32_t gpus_per_node);
+const char* SizeClassName(SizeClass c);
+
+// Whether an estimate given at `given` for a job that really started at `started` was within
+// `fraction` of the wait that remained: |estimate - started| <= fraction x (started - given).
+bool EstimateWithin(Timestamp given, Timestamp estimate, Timestamp started, double fraction);
+
+// At most `kKept` of the estimates one job was given, spread evenly over them: every estimate is
+// kept until the buffer is full, then every other one is dropped and only every `stride`-th
+// estimate is kept from then on, each standing for `stride` of them (so every estimate given is
+// counted once, by weight).
+class EstimateSamples {
+ public:
+  static constexpr size_t kKept = 8;
+  struct Sample {
+    Timestamp given;
+    Timestamp estimate;
+    double weight;
+  };
+  void Add(Timestamp given, Timestamp estimate);
+  // The kept estimates with their weights (adding up to the number given).
+  std::vector<Sample> Weighted() const;
+
+ private:
+  std::vector<std::pair<Timestamp, Timestamp>> kept_;
+  uint64_t stride_ = 1;
+  uint64_t seen_ = 0;
+};
+
+// Weighted nearest-rank percentile: the smallest value whose cumulative weight reaches
+// p / 100 x the total weight; `values` need not be sorted. 0 for no values.
+double WeightedPercentile(std::vector<std::pair<double, double>> value_weight, double p);
 
 // Piecewise-constant values integrated over time into at most `kBuckets` equal buckets from
 // `origin`; when time runs past the last bucket, the bucket width doubles (pairs merge), so

@@ -1,6 +1,7 @@
 #include "sim/replay.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -312,39 +313,107 @@ Result<PreparedReplay> PrepareReplay(const config::ClusterConfig& cluster,
 
 namespace {
 
-// Free GPUs that the highest-ranked blocked job cannot use: on nodes of another type, down, or
-// with fewer free GPUs, CPUs or memory than one of its gang members needs.
-int64_t StrandedGpus(const Simulation& sim, const core::Plan& plan) {
-  const core::PendingReason* head = nullptr;
-  for (const core::PendingReason& r : plan.pending) {
-    const api::ReasonCode code = plan.explanations[r.explanation].code;
-    if (code == api::ReasonCode::kHeld || code == api::ReasonCode::kDependency ||
-        code == api::ReasonCode::kBudget || code == api::ReasonCode::kUserLimit)
-      continue;
-    if (head == nullptr || r.jobs_ahead < head->jobs_ahead)
-      head = &r;
-  }
-  if (head == nullptr)
-    return 0;
-  const core::PendingJobInfo& job = sim.Job(head->job).spec;
-  const core::Snapshot& s = sim.cluster();
-  const std::vector<NodeUse>& use = sim.node_use();
+struct IdleCount {
   int64_t stranded = 0;
-  for (uint32_t n = 0; n < s.nodes.size(); ++n) {
-    const core::NodeInfo& node = s.nodes[n];
-    const core::GpuMask all =
-        node.gpu_count >= 64 ? ~core::GpuMask{0} : (core::GpuMask{1} << node.gpu_count) - 1;
-    const int free = core::Popcount(all & ~(use[n].gpus | node.unhealthy_gpus));
-    if (free == 0)
-      continue;
-    const bool usable = node.state == api::NodeState::kUp && (job.gpu_types >> node.gpu_type & 1) &&
-                        free >= job.gpus_per_node && node.cpus - use[n].cpus >= job.cpus_per_node &&
-                        node.memory_mib - use[n].memory_mib >= job.memory_mib_per_node;
-    if (!usable)
-      stranded += free;
+  int64_t usable = 0;
+};
+
+// Free GPUs after a pass that left an eligible job waiting, two ways. Stranded: those the
+// highest-ranked blocked job cannot use (on nodes of another type, down, or with fewer free GPUs,
+// CPUs or memory than one of its gang members needs). Usable: those on a node where some pending
+// job's shape fits (type, GPUs, CPUs and memory per node), counting a gang's nodes only when
+// enough nodes fit it. (Shapes are those of every pending job: an ineligible job's shape counts
+// while an eligible one waits, a slight overcount.) One walk over the
+// nodes; per node with free GPUs, the one-node shapes until one fits; then per gang shape, the
+// free nodes. Buffers are kept between passes.
+class IdleGpuMeter {
+ public:
+  IdleCount Measure(const Simulation& sim, const core::Plan& plan) {
+    IdleCount out;
+    if (plan.pending.empty())
+      return out;
+    const core::PendingReason* head = nullptr;
+    bool capacity_bound = false;
+    for (const core::PendingReason& r : plan.pending) {
+      const api::ReasonCode code = plan.explanations[r.explanation].code;
+      if (code == api::ReasonCode::kHeld || code == api::ReasonCode::kDependency ||
+          code == api::ReasonCode::kBudget || code == api::ReasonCode::kUserLimit)
+        continue;
+      if (head == nullptr || r.jobs_ahead < head->jobs_ahead)
+        head = &r;
+      capacity_bound = capacity_bound ||
+                       (code != api::ReasonCode::kQuota && code != api::ReasonCode::kBorrowLimit);
+    }
+    // Nothing eligible waits (every pending job is held, or waits on a dependency, its budget or
+    // a per-user limit), or no GPU is free: nothing to count. Usable idle GPUs are counted only
+    // while some job waits for capacity rather than for its account's quota.
+    if (head == nullptr || sim.BusyGpus() >= sim.TotalGpus())
+      return out;
+    const core::Snapshot& s = sim.cluster();
+    const std::vector<NodeUse>& use = sim.node_use();
+    singles_.clear();
+    gangs_.clear();
+    for (const auto& [shape, count] : sim.PendingShapes())
+      (shape.nodes == 1 ? singles_ : gangs_).push_back(&shape);
+    free_.clear();
+    const core::PendingJobInfo* job = &sim.Job(head->job).spec;
+    for (uint32_t n = 0; n < s.nodes.size(); ++n) {
+      const core::NodeInfo& node = s.nodes[n];
+      const core::GpuMask all =
+          node.gpu_count >= 64 ? ~core::GpuMask{0} : (core::GpuMask{1} << node.gpu_count) - 1;
+      const int free = core::Popcount(all & ~(use[n].gpus | node.unhealthy_gpus));
+      if (free == 0)
+        continue;
+      const bool up = node.state == api::NodeState::kUp;
+      if (!(up && Fits(node, use[n], free, job->gpu_types, job->gpus_per_node, job->cpus_per_node,
+                       job->memory_mib_per_node)))
+        out.stranded += free;
+      if (!up)
+        continue;
+      bool usable = false;
+      for (const PendingShape* p : singles_) {
+        if (Fits(node, use[n], free, p->gpu_types, p->gpus_per_node, p->cpus_per_node,
+                 p->memory_mib_per_node)) {
+          usable = true;
+          break;
+        }
+      }
+      free_.push_back({n, free, usable});
+    }
+    for (const PendingShape* p : gangs_) {
+      int64_t fitting = 0;
+      for (const FreeNode& f : free_) {
+        fitting += Fits(s.nodes[f.node], use[f.node], f.free, p->gpu_types, p->gpus_per_node,
+                        p->cpus_per_node, p->memory_mib_per_node);
+        if (fitting >= p->nodes)
+          break;
+      }
+      if (fitting < p->nodes)
+        continue;
+      for (FreeNode& f : free_) {
+        f.usable = f.usable || Fits(s.nodes[f.node], use[f.node], f.free, p->gpu_types,
+                                    p->gpus_per_node, p->cpus_per_node, p->memory_mib_per_node);
+      }
+    }
+    for (const FreeNode& f : free_)
+      out.usable += f.usable && capacity_bound ? f.free : 0;
+    return out;
   }
-  return stranded;
-}
+
+ private:
+  struct FreeNode {
+    uint32_t node;
+    int free;
+    bool usable;
+  };
+  static bool Fits(const core::NodeInfo& node, const NodeUse& use, int free, core::TypeMask types,
+                   int32_t gpus, int32_t cpus, int64_t memory_mib) {
+    return (types >> node.gpu_type & 1) && free >= gpus && node.cpus - use.cpus >= cpus &&
+           node.memory_mib - use.memory_mib >= memory_mib;
+  }
+  std::vector<const PendingShape*> singles_, gangs_;
+  std::vector<FreeNode> free_;
+};
 
 }  // namespace
 
@@ -369,18 +438,84 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   out.jobs = static_cast<int64_t>(replay.jobs.size());
   replay.jobs = {};
 
-  // Time series: busy GPUs, pending jobs and stranded GPUs, each held between events.
-  StepSeries series(ToUnixMillis(kReplayStart), 1000, 3);
-  double stranded_now = 0;
-  double stranded_integral = 0;  // GPU-milliseconds.
+  // Accounts with jobs: the report charts them, the summary lists them.
+  const size_t account_count = sim.cluster().accounts.size();
+  std::vector<int64_t> account_jobs(account_count, 0);
+  for (const auto& [id, job] : sim.jobs())
+    ++account_jobs[job.spec.account];
+  std::vector<uint32_t> listed;
+  for (uint32_t a = 0; a < account_count; ++a) {
+    if (account_jobs[a] > 0)
+      listed.push_back(a);
+  }
+  double capacity = 0;  // Normalised GPUs.
+  for (const core::NodeInfo& n : sim.cluster().nodes)
+    capacity += static_cast<double>(n.gpu_count) * sim.cluster().gpu_types[n.gpu_type].cost;
+  const EntitlementSplit split(sim.cluster().accounts);
+
+  // Time series: busy GPUs, pending jobs, stranded GPUs, then each listed account's allocation
+  // and entitlement; each held between events.
+  constexpr size_t kFixedSeries = 3;
+  StepSeries series(ToUnixMillis(kReplayStart), 1000, kFixedSeries + 2 * listed.size());
+  std::vector<double> series_values(kFixedSeries + 2 * listed.size(), 0.0);
+  // What the last pass measured, held until the next one.
+  double stranded_now = 0, usable_idle_now = 0, error_now = 0;
+  double stranded_integral = 0, usable_idle_integral = 0;  // GPU-milliseconds.
+  double error_integral = 0, backlogged_error_integral = 0, contended_ms = 0, backlogged_ms = 0;
   // Contended: the last pass left jobs waiting (a job that just arrived and waits only for the
-  // next pass, 10 ms away, does not count).
-  bool contended_now = false;
+  // next pass, 10 ms away, does not count). Backlogged: every account asking for GPUs had a job
+  // waiting.
+  bool contended_now = false, backlogged_now = false;
+  std::vector<double> demand(account_count, 0.0), held(account_count, 0.0),
+      entitled_now(account_count, 0.0);
+  // Per account, normalised GPU-milliseconds while jobs waited: delivered (the achieved share),
+  // and allocated and entitled (time-averaged later).
+  std::vector<double> contended(account_count, 0.0), entitled(account_count, 0.0);
+  IdleGpuMeter idle_meter;
+  std::unordered_map<uint64_t, EstimateSamples> estimates;
+  std::vector<std::pair<double, double>> estimate_errors;  // (|error| s, weight)
+  double estimate_weight = 0, estimate_within = 0, estimate_late = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   auto next_progress = wall_start + options.progress_every;
-  sim.on_plan = [&](const core::Plan& plan, Timestamp) {
-    stranded_now = static_cast<double>(StrandedGpus(sim, plan));
+  sim.on_plan = [&](const core::Plan& plan, Timestamp now) {
+    const auto [stranded, usable] = idle_meter.Measure(sim, plan);
+    stranded_now = static_cast<double>(stranded);
+    usable_idle_now = static_cast<double>(usable);
     contended_now = !plan.pending.empty();
+    backlogged_now = contended_now;
+    for (uint32_t a = 0; a < account_count; ++a) {
+      held[a] = sim.RunningNormalisedGpus(a);
+      demand[a] = held[a] + sim.PendingNormalisedGpus(a);
+      if (demand[a] > 0 && sim.PendingNormalisedGpus(a) <= 0)
+        backlogged_now = false;
+    }
+    if (contended_now) {
+      entitled_now = split.Split(demand, capacity);
+      error_now = FairShareError(held, entitled_now, capacity);
+    } else {
+      entitled_now = held;
+      error_now = 0;
+    }
+    // Estimates: every one given, then weighed against the start that follows.
+    for (const core::PendingReason& r : plan.pending) {
+      if (r.estimated_start)
+        estimates[r.job.value()].Add(now, *r.estimated_start);
+    }
+    for (const core::JobStart& st : plan.starts) {
+      auto it = estimates.find(st.job.value());
+      if (it == estimates.end())
+        continue;
+      for (const EstimateSamples::Sample& e : it->second.Weighted()) {
+        estimate_errors.emplace_back(
+            std::abs(static_cast<double>((e.estimate - now).count())) / 1000.0, e.weight);
+        estimate_weight += e.weight;
+        if (EstimateWithin(e.given, e.estimate, now, 0.2))
+          estimate_within += e.weight;
+        if (e.estimate > now)
+          estimate_late += e.weight;
+      }
+      estimates.erase(it);
+    }
     if (options.progress && (sim.stats().cycles & 63) == 0) {
       const auto wall = std::chrono::steady_clock::now();
       if (wall >= next_progress) {
@@ -392,20 +527,30 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
       }
     }
   };
-  // Normalised GPU-milliseconds per account delivered while jobs waited: shares are
-  // measured where the policy had a choice to make (over a whole trace every job finishes, so
-  // each account's share of everything delivered is just its share of the demand).
-  const size_t account_count = sim.cluster().accounts.size();
-  std::vector<double> contended(account_count, 0.0);
   sim.on_advance = [&](Timestamp from, Timestamp to) {
-    const double v[3] = {static_cast<double>(sim.BusyGpus()),
-                         static_cast<double>(sim.PendingCount()), stranded_now};
-    series.Add(ToUnixMillis(from), ToUnixMillis(to), v);
+    series_values[0] = static_cast<double>(sim.BusyGpus());
+    series_values[1] = static_cast<double>(sim.PendingCount());
+    series_values[2] = stranded_now;
+    for (size_t k = 0; k < listed.size(); ++k) {
+      const double now_held = sim.RunningNormalisedGpus(listed[k]);
+      series_values[kFixedSeries + 2 * k] = now_held;
+      series_values[kFixedSeries + 2 * k + 1] = contended_now ? entitled_now[listed[k]] : now_held;
+    }
+    series.Add(ToUnixMillis(from), ToUnixMillis(to), series_values);
     const double dt = static_cast<double>((to - from).count());
     stranded_integral += stranded_now * dt;
+    usable_idle_integral += usable_idle_now * dt;
     if (contended_now) {
-      for (uint32_t a = 0; a < account_count; ++a)
+      contended_ms += dt;
+      error_integral += error_now * dt;
+      if (backlogged_now) {
+        backlogged_ms += dt;
+        backlogged_error_integral += error_now * dt;
+      }
+      for (uint32_t a = 0; a < account_count; ++a) {
         contended[a] += sim.RunningNormalisedGpus(a) * dt;
+        entitled[a] += entitled_now[a] * dt;
+      }
     }
   };
   sim.RunUntilIdle(kReplayStart + kMaxReplay);
@@ -414,11 +559,11 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   // Per job.
   Timestamp last_finish = first_submit;
   std::vector<double> waits, jcts, slowdowns;
+  std::array<std::vector<double>, kSizeClasses> class_waits;
   const core::Snapshot& s = sim.cluster();
   std::vector<double> account_wait(s.accounts.size(), 0.0);
-  std::vector<int64_t> account_jobs(s.accounts.size(), 0), account_started(s.accounts.size(), 0);
+  std::vector<int64_t> account_started(s.accounts.size(), 0);
   for (const auto& [id, job] : sim.jobs()) {
-    ++account_jobs[job.spec.account];
     if (!job.first_start) {
       ++out.unstarted;
       continue;
@@ -426,6 +571,8 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
     const double wait =
         static_cast<double>((*job.first_start - job.spec.submit_time).count()) / 1000.0;
     waits.push_back(wait);
+    class_waits[static_cast<size_t>(SizeClassOf(job.spec.nodes, job.spec.gpus_per_node))].push_back(
+        wait);
     account_wait[job.spec.account] += wait;
     ++account_started[job.spec.account];
     if (!job.finished)
@@ -457,43 +604,78 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   out.mean_jct_s = Mean(jcts);
   out.p50_jct_s = Percentile(jcts, 50);
   out.mean_bounded_slowdown = Mean(slowdowns);
+  for (size_t c = 0; c < kSizeClasses; ++c) {
+    std::vector<double>& w = class_waits[c];
+    std::sort(w.begin(), w.end());
+    out.waits_by_size.push_back({SizeClassName(static_cast<SizeClass>(c)),
+                                 static_cast<int64_t>(w.size()), Percentile(w, 50),
+                                 Percentile(w, 95), Percentile(w, 99), w.empty() ? 0 : w.back()});
+  }
 
-  // Utilisation and fragmentation over [first submit, last finish].
+  // Utilisation, fragmentation and idle GPUs over [first submit, last finish].
   double busy_gpu_s = 0;
   for (double g : sim.GpuSeconds())
     busy_gpu_s += g;
   const double capacity_s = static_cast<double>(out.gpus) * out.makespan_s;
   out.gpu_utilization = capacity_s > 0 ? busy_gpu_s / capacity_s : 0;
   out.fragmentation = capacity_s > 0 ? stranded_integral / 1000.0 / capacity_s : 0;
+  out.idle_while_waiting = capacity_s > 0 ? usable_idle_integral / 1000.0 / capacity_s : 0;
+  std::vector<int64_t> type_gpus(s.gpu_types.size(), 0);
+  for (const core::NodeInfo& n : s.nodes)
+    type_gpus[n.gpu_type] += n.gpu_count;
+  for (uint32_t t = 0; t < s.gpu_types.size(); ++t) {
+    if (type_gpus[t] == 0)
+      continue;
+    const double type_capacity_s = static_cast<double>(type_gpus[t]) * out.makespan_s;
+    out.utilization_by_type.push_back(
+        {s.gpu_types[t].name, type_gpus[t],
+         type_capacity_s > 0 ? sim.TypeGpuSeconds()[t] / type_capacity_s : 0});
+  }
+  out.delivered_gpu_hours = busy_gpu_s / 3600.0;
+  out.preempted_gpu_hours = sim.stats().preempted_gpu_seconds / 3600.0;
+  out.estimates = estimate_weight;
+  out.estimate_p50_error_s = WeightedPercentile(estimate_errors, 50);
+  out.estimate_p90_error_s = WeightedPercentile(std::move(estimate_errors), 90);
+  out.estimates_within_20pct = estimate_weight > 0 ? estimate_within / estimate_weight : 0;
+  out.estimates_late = estimate_weight > 0 ? estimate_late / estimate_weight : 0;
 
+  // Fairness while jobs waited.
+  out.contended_s = contended_ms / 1000.0;
+  out.backlogged_s = backlogged_ms / 1000.0;
+  out.fair_share_error = contended_ms > 0 ? error_integral / contended_ms : 0;
+  out.fair_share_error_backlogged =
+      backlogged_ms > 0 ? backlogged_error_integral / backlogged_ms : 0;
   // Shares: normalised GPU-seconds of each active leaf against its target.
   std::vector<bool> active(s.accounts.size(), false);
   for (uint32_t a = 0; a < s.accounts.size(); ++a)
     active[a] = account_jobs[a] > 0;
   const std::vector<double> target = TargetShares(s.accounts, active);
-  double total_contended = 0;
-  for (double u : contended)
-    total_contended += u;
-  if (total_contended == 0) {
+  std::vector<double> delivered = contended;
+  double total_delivered = 0;
+  for (double u : delivered)
+    total_delivered += u;
+  if (total_delivered == 0) {
     // Nobody ever waited: every account got all it asked for, when it asked.
-    contended = sim.NormalisedGpuSeconds();
-    for (double u : contended)
-      total_contended += u;
+    delivered = sim.NormalisedGpuSeconds();
+    for (double u : delivered)
+      total_delivered += u;
   }
   std::vector<double> ratios;
-  for (uint32_t a = 0; a < s.accounts.size(); ++a) {
-    if (account_jobs[a] == 0)
-      continue;
+  for (uint32_t a : listed) {
     AccountSummary acc;
     acc.name = s.accounts[a].name;
     acc.jobs = account_jobs[a];
     acc.target_share = target[a];
-    acc.achieved_share = total_contended > 0 ? contended[a] / total_contended : 0;
+    acc.achieved_share = total_delivered > 0 ? delivered[a] / total_delivered : 0;
     acc.mean_wait_s =
         account_started[a] > 0 ? account_wait[a] / static_cast<double>(account_started[a]) : 0;
     acc.gpu_hours = sim.GpuSeconds()[a] / 3600.0;
-    if (acc.target_share > 0)
-      ratios.push_back(acc.achieved_share / acc.target_share);
+    if (contended_ms > 0) {
+      acc.allocated_gpus = contended[a] / contended_ms;
+      acc.entitled_gpus = entitled[a] / contended_ms;
+      if (acc.entitled_gpus > 0)
+        ratios.push_back(acc.allocated_gpus / acc.entitled_gpus);
+    }
     out.accounts.push_back(std::move(acc));
   }
   out.jain_fairness = JainIndex(ratios);
@@ -507,6 +689,10 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   for (double& u : out.utilization_series)
     u = out.gpus > 0 ? u / static_cast<double>(out.gpus) : 0;
   out.queue_series = series.Means(1, end_ms);
+  for (size_t k = 0; k < listed.size(); ++k) {
+    out.allocated_series.push_back(series.Means(kFixedSeries + 2 * k, end_ms));
+    out.entitled_series.push_back(series.Means(kFixedSeries + 2 * k + 1, end_ms));
+  }
   return out;
 }
 
@@ -560,17 +746,47 @@ std::string SummaryJson(const ReplaySummary& s) {
   field("gpu_utilization", num(s.gpu_utilization, 6));
   field("fragmentation", num(s.fragmentation, 6));
   field("jain_fairness", num(s.jain_fairness, 6));
+  field("fair_share_error", num(s.fair_share_error, 6));
+  field("fair_share_error_backlogged", num(s.fair_share_error_backlogged, 6));
+  field("contended_s", num(s.contended_s, 3));
+  field("backlogged_s", num(s.backlogged_s, 3));
+  std::string sizes = "{";
+  for (const SizeClassWaits& c : s.waits_by_size) {
+    sizes += (sizes.size() > 1 ? ",\n    " : "\n    ") + quoted(c.name) +
+             ": {\"jobs\": " + integer(c.jobs) + ", \"p50_wait_s\": " + num(c.p50_wait_s, 3) +
+             ", \"p95_wait_s\": " + num(c.p95_wait_s, 3) +
+             ", \"p99_wait_s\": " + num(c.p99_wait_s, 3) +
+             ", \"max_wait_s\": " + num(c.max_wait_s, 3) + "}";
+  }
+  field("waits_by_size", sizes + (s.waits_by_size.empty() ? "}" : "\n  }"));
+  field("idle_while_waiting", num(s.idle_while_waiting, 6));
+  std::string types = "{";
+  for (const TypeUtilization& t : s.utilization_by_type) {
+    types += (types.size() > 1 ? ", " : "") + quoted(t.name) + ": {\"gpus\": " + integer(t.gpus) +
+             ", \"utilization\": " + num(t.utilization, 6) + "}";
+  }
+  field("utilization_by_type", types + "}");
+  field("delivered_gpu_hours", num(s.delivered_gpu_hours, 3));
+  field("preempted_gpu_hours", num(s.preempted_gpu_hours, 3));
+  field("preempted_fraction",
+        num(s.delivered_gpu_hours > 0 ? s.preempted_gpu_hours / s.delivered_gpu_hours : 0, 6));
+  field("estimates", num(s.estimates, 0));
+  field("estimate_p50_error_s", num(s.estimate_p50_error_s, 3));
+  field("estimate_p90_error_s", num(s.estimate_p90_error_s, 3));
+  field("estimates_within_20pct", num(s.estimates_within_20pct, 6));
+  field("estimates_late", num(s.estimates_late, 6));
   field("preemptions", integer(s.preemptions));
   field("passes", integer(s.passes));
   field("violations", integer(s.violations));
   std::string accounts = "{";
   for (const AccountSummary& a : s.accounts) {
-    accounts += (accounts.size() > 1 ? ",\n    " : "\n    ") + quoted(a.name) +
-                ": {\"jobs\": " + integer(a.jobs) +
-                ", \"target_share\": " + num(a.target_share, 6) +
-                ", \"achieved_share\": " + num(a.achieved_share, 6) +
-                ", \"mean_wait_s\": " + num(a.mean_wait_s, 3) +
-                ", \"gpu_hours\": " + num(a.gpu_hours, 3) + "}";
+    accounts +=
+        (accounts.size() > 1 ? ",\n    " : "\n    ") + quoted(a.name) +
+        ": {\"jobs\": " + integer(a.jobs) + ", \"target_share\": " + num(a.target_share, 6) +
+        ", \"achieved_share\": " + num(a.achieved_share, 6) +
+        ", \"mean_wait_s\": " + num(a.mean_wait_s, 3) + ", \"gpu_hours\": " + num(a.gpu_hours, 3) +
+        ", \"allocated_gpus\": " + num(a.allocated_gpus, 3) +
+        ", \"entitled_gpus\": " + num(a.entitled_gpus, 3) + "}";
   }
   field("accounts", accounts + (s.accounts.empty() ? "}" : "\n  }"));
   field("simulated_s", num(s.simulated_s, 3));

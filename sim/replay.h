@@ -103,6 +103,23 @@ struct AccountSummary {
   double achieved_share = 0;
   double mean_wait_s = 0;
   double gpu_hours = 0;
+  // Time-averaged over the time jobs waited, in normalised GPUs: what the account held, and what
+  // it was entitled to (sim/metrics.h).
+  double allocated_gpus = 0;
+  double entitled_gpus = 0;
+};
+
+// Waits of the jobs of one size class (sim/metrics.h `SizeClass`).
+struct SizeClassWaits {
+  std::string name;
+  int64_t jobs = 0;  // That started.
+  double p50_wait_s = 0, p95_wait_s = 0, p99_wait_s = 0, max_wait_s = 0;
+};
+
+struct TypeUtilization {
+  std::string name;
+  int64_t gpus = 0;
+  double utilization = 0;  // Busy GPU-seconds / (GPUs x makespan).
 };
 
 struct ReplaySummary {
@@ -124,7 +141,33 @@ struct ReplaySummary {
   double mean_bounded_slowdown = 0;
   double gpu_utilization = 0;
   double fragmentation = 0;
+  // Over passes that left jobs waiting, time-averaged (sim/metrics.h): Jain's index over each
+  // account's allocated / entitled; the fair-share error; the same error over the time every
+  // account that asked for GPUs had a job waiting (backlogged), and how long that was.
   double jain_fairness = 1;
+  double fair_share_error = 0;
+  double fair_share_error_backlogged = 0;
+  double contended_s = 0;
+  double backlogged_s = 0;
+  std::vector<SizeClassWaits> waits_by_size;
+  // Time-averaged fraction of the GPUs free while a pending job whose shape fits them (type,
+  // GPUs, CPUs and memory per node, enough such nodes for a gang) waits, over the makespan;
+  // counted after passes that left an eligible job (not held, nor waiting on a dependency, its
+  // budget or a per-user limit) waiting, and some job waiting for capacity rather than for its
+  // account's quota (a job at its limit cannot use free GPUs).
+  double idle_while_waiting = 0;
+  std::vector<TypeUtilization> utilization_by_type;
+  // GPU-hours (raw) run by all attempts, and by the attempts that were preempted (work lost).
+  double delivered_gpu_hours = 0;
+  double preempted_gpu_hours = 0;
+  // Estimated starts given to pending jobs against their next real start (sim/metrics.h).
+  double estimates = 0;  // How many were given (to jobs that then started).
+  double estimate_p50_error_s = 0;
+  double estimate_p90_error_s = 0;
+  double estimates_within_20pct = 0;  // Fraction, 0..1.
+  // Fraction of the estimates later than the real start (pessimistic: the backfill timeline
+  // assumes every running job runs to its time limit).
+  double estimates_late = 0;
   int64_t preemptions = 0;
   int64_t passes = 0;
   int64_t violations = 0;
@@ -139,6 +182,10 @@ struct ReplaySummary {
   int64_t series_width_ms = 0;
   std::vector<double> utilization_series;  // Per bucket, 0..1.
   std::vector<double> queue_series;        // Pending jobs, per bucket.
+  // Per account of `accounts` (same order), normalised GPUs per bucket: held, and entitled to
+  // (equal to what it held while nobody waited).
+  std::vector<std::vector<double>> allocated_series;
+  std::vector<std::vector<double>> entitled_series;
 };
 
 // Runs the prepared replay to the end and measures it. `wall_time_s` and `speedup` are filled by

@@ -71,12 +71,11 @@ std::string SvgOpen(const std::string& title) {
          "</text>";
 }
 
-// A step line of `values` (one per bucket of `bucket_s` seconds) against time.
-std::string LineChart(const std::string& title, const std::vector<double>& values, double bucket_s,
-                      double y_max, const std::string& y_unit, bool percent) {
+// The frame of a chart against time: title, grid, axis labels.
+std::string TimeFrame(const std::string& title, double x_max, double y_max,
+                      const std::string& y_unit, bool percent) {
   std::string svg = SvgOpen(title);
   const double plot_w = kWidth - kLeft - kRight, plot_h = kHeight - kTop - kBottom;
-  const double x_max = std::max(1.0, static_cast<double>(values.size()) * bucket_s);
   // Horizontal grid and y labels.
   for (int i = 0; i <= 4; ++i) {
     const double y = kTop + plot_h - plot_h * i / 4;
@@ -96,6 +95,13 @@ std::string LineChart(const std::string& title, const std::vector<double>& value
   svg += "<text x=\"" + F(kLeft + plot_w / 2) + "\" y=\"" + F(kHeight - 6) + "\" class=\"xl\">" +
          std::string(days ? "days" : "hours") + " since the start of the trace" +
          (y_unit.empty() ? "" : "; " + Escape(y_unit)) + "</text>";
+  return svg;
+}
+
+// A step line of `values` (one per bucket of `bucket_s` seconds), drawn with CSS class `cls`.
+std::string StepLine(const std::vector<double>& values, double bucket_s, double x_max, double y_max,
+                     const char* cls) {
+  const double plot_w = kWidth - kLeft - kRight, plot_h = kHeight - kTop - kBottom;
   std::string points;
   for (size_t i = 0; i < values.size(); ++i) {
     const double y = kTop + plot_h - plot_h * std::clamp(values[i] / y_max, 0.0, 1.0);
@@ -103,8 +109,34 @@ std::string LineChart(const std::string& title, const std::vector<double>& value
     const double x1 = kLeft + plot_w * static_cast<double>(i + 1) * bucket_s / x_max;
     points += F(x0) + "," + F(y) + " " + F(x1) + "," + F(y) + " ";
   }
-  svg += "<polyline points=\"" + points + "\" class=\"l\"/></svg>";
-  return svg;
+  return "<polyline points=\"" + points + "\" class=\"" + cls + "\"/>";
+}
+
+double SeriesSpan(const std::vector<double>& values, double bucket_s) {
+  return std::max(1.0, static_cast<double>(values.size()) * bucket_s);
+}
+
+std::string LineChart(const std::string& title, const std::vector<double>& values, double bucket_s,
+                      double y_max, const std::string& y_unit, bool percent) {
+  const double x_max = SeriesSpan(values, bucket_s);
+  return TimeFrame(title, x_max, y_max, y_unit, percent) +
+         StepLine(values, bucket_s, x_max, y_max, "l") + "</svg>";
+}
+
+// One account: the normalised GPUs it held against those it was entitled to.
+std::string EntitlementChart(const std::string& account, const std::vector<double>& allocated,
+                             const std::vector<double>& entitled, double bucket_s) {
+  double y_max = 0;
+  for (double v : allocated)
+    y_max = std::max(y_max, v);
+  for (double v : entitled)
+    y_max = std::max(y_max, v);
+  y_max = NiceMax(y_max);
+  const double x_max = SeriesSpan(allocated, bucket_s);
+  return TimeFrame(account + ": allocated (solid) and entitled (dashed) normalised GPUs", x_max,
+                   y_max, "", false) +
+         StepLine(entitled, bucket_s, x_max, y_max, "e") +
+         StepLine(allocated, bucket_s, x_max, y_max, "l") + "</svg>";
 }
 
 std::string ShareChart(const ReplaySummary& s) {
@@ -194,6 +226,7 @@ std::string RenderReport(const ReplaySummary& s, const ReportInputs& in) {
       ".g{stroke:#e3e3e3}.yl{font-size:11px;text-anchor:end}.xl{font-size:11px;"
       "text-anchor:middle}.v{font-size:11px}.l{fill:none;stroke:#2b6cb0;stroke-width:1.5}"
       ".b{fill:#4a90d9}.tg{stroke:#c0392b;stroke-width:2}"
+      ".e{fill:none;stroke:#c0392b;stroke-width:1.5;stroke-dasharray:5 3}"
       "</style></head><body>\n";
   h += "<h1>gsched-sim: " + Escape(s.policy) + "</h1>\n<p>Trace <code>" + Escape(in.trace) +
        "</code> on <code>" + Escape(in.cluster) + "</code> (" + std::to_string(s.nodes) +
@@ -217,7 +250,24 @@ std::string RenderReport(const ReplaySummary& s, const ReportInputs& in) {
   row("mean bounded slowdown (10 s)", F(s.mean_bounded_slowdown, 2));
   row("GPU utilisation", F(s.gpu_utilization * 100, 1) + "%");
   row("fragmentation (free GPUs the head job cannot use)", F(s.fragmentation * 100, 2) + "%");
-  row("Jain's fairness over share / target", F(s.jain_fairness, 3));
+  row("Jain's fairness over allocated / entitled", F(s.jain_fairness, 3));
+  row("fair-share error (while jobs waited / while every account had a backlog)",
+      F(s.fair_share_error, 4) + " / " + F(s.fair_share_error_backlogged, 4));
+  row("time with jobs waiting / every account backlogged",
+      Human(s.contended_s) + " / " + Human(s.backlogged_s));
+  row("GPUs idle while a waiting job could use them", F(s.idle_while_waiting * 100, 2) + "%");
+  for (const TypeUtilization& t : s.utilization_by_type)
+    row("utilisation of " + t.name + " (" + std::to_string(t.gpus) + " GPUs)",
+        F(t.utilization * 100, 1) + "%");
+  row("GPU-hours delivered / lost to preemption",
+      F(s.delivered_gpu_hours, 1) + " / " + F(s.preempted_gpu_hours, 1) + " (" +
+          F(s.delivered_gpu_hours > 0 ? 100 * s.preempted_gpu_hours / s.delivered_gpu_hours : 0,
+            2) +
+          "%)");
+  row("estimated starts: given / median error / p90 error / within 20% / too late",
+      F(s.estimates, 0) + " / " + Human(s.estimate_p50_error_s) + " / " +
+          Human(s.estimate_p90_error_s) + " / " + F(s.estimates_within_20pct * 100, 1) + "% / " +
+          F(s.estimates_late * 100, 1) + "%");
   row("preemptions", std::to_string(s.preemptions));
   row("scheduling passes", std::to_string(s.passes));
   row("wall time / speed-up over real time", F(s.wall_time_s, 2) + " s / " + F(s.speedup, 0) + "x");
@@ -230,14 +280,27 @@ std::string RenderReport(const ReplaySummary& s, const ReportInputs& in) {
   h += LineChart("Queue length (pending jobs, mean per interval)", s.queue_series, bucket_s,
                  NiceMax(max_queue), "", false);
   h += ShareChart(s);
+  for (size_t k = 0; k < s.accounts.size() && k < s.allocated_series.size(); ++k)
+    h +=
+        EntitlementChart(s.accounts[k].name, s.allocated_series[k], s.entitled_series[k], bucket_s);
   h += WaitHistogram(s.waits_s);
+  h += "<table><tr><th>size class</th><th>jobs</th><th>p50 wait</th><th>p95 wait</th>"
+       "<th>p99 wait</th><th>max wait</th></tr>";
+  for (const SizeClassWaits& c : s.waits_by_size) {
+    h += "<tr><td>" + Escape(c.name) + "</td><td class=\"n\">" + std::to_string(c.jobs) +
+         "</td><td class=\"n\">" + Human(c.p50_wait_s) + "</td><td class=\"n\">" +
+         Human(c.p95_wait_s) + "</td><td class=\"n\">" + Human(c.p99_wait_s) +
+         "</td><td class=\"n\">" + Human(c.max_wait_s) + "</td></tr>";
+  }
+  h += "</table>\n";
   h += "<table><tr><th>account</th><th>jobs</th><th>target</th><th>achieved</th>"
-       "<th>mean wait</th><th>GPU-hours</th></tr>";
+       "<th>mean wait</th><th>GPU-hours</th><th>allocated</th><th>entitled</th></tr>";
   for (const AccountSummary& a : s.accounts) {
     h += "<tr><td>" + Escape(a.name) + "</td><td class=\"n\">" + std::to_string(a.jobs) +
          "</td><td class=\"n\">" + F(a.target_share * 100, 1) + "%</td><td class=\"n\">" +
          F(a.achieved_share * 100, 1) + "%</td><td class=\"n\">" + Human(a.mean_wait_s) +
-         "</td><td class=\"n\">" + F(a.gpu_hours, 1) + "</td></tr>";
+         "</td><td class=\"n\">" + F(a.gpu_hours, 1) + "</td><td class=\"n\">" +
+         F(a.allocated_gpus, 1) + "</td><td class=\"n\">" + F(a.entitled_gpus, 1) + "</td></tr>";
   }
   h += "</table>\n</body></html>\n";
   return h;

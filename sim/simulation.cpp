@@ -1,6 +1,7 @@
 #include "sim/simulation.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 
@@ -28,6 +29,8 @@ Simulation::Simulation(core::Snapshot cluster, SimConfig config, Timestamp start
   running_gpus_.assign(snapshot_.accounts.size() * snapshot_.gpu_types.size(), 0);
   gpu_seconds_.assign(snapshot_.accounts.size(), 0.0);
   normalised_seconds_.assign(snapshot_.accounts.size(), 0.0);
+  pending_normalised_.assign(snapshot_.accounts.size(), 0.0);
+  type_gpu_seconds_.assign(snapshot_.gpu_types.size(), 0.0);
   for (core::AccountInfo& a : snapshot_.accounts) {
     if (a.usage.at > start)
       a.usage.at = start;
@@ -55,6 +58,23 @@ double Simulation::RunningNormalisedGpus(uint32_t account) const {
   return sum;
 }
 
+double Simulation::PendingCost(const core::PendingJobInfo& job) const {
+  double cost = std::numeric_limits<double>::infinity();
+  for (uint32_t t = 0; t < snapshot_.gpu_types.size(); ++t) {
+    if ((job.gpu_types >> t & 1) != 0)
+      cost = std::min(cost, snapshot_.gpu_types[t].cost);
+  }
+  return std::isfinite(cost) ? cost : 1.0;
+}
+
+namespace {
+
+PendingShape ShapeOfPending(const core::PendingJobInfo& j) {
+  return {j.gpu_types, j.nodes, j.gpus_per_node, j.cpus_per_node, j.memory_mib_per_node};
+}
+
+}  // namespace
+
 void Simulation::Submit(core::PendingJobInfo spec, Duration run_time) {
   SimJob job;
   const uint64_t id = spec.id.value();
@@ -78,10 +98,20 @@ void Simulation::Enqueue(SimJob& job) {
   job.spec.attempt = Attempt(job.attempts);
   job.slot = static_cast<uint32_t>(snapshot_.pending.size());
   snapshot_.pending.push_back(job.spec);
+  pending_normalised_[job.spec.account] +=
+      static_cast<double>(core::RequestedGpus(job.spec)) * PendingCost(job.spec);
+  ++pending_shapes_[ShapeOfPending(job.spec)];
 }
 
 void Simulation::RemovePending(SimJob& job) {
   std::vector<core::PendingJobInfo>& pending = snapshot_.pending;
+  double& demand = pending_normalised_[job.spec.account];
+  demand = std::max(
+      0.0, demand - static_cast<double>(core::RequestedGpus(job.spec)) * PendingCost(job.spec));
+  if (auto it = pending_shapes_.find(ShapeOfPending(job.spec)); it != pending_shapes_.end()) {
+    if (--it->second == 0)
+      pending_shapes_.erase(it);
+  }
   const uint32_t slot = job.slot;
   if (slot + 1 != pending.size()) {
     pending[slot] = std::move(pending.back());
@@ -175,6 +205,7 @@ void Simulation::Advance(Timestamp to) {
       if (gpus == 0)
         continue;
       gpu_seconds_[a] += static_cast<double>(gpus) * dt;
+      type_gpu_seconds_[t] += static_cast<double>(gpus) * dt;
       normalised += static_cast<double>(gpus) * dt * snapshot_.gpu_types[t].cost;
     }
     if (normalised == 0)
@@ -182,13 +213,23 @@ void Simulation::Advance(Timestamp to) {
     normalised_seconds_[a] += normalised;
     core::AccountInfo& acc = snapshot_.accounts[a];
     acc.usage = core::AddUsage(acc.usage, normalised, to, config_.policy.half_life);
-    for (uint32_t p = a; p != core::kNoParent; p = snapshot_.accounts[p].parent) {
-      auto& budget = snapshot_.accounts[p].budget;
-      if (budget && to > budget->start && from < budget->end)
-        budget->consumed_gpu_hours += normalised / 3600.0;
-    }
+    ChargeBudgets(a, normalised / dt, from, to);
   }
   clock_.Set(to);
+}
+
+void Simulation::ChargeBudgets(uint32_t account, double normalised_gpus, Timestamp from,
+                               Timestamp to) {
+  for (uint32_t p = account, steps = 0; p != core::kNoParent && steps <= snapshot_.accounts.size();
+       p = snapshot_.accounts[p].parent, ++steps) {
+    auto& budget = snapshot_.accounts[p].budget;
+    if (!budget)
+      continue;
+    const Timestamp lo = std::max(from, budget->start), hi = std::min(to, budget->end);
+    if (hi > lo)
+      budget->consumed_gpu_hours +=
+          normalised_gpus * static_cast<double>((hi - lo).count()) / 3'600'000.0;
+  }
 }
 
 void Simulation::FinishDue() {
@@ -218,6 +259,12 @@ void Simulation::FinishDue() {
     core::AccountInfo& acc = snapshot_.accounts[job.spec.account];
     acc.usage = core::AddUsage(acc.usage, -refund, now, config_.policy.half_life);
     acc.usage.value = std::max(0.0, acc.usage.value);
+    // Budgets likewise, as the daemon charges them.
+    ChargeBudgets(job.spec.account,
+                  -static_cast<double>(job.gpus) * snapshot_.gpu_types[job.gpu_type].cost *
+                      (1.0 - config_.policy.preemption.usage_charge),
+                  job.started, now);
+    stats_.preempted_gpu_seconds += static_cast<double>(job.gpus) * seconds;
     RemoveRunning(job);
     job.allocation.clear();
     job.gpus = 0;

@@ -10,9 +10,10 @@
 // an empty queue plans nothing (no start, no preemption), so skipping it changes no outcome.
 // Passes take no virtual time.
 //
-// Usage is accrued per account (decayed with the policy's half-life) and budgets are consumed, so
-// fair share and budgets evolve as in production. The usage of a preempted attempt is charged at
-// `preemption.usage_charge` (the rest is taken back when the victim exits). A preempted job is
+// Usage is accrued per account (decayed with the policy's half-life) and budgets are consumed as
+// jobs run, on the account and every ancestor, so fair share and budgets evolve as in production.
+// The usage of a preempted attempt is charged at `preemption.usage_charge` (the rest is taken
+// back, from usage and budgets, when the victim exits). A preempted job is
 // requeued (when `requeue_preempted`) and starts over from the beginning: traces carry no
 // checkpoints.
 //
@@ -88,6 +89,19 @@ struct SimStats {
   int64_t timeouts = 0;  // Completed by hitting the time limit (included in `completed`).
   // Plans that gave a GPU already in use or over-committed a node: must stay 0.
   int64_t violations = 0;
+  // GPU-seconds of preempted attempts (from their start to their exit): the work lost, as a
+  // preempted job starts over (traces carry no checkpoints).
+  double preempted_gpu_seconds = 0;
+};
+
+// The shape of pending jobs, for "could a waiting job use these free GPUs" (`PendingShapes`).
+struct PendingShape {
+  core::TypeMask gpu_types = core::kAnyType;
+  int32_t nodes = 1;
+  int32_t gpus_per_node = 1;
+  int32_t cpus_per_node = 0;
+  int64_t memory_mib_per_node = 0;
+  auto operator<=>(const PendingShape&) const = default;
 };
 
 // What is in use on one node (derived from the running jobs).
@@ -131,6 +145,15 @@ class Simulation {
   const std::vector<NodeUse>& node_use() const { return node_use_; }
   // Normalised GPUs (GPUs x cost) that `account`'s running jobs hold now.
   double RunningNormalisedGpus(uint32_t account) const;
+  // Normalised GPUs that `account`'s pending jobs ask for, each at the cost of its cheapest
+  // acceptable GPU type.
+  double PendingNormalisedGpus(uint32_t account) const { return pending_normalised_[account]; }
+  // Raw GPU-seconds delivered on each GPU type, since the start.
+  const std::vector<double>& TypeGpuSeconds() const { return type_gpu_seconds_; }
+  // Pending jobs by shape (count of each), kept up to date as jobs arrive and start.
+  const std::map<PendingShape, int64_t>& PendingShapes() const { return pending_shapes_; }
+  // The normalised GPUs one of `job`'s GPUs counts for while it waits (its cheapest type).
+  double PendingCost(const core::PendingJobInfo& job) const;
 
   // Called after every pass, once its plan is applied (for metrics, traces and tests).
   std::function<void(const core::Plan&, Timestamp)> on_plan;
@@ -149,6 +172,9 @@ class Simulation {
   void Run(Timestamp until, bool stop_when_idle);
   void Advance(Timestamp to);
   void FinishDue();
+  // Adds `normalised_gpus` held over [from, to) to the budget of `account` and of every ancestor,
+  // the part within each period (negative: a refund).
+  void ChargeBudgets(uint32_t account, double normalised_gpus, Timestamp from, Timestamp to);
   Timestamp NextEvent() const;
   Timestamp NextTickAfter(Timestamp t) const;
 
@@ -166,6 +192,9 @@ class Simulation {
   std::vector<int64_t> running_gpus_;
   std::vector<double> gpu_seconds_;
   std::vector<double> normalised_seconds_;
+  std::vector<double> pending_normalised_;
+  std::vector<double> type_gpu_seconds_;
+  std::map<PendingShape, int64_t> pending_shapes_;
   int64_t total_gpus_ = 0;
   int64_t busy_gpus_ = 0;
   Timestamp last_cycle_;

@@ -22,6 +22,90 @@ BudgetState BudgetOf(const Snapshot& s, uint32_t account, Timestamp now) {
   return out;
 }
 
+BudgetLedger::BudgetLedger(const Snapshot& s, Timestamp now)
+    : s_(s), now_(now), period_end_(s.accounts.size()), remaining_(s.accounts.size(), 0.0) {
+  std::vector<uint8_t> limited(s.accounts.size(), 0);
+  for (uint32_t a = 0; a < s.accounts.size(); ++a) {
+    const std::optional<Budget>& b = s.accounts[a].budget;
+    if (!b || now < b->start || now >= b->end)
+      continue;
+    limited[a] = 1;
+    period_end_[a] = b->end;
+    remaining_[a] = b->gpu_hours - b->consumed_gpu_hours;
+    active_ = true;
+  }
+  if (!active_)
+    return;
+  // Each account's budgeted ancestors (itself included), listed once: most accounts have none.
+  budgeted_.resize(s.accounts.size());
+  for (uint32_t a = 0; a < s.accounts.size(); ++a) {
+    for (uint32_t p = a, steps = 0; p != kNoParent && steps <= s.accounts.size();
+         p = s.accounts[p].parent, ++steps) {
+      if (limited[p])
+        budgeted_[a].push_back(p);
+    }
+  }
+}
+
+void BudgetLedger::CountRunning() {
+  // What running attempts may still use until their time limits (or the end of their grace).
+  // Done on the first question only: a pass without a budgeted job to decide never walks them.
+  running_counted_ = true;
+  for (const RunningJobInfo& r : s_.running) {
+    if (r.allocation.empty() || budgeted_[r.account].empty())
+      continue;
+    int64_t gpus = 0;
+    for (const NodeAllocation& a : r.allocation)
+      gpus += Popcount(a.gpus);
+    const double normalised =
+        static_cast<double>(gpus) * s_.gpu_types[s_.nodes[r.allocation.front().node].gpu_type].cost;
+    Timestamp end = r.start_time + r.time_limit;
+    if (r.terminating_deadline)
+      end = std::min(end, *r.terminating_deadline);
+    for (uint32_t p : budgeted_[r.account])
+      remaining_[p] -= normalised * HoursWithin(p, end);
+  }
+}
+
+double BudgetLedger::HoursWithin(uint32_t account, Timestamp end) const {
+  const Timestamp until = std::min(end, period_end_[account]);
+  return until > now_ ? static_cast<double>((until - now_).count()) / 3'600'000.0 : 0.0;
+}
+
+BudgetLedger::Check BudgetLedger::Fits(uint32_t account, double normalised_gpus, Timestamp end) {
+  constexpr double kSlack = 1e-9;  // GPU-hours; rounding of the sums, not policy.
+  Check out;
+  if (!active_ || budgeted_[account].empty())
+    return out;
+  if (!running_counted_)
+    CountRunning();
+  for (uint32_t a : budgeted_[account]) {
+    const AccountInfo& info = s_.accounts[a];
+    const double needed = normalised_gpus * HoursWithin(a, end);
+    const bool exhausted = info.budget->consumed_gpu_hours >= info.budget->gpu_hours;
+    if (exhausted || needed > remaining_[a] + kSlack) {
+      return {false,
+              exhausted,
+              a,
+              info.budget->gpu_hours,
+              info.budget->consumed_gpu_hours,
+              remaining_[a],
+              needed,
+              info.on_budget_exhausted};
+    }
+  }
+  return out;
+}
+
+void BudgetLedger::Commit(uint32_t account, double normalised_gpus, Timestamp end) {
+  if (!active_ || budgeted_[account].empty())
+    return;
+  if (!running_counted_)
+    CountRunning();
+  for (uint32_t a : budgeted_[account])
+    remaining_[a] -= normalised_gpus * HoursWithin(a, end);
+}
+
 DependencyCheck CheckDependencies(const PendingJobInfo& job) {
   DependencyCheck out;
   for (const Dependency& d : job.dependencies) {

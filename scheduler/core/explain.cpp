@@ -1,5 +1,8 @@
 #include "scheduler/core/explain.h"
 
+#include <algorithm>
+#include <cstdio>
+
 namespace gsched::core {
 
 const DetailValue* Explanation::Find(std::string_view key) const {
@@ -54,6 +57,23 @@ Explanation ExplainBudget(const Snapshot& s, uint32_t account, double granted, d
   e.details.push_back({"account", s.accounts[account].name});
   e.details.push_back({"granted_gpu_hours", granted});
   e.details.push_back({"consumed_gpu_hours", consumed});
+  return e;
+}
+
+Explanation ExplainBudgetOverrun(const Snapshot& s, uint32_t account, double granted,
+                                 double consumed, double remaining, double needed) {
+  char numbers[160];
+  std::snprintf(numbers, sizeof(numbers),
+                ": %.2f GPU-hours left after running jobs, the job may use up to %.2f",
+                std::max(0.0, remaining), needed);
+  Explanation e{api::ReasonCode::kBudget,
+                "budget of account " + s.accounts[account].name + " would be overrun" + numbers,
+                {}};
+  e.details.push_back({"account", s.accounts[account].name});
+  e.details.push_back({"granted_gpu_hours", granted});
+  e.details.push_back({"consumed_gpu_hours", consumed});
+  e.details.push_back({"remaining_gpu_hours", remaining});
+  e.details.push_back({"needed_gpu_hours", needed});
   return e;
 }
 

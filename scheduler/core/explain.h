@@ -39,6 +39,10 @@ struct Explanation {
 Explanation ExplainHeld();
 Explanation ExplainDependency(JobId blocking, api::DependencyType type, bool never);
 Explanation ExplainBudget(const Snapshot& s, uint32_t account, double granted, double consumed);
+// The budget is not spent, but what is left (`remaining`, after running attempts up to their time
+// limits) is less than the job may use until its time limit (`needed`).
+Explanation ExplainBudgetOverrun(const Snapshot& s, uint32_t account, double granted,
+                                 double consumed, double remaining, double needed);
 Explanation ExplainUserLimit(std::string_view what, int64_t used, int64_t request, int64_t limit);
 Explanation ExplainQuota(const Snapshot& s, uint32_t type, const QuotaCheck& q, int64_t request);
 // `kResources`, `kFragmentation`, `kTopology` or `kNodeHealth`, chosen by the numbers.

@@ -1,59 +1,71 @@
 // `PolicyConfig`: every knob of the scheduling pass (DESIGN.md sections 3 and 9), as a plain struct
 // with defaults. A loader outside `scheduler/core` fills it from `scheduler.yaml`; the core never
-// parses anything. Immutable once handed to `Schedule()`.
+// parses anything. Immutable once handed to `Schedule()`. Every default comes from
+// scheduler/common/policy_defaults.h, as the daemon's `config::SchedulerConfig` does.
 #pragma once
 
 #include <array>
 #include <cstdint>
 
 #include "scheduler/common/clock.h"
+#include "scheduler/common/policy_defaults.h"
 
 namespace gsched::core {
 
 // Weights of the multifactor priority; each factor lies in [0, 1].
 struct PriorityWeights {
-  double fairshare = 10000;
-  double age = 1000;
+  double fairshare = policy_defaults::kWeightFairshare;
+  double age = policy_defaults::kWeightAge;
   // The size factor favours large jobs (requested GPUs / cluster GPUs), as Slurm's default does:
   // without it a wide gang keeps losing to the many small jobs submitted after it.
-  double size = 1000;
-  double priority_class = 5000;
+  double size = policy_defaults::kWeightSize;
+  double priority_class = policy_defaults::kWeightClass;
+  bool operator==(const PriorityWeights&) const = default;
 };
 
 struct BackfillConfig {
-  bool enabled = true;
+  bool enabled = policy_defaults::kBackfillEnabled;
   // How many of the highest blocked jobs get a reservation per pass.
-  int32_t depth = 64;
+  int32_t depth = policy_defaults::kBackfillDepth;
+  bool operator==(const BackfillConfig&) const = default;
 };
 
 struct PreemptionConfig {
-  bool enabled = true;
+  bool enabled = policy_defaults::kPreemptionEnabled;
   // A running job younger than this is never a victim.
-  Duration min_runtime = Seconds(600);
+  Duration min_runtime = policy_defaults::kPreemptionMinRuntime;
   // Fraction of a preempted attempt's usage charged to its account (applied by the accountant,
   // carried here so that the whole policy lives in one struct).
-  double usage_charge = 0.0;
-  int32_t max_per_cycle = 64;
+  double usage_charge = policy_defaults::kPreemptionUsageCharge;
+  int32_t max_per_cycle = policy_defaults::kPreemptionMaxPerCycle;
   // Per victim account, counted over the last hour (the snapshot carries the recent count).
-  int32_t max_per_account_per_hour = 100;
+  int32_t max_per_account_per_hour = policy_defaults::kPreemptionMaxPerAccountPerHour;
+  bool operator==(const PreemptionConfig&) const = default;
 };
 
 // Per priority class (`high`, `normal`, `preemptible`, in enum order).
 struct ClassTimeLimits {
-  Duration default_limit = Seconds(4 * 3600);
-  Duration max_limit = Seconds(7 * 24 * 3600);
+  Duration default_limit = policy_defaults::kNormalLimits.default_limit;
+  Duration max_limit = policy_defaults::kNormalLimits.max_limit;
+  bool operator==(const ClassTimeLimits&) const = default;
 };
 
 struct PolicyConfig {
   PriorityWeights weights;
   // Waiting this long gives the full age factor.
-  Duration age_max = Seconds(7 * 24 * 3600);
-  Duration half_life = Seconds(7 * 24 * 3600);
+  Duration age_max = policy_defaults::kAgeMax;
+  Duration half_life = policy_defaults::kHalfLife;
   BackfillConfig backfill;
   PreemptionConfig preemption;
-  std::array<ClassTimeLimits, 3> class_limits{};
+  std::array<ClassTimeLimits, 3> class_limits = {{
+      {policy_defaults::kHighLimits.default_limit, policy_defaults::kHighLimits.max_limit},
+      {policy_defaults::kNormalLimits.default_limit, policy_defaults::kNormalLimits.max_limit},
+      {policy_defaults::kPreemptibleLimits.default_limit,
+       policy_defaults::kPreemptibleLimits.max_limit},
+  }};
   // At most this many starts per plan; 0 means unlimited.
-  int32_t max_starts_per_cycle = 0;
+  int32_t max_starts_per_cycle = policy_defaults::kMaxStartsPerCycle;
+  bool operator==(const PolicyConfig&) const = default;
 };
 
 }  // namespace gsched::core

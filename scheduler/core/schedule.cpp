@@ -95,7 +95,8 @@ class Pass {
         pool_(s, sums_.nodes),
         ledger_(s),
         timeline_(s, now),
-        counters_(std::move(sums_.capped_user_gpus)) {}
+        counters_(std::move(sums_.capped_user_gpus)),
+        budgets_(s, now) {}
 
   Plan Run();
 
@@ -117,6 +118,24 @@ class Pass {
   }
   // Built on first use: most passes preempt nothing.
   PreemptionPlanner& Preemption();
+  // The acceptable GPU type with the lowest cost among those some node has (the first such), or
+  // the first type when there is none.
+  uint32_t CheapestType(TypeMask types) const {
+    uint32_t best = 0;
+    bool found = false;
+    for (uint32_t t = 0; t < s_.gpu_types.size() && t < 64; ++t) {
+      if ((types & present_types_) >> t & 1 &&
+          (!found || s_.gpu_types[t].cost < s_.gpu_types[best].cost)) {
+        best = t;
+        found = true;
+      }
+    }
+    return best;
+  }
+  double NormalisedRequest(const PendingJobInfo& job, uint32_t type) const {
+    const double cost = type < s_.gpu_types.size() ? s_.gpu_types[type].cost : 1.0;
+    return static_cast<double>(RequestedGpus(job)) * cost;
+  }
   uint32_t CachedExplanation(uint64_t key, auto make) {
     auto [it, inserted] = misc_cache_.try_emplace(key, 0);
     if (inserted)
@@ -136,6 +155,8 @@ class Pass {
   QuotaLedger ledger_;
   Timeline timeline_;
   EligibilityCounters counters_;
+  BudgetLedger budgets_;
+  TypeMask present_types_ = 0;  // GPU types that some node has.
   // Placements that failed: a job of the shape that ends at or after `end_ms` fails too (a later
   // end can only lose the reserved GPUs that a job over before the reservation may use). The
   // explanation (which does not depend on the end) is the first such job's.
@@ -196,8 +217,11 @@ Plan Pass::Run() {
   const FairShareTree fairshare = FairShareTree::Build(s_.accounts, now_, c_.half_life);
   fairshare_ = &fairshare;
   int64_t cluster_gpus = 0;
-  for (const NodeInfo& n : s_.nodes)
+  for (const NodeInfo& n : s_.nodes) {
     cluster_gpus += n.gpu_count;
+    if (n.gpu_type < 64)
+      present_types_ |= TypeMask{1} << n.gpu_type;
+  }
 
   // 3a. Static eligibility (holds, dependencies, budgets) before ordering, so that only eligible
   // jobs are sorted.
@@ -205,8 +229,18 @@ Plan Pass::Run() {
   order.reserve(s_.pending.size());
   std::vector<uint8_t> as_preemptible(s_.pending.size(), 0);
   const uint32_t held = AddExplanation(ExplainHeld());
-  std::vector<BudgetState> budget_of(s_.accounts.size());
-  std::vector<uint8_t> budget_known(s_.accounts.size(), 0);
+  // Budgets: a job waits (or runs as preemptible, per the account) when what it may use until
+  // its time limit, at its cheapest acceptable GPU type, does not fit what is left.
+  std::map<std::pair<uint32_t, double>, uint32_t> budget_reasons;
+  auto budget_reason = [&](const BudgetLedger::Check& b) {
+    auto [it, inserted] = budget_reasons.try_emplace({b.account, b.exhausted ? -1.0 : b.needed}, 0);
+    if (inserted) {
+      it->second = b.exhausted ? AddExplanation(ExplainBudget(s_, b.account, b.granted, b.consumed))
+                               : AddExplanation(ExplainBudgetOverrun(
+                                     s_, b.account, b.granted, b.consumed, b.remaining, b.needed));
+    }
+    return it->second;
+  };
   for (uint32_t i = 0; i < s_.pending.size(); ++i) {
     const PendingJobInfo& job = s_.pending[i];
     if (job.held) {
@@ -223,20 +257,17 @@ Plan Pass::Run() {
         continue;
       }
     }
-    if (!budget_known[job.account]) {
-      budget_of[job.account] = BudgetOf(s_, job.account, now_);
-      budget_known[job.account] = 1;
-    }
-    const BudgetState& b = budget_of[job.account];
-    if (b.exhausted) {
-      if (b.policy == api::BudgetExhaustedPolicy::kHold) {
-        Pend(job.id,
-             CachedExplanation(uint64_t{1} << 60 | b.account,
-                               [&] { return ExplainBudget(s_, b.account, b.granted, b.consumed); }),
-             0, std::nullopt);
-        continue;
+    if (budgets_.active()) {
+      const BudgetLedger::Check b =
+          budgets_.Fits(job.account, NormalisedRequest(job, CheapestType(job.gpu_types)),
+                        now_ + EffectiveTimeLimit(job, c_));
+      if (!b.fits) {
+        if (b.policy == api::BudgetExhaustedPolicy::kHold) {
+          Pend(job.id, budget_reason(b), 0, std::nullopt);
+          continue;
+        }
+        as_preemptible[i] = 1;
       }
-      as_preemptible[i] = 1;
     }
     order.push_back(i);
   }
@@ -359,7 +390,7 @@ Plan Pass::Run() {
     const Duration time_limit = EffectiveTimeLimit(job, c_);
     const Timestamp end = now_ + time_limit;
     const Shape shape = ShapeOf(job);
-    std::optional<uint32_t> quota_reason, placement_reason, strict_reason;
+    std::optional<uint32_t> quota_reason, placement_reason, strict_reason, budget_blocked;
     TypeMask within_guarantee_blocked = 0, admitted_blocked = 0;
     bool started = false;
     for (TypeMask m = job.gpu_types & valid_types; m && !started; m &= m - 1) {
@@ -373,6 +404,19 @@ Plan Pass::Run() {
           });
         }
         continue;
+      }
+      // Budgets again on this type's cost, with this pass's starts counted.
+      bool over_budget = false;
+      if (budgets_.active() && !as_preemptible[i]) {
+        const BudgetLedger::Check b = budgets_.Fits(job.account, NormalisedRequest(job, t), end);
+        if (!b.fits) {
+          if (b.policy == api::BudgetExhaustedPolicy::kHold) {
+            if (!budget_blocked)
+              budget_blocked = budget_reason(b);
+            continue;
+          }
+          over_budget = true;
+        }
       }
       const QuotaCheck q = ledger_.Check(job.account, t, request, pool_.FreeOfType(t));
       if (!q.admitted()) {
@@ -420,6 +464,7 @@ Plan Pass::Run() {
       }
       pool_.Commit(*placement);
       ledger_.Charge(job.account, t, request);
+      budgets_.Commit(job.account, NormalisedRequest(job, t), end);
       counters_.RecordStart(job);
       timeline_.AddStart(placement->nodes, end, pool_);
       JobStart st;
@@ -431,7 +476,7 @@ Plan Pass::Run() {
       st.time_limit = time_limit;
       st.end = end;
       st.borrowing = q.outcome == QuotaCheck::Outcome::kBorrowing;
-      st.runs_as_preemptible = as_preemptible[i] != 0;
+      st.runs_as_preemptible = as_preemptible[i] != 0 || over_budget;
       plan_.starts.push_back(std::move(st));
       ++plan_.stats.started;
       started = true;
@@ -519,12 +564,14 @@ Plan Pass::Run() {
       }
     }
 
-    // 8. Explanation: placement reasons win over quota reasons (quota passed for that type).
+    // 8. Explanation: the budget first when it ruled out a type (the one reason the account can
+    // act on), then placement reasons over quota reasons (quota passed for that type).
     const uint32_t why =
-        placement_reason ? *placement_reason
-        : strict_reason  ? *strict_reason
-        : quota_reason   ? *quota_reason
-                         : CachedExplanation(uint64_t{6} << 60, [] {
+        budget_blocked     ? *budget_blocked
+        : placement_reason ? *placement_reason
+        : strict_reason    ? *strict_reason
+        : quota_reason     ? *quota_reason
+                           : CachedExplanation(uint64_t{6} << 60, [] {
                            return Explanation{api::ReasonCode::kResources,
                                               "no node offers any of the acceptable GPU types",
                                               {}};

@@ -117,6 +117,12 @@ std::vector<StoredJob> DecodeStoredJobs(std::vector<std::pair<std::string, std::
   return out;
 }
 
+// Hours of [from, to) that fall within a budget's period.
+double HoursWithin(const api::Budget& b, Timestamp from, Timestamp to) {
+  const Timestamp lo = std::max(from, b.start), hi = std::min(to, b.end);
+  return hi > lo ? std::chrono::duration<double>(hi - lo).count() / 3600.0 : 0.0;
+}
+
 double Decay(const UsageEntry& u, Timestamp now, Duration half_life) {
   if (now <= u.at || half_life.count() <= 0)
     return u.value;
@@ -1068,18 +1074,16 @@ void ClusterState::ChargeUsage(Change& change, const JobRecord& record, Timestam
   double cost = node == nodes_.end() ? 1.0 : GpuCost(node->second.node.gpu_type);
   double seconds =
       std::max(0.0, std::chrono::duration<double>(end - *record.job.start_time).count());
-  double charge = gpus * cost * seconds * (preempted ? policy_.preemption.usage_charge : 1.0);
+  const double rate = preempted ? policy_.preemption.usage_charge : 1.0;
+  double charge = gpus * cost * seconds * rate;
   const std::string& account = record.job.spec.account;
   UsageEntry& u = usage_[account];
   u.value = Decay(u, end, policy_.half_life) + charge;
   u.at = end;
-  double& budget = budget_used_[account];
-  auto acc = accounts_.find(account);
-  if (acc != accounts_.end() && acc->second.budget && end >= acc->second.budget->start &&
-      end < acc->second.budget->end) {
-    budget += charge / 3600.0;
-  }
-  json::object o{{"value", u.value}, {"at", ToUnixMillis(u.at)}, {"budget_used", budget}};
+  json::object o{{"value", u.value},
+                 {"at", ToUnixMillis(u.at)},
+                 {"budget_used",
+                  ChargeBudgets(account, gpus * cost * rate, *record.job.start_time, end, change)}};
   change.batch.Put(state::Family::kUsage, account, json::serialize(o));
   // The ledger: the attempt's charge split over the hours it spanned.
   int64_t from = ToUnixMillis(*record.job.start_time), to = ToUnixMillis(end);
@@ -1092,6 +1096,30 @@ void ClusterState::ChargeUsage(Change& change, const JobRecord& record, Timestam
     change.batch.Put(state::Family::kUsage, LedgerKey(hour, record.job.id, record.job.attempt),
                      json::serialize(row));
   }
+}
+
+double ClusterState::ChargeBudgets(const std::string& account, double normalised_gpus,
+                                   Timestamp from, Timestamp to, Change& change) {
+  double own = 0;
+  std::string name = account;
+  for (size_t steps = 0; !name.empty() && steps <= accounts_.size(); ++steps) {
+    auto acc = accounts_.find(name);
+    if (acc == accounts_.end())
+      break;
+    double& used = budget_used_[name];
+    if (acc->second.budget)
+      used += normalised_gpus * HoursWithin(*acc->second.budget, from, to);
+    if (name == account) {
+      own = used;
+    } else if (acc->second.budget) {
+      // An ancestor's record keeps its own fair-share usage as it is.
+      const UsageEntry& u = usage_[name];
+      json::object o{{"value", u.value}, {"at", ToUnixMillis(u.at)}, {"budget_used", used}};
+      change.batch.Put(state::Family::kUsage, name, json::serialize(o));
+    }
+    name = acc->second.parent;
+  }
+  return own;
 }
 
 Result<std::vector<UsageRow>> ClusterState::UsageReport(const Principal& who,
@@ -1732,6 +1760,30 @@ core::Snapshot ClusterState::BuildSnapshot() const {
     running_usage[rec.job.spec.account] +=
         gpus * cost * std::chrono::duration<double>(now - *rec.job.start_time).count();
   }
+  // What running attempts have used of every budget on their chain so far (normalised
+  // GPU-hours within each period): budgets are consumed as jobs run, not when they end.
+  std::unordered_map<std::string, double> running_budget;
+  for (uint64_t id : running_) {
+    const JobRecord& rec = jobs_.at(id);
+    if (!rec.job.start_time || rec.job.allocation.empty())
+      continue;
+    double gpus = 0;
+    for (const auto& a : rec.job.allocation)
+      gpus += static_cast<double>(a.gpus.size());
+    auto node = nodes_.find(rec.job.allocation.front().node);
+    const double normalised =
+        gpus * (node == nodes_.end() ? 1.0 : GpuCost(node->second.node.gpu_type));
+    std::string name = rec.job.spec.account;
+    for (size_t steps = 0; !name.empty() && steps <= accounts_.size(); ++steps) {
+      auto acc = accounts_.find(name);
+      if (acc == accounts_.end())
+        break;
+      if (acc->second.budget)
+        running_budget[name] +=
+            normalised * HoursWithin(*acc->second.budget, *rec.job.start_time, now);
+      name = acc->second.parent;
+    }
+  }
   std::unordered_map<std::string, int32_t> preemptions;
   for (const auto& [t, account] : recent_preemptions_) {
     if (now - t < Seconds(3600))
@@ -1753,8 +1805,10 @@ core::Snapshot ClusterState::BuildSnapshot() const {
     }
     if (a.budget) {
       auto used = budget_used_.find(name);
+      auto running = running_budget.find(name);
       info.budget = core::Budget{a.budget->gpu_hours, a.budget->start, a.budget->end,
-                                 used == budget_used_.end() ? 0.0 : used->second};
+                                 (used == budget_used_.end() ? 0.0 : used->second) +
+                                     (running == running_budget.end() ? 0.0 : running->second)};
     }
     info.on_budget_exhausted = a.on_budget_exhausted;
     if (a.max_running_gpus_per_user)

@@ -263,6 +263,11 @@ class ClusterState {
   std::optional<api::Rendezvous> ChooseRendezvous(const std::vector<std::string>& nodes,
                                                   uint64_t job, uint32_t attempt) const;
   void ChargeUsage(Change& change, const JobRecord& record, Timestamp end, bool preempted);
+  // Charges `normalised_gpus` over [from, to) to the budget of `account` and of every ancestor
+  // (the part within each period), writing the ancestors' usage records; returns what `account`
+  // has used of its own budget.
+  double ChargeBudgets(const std::string& account, double normalised_gpus, Timestamp from,
+                       Timestamp to, Change& change);
   bool MaySeeJob(const Principal& who, const api::Job& job) const;
   // A copy of a job in memory with its pending reason from the last pass.
   api::Job WithReason(const api::Job& job) const;

@@ -174,14 +174,22 @@ TEST(ReplayPolicyTest, FairShareFavoursTheAccountBelowItsTarget) {
   EXPECT_NEAR(fair.accounts[1].mean_wait_s, 997.01, 1e-3);
   // Targets 1/2 each. While jobs waited (from the pass at 1.01 s that left job 2 pending to
   // 3000.01 s), fair share gave the node to a for 1000.01 - 1.01 = 999 s, then to b for 1000 s,
-  // then to a for 1000 s:
-  //   a = 1999 / 2999 = 0.66656, b = 1000 / 2999 = 0.33344;
-  //   x = share / target = (1.33311, 0.66689); Jain = 2^2 / (2 * (1.77719 + 0.44474)) = 0.9001.
+  // then to a for 1000 s: a = 1999 / 2999 of it, b = 1000 / 2999.
   EXPECT_NEAR(fair.accounts[1].achieved_share, 1000.0 / 2999.0, 1e-6);
-  EXPECT_NEAR(fair.jain_fairness, 0.9, 1e-3);
-  // FIFO: b ran only after the queue emptied: a got everything while jobs waited; Jain (2, 0):
-  // 4 / (2 * 4) = 0.5.
-  EXPECT_NEAR(fifo.jain_fairness, 0.5, 1e-9);
+  // Entitlements (capacity 8): until b arrives at 3 s only a asks (a 8). While both ask, equal
+  // shares split the node 4 / 4 (both ask for at least 8). After b's job, a asks alone again.
+  // Fair share: a holds 8 for 2 + 997 s and 1000 s, b holds 8 for 1000 s:
+  //   a: held 8 x 1999 = 15992, entitled 8 x 2 + 4 x 1997 + 8 x 1000 = 16004 -> 0.99925;
+  //   b: held 8 x 1000 = 8000, entitled 4 x 1997 = 7988 -> 1.0015. Jain ~ 1.
+  //   Error: |8 - 4| + |0 - 4| = 8 over 2 x 8 = 0.5 for the 1997 s both asked, else 0:
+  //   0.5 x 1997 / 2999 = 0.333.
+  EXPECT_GT(fair.jain_fairness, 0.9999);
+  EXPECT_NEAR(fair.fair_share_error, 0.5 * 1997 / 2999, 1e-3);
+  EXPECT_NEAR(fair.accounts[1].entitled_gpus, 4.0 * 1997 / 2999, 1e-2);
+  // FIFO: a holds the node all 2999 s while b's 4 waits from 3 s: a 23992 / 12004 = 1.9987,
+  // b 0 / 11988 = 0; Jain = 2^2 / (2 x 4) = 0.5 (to 1e-3); error 0.5 x 2997 / 2999.
+  EXPECT_NEAR(fifo.jain_fairness, 0.5, 1e-3);
+  EXPECT_NEAR(fifo.fair_share_error, 0.5 * 2997 / 2999, 1e-3);
 }
 
 TEST(ReplayDeterminismTest, SameInputsAndSeedGiveTheSameSummary) {
@@ -275,19 +283,49 @@ TEST(GschedSimTest, ReplaysTheTiresiasTraceTwiceIdentically) {
   ASSERT_EQ(b.exit_code, 0) << b.err;
   const std::string summary = ReadFile(dir.path() + "/a/summary.json");
   EXPECT_EQ(WithoutTiming(summary), WithoutTiming(ReadFile(dir.path() + "/b/summary.json")));
-  for (const char* field :
-       {"jobs", "makespan_s", "mean_wait_s", "p50_wait_s", "p95_wait_s", "p99_wait_s", "mean_jct_s",
-        "p50_jct_s", "mean_bounded_slowdown", "gpu_utilization", "fragmentation", "jain_fairness",
-        "preemptions", "accounts", "target_share", "achieved_share", "wall_time_s", "speedup"}) {
+  for (const char* field : {"jobs",
+                            "makespan_s",
+                            "mean_wait_s",
+                            "p50_wait_s",
+                            "p95_wait_s",
+                            "p99_wait_s",
+                            "mean_jct_s",
+                            "p50_jct_s",
+                            "mean_bounded_slowdown",
+                            "gpu_utilization",
+                            "fragmentation",
+                            "jain_fairness",
+                            "preemptions",
+                            "accounts",
+                            "target_share",
+                            "achieved_share",
+                            "wall_time_s",
+                            "speedup",
+                            "fair_share_error",
+                            "waits_by_size",
+                            "2-7 nodes",
+                            "idle_while_waiting",
+                            "utilization_by_type",
+                            "preempted_gpu_hours",
+                            "delivered_gpu_hours",
+                            "estimate_p50_error_s",
+                            "estimate_p90_error_s",
+                            "estimates_within_20pct",
+                            "entitled_gpus",
+                            "allocated_gpus"}) {
     EXPECT_THAT(summary, HasSubstr("\"" + std::string(field) + "\": ")) << field;
   }
   EXPECT_THAT(summary, HasSubstr("\"jobs\": 60,"));
   const std::string report = ReadFile(dir.path() + "/a/report.html");
-  // Four charts, and nothing fetched: the only URL is the SVG namespace.
+  // Four charts plus one of allocated against entitled GPUs per account with jobs (the trace's
+  // 60 jobs are spread over the seven leaves), and nothing fetched: the only URL is the SVG
+  // namespace.
   size_t charts = 0;
   for (size_t at = report.find("<svg"); at != std::string::npos; at = report.find("<svg", at + 1))
     ++charts;
-  EXPECT_EQ(charts, 4u);
+  EXPECT_EQ(charts, 4u + 7u);
+  EXPECT_THAT(report, HasSubstr("univ-a: allocated (solid) and entitled (dashed)"));
+  EXPECT_THAT(report, HasSubstr("<th>size class</th>"));
   std::string stripped = report;
   for (size_t at; (at = stripped.find("http://www.w3.org/2000/svg")) != std::string::npos;)
     stripped.erase(at, 26);

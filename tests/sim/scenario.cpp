@@ -26,23 +26,27 @@ Result<Scenario> Build(const YAML::Node& root, Timestamp start) {
   SimConfig config;
   if (const YAML::Node c = root["config"]) {
     config.interval = Seconds(Get<int64_t>(c, "interval_s", 30));
-    config.policy.backfill.depth = Get<int32_t>(c, "backfill_depth", 64);
+    config.policy.backfill.depth = Get<int32_t>(c, "backfill_depth", config.policy.backfill.depth);
     config.policy.backfill.enabled = Get<bool>(c, "backfill", true);
     config.policy.half_life = Seconds(Get<int64_t>(c, "half_life_s", 7 * 86400));
     config.policy.age_max = Seconds(Get<int64_t>(c, "age_max_s", 7 * 86400));
-    config.policy.max_starts_per_cycle = Get<int32_t>(c, "max_starts_per_cycle", 0);
+    config.policy.max_starts_per_cycle =
+        Get<int32_t>(c, "max_starts_per_cycle", config.policy.max_starts_per_cycle);
     if (const YAML::Node w = c["weights"]) {
-      config.policy.weights.fairshare = Get<double>(w, "fairshare", 10000);
-      config.policy.weights.age = Get<double>(w, "age", 1000);
-      config.policy.weights.size = Get<double>(w, "size", 1000);
-      config.policy.weights.priority_class = Get<double>(w, "class", 5000);
+      config.policy.weights.fairshare =
+          Get<double>(w, "fairshare", config.policy.weights.fairshare);
+      config.policy.weights.age = Get<double>(w, "age", config.policy.weights.age);
+      config.policy.weights.size = Get<double>(w, "size", config.policy.weights.size);
+      config.policy.weights.priority_class =
+          Get<double>(w, "class", config.policy.weights.priority_class);
     }
     if (const YAML::Node p = c["preemption"]) {
-      config.policy.preemption.enabled = Get<bool>(p, "enabled", true);
+      config.policy.preemption.enabled = Get<bool>(p, "enabled", config.policy.preemption.enabled);
       config.policy.preemption.min_runtime = Seconds(Get<int64_t>(p, "min_runtime_s", 600));
-      config.policy.preemption.max_per_cycle = Get<int32_t>(p, "max_per_cycle", 64);
-      config.policy.preemption.max_per_account_per_hour =
-          Get<int32_t>(p, "max_per_account_per_hour", 100);
+      config.policy.preemption.max_per_cycle =
+          Get<int32_t>(p, "max_per_cycle", config.policy.preemption.max_per_cycle);
+      config.policy.preemption.max_per_account_per_hour = Get<int32_t>(
+          p, "max_per_account_per_hour", config.policy.preemption.max_per_account_per_hour);
     }
   }
   ClusterBuilder cluster;

@@ -16,6 +16,7 @@
 //              gpus: 1, time_limit_s: 900, run_s: 600, run_jitter_s: 120}]
 //   run_s: 3600
 //
+// Policy keys left out take the policy defaults (scheduler/common/policy_defaults.h).
 // Errors name the offending field (`jobs[3].account: unknown account`).
 #pragma once
 

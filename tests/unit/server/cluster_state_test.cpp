@@ -180,6 +180,75 @@ TEST_F(ClusterStateTest, UsageIsReportedByTheHourAndSurvivesARestart) {
   EXPECT_DOUBLE_EQ(total(reloaded, Admin(), at(0), at(120)), 6.0);
 }
 
+TEST_F(ClusterStateTest, BudgetsAreConsumedAsJobsRunOnTheAccountAndEveryAncestor) {
+  const Timestamp t0 = FromUnixSeconds(1'800'000'000);
+  auto at = [&](int minutes) { return t0 + Seconds(60 * minutes); };
+  clock_.Set(at(0));
+  // inst: 10 normalised GPU-hours for [t0 - 1 d, t0 + 1 d), held when spent; lab below it has
+  // no budget of its own.
+  api::Account inst;
+  inst.name = "inst";
+  inst.budget = api::Budget{10, t0 - Seconds(86400), t0 + Seconds(86400)};
+  inst.on_budget_exhausted = api::BudgetExhaustedPolicy::kHold;
+  Apply(state_.PutAccount(Admin(), inst));
+  api::Account lab;
+  lab.name = "lab";
+  lab.parent = "inst";
+  Apply(state_.PutAccount(Admin(), lab));
+  // Two nodes of 8: GPUs are never what a job waits for here.
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  Apply(state_.WorkerHello(Worker(), Hello("n2")));
+  auto consumed = [&](const ClusterState& s, const std::string& account) {
+    const core::Snapshot snap = s.BuildSnapshot();
+    for (const core::AccountInfo& a : snap.accounts) {
+      if (a.name == account)
+        return a.budget ? a.budget->consumed_gpu_hours : -1.0;
+    }
+    return -2.0;
+  };
+  auto submit = [&](int gpus, int64_t limit_s) {
+    api::JobSpec spec;
+    spec.image = "/i";
+    spec.command = {"x"};
+    spec.gpus_per_node = gpus;
+    spec.time_limit_s = limit_s;
+    std::vector<uint64_t> ids;
+    Apply(state_.Submit(Alice(), {spec}, &ids));
+    return ids.at(0);
+  };
+  // 4 h100 GPUs (cost 1.0) with a 1 h limit: may use 4 of the 10; starts.
+  const uint64_t first = submit(4, 3600);
+  const Change started = Pass();
+  ASSERT_EQ(started.dispatches.size(), 1u);
+  const std::string node = started.dispatches[0].node;
+  // Half an hour in, the running attempt has used 4 x 0.5 = 2 GPU-hours of inst's budget.
+  clock_.Set(at(30));
+  EXPECT_DOUBLE_EQ(consumed(state_, "inst"), 2.0);
+  // A job of 8 GPUs for 1 h may use 8; left: 10 - 2 used - 4 x 0.5 the first may still use = 6.
+  // It waits with reason `budget`, naming inst.
+  const uint64_t second = submit(8, 3600);
+  {
+    const core::Snapshot snap = state_.BuildSnapshot();
+    const core::Plan plan = core::Schedule(snap, state_.policy(), clock_.Now());
+    EXPECT_TRUE(plan.starts.empty());
+    const core::PendingReason* r = plan.FindPending(JobId(second));
+    ASSERT_NE(r, nullptr);
+    const core::Explanation why = plan.ExplanationFor(*r);
+    EXPECT_EQ(why.code, api::ReasonCode::kBudget) << why.message;
+    EXPECT_EQ(why.Text("account"), "inst");
+  }
+  // The first ends after 1 h: 4 GPU-hours charged to inst (lab has no budget).
+  clock_.Set(at(60));
+  Apply(state_.WorkerJobUpdate(node, {first, 1, api::JobState::kCompleted, 0, {}, "", {}}));
+  EXPECT_DOUBLE_EQ(consumed(state_, "inst"), 4.0);
+  // Still 6 left against 8: the second keeps waiting; and the charge is on disk.
+  Pass();
+  EXPECT_EQ(state_.GetJob(Alice(), second, store_)->state, api::JobState::kPending);
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  EXPECT_DOUBLE_EQ(consumed(reloaded, "inst"), 4.0);
+}
+
 TEST_F(ClusterStateTest, AnAttemptThatEndedWhileTheWorkerWasAwayIsNotLost) {
   Apply(state_.WorkerHello(Worker(), Hello("n1")));
   uint64_t id = SubmitOne(1);
