@@ -120,6 +120,10 @@ struct Job {
   std::optional<Role> held_by_role;
   double priority = 0;  // Informative: the last computed priority.
   std::vector<AttemptRecord> attempts;
+  // The image that ran, by digest ("sha256:..."), as the worker of the last attempt resolved
+  // `spec.image`; empty while unknown (pending, a local root file system, an older worker).
+  // Submitting `image@<digest>` repeats that run exactly.
+  std::string image_digest;
 
   friend bool operator==(const Job&, const Job&) = default;
 };

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "scheduler/api/codec.h"
+#include "scheduler/api/image.h"
 #include "scheduler/state/store.h"
 
 namespace gsched::server {
@@ -33,7 +34,7 @@ class Writer {
  public:
   Writer() {
     out_.reserve(256);
-    out_ += kStoredJobBinaryV2;
+    out_ += kStoredJobBinaryV3;
   }
   void U64(uint64_t v) {
     while (v >= 0x80) {
@@ -357,6 +358,11 @@ Result<StoredJobRecord> DecodeBinary(std::string_view key, std::string_view valu
     j.held_by_role =
         r.Optional<api::Role>("held_by_role", [&] { return r.Enum<api::Role>("held_by_role"); });
   }
+  if (version >= kStoredJobBinaryV3) {
+    j.image_digest = r.Str("image_digest");
+    if (!r.failed() && !j.image_digest.empty() && !api::IsImageDigest(j.image_digest))
+      r.Fail("image_digest", "not sha256: and 64 lowercase hex digits");
+  }
   if (!r.failed() && !r.at_end())
     r.Fail("end", "bytes after the record");
   if (r.failed()) {
@@ -449,6 +455,8 @@ std::string EncodeStoredJob(const api::Job& j, std::optional<Timestamp> checkpoi
   // Since V2.
   w.Str(j.held_by);
   w.Optional(j.held_by_role, [&](api::Role role) { w.Enum(role); });
+  // Since V3.
+  w.Str(j.image_digest);
   return w.Take();
 }
 
@@ -466,7 +474,8 @@ Result<StoredJobRecord> DecodeStoredJob(std::string_view key, std::string_view v
                                         StoredJobDetail detail) {
   if (value.empty())
     return Status::Internal(RecordName(key) + ": empty");
-  if (value[0] == kStoredJobBinaryV1 || value[0] == kStoredJobBinaryV2)
+  if (value[0] == kStoredJobBinaryV1 || value[0] == kStoredJobBinaryV2 ||
+      value[0] == kStoredJobBinaryV3)
     return DecodeBinary(key, value, detail);
   if (value[0] == '{')
     return DecodeJson(key, value, detail);

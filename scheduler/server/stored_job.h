@@ -4,14 +4,16 @@
 // Two encodings, told apart by the first byte:
 // - JSON (`{"job": {...}, "checkpoint": ms, "preemptible": true}`), first byte '{': what every
 //   record was before the binary form, still read.
-// - Binary, first byte `kStoredJobBinaryV1` (0x01) or `kStoredJobBinaryV2` (0x02): the fields
+// - Binary, first byte `kStoredJobBinaryV1` (0x01), `kStoredJobBinaryV2` (0x02) or
+//   `kStoredJobBinaryV3` (0x03): the fields
 //   in a fixed order, integers as varints, strings and lists length-prefixed, enums by name (so
 //   that reordering an enum does not change what a record means). Decoding it skips the JSON
 //   parse and the field look-ups that made a restart with 1,000,000 stored jobs spend most of its
 //   time decoding (restart.1m). V2, written for every job since, adds each attempt's `message`
 //   after its exit code and, at the end, who placed a hold (`held_by`, `held_by_role`); V1
-//   records stay readable (no attempt messages, no hold's author). A new field needs a new format
-//   byte whose decoder reads it.
+//   records stay readable (no attempt messages, no hold's author). V3 adds the digest of the
+//   image that ran (`image_digest`) at the end; V1 and V2 records read with none. A new field
+//   needs a new format byte whose decoder reads it.
 // Decoding never trusts the bytes: a truncated or garbled record is an error that names the key,
 // never a crash or a huge allocation. A scheduler older than the binary form cannot read it: a
 // data directory does not go back to one.
@@ -32,6 +34,7 @@ namespace gsched::server {
 
 inline constexpr char kStoredJobBinaryV1 = '\x01';
 inline constexpr char kStoredJobBinaryV2 = '\x02';
+inline constexpr char kStoredJobBinaryV3 = '\x03';
 
 struct StoredJobRecord {
   api::Job job;

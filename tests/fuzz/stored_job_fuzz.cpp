@@ -14,10 +14,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using gsched::server::StoredJobDetail;
   if (size == 0)
     return 0;
-  // The first byte picks the encoding to aim at (V1, JSON, V2 or raw), so that most inputs get
-  // past the format byte.
+  // The first byte picks the encoding to aim at (V1, JSON, V2, V3 or raw), so that most inputs
+  // get past the format byte.
   std::string value;
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
     case 0:
       value.push_back(gsched::server::kStoredJobBinaryV1);
       break;
@@ -26,6 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 2:
       value.push_back(gsched::server::kStoredJobBinaryV2);
+      break;
+    case 3:
+      value.push_back(gsched::server::kStoredJobBinaryV3);
       break;
     default:
       break;

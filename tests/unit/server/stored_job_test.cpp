@@ -67,6 +67,7 @@ StoredJobRecord FullRecord() {
   j.held = true;
   j.held_by = "root";
   j.held_by_role = api::Role::kAdmin;
+  j.image_digest = "sha256:" + std::string(64, 'a');
   return r;
 }
 
@@ -78,7 +79,10 @@ TEST(StoredJobTest, VersionOneRecordsStillRead) {
   StoredJobRecord r = FullRecord();
   r.job.held_by.clear();
   r.job.held_by_role.reset();
-  std::string v2 = EncodeStoredJob(r);
+  r.job.image_digest.clear();
+  // V3 without its tail (an empty digest: one length byte) is V2.
+  std::string v3 = EncodeStoredJob(r);
+  std::string v2 = std::string(1, kStoredJobBinaryV2) + v3.substr(1, v3.size() - 2);
   // The attempt's message is a length byte and its text, right after the attempt's exit code;
   // the V2 tail of an empty `held_by` and no role is two bytes (length 0, absent).
   const std::string& message = r.job.attempts[0].message;
@@ -92,10 +96,34 @@ TEST(StoredJobTest, VersionOneRecordsStillRead) {
   EXPECT_EQ(*back, r);
 }
 
+// A V2 record (before jobs recorded the digest of the image that ran) reads with no digest.
+TEST(StoredJobTest, VersionTwoRecordsStillRead) {
+  StoredJobRecord r = FullRecord();
+  std::string digest = r.job.image_digest;
+  std::string v3 = EncodeStoredJob(r);
+  // The V3 tail is the digest: a length byte (71) and its text.
+  ASSERT_EQ(v3.substr(v3.size() - digest.size()), digest);
+  std::string v2 =
+      std::string(1, kStoredJobBinaryV2) + v3.substr(1, v3.size() - 1 - 1 - digest.size());
+  auto back = DecodeStoredJob(kKey, v2);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  r.job.image_digest.clear();
+  EXPECT_EQ(*back, r);
+}
+
+TEST(StoredJobTest, AMalformedDigestIsAnError) {
+  StoredJobRecord r = FullRecord();
+  r.job.image_digest = "sha256:" + std::string(64, 'X');
+  auto back = DecodeStoredJob(kKey, EncodeStoredJob(r));
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("image_digest"), std::string::npos)
+      << back.status().ToString();
+}
+
 TEST(StoredJobTest, BinaryRoundTrips) {
   for (const StoredJobRecord& r : {FullRecord(), StoredJobRecord{}}) {
     std::string bytes = EncodeStoredJob(r);
-    ASSERT_EQ(bytes[0], kStoredJobBinaryV2);
+    ASSERT_EQ(bytes[0], kStoredJobBinaryV3);
     auto back = DecodeStoredJob(kKey, bytes);
     ASSERT_TRUE(back.ok()) << back.status().ToString();
     EXPECT_EQ(*back, r);
