@@ -81,6 +81,9 @@ struct JobRecord {
   bool runs_as_preemptible = false;
   std::optional<Timestamp> terminating_deadline;  // A kill or preemption is under way.
   std::string terminating_reason;                 // "cancelled", "preempted", "timeout".
+  // While `starting`: what the worker last said it is doing (pulling the image, with progress),
+  // the job's reason until it runs. Memory only: progress is no reason to write.
+  std::string starting_message;
 };
 
 // One row of `GET /v1/usage`: normalised GPU-hours (GPU-hours x the type's cost, preempted
