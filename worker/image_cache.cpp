@@ -166,6 +166,8 @@ std::string PullProgressMessage(const ImageState& state) {
 
 ImageCacheConfig ImageCacheConfigFrom(const config::WorkerConfig& config) {
   ImageCacheConfig c;
+  c.resolve_only = config.runtime.type == config::RuntimeType::kPodman ||
+                   config.runtime.type == config::RuntimeType::kDocker;
   c.dir = config.images.cache_dir.empty() ? config.work_dir + "/images" : config.images.cache_dir;
   c.dir = fs::absolute(c.dir).lexically_normal().string();
   c.registries = config.images.registries;
@@ -280,7 +282,7 @@ ImageState ImageCache::Acquire(const std::string& reference) {
     return s;
   }
   f.waiters = std::max(f.waiters - 1, 0);
-  if (s.phase == ImageState::Phase::kReady) {
+  if (s.phase == ImageState::Phase::kReady && !config_.resolve_only) {
     auto e = entries_.find(s.digest);
     if (e == entries_.end()) {
       // Cannot happen while the fetch has waiters; said plainly should it ever.
@@ -500,6 +502,12 @@ void ImageCache::Run(std::shared_ptr<Fetch> fetch) {
     std::unique_lock lock(mu_);
     fetch->state.digest = digest;
     fetch->state.total_bytes = total;
+    fetch->state.pinned = ref.registry + "/" + ref.repository + "@" + digest;
+    if (config_.resolve_only) {
+      fetch->state.phase = ImageState::Phase::kReady;
+      fetch->done = true;
+      return;
+    }
     cv_.wait(lock, [&] { return stopping_ || !pulling_.contains(digest); });
     if (stopping_) {
       fetch->state.phase = ImageState::Phase::kFailed;

@@ -20,6 +20,9 @@
 //   - registry credentials (`credentials_file`, a containers-auth.json) reach `skopeo` only as a
 //     file name, and any secret of that file is cut from the messages a failed pull returns.
 //
+// With `resolve_only` (podman/docker, which pull for themselves) a fetch stops after step one and
+// says ready with the digest; no tree is made and nothing is evicted.
+//
 // Usage per job attempt: `Request(reference)`, then `Acquire(reference)` on every supervisor tick
 // until it says ready (the job then holds a use of the digest) or failed; `Abandon(reference)` if
 // the attempt ends while it waits; `Release(digest)` when a job that acquired the image ends;
@@ -56,6 +59,9 @@ struct ImageCacheConfig {
   Duration pull_timeout = Seconds(1800);
   std::string skopeo = "skopeo";
   std::string umoci = "umoci";
+  // podman/docker pull for themselves: the cache only resolves references to digests (which the
+  // engine is then given, so that it runs exactly what is recorded) and keeps no trees.
+  bool resolve_only = false;
 };
 // The cache of a worker: `images.*`, the directory defaulting to `work_dir/images`.
 ImageCacheConfig ImageCacheConfigFrom(const config::WorkerConfig& config);
@@ -65,7 +71,9 @@ struct ImageState {
   enum class Phase { kPulling, kReady, kFailed };
   Phase phase = Phase::kPulling;
   std::string digest;  // "sha256:<hex>" once resolved.
-  std::string rootfs;  // kReady: the tree to run from.
+  std::string rootfs;  // kReady: the tree to run from (empty when `resolve_only`).
+  // kReady: the reference pinned to its digest, "host[:port]/path@sha256:<hex>".
+  std::string pinned;
   // kPulling: bytes downloaded so far and the image's compressed size (0 while unknown);
   // `unpacking` once the download is complete.
   int64_t done_bytes = 0;

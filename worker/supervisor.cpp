@@ -204,8 +204,7 @@ JobSupervisor::JobSupervisor(const config::WorkerConfig& config,
   srun_installed_ = st.ok();
   if (!st.ok())
     spdlog::warn("srun is not available to jobs: {}", st.ToString());
-  if (runtime_->type() == config::RuntimeType::kRunc ||
-      runtime_->type() == config::RuntimeType::kCrun)
+  if (runtime_->type() != config::RuntimeType::kProcess)
     images_ = std::make_unique<ImageCache>(ImageCacheConfigFrom(config_));
 }
 
@@ -419,11 +418,17 @@ void JobSupervisor::CheckImage(Attempt& a, Timestamp now, std::vector<api::JobUp
              "cannot start: pulling image " + a.image_reference + ": " + image.error, updates);
       return;
     case ImageState::Phase::kReady: {
-      a.image_acquired = true;
       JobLaunch jl = std::move(*a.waiting_launch);
       a.waiting_launch.reset();
       a.pull_message.clear();
-      jl.rootfs = image.rootfs;
+      if (image.rootfs.empty()) {
+        // podman/docker pull for themselves: they get the reference pinned to the digest that
+        // is recorded, so what runs is what the job says ran.
+        jl.spec.image = image.pinned;
+      } else {
+        a.image_acquired = true;
+        jl.rootfs = image.rootfs;
+      }
       StartAttempt(a, jl, updates);
       return;
     }

@@ -357,5 +357,39 @@ TEST_F(ImagePoolTest, APulledImageRunsInTheUserNamespace) {
   EXPECT_EQ(Digest(id), digest);
 }
 
+// podman and docker pull for themselves. The worker resolves the reference against the same
+// allow-list and gives the engine the reference pinned to the digest it records. The engine here
+// is a stand-in script that prints the image it was asked to run (no engine on these machines).
+class ImageEngineTest : public ImageTest {
+ protected:
+  std::string Runtime() const override { return "podman, binary: " + s_.dir() + "/fake-podman"; }
+  void SetUp() override {
+    std::ofstream(s_.dir() + "/fake-podman")
+        << "#!/bin/sh\n"
+           "# `run [options] -- IMAGE COMMAND...`: prints IMAGE; `kill`, `rm`: nothing to do.\n"
+           "[ \"$1\" = run ] || exit 0\n"
+           "while [ $# -gt 0 ] && [ \"$1\" != -- ]; do shift; done\n"
+           "echo \"image: $2\"\n";
+    fs::permissions(s_.dir() + "/fake-podman", fs::perms(0755));
+    ImageTest::SetUp();
+  }
+};
+
+TEST_F(ImageEngineTest, TheEngineRunsTheDigestThatIsRecorded) {
+  std::string digest = PushImage("1");
+  uint64_t id = Submit(Spec(registry_ + "/demo/busybox:1", "true"));
+  ASSERT_TRUE(WaitEnded(id)) << Describe(id);
+  ASSERT_EQ(State(id), "completed") << Describe(id);
+  EXPECT_EQ(Logs(id), "image: " + registry_ + "/demo/busybox@" + digest + "\n");
+  EXPECT_EQ(Digest(id), digest);
+  // Nothing is unpacked for an engine.
+  EXPECT_FALSE(Cached(digest));
+  uint64_t refused = Submit(Spec("registry.example.org/lab/trainer:1", "true"));
+  ASSERT_TRUE(WaitEnded(refused)) << Describe(refused);
+  EXPECT_EQ(State(refused), "failed");
+  EXPECT_NE(Message(refused).find("not in this node's images.registries"), std::string::npos)
+      << Message(refused);
+}
+
 }  // namespace
 }  // namespace gsched::testing
