@@ -332,6 +332,32 @@ TEST_F(ImageCacheCapTest, TheLeastRecentlyUsedImageNoJobUsesIsEvicted) {
   EXPECT_EQ(CountLines(worker_->Log(), "image cache: pulling"), 3u) << worker_->Log();
 }
 
+TEST_F(ImageCacheCapTest, AJobReadoptedAfterAWorkerRestartKeepsItsImage) {
+  std::string small = PushImage("small");
+  std::string big = PushImage("big", int64_t{3} << 19);
+  uint64_t running = Submit(Spec(registry_ + "/demo/busybox:big",
+                                 "echo started; n=0; while [ ! -e /gsched/go ] && [ $n -lt 3000 ]; "
+                                 "do sleep 0.02; n=$((n+1)); done; echo finished"));
+  ASSERT_TRUE(WaitFor([&] { return Logs(running).find("started") != std::string::npos; }))
+      << Describe(running);
+  // kill -9 of the worker; the job runs on under its shim, and the new worker adopts it - and
+  // with it its use of the big image.
+  worker_->Crash();
+  worker_->Start();
+  // The small image does not fit beside the big one (5.3 MiB > 5 MiB): once its job ended it is
+  // the one to go, never the big one a running job uses.
+  uint64_t other = Submit(Spec(registry_ + "/demo/busybox:small", "cat /etc/image-id"));
+  ASSERT_TRUE(WaitEnded(other)) << Describe(other);
+  EXPECT_EQ(State(other), "completed") << Describe(other);
+  EXPECT_TRUE(Cached(big)) << worker_->Log();
+  EXPECT_FALSE(Cached(small)) << worker_->Log();
+  std::ofstream(s_.dir() + "/node-1/work/jobs/" + std::to_string(running) + "/1/job/go") << "";
+  ASSERT_TRUE(WaitEnded(running)) << Describe(running);
+  EXPECT_EQ(State(running), "completed") << Describe(running);
+  EXPECT_EQ(Logs(running), "started\nfinished\n");
+  EXPECT_EQ(Digest(running), big);
+}
+
 // `pool` identities: container root is alice's block of host ids in a user namespace; the shared
 // tree, owned by host root, is readable to it and read-only.
 class ImagePoolTest : public ImageTest {
@@ -355,6 +381,64 @@ TEST_F(ImagePoolTest, APulledImageRunsInTheUserNamespace) {
   EXPECT_EQ(State(id), "completed") << Describe(id);
   EXPECT_EQ(Logs(id), "0\nimage 1\nro\n") << Logs(id, "stderr");
   EXPECT_EQ(Digest(id), digest);
+}
+
+// A registry that accepts connections and never answers: the job stays `starting` with the pull
+// as its reason, and cancelling it ends it without it ever running.
+class ImageHangTest : public ImageTest {
+ protected:
+  void SetUp() override {
+    hang_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(bind(hang_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(listen(hang_fd_, 16), 0);
+    ASSERT_EQ(getsockname(hang_fd_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    hang_ = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    ImageTest::SetUp();
+  }
+  void TearDown() override {
+    // Closing it resets the pending connections: the worker's skopeo gives up at once.
+    if (hang_fd_ >= 0)
+      close(hang_fd_);
+    ImageTest::TearDown();
+  }
+  std::string WorkerExtraConfig() const override {
+    return "identity: {mode: map, map_file: " + s_.dir() + "/identities.map}\n" +
+           "images:\n  registries: [{host: \"" + hang_ + "\", insecure: true}]\n" +
+           "  pull_timeout: 2m\n";
+  }
+
+  int hang_fd_ = -1;
+  std::string hang_;
+};
+
+TEST_F(ImageHangTest, AStartingJobShowsThePullAsItsReasonAndCanBeCancelled) {
+  uint64_t id = Submit(Spec(hang_ + "/demo/busybox:1", "echo ran"));
+  auto reason = [&]() -> std::string {
+    auto j = Job(id);
+    const boost::json::value* r = j.is_object() ? j.as_object().if_contains("reason") : nullptr;
+    if (!r || !r->is_object())
+      return "";
+    return std::string(r->at("code").as_string()) + ": " +
+           std::string(r->at("message").as_string());
+  };
+  ASSERT_TRUE(WaitFor([&] { return !reason().empty(); })) << Describe(id);
+  EXPECT_EQ(State(id), "starting");
+  EXPECT_EQ(reason(), "image_pull: pulling image: resolving the reference");
+  CliResult show = Cli({"show", std::to_string(id)});
+  EXPECT_NE(show.out.find("Starting:"), std::string::npos) << show.Text();
+  EXPECT_NE(show.out.find("pulling image: resolving the reference."), std::string::npos)
+      << show.Text();
+
+  CliResult cancel = Cli({"cancel", std::to_string(id)});
+  EXPECT_EQ(cancel.code, 0) << cancel.Text();
+  ASSERT_TRUE(WaitEnded(id)) << Describe(id);
+  EXPECT_EQ(State(id), "cancelled") << Describe(id);
+  // Nothing ran: the shim never started.
+  EXPECT_FALSE(fs::exists(s_.dir() + "/node-1/work/jobs/" + std::to_string(id) + "/1/pid"));
 }
 
 // podman and docker pull for themselves. The worker resolves the reference against the same
