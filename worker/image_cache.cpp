@@ -15,6 +15,7 @@
 #include "scheduler/api/image.h"
 #include "worker/command.h"
 #include "worker/job_files.h"
+#include "worker/runtime.h"
 
 namespace gsched::worker {
 namespace fs = std::filesystem;
@@ -230,17 +231,7 @@ std::string ImageCache::RootfsOf(const std::string& digest) const {
 }
 
 Status ImageCache::Request(const std::string& reference) {
-  ASSIGN_OR_RETURN(api::ImageReference ref, api::ParseImageReference(reference));
-  if (std::find(config_.registries.begin(), config_.registries.end(), ref.registry) ==
-      config_.registries.end()) {
-    std::string allowed;
-    for (const std::string& r : config_.registries)
-      allowed += (allowed.empty() ? "" : ", ") + r;
-    return Status::InvalidArgument("image \"" + reference + "\": registry " + ref.registry +
-                                       " is not in this node's images.registries (" +
-                                       (allowed.empty() ? "none allowed" : allowed) + ")",
-                                   "image");
-  }
+  RETURN_IF_ERROR(CheckImageRegistry(reference, config_.registries));
   std::lock_guard lock(mu_);
   // A thread whose fetch is done needs `mu_` no more: joining it here cannot wait long.
   for (auto t = threads_.begin(); t != threads_.end();) {
