@@ -68,14 +68,17 @@ int64_t TreeBytes(const std::string& root) {
   return total;
 }
 
-// Bytes of the blobs in an OCI layout, finished or being written.
+// Bytes of the blobs in an OCI layout, finished (`blobs/sha256/`) or being written (skopeo writes
+// each blob to a temporary file in the layout's top directory, then renames it).
 int64_t LayoutBytes(const std::string& layout) {
   int64_t total = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(layout + "/blobs/sha256", ec)) {
-    struct stat st {};
-    if (::lstat(e.path().c_str(), &st) == 0 && S_ISREG(st.st_mode))
-      total += st.st_size;
+  for (const std::string& dir : {layout, layout + "/blobs/sha256"}) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      struct stat st {};
+      if (::lstat(e.path().c_str(), &st) == 0 && S_ISREG(st.st_mode))
+        total += st.st_size;
+    }
   }
   return total;
 }
