@@ -139,7 +139,6 @@ class ImageCache {
   std::map<std::string, std::shared_ptr<Fetch>> fetches_;  // By reference.
   std::map<std::string, Entry> entries_;                   // By digest: the trees on disk.
   std::set<std::string> pulling_;                          // Digests being pulled.
-  std::map<std::string, std::string> pull_errors_;         // Digest -> why its last pull failed.
   // The fetches' threads; those whose fetch is done are joined by the next `Request`.
   std::list<std::pair<std::shared_ptr<Fetch>, std::thread>> threads_;
   uint64_t next_tmp_ = 0;

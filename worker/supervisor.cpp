@@ -347,43 +347,79 @@ void JobSupervisor::Launch(const api::Launch& launch) {
     } else {
       WriteState(ref);
       updates.push_back(MakeUpdate(ref));  // starting
-      JobLaunch jl;
-      jl.job = launch.job;
-      jl.attempt = launch.attempt;
-      jl.spec = launch.spec;
-      jl.gpus = launch.gpus;
-      jl.job_dir = fs::absolute(ref.dir).string();
-      jl.gsched_dir = jl.job_dir + "/job";
-      jl.identity = *identity;
-      jl.memory_limit_mib = MemoryLimitMib(launch);
-      jl.container_id = ContainerId(container_tag_, launch.job, launch.attempt);
+      JobLaunch jl = BuildJobLaunch(launch, ref.dir, *identity);
       ref.dir = jl.job_dir;
-      jl.max_log_bytes = config_.logs.max_bytes_per_stream;
-      bool container = runtime_->type() != config::RuntimeType::kProcess;
-      jl.env = BuildJobEnv(launch.spec, launch.env, launch.job, launch.attempt, launch.array_index,
-                           launch.gpus, container ? "/gsched" : jl.gsched_dir);
-      AddGangEnv(jl.env, launch, config_.name);
-      if (srun_installed_) {
-        jl.bin_dir = fs::absolute(config_.work_dir + "/bin").string();
-        jl.env["PATH"] =
-            (container ? std::string(kSrunMountPoint) : jl.bin_dir) + ":" + jl.env["PATH"];
-      }
-      bool pulled = images_ && !api::IsLocalImage(launch.spec.image);
-      if (!pulled) {
+      if (!images_ || api::IsLocalImage(launch.spec.image)) {
         StartAttempt(ref, jl, updates);
-      } else if (Status requested = images_->Request(launch.spec.image); !requested.ok()) {
-        Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
-               "cannot start: " + requested.ToString(), updates);
       } else {
-        // Started by `CheckImage` once the image is there.
-        ref.image_reference = launch.spec.image;
-        ref.waiting_launch = std::move(jl);
-        CheckImage(ref, clock_.Now(), updates);
+        // Kept for a restarted worker, which resumes the pull (`ResumePull`): the worker's own
+        // file, in its own directory.
+        Status kept = WriteFileAtomic(ref.dir + "/launch.json",
+                                      api::SerializeMessage(api::SchedulerMessage(launch)), 0600);
+        if (!kept.ok())
+          spdlog::warn("job {} attempt {}: {}", launch.job, launch.attempt, kept.ToString());
+        WaitForImage(ref, std::move(jl), updates);
       }
     }
     PublishRunning();
   }
   Emit(updates);
+}
+
+JobLaunch JobSupervisor::BuildJobLaunch(const api::Launch& launch, const std::string& dir,
+                                        const JobIdentity& identity) const {
+  JobLaunch jl;
+  jl.job = launch.job;
+  jl.attempt = launch.attempt;
+  jl.spec = launch.spec;
+  jl.gpus = launch.gpus;
+  jl.job_dir = fs::absolute(dir).string();
+  jl.gsched_dir = jl.job_dir + "/job";
+  jl.identity = identity;
+  jl.memory_limit_mib = MemoryLimitMib(launch);
+  jl.container_id = ContainerId(container_tag_, launch.job, launch.attempt);
+  jl.max_log_bytes = config_.logs.max_bytes_per_stream;
+  bool container = runtime_->type() != config::RuntimeType::kProcess;
+  jl.env = BuildJobEnv(launch.spec, launch.env, launch.job, launch.attempt, launch.array_index,
+                       launch.gpus, container ? "/gsched" : jl.gsched_dir);
+  AddGangEnv(jl.env, launch, config_.name);
+  if (srun_installed_) {
+    jl.bin_dir = fs::absolute(config_.work_dir + "/bin").string();
+    jl.env["PATH"] = (container ? std::string(kSrunMountPoint) : jl.bin_dir) + ":" + jl.env["PATH"];
+  }
+  return jl;
+}
+
+void JobSupervisor::WaitForImage(Attempt& a, JobLaunch jl, std::vector<api::JobUpdate>& updates) {
+  if (Status requested = images_->Request(jl.spec.image); !requested.ok()) {
+    Finish(a, api::JobState::kFailed, std::nullopt, std::nullopt,
+           "cannot start: " + requested.ToString(), updates);
+    return;
+  }
+  // Started by `CheckImage` once the image is there.
+  a.image_reference = jl.spec.image;
+  a.waiting_launch = std::move(jl);
+  CheckImage(a, clock_.Now(), updates);
+}
+
+bool JobSupervisor::ResumePull(Attempt& a, std::vector<api::JobUpdate>& updates) {
+  auto text = ReadRegularFile(a.dir + "/launch.json", 16 << 20);
+  if (!text.ok())
+    return false;
+  auto message = api::DecodeSchedulerMessage(*text);
+  const api::Launch* launch = message.ok() ? std::get_if<api::Launch>(&*message) : nullptr;
+  if (!launch || launch->job != a.job || launch->attempt != a.attempt ||
+      api::IsLocalImage(launch->spec.image))
+    return false;
+  spdlog::info("job {} attempt {}: resuming the pull of {}", a.job, a.attempt, launch->spec.image);
+  auto identity = identities_.Resolve(launch->user);
+  if (!identity.ok()) {
+    Finish(a, api::JobState::kFailed, std::nullopt, std::nullopt,
+           "cannot start: " + identity.status().message(), updates);
+    return true;
+  }
+  WaitForImage(a, BuildJobLaunch(*launch, a.dir, *identity), updates);
+  return true;
 }
 
 void JobSupervisor::StartAttempt(Attempt& a, const JobLaunch& jl,
@@ -679,10 +715,13 @@ void JobSupervisor::AdoptAll() {
           continue;
         }
         if (ref.handle.pid == 0) {
-          // The worker died between writing `starting` and the shim reporting a pid.
+          // The worker died between writing `starting` and the shim reporting a pid - or while
+          // the attempt waited for its image, whose pull goes on.
           if (auto h = runtime_->Adopt(ref.dir, ref.handle.container_id); h.ok()) {
             ref.handle = *h;
             ref.state = api::JobState::kRunning;
+          } else if (images_ && ResumePull(ref, updates)) {
+            continue;
           } else {
             Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
                    "the worker stopped while the job was starting", updates);

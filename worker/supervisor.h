@@ -23,7 +23,8 @@
 // update's message, "pulling image: 412 of 1,930 MiB", at most once a second) and starts the
 // attempt once the image is there, or fails it with the pull's error. Every update carries the
 // digest the attempt runs (`image_digest`), and `state.json` keeps it so that a restarted worker
-// still counts the running job as a user of that image.
+// still counts the running job as a user of that image. A restarted worker resumes the pulls its
+// predecessor had under way (from the attempt's `launch.json`).
 //
 // Threading: all public methods are thread-safe (one mutex). `Tick` does the periodic work (exit
 // files, time limits, grace deadlines, checkpoint mtimes); the owner calls it from one thread.
@@ -108,6 +109,14 @@ class JobSupervisor {
   void PublishRunning();
   // The job's memory limit: its request, else its share of the node.
   int64_t MemoryLimitMib(const api::Launch& launch) const;
+  // What the runtime needs to start `launch` in the attempt directory `dir`.
+  JobLaunch BuildJobLaunch(const api::Launch& launch, const std::string& dir,
+                           const JobIdentity& identity) const;
+  // Has the image cache fetch the attempt's OCI image; `CheckImage` starts it once it is there.
+  void WaitForImage(Attempt& a, JobLaunch jl, std::vector<api::JobUpdate>& updates);
+  // After a restart: an attempt that was waiting for its image (its `launch.json` kept) waits
+  // again; false when there is nothing to resume.
+  bool ResumePull(Attempt& a, std::vector<api::JobUpdate>& updates);
   // Starts an attempt whose launch is complete (its image, when pulled, in `jl.rootfs`).
   void StartAttempt(Attempt& a, const JobLaunch& jl, std::vector<api::JobUpdate>& updates);
   // An attempt waiting for its image: progress, failure, or the start once it is there.

@@ -433,6 +433,19 @@ TEST_F(ImageHangTest, AStartingJobShowsThePullAsItsReasonAndCanBeCancelled) {
   EXPECT_NE(show.out.find("pulling image: resolving the reference."), std::string::npos)
       << show.Text();
 
+  // kill -9 of the worker mid-pull: the new one resumes the pull rather than fail the attempt.
+  worker_->Crash();
+  worker_->Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return worker_->Log().find("job " + std::to_string(id) + " attempt 1: resuming the pull of " +
+                               hang_ + "/demo/busybox:1") != std::string::npos;
+  })) << Describe(id);
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = s_.Client(s_.admin_token())->Get("/v1/nodes");
+    return r.ok() && r->body.find(R"("state":"up")") != std::string::npos;
+  })) << Describe(id);
+  EXPECT_EQ(State(id), "starting") << Describe(id);
+
   CliResult cancel = Cli({"cancel", std::to_string(id)});
   EXPECT_EQ(cancel.code, 0) << cancel.Text();
   ASSERT_TRUE(WaitEnded(id)) << Describe(id);
