@@ -458,6 +458,8 @@ int Session::Show(const std::string& id, bool json_out) {
       why += " Estimated start: unknown.";
     row("Reason", why);
   }
+  if (j.state == api::JobState::kStarting && j.reason && !j.reason->message.empty())
+    row("Starting", Sentence(j.reason->message));
   if (j.array_job_id)
     row("Array", "element " + (j.array_index ? std::to_string(*j.array_index) : "?") + " of job " +
                      std::to_string(*j.array_job_id));
@@ -473,6 +475,8 @@ int Session::Show(const std::string& id, bool json_out) {
                    std::string(api::ToString(s.topology)) +
                    (s.requeue ? ", requeue" : ", no requeue"));
   row("Image", s.image);
+  if (!j.image_digest.empty())
+    row("Image digest", j.image_digest);
   std::string cmd = Join(s.command, " ");
   if (cmd.size() > 120 || cmd.find('\n') != std::string::npos) {
     std::string first = cmd.substr(0, std::min(cmd.find('\n'), size_t{100}));

@@ -198,14 +198,40 @@ WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& b
       else
         c.images.roots.push_back(p.string());
     }
+    // Each registry is "host[:port]" or {host: "host[:port]", insecure: bool}.
     YamlValue registries = m.Get("registries");
-    for (const std::string& r :
-         registries.StringList(256, 255).value_or(std::vector<std::string>{})) {
-      if (r.empty() || r.find_first_of("/ @") != std::string::npos)
-        diag->Add(registries.path(), "'" + r + "' must be a registry host[:port]");
+    std::vector<YamlValue> items = registries.List(256);
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::optional<std::string> host;
+      bool insecure = false;
+      std::string path = registries.path() + "[" + std::to_string(i) + "]";
+      if (items[i].node().IsMap()) {
+        YamlMap entry = items[i].Map();
+        host = entry.Required("host").String(255);
+        insecure = entry.Bool("insecure", false);
+        path += ".host";
+      } else {
+        host = items[i].String(255);
+      }
+      if (!host)
+        continue;
+      if (host->empty() || host->find_first_of("/ @") != std::string::npos)
+        diag->Add(path, "'" + *host + "' must be a registry host[:port]");
+      else if (std::find(c.images.registries.begin(), c.images.registries.end(), *host) !=
+               c.images.registries.end())
+        diag->Add(path, "'" + *host + "' is listed twice");
       else
-        c.images.registries.push_back(r);
+        c.images.registries.push_back(*host);
+      if (insecure)
+        c.images.insecure_registries.push_back(*host);
     }
+    c.images.credentials_file = ResolveRelativePath(m.String("credentials_file", ""), base_dir);
+    c.images.cache_dir = ResolveRelativePath(m.String("cache_dir", ""), base_dir);
+    c.images.cache_max_bytes = m.Get("cache_max_bytes")
+                                   .SizeBytes(int64_t{1} << 20, int64_t{1} << 50)
+                                   .value_or(c.images.cache_max_bytes);
+    c.images.pull_timeout =
+        m.Dur("pull_timeout", c.images.pull_timeout, Seconds(1), Seconds(24 * 3600));
   }
   c.network = root.Get("network").Enum<NetworkMode>(kNetworkModeNames).value_or(c.network);
   if (auto address = root.Get("address").String(253)) {

@@ -16,7 +16,8 @@
 //   - `name` may be empty: the caller substitutes the host name;
 //   - `identity.min_uid >= 1`; a pool's ids lie at or above `min_uid` and below 2^32 - 1;
 //     `identity.map_file` is set in `map` mode;
-//   - `images.roots` are absolute, normalised and never `/`; registries are `host[:port]`.
+//   - `images.roots` are absolute, normalised and never `/`; registries are `host[:port]`, and
+//     `images.insecure_registries` is a subset of them.
 //
 // Threading: the loaders are reentrant (no globals); a loaded config is a plain value, safe to
 // share as `const` between threads.
@@ -85,6 +86,19 @@ struct ImagesConfig {
   std::vector<std::string> roots;
   // OCI references only from these registries ("host[:port]").
   std::vector<std::string> registries;
+  // Those of `registries` spoken to over plain http without TLS (tests and labs only).
+  std::vector<std::string> insecure_registries;
+  // Credentials per registry for pulls by runc/crun: a containers-auth.json file
+  // (`{"auths": {"host:port": {"auth": "<base64 user:password>"}}}`) that must belong to the
+  // worker's user and be readable by no one else (mode 0600). Empty: anonymous pulls. Never
+  // passed to a job, a command line or a log.
+  std::string credentials_file;
+  // The node's image cache for runc/crun: one unpacked tree per digest. Empty: `work_dir/images`.
+  std::string cache_dir;
+  // The cache's size cap: beyond it the least recently used images no job runs from are removed.
+  int64_t cache_max_bytes = int64_t{50} << 30;
+  // How long one pull (resolve, download, unpack) may take before it fails.
+  Duration pull_timeout = Seconds(1800);
 };
 
 // A job's network: the host's (NCCL over InfiniBand) or none (loopback only).

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -13,6 +15,12 @@
 namespace gsched::worker {
 
 Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, size_t max_bytes) {
+  return RunCommandOutput(argv, CommandOptions{kCommandTimeout, max_bytes, nullptr});
+}
+
+Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv,
+                                       const CommandOptions& options) {
+  const size_t max_bytes = options.max_bytes;
   if (argv.empty())
     return Status::InvalidArgument("empty command");
   int out_pipe[2];
@@ -28,6 +36,7 @@ Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, siz
   for (const auto& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]})
@@ -36,6 +45,10 @@ Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, siz
   }
   if (pid == 0) {
     setpgid(0, 0);  // Its own group: a command that outlives its deadline goes with its children.
+    // A worker killed while a command runs (a pull can take minutes) takes the command with it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0)
       dup2(devnull, 0);
@@ -55,20 +68,26 @@ Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, siz
   char buf[8192];
   // A hung runtime must not hang the supervisor that waits for it: past the deadline the
   // command's group is killed.
-  const auto deadline = std::chrono::steady_clock::now() + kCommandTimeout;
+  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
   bool timed_out = false;
+  bool cancelled = false;
   while (open_fds > 0) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
+    cancelled = options.cancel != nullptr && options.cancel->load();
+    if (left.count() <= 0 || cancelled) {
+      timed_out = !cancelled;
       kill(-pid, SIGKILL);
       for (auto& f : fds)
         if (f.fd >= 0)
           close(f.fd);
       break;
     }
-    if (poll(fds, 2, static_cast<int>(left.count())) < 0) {
+    // With a cancel flag, look at it at least every 100 ms.
+    int wait_ms = static_cast<int>(left.count());
+    if (options.cancel != nullptr)
+      wait_ms = std::min(wait_ms, 100);
+    if (poll(fds, 2, wait_ms) < 0) {
       if (errno == EINTR)
         continue;
       break;
@@ -94,9 +113,11 @@ Result<CommandOutput> RunCommandOutput(const std::vector<std::string>& argv, siz
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (cancelled)
+    return Status::Unavailable(argv[0] + ": cancelled (the worker is stopping)");
   if (timed_out)
     return Status::Unavailable(argv[0] + ": no answer within " +
-                               std::to_string(kCommandTimeout.count()) + " s; killed");
+                               std::to_string(options.timeout.count() / 1000) + " s; killed");
   if (too_big)
     return Status::ResourceExhausted(argv[0] + ": output larger than " + std::to_string(max_bytes) +
                                      " bytes");

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -222,6 +223,18 @@ int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_f
   spdlog::info("{}", IdentityResolver(cfg.identity, "").Describe());
   if (cfg.images.roots.empty() && cfg.runtime.type != config::RuntimeType::kProcess)
     spdlog::warn("images.roots is empty: no job can run from a local root file system");
+  for (const std::string& r : cfg.images.insecure_registries)
+    spdlog::warn("images.registries: {} is insecure: images come over plain http, unverified", r);
+  if (!cfg.images.credentials_file.empty()) {
+    // Checked again at every pull; said here so that a misconfigured node shows at once.
+    struct stat st {};
+    if (::lstat(cfg.images.credentials_file.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != geteuid() || (st.st_mode & 077) != 0)
+      spdlog::warn(
+          "images.credentials_file {} is missing or not a mode 0600 file of this user: pulls "
+          "will fail",
+          cfg.images.credentials_file);
+  }
   std::atomic<WorkerAgent*> agent_ptr{nullptr};
   auto runtime = MakeRuntime(cfg.runtime, SelfExe(), PolicyFromConfig(cfg));
   auto supervisor = std::make_unique<JobSupervisor>(cfg, std::move(runtime), clock,

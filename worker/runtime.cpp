@@ -155,12 +155,17 @@ class OciRuntime final : public ContainerRuntime {
     return false;
   }
   Result<std::vector<std::string>> Command(const JobLaunch& launch) override {
-    if (!api::IsLocalImage(launch.spec.image))
-      return Status::InvalidArgument(
-          "image \"" + launch.spec.image + "\" is an OCI reference: " + Binary() +
-              " on this node runs only root file systems under images.roots",
-          "image");
-    ASSIGN_OR_RETURN(std::string rootfs, ResolveImageRoot(launch.spec.image, policy_.images.roots));
+    std::string rootfs;
+    if (api::IsLocalImage(launch.spec.image)) {
+      ASSIGN_OR_RETURN(rootfs, ResolveImageRoot(launch.spec.image, policy_.images.roots));
+    } else {
+      // An OCI reference: the supervisor had the image cache pull it.
+      RETURN_IF_ERROR(CheckImageRegistry(launch.spec.image, policy_.images.registries));
+      if (launch.rootfs.empty())
+        return Status::InvalidArgument(
+            "image \"" + launch.spec.image + "\" is an OCI reference that was not pulled", "image");
+      rootfs = launch.rootfs;
+    }
     if (launch.spec.command.empty())
       return Status::InvalidArgument("the job has no command", "command");
     std::vector<std::string> devices;

@@ -61,6 +61,9 @@ struct JobLaunch {
   // The worker's directory of job tools (`srun`): mounted read-only at `kSrunMountPoint` in
   // containers; empty: none.
   std::string bin_dir;
+  // For runc/crun when `spec.image` is an OCI reference: the cached tree of its digest
+  // (`ImageCache`), made by the worker. Empty otherwise.
+  std::string rootfs;
   // Whom the job runs as.
   JobIdentity identity;
   // The job's memory limit: its request, else its share of the node; 0: none (process runtime).

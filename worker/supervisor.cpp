@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "scheduler/api/image.h"
 #include "worker/job_files.h"
 #include "worker/srun.h"
 
@@ -40,6 +41,14 @@ struct JobSupervisor::Attempt {
   std::optional<std::string> signal;
   std::string message;
   bool reported = false;
+  // An OCI image for runc/crun: the reference while the attempt waits for it (with the launch to
+  // start once it is there), and the digest it runs.
+  std::string image_reference;
+  std::optional<JobLaunch> waiting_launch;
+  std::string image_digest;
+  bool image_acquired = false;  // Holds a use of `image_digest` in the cache.
+  std::string pull_message;
+  std::optional<Timestamp> pull_message_time;
 };
 
 namespace {
@@ -56,7 +65,8 @@ api::JobUpdate MakeUpdate(const JobSupervisor::Attempt& a) {
   u.state = a.state;
   u.exit_code = a.exit_code;
   u.signal = a.signal;
-  u.message = a.message;
+  u.message = a.state == api::JobState::kStarting ? a.pull_message : a.message;
+  u.image_digest = a.image_digest;
   return u;
 }
 }  // namespace
@@ -194,6 +204,8 @@ JobSupervisor::JobSupervisor(const config::WorkerConfig& config,
   srun_installed_ = st.ok();
   if (!st.ok())
     spdlog::warn("srun is not available to jobs: {}", st.ToString());
+  if (runtime_->type() != config::RuntimeType::kProcess)
+    images_ = std::make_unique<ImageCache>(ImageCacheConfigFrom(config_));
 }
 
 void JobSupervisor::SetNodeCapacity(int64_t memory_mib, int32_t gpus) {
@@ -250,6 +262,8 @@ void JobSupervisor::WriteState(const Attempt& a) const {
     o["checkpoint_mtime_ns"] = *a.checkpoint_mtime_ns;
   if (a.signal)
     o["signal"] = *a.signal;
+  if (!a.image_digest.empty())
+    o["image_digest"] = a.image_digest;
   if (Status st = WriteFileAtomic(a.dir + "/state.json", json::serialize(o) + "\n", 0600); !st.ok())
     spdlog::error("cannot write the state of job {} attempt {}: {}", a.job, a.attempt,
                   st.ToString());
@@ -265,6 +279,12 @@ void JobSupervisor::Finish(Attempt& a, api::JobState state, std::optional<int32_
   a.kill_deadline.reset();
   if (!a.handle.container_id.empty())
     runtime_->Cleanup(a.handle);
+  if (images_ && a.waiting_launch)
+    images_->Abandon(a.image_reference);
+  a.waiting_launch.reset();
+  if (images_ && a.image_acquired)
+    images_->Release(a.image_digest);
+  a.image_acquired = false;
   WriteState(a);
   out.push_back(MakeUpdate(a));
 }
@@ -327,41 +347,138 @@ void JobSupervisor::Launch(const api::Launch& launch) {
     } else {
       WriteState(ref);
       updates.push_back(MakeUpdate(ref));  // starting
-      JobLaunch jl;
-      jl.job = launch.job;
-      jl.attempt = launch.attempt;
-      jl.spec = launch.spec;
-      jl.gpus = launch.gpus;
-      jl.job_dir = fs::absolute(ref.dir).string();
-      jl.gsched_dir = jl.job_dir + "/job";
-      jl.identity = *identity;
-      jl.memory_limit_mib = MemoryLimitMib(launch);
-      jl.container_id = ContainerId(container_tag_, launch.job, launch.attempt);
+      JobLaunch jl = BuildJobLaunch(launch, ref.dir, *identity);
       ref.dir = jl.job_dir;
-      jl.max_log_bytes = config_.logs.max_bytes_per_stream;
-      bool container = runtime_->type() != config::RuntimeType::kProcess;
-      jl.env = BuildJobEnv(launch.spec, launch.env, launch.job, launch.attempt, launch.array_index,
-                           launch.gpus, container ? "/gsched" : jl.gsched_dir);
-      AddGangEnv(jl.env, launch, config_.name);
-      if (srun_installed_) {
-        jl.bin_dir = fs::absolute(config_.work_dir + "/bin").string();
-        jl.env["PATH"] =
-            (container ? std::string(kSrunMountPoint) : jl.bin_dir) + ":" + jl.env["PATH"];
-      }
-      auto handle = runtime_->Start(jl);
-      if (!handle.ok()) {
-        Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
-               "cannot start: " + handle.status().ToString(), updates);
+      if (!images_ || api::IsLocalImage(launch.spec.image)) {
+        StartAttempt(ref, jl, updates);
       } else {
-        ref.handle = *handle;
-        ref.state = api::JobState::kRunning;
-        WriteState(ref);
-        updates.push_back(MakeUpdate(ref));
+        // Kept for a restarted worker, which resumes the pull (`ResumePull`): the worker's own
+        // file, in its own directory.
+        Status kept = WriteFileAtomic(ref.dir + "/launch.json",
+                                      api::SerializeMessage(api::SchedulerMessage(launch)), 0600);
+        if (!kept.ok())
+          spdlog::warn("job {} attempt {}: {}", launch.job, launch.attempt, kept.ToString());
+        WaitForImage(ref, std::move(jl), updates);
       }
     }
     PublishRunning();
   }
   Emit(updates);
+}
+
+JobLaunch JobSupervisor::BuildJobLaunch(const api::Launch& launch, const std::string& dir,
+                                        const JobIdentity& identity) const {
+  JobLaunch jl;
+  jl.job = launch.job;
+  jl.attempt = launch.attempt;
+  jl.spec = launch.spec;
+  jl.gpus = launch.gpus;
+  jl.job_dir = fs::absolute(dir).string();
+  jl.gsched_dir = jl.job_dir + "/job";
+  jl.identity = identity;
+  jl.memory_limit_mib = MemoryLimitMib(launch);
+  jl.container_id = ContainerId(container_tag_, launch.job, launch.attempt);
+  jl.max_log_bytes = config_.logs.max_bytes_per_stream;
+  bool container = runtime_->type() != config::RuntimeType::kProcess;
+  jl.env = BuildJobEnv(launch.spec, launch.env, launch.job, launch.attempt, launch.array_index,
+                       launch.gpus, container ? "/gsched" : jl.gsched_dir);
+  AddGangEnv(jl.env, launch, config_.name);
+  if (srun_installed_) {
+    jl.bin_dir = fs::absolute(config_.work_dir + "/bin").string();
+    jl.env["PATH"] = (container ? std::string(kSrunMountPoint) : jl.bin_dir) + ":" + jl.env["PATH"];
+  }
+  return jl;
+}
+
+void JobSupervisor::WaitForImage(Attempt& a, JobLaunch jl, std::vector<api::JobUpdate>& updates) {
+  if (Status requested = images_->Request(jl.spec.image); !requested.ok()) {
+    Finish(a, api::JobState::kFailed, std::nullopt, std::nullopt,
+           "cannot start: " + requested.ToString(), updates);
+    return;
+  }
+  // Started by `CheckImage` once the image is there.
+  a.image_reference = jl.spec.image;
+  a.waiting_launch = std::move(jl);
+  CheckImage(a, clock_.Now(), updates);
+}
+
+bool JobSupervisor::ResumePull(Attempt& a, std::vector<api::JobUpdate>& updates) {
+  auto text = ReadRegularFile(a.dir + "/launch.json", 16 << 20);
+  if (!text.ok())
+    return false;
+  auto message = api::DecodeSchedulerMessage(*text);
+  const api::Launch* launch = message.ok() ? std::get_if<api::Launch>(&*message) : nullptr;
+  if (!launch || launch->job != a.job || launch->attempt != a.attempt ||
+      api::IsLocalImage(launch->spec.image))
+    return false;
+  spdlog::info("job {} attempt {}: resuming the pull of {}", a.job, a.attempt, launch->spec.image);
+  auto identity = identities_.Resolve(launch->user);
+  if (!identity.ok()) {
+    Finish(a, api::JobState::kFailed, std::nullopt, std::nullopt,
+           "cannot start: " + identity.status().message(), updates);
+    return true;
+  }
+  WaitForImage(a, BuildJobLaunch(*launch, a.dir, *identity), updates);
+  return true;
+}
+
+void JobSupervisor::StartAttempt(Attempt& a, const JobLaunch& jl,
+                                 std::vector<api::JobUpdate>& updates) {
+  auto handle = runtime_->Start(jl);
+  if (!handle.ok()) {
+    Finish(a, api::JobState::kFailed, std::nullopt, std::nullopt,
+           "cannot start: " + handle.status().ToString(), updates);
+    return;
+  }
+  a.handle = *handle;
+  a.state = api::JobState::kRunning;
+  WriteState(a);
+  updates.push_back(MakeUpdate(a));
+}
+
+void JobSupervisor::CheckImage(Attempt& a, Timestamp now, std::vector<api::JobUpdate>& updates) {
+  if (a.kill_state) {
+    // Killed (cancelled, preempted, timed out) before its image came: nothing ran.
+    Finish(a, *a.kill_state, std::nullopt, std::nullopt,
+           a.kill_message.empty() ? "killed while its image was pulled" : a.kill_message, updates);
+    return;
+  }
+  ImageState image = images_->Acquire(a.image_reference);
+  if (!image.digest.empty() && image.digest != a.image_digest) {
+    a.image_digest = image.digest;
+    WriteState(a);
+  }
+  switch (image.phase) {
+    case ImageState::Phase::kFailed:
+      Finish(a, api::JobState::kFailed, std::nullopt, std::nullopt,
+             "cannot start: pulling image " + a.image_reference + ": " + image.error, updates);
+      return;
+    case ImageState::Phase::kReady: {
+      JobLaunch jl = std::move(*a.waiting_launch);
+      a.waiting_launch.reset();
+      a.pull_message.clear();
+      if (image.rootfs.empty()) {
+        // podman/docker pull for themselves: they get the reference pinned to the digest that
+        // is recorded, so what runs is what the job says ran.
+        jl.spec.image = image.pinned;
+      } else {
+        a.image_acquired = true;
+        jl.rootfs = image.rootfs;
+      }
+      StartAttempt(a, jl, updates);
+      return;
+    }
+    case ImageState::Phase::kPulling:
+      break;
+  }
+  // Progress, at most once a second: every update becomes an event for the job's watchers.
+  std::string message = PullProgressMessage(image);
+  if (message != a.pull_message &&
+      (!a.pull_message_time || now - *a.pull_message_time >= Seconds(1))) {
+    a.pull_message = std::move(message);
+    a.pull_message_time = now;
+    updates.push_back(MakeUpdate(a));
+  }
 }
 
 void JobSupervisor::StartKill(Attempt& a, int32_t grace_s, api::JobState final_state,
@@ -417,6 +534,10 @@ void JobSupervisor::KillAll(int32_t grace_s, const std::string& reason) {
 }
 
 void JobSupervisor::Check(Attempt& a, Timestamp now, std::vector<api::JobUpdate>& updates) {
+  if (!api::IsTerminal(a.state) && a.waiting_launch) {
+    CheckImage(a, now, updates);
+    return;
+  }
   if (api::IsTerminal(a.state) || a.handle.pid == 0)
     return;
   PollResult poll = runtime_->Poll(a.handle);
@@ -577,6 +698,9 @@ void JobSupervisor::AdoptAll() {
           a->exit_code = static_cast<int32_t>(num("exit_code"));
         if (o.contains("signal"))
           a->signal = str("signal");
+        a->image_digest = str("image_digest");
+        if (!a->image_digest.empty() && !api::IsImageDigest(a->image_digest))
+          a->image_digest.clear();
         auto key = std::make_pair(a->job, a->attempt);
         if (attempts_.contains(key))
           continue;
@@ -591,16 +715,22 @@ void JobSupervisor::AdoptAll() {
           continue;
         }
         if (ref.handle.pid == 0) {
-          // The worker died between writing `starting` and the shim reporting a pid.
+          // The worker died between writing `starting` and the shim reporting a pid - or while
+          // the attempt waited for its image, whose pull goes on.
           if (auto h = runtime_->Adopt(ref.dir, ref.handle.container_id); h.ok()) {
             ref.handle = *h;
             ref.state = api::JobState::kRunning;
+          } else if (images_ && ResumePull(ref, updates)) {
+            continue;
           } else {
             Finish(ref, api::JobState::kFailed, std::nullopt, std::nullopt,
                    "the worker stopped while the job was starting", updates);
             continue;
           }
         }
+        // A running job from a pulled image keeps that image in the cache.
+        if (images_ && !ref.image_digest.empty())
+          ref.image_acquired = images_->Adopt(ref.image_digest);
         spdlog::info("adopted job {} attempt {} (pid {})", ref.job, ref.attempt, ref.handle.pid);
         Check(ref, clock_.Now(), updates);
       }

@@ -18,6 +18,14 @@
 // state `timeout`. `Kill{grace_s, reason}`: checkpoint signal, grace, SIGKILL, state `preempted`
 // when the reason says preempt, else `cancelled`.
 //
+// Images: with runc/crun, an attempt whose image is an OCI reference stays `starting` while the
+// node's `ImageCache` pulls it; each tick asks the cache how far it got (sent as the `starting`
+// update's message, "pulling image: 412 of 1,930 MiB", at most once a second) and starts the
+// attempt once the image is there, or fails it with the pull's error. Every update carries the
+// digest the attempt runs (`image_digest`), and `state.json` keeps it so that a restarted worker
+// still counts the running job as a user of that image. A restarted worker resumes the pulls its
+// predecessor had under way (from the attempt's `launch.json`).
+//
 // Threading: all public methods are thread-safe (one mutex). `Tick` does the periodic work (exit
 // files, time limits, grace deadlines, checkpoint mtimes); the owner calls it from one thread.
 // Updates are delivered through the sink outside the lock.
@@ -35,6 +43,7 @@
 #include "scheduler/api/worker_messages.h"
 #include "scheduler/common/clock.h"
 #include "worker/identity.h"
+#include "worker/image_cache.h"
 #include "worker/runtime.h"
 
 namespace gsched::worker {
@@ -74,6 +83,9 @@ class JobSupervisor {
   // The attempt's terminal update was sent: remember it across restarts.
   void MarkReported(uint64_t job, uint32_t attempt);
 
+  // The node's image cache (runc/crun), or null.
+  ImageCache* images() { return images_.get(); }
+
   // Attempts not yet ended (starting or running).
   std::vector<api::RunningAttempt> Running() const;
   // The directory of an attempt.
@@ -97,6 +109,18 @@ class JobSupervisor {
   void PublishRunning();
   // The job's memory limit: its request, else its share of the node.
   int64_t MemoryLimitMib(const api::Launch& launch) const;
+  // What the runtime needs to start `launch` in the attempt directory `dir`.
+  JobLaunch BuildJobLaunch(const api::Launch& launch, const std::string& dir,
+                           const JobIdentity& identity) const;
+  // Has the image cache fetch the attempt's OCI image; `CheckImage` starts it once it is there.
+  void WaitForImage(Attempt& a, JobLaunch jl, std::vector<api::JobUpdate>& updates);
+  // After a restart: an attempt that was waiting for its image (its `launch.json` kept) waits
+  // again; false when there is nothing to resume.
+  bool ResumePull(Attempt& a, std::vector<api::JobUpdate>& updates);
+  // Starts an attempt whose launch is complete (its image, when pulled, in `jl.rootfs`).
+  void StartAttempt(Attempt& a, const JobLaunch& jl, std::vector<api::JobUpdate>& updates);
+  // An attempt waiting for its image: progress, failure, or the start once it is there.
+  void CheckImage(Attempt& a, Timestamp now, std::vector<api::JobUpdate>& updates);
 
   const config::WorkerConfig& config_;
   std::unique_ptr<ContainerRuntime> runtime_;
@@ -104,6 +128,8 @@ class JobSupervisor {
   UpdateSink sink_;
   const std::string container_tag_;  // `WorkerTag` of the work dir: part of container names.
   IdentityResolver identities_;
+  // runc/crun only: where OCI references are pulled to.
+  std::unique_ptr<ImageCache> images_;
   bool srun_installed_ = false;
   mutable std::mutex mu_;
   int64_t node_memory_mib_ = 0;

@@ -24,6 +24,7 @@ using internal::DecodeMapOf;
 using internal::DecodeNvlinkPairs;
 using internal::Enum;
 using internal::Fields;
+using internal::ImageDigest;
 using internal::IntIn;
 using internal::NumberIn;
 using internal::NumberValue;
@@ -357,6 +358,7 @@ Result<Job> DecodeJob(const json::value& v) {
   ASSIGN_OR_RETURN(j.held_by, f.OrDefault("held_by", StringOf(0, 64, Charset::kUser), ""));
   ASSIGN_OR_RETURN(j.held_by_role, f.Optional("held_by_role", Enum<Role>));
   ASSIGN_OR_RETURN(j.priority, f.OrDefault("priority", NumberIn(-1e300, 1e300), 0.0));
+  ASSIGN_OR_RETURN(j.image_digest, f.OrDefault("image_digest", ImageDigest, ""));
   ASSIGN_OR_RETURN(j.attempts, f.OrDefault("attempts",
                                            [](const json::value& x) {
                                              return DecodeArrayOf(x, 100'000, DecodeAttemptRecord);
@@ -691,6 +693,8 @@ json::value Encode(const Job& j) {
   if (j.held_by_role)
     o.emplace("held_by_role", ToString(*j.held_by_role));
   o.emplace("priority", NumberValue(j.priority));
+  if (!j.image_digest.empty())
+    o.emplace("image_digest", j.image_digest);
   json::array attempts;
   attempts.reserve(j.attempts.size());
   for (const AttemptRecord& a : j.attempts)

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "scheduler/api/image.h"
 #include "scheduler/common/quantity.h"
 
 namespace gsched::api::internal {
@@ -263,6 +264,13 @@ Result<std::string> DecodeString(const json::value& v, const StringRule& rule) {
   std::string_view sv(s->data(), s->size());
   RETURN_IF_ERROR(CheckString(sv, rule));
   return std::string(sv);
+}
+
+Result<std::string> ImageDigest(const json::value& v) {
+  const json::string* s = v.if_string();
+  if (s == nullptr || !IsImageDigest(std::string_view(s->data(), s->size())))
+    return Status::InvalidArgument("must be \"sha256:\" and 64 lowercase hex digits");
+  return std::string(s->data(), s->size());
 }
 
 Result<Timestamp> DecodeTime(const json::value& v) {

@@ -120,6 +120,8 @@ template <typename E>
 Result<E> Enum(const json::value& v) {
   return DecodeEnum<E>(v);
 }
+// An image digest, "sha256:" and 64 lowercase hex digits (`IsImageDigest`).
+Result<std::string> ImageDigest(const json::value& v);
 
 template <typename R>
 struct ResultValue;

@@ -57,6 +57,9 @@ enum class ReasonCode : uint8_t {
   kReservation,
   kNodeHealth,
   kUserLimit,
+  // Not a pending reason: a `starting` job whose worker is pulling its image ("pulling image:
+  // 412 of 1,930 MiB").
+  kImagePull,
 };
 
 template <typename E>
@@ -79,7 +82,7 @@ GSCHED_ENUM_NAMES(Role, "user", "coordinator", "admin", "worker");
 GSCHED_ENUM_NAMES(BudgetExhaustedPolicy, "preemptible", "hold");
 GSCHED_ENUM_NAMES(ReasonCode, "dependency", "held", "budget", "quota", "borrow_limit", "resources",
                   "fragmentation", "topology", "priority", "reservation", "node_health",
-                  "user_limit");
+                  "user_limit", "image_pull");
 
 #undef GSCHED_ENUM_NAMES
 

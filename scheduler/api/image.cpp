@@ -81,6 +81,15 @@ std::string ImageReference::ToString() const {
   return out;
 }
 
+bool IsImageDigest(std::string_view digest) {
+  if (!digest.starts_with("sha256:") || digest.size() != 7 + 64)
+    return false;
+  for (char c : digest.substr(7))
+    if (!IsHex(c))
+      return false;
+  return true;
+}
+
 Result<ImageReference> ParseImageReference(std::string_view image) {
   if (image.empty())
     return Status::InvalidArgument("must not be empty", "image");
@@ -90,12 +99,9 @@ Result<ImageReference> ParseImageReference(std::string_view image) {
   std::string_view rest = image;
   if (size_t at = rest.find('@'); at != std::string_view::npos) {
     std::string_view digest = rest.substr(at + 1);
-    if (!digest.starts_with("sha256:") || digest.size() != 7 + 64)
-      return Status::InvalidArgument("a digest must be sha256: and 64 hex digits", "image");
-    for (char c : digest.substr(7))
-      if (!IsHex(c))
-        return Status::InvalidArgument("a digest must be sha256: and 64 lowercase hex digits",
-                                       "image");
+    if (!IsImageDigest(digest))
+      return Status::InvalidArgument("a digest must be sha256: and 64 lowercase hex digits",
+                                     "image");
     ref.digest = std::string(digest);
     rest = rest.substr(0, at);
   }

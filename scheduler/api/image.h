@@ -36,6 +36,10 @@ struct ImageReference {
 // Parses an OCI reference; an error says what is wrong with it.
 Result<ImageReference> ParseImageReference(std::string_view image);
 
+// Whether `digest` is "sha256:" and 64 lowercase hex digits: the only digest an image is pinned
+// and recorded by (`Job::image_digest`).
+bool IsImageDigest(std::string_view digest);
+
 // Whether `image` names a local root file system (an absolute path) rather than a reference.
 inline bool IsLocalImage(std::string_view image) {
   return image.starts_with('/');

@@ -133,6 +133,10 @@ struct Job {
   double priority = 0;  // Informative: the last computed priority.
   std::vector<AttemptRecord> attempts;
   std::optional<Rendezvous> rendezvous;  // While an attempt is starting or running.
+  // The image that ran, by digest ("sha256:..."), as the worker of the last attempt resolved
+  // `spec.image`; empty while unknown (pending, a local root file system, an older worker).
+  // Submitting `image@<digest>` repeats that run exactly.
+  std::string image_digest;
 
   friend bool operator==(const Job&, const Job&) = default;
 };

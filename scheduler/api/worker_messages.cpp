@@ -21,6 +21,7 @@ using internal::DecodeArrayOf;
 using internal::DecodeMapOf;
 using internal::Enum;
 using internal::Fields;
+using internal::ImageDigest;
 using internal::IntIn;
 using internal::OptionalTime;
 using internal::StringArray;
@@ -139,6 +140,7 @@ Result<JobUpdate> DecodeJobUpdate(const Fields& f) {
   ASSIGN_OR_RETURN(u.signal, f.Optional("signal", StringOf(1, 32, Charset::kName)));
   ASSIGN_OR_RETURN(u.message, f.OrDefault("message", Message(), ""));
   ASSIGN_OR_RETURN(u.checkpoint_time, f.Optional("checkpoint_time", Time));
+  ASSIGN_OR_RETURN(u.image_digest, f.OrDefault("image_digest", ImageDigest, ""));
   return u;
 }
 
@@ -316,6 +318,8 @@ json::value Encode(const JobUpdate& u) {
   o.emplace("signal", OptionalValue(u.signal));
   o.emplace("message", u.message);
   o.emplace("checkpoint_time", OptionalTime(u.checkpoint_time));
+  if (!u.image_digest.empty())
+    o.emplace("image_digest", u.image_digest);
   return o;
 }
 

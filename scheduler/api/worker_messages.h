@@ -87,8 +87,13 @@ struct JobUpdate {
   JobState state = JobState::kRunning;
   std::optional<int32_t> exit_code;
   std::optional<std::string> signal;  // "SIGKILL" when a signal ended the job.
+  // While `starting`: what the worker is doing (pulling the image, with progress), shown as the
+  // job's reason. Otherwise how the attempt ended.
   std::string message;
   std::optional<Timestamp> checkpoint_time;
+  // The digest of the image the attempt runs ("sha256:..."), once the worker resolved it; empty
+  // for local root file systems.
+  std::string image_digest;
 
   friend bool operator==(const JobUpdate&, const JobUpdate&) = default;
 };

@@ -801,6 +801,12 @@ Result<api::Job> ClusterState::GetJob(const Principal& who, uint64_t id,
 
 api::Job ClusterState::WithReason(const api::Job& job) const {
   api::Job out = job;
+  if (job.state == JobState::kStarting) {
+    auto rec = jobs_.find(job.id);
+    if (rec != jobs_.end() && !rec->second.starting_message.empty())
+      out.reason = api::Reason{api::ReasonCode::kImagePull, rec->second.starting_message, {}, {}};
+    return out;
+  }
   if (job.state != JobState::kPending)
     return out;
   auto it = std::lower_bound(
@@ -1196,6 +1202,7 @@ void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_st
                                  std::optional<std::string> signal, std::string message) {
   Timestamp now = clock_.Now();
   uint64_t id = rec.job.id;
+  rec.starting_message.clear();
   ReleaseAllocation(rec);
   for (const auto& a : rec.job.allocation) {
     auto n = nodes_.find(a.node);
@@ -1379,16 +1386,32 @@ Result<Change> ClusterState::WorkerJobUpdate(const std::string& node, const api:
   JobRecord& rec = it->second;
   if (u.checkpoint_time)
     rec.last_checkpoint = u.checkpoint_time;
+  // The image that runs, as the worker resolved it: recorded with the next write of the job.
+  bool digest_changed = !u.image_digest.empty() && u.image_digest != rec.job.image_digest;
+  if (digest_changed)
+    rec.job.image_digest = u.image_digest;
   switch (u.state) {
     case JobState::kPending:
       return Status::InvalidArgument("a worker cannot report 'pending'", "state");
     case JobState::kStarting:
+      if (rec.job.state == JobState::kStarting && u.message != rec.starting_message) {
+        rec.starting_message = u.message;
+        if (!u.message.empty()) {
+          json::object data = JobEventData(rec.job);
+          data["code"] = std::string(api::ToString(api::ReasonCode::kImagePull));
+          data["message"] = u.message;
+          change.ephemeral.push_back(EphemeralEvent("job.reason", std::move(data)));
+        }
+      }
+      if (digest_changed)
+        PersistJob(change, rec);
       return change;
     case JobState::kRunning:
+      rec.starting_message.clear();
       if (rec.job.state == JobState::kStarting) {
         SetJobState(change, rec, JobState::kRunning, "");
         PersistJob(change, rec);
-      } else if (u.checkpoint_time) {
+      } else if (u.checkpoint_time || digest_changed) {
         PersistJob(change, rec);
       }
       return change;

@@ -90,6 +90,9 @@ struct JobRecord {
   std::string terminating_reason;
   // Parts of the current attempt that ended while others run (persisted with the job).
   GangProgress gang;
+  // While `starting`: what the worker last said it is doing (pulling the image, with progress),
+  // the job's reason until it runs. Memory only: progress is no reason to write.
+  std::string starting_message;
 };
 
 // One row of `GET /v1/usage`: normalised GPU-hours (GPU-hours x the type's cost, preempted

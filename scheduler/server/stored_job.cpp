@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "scheduler/api/codec.h"
+#include "scheduler/api/image.h"
 #include "scheduler/state/store.h"
 
 namespace gsched::server {
@@ -378,6 +379,9 @@ Result<StoredJobRecord> DecodeBinary(std::string_view key, std::string_view valu
       e.message = r.Str("gang.failure.message");
       return e;
     });
+    j.image_digest = r.Str("image_digest");
+    if (!r.failed() && !j.image_digest.empty() && !api::IsImageDigest(j.image_digest))
+      r.Fail("image_digest", "not sha256: and 64 lowercase hex digits");
   }
   if (!r.failed() && !r.at_end())
     r.Fail("end", "bytes after the record");
@@ -526,6 +530,7 @@ std::string EncodeStoredJob(const api::Job& j, std::optional<Timestamp> checkpoi
     w.Optional(e.signal, [&](const std::string& v) { w.Str(v); });
     w.Str(e.message);
   });
+  w.Str(j.image_digest);
   return w.Take();
 }
 

@@ -10,10 +10,10 @@
 //   that reordering an enum does not change what a record means). Decoding it skips the JSON
 //   parse and the field look-ups that made a restart with 1,000,000 stored jobs spend most of its
 //   time decoding (restart.1m). V2 adds each attempt's `message` after its exit code and, at the
-//   end, who placed a hold (`held_by`, `held_by_role`); V3, written for every job since, adds the
-//   running attempt's `rendezvous` and its gang's progress at the end. Older records stay readable
-//   (no attempt messages, no hold's author, no rendezvous). A new field needs a new format byte
-//   whose decoder reads it.
+//   end, who placed a hold (`held_by`, `held_by_role`); V3, written for every job since, adds at
+//   the end the running attempt's `rendezvous`, its gang's progress and the digest of the image
+//   that ran (`image_digest`). Older records stay readable (no attempt messages, no hold's author,
+//   no rendezvous, no digest). A new field needs a new format byte whose decoder reads it.
 // Decoding never trusts the bytes: a truncated or garbled record is an error that names the key,
 // never a crash or a huge allocation. A scheduler older than the binary form cannot read it: a
 // data directory does not go back to one.

@@ -72,6 +72,31 @@ TEST(WorkerMessagesTest, HelloSaysWhereTheNodeListens) {
   }
 }
 
+TEST(WorkerMessagesTest, AJobUpdateCarriesTheImageDigestValidated) {
+  JobUpdate update;
+  update.job = 42;
+  update.attempt = 1;
+  update.state = JobState::kStarting;
+  update.message = "pulling image: 412 of 1,930 MiB";
+  update.image_digest = "sha256:" + std::string(64, 'e');
+  auto decoded = DecodeWorkerMessage(SerializeMessage(WorkerMessage(update)));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(std::get<JobUpdate>(*decoded), update);
+  // Absent: none (a worker from before images, or a local root file system).
+  auto without =
+      DecodeWorkerMessage(R"({"type":"job_update","job":1,"attempt":1,"state":"running"})");
+  ASSERT_TRUE(without.ok()) << without.status().ToString();
+  EXPECT_EQ(std::get<JobUpdate>(*without).image_digest, "");
+  for (const char* bad : {"sha256:abc", "md5:0123", "SHA256:"}) {
+    auto r = DecodeWorkerMessage(
+        std::string(
+            R"({"type":"job_update","job":1,"attempt":1,"state":"running","image_digest":")") +
+        bad + "\"}");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().field(), "image_digest") << r.status().ToString();
+  }
+}
+
 TEST(WorkerMessagesTest, LogMessagesRoundTripAndAreBounded) {
   ReadLog read{9, 42, 2, LogStream::kStderr, 4096, 1024};
   auto r = DecodeSchedulerMessage(SerializeMessage(SchedulerMessage(read)));

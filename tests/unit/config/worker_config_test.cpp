@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace gsched::config {
 namespace {
@@ -68,6 +70,12 @@ limits: {pids: 512}
   EXPECT_EQ(c->identity.pool.users, 100);
   EXPECT_EQ(c->images.roots, (std::vector<std::string>{"/srv/images", "/opt/images"}));
   EXPECT_EQ(c->images.registries, (std::vector<std::string>{"nvcr.io", "127.0.0.1:5000"}));
+  EXPECT_TRUE(c->images.insecure_registries.empty());
+  // The cache's defaults: work_dir/images, 50 GiB, 30 minutes per pull, anonymous.
+  EXPECT_EQ(c->images.cache_dir, "");
+  EXPECT_EQ(c->images.cache_max_bytes, int64_t{50} << 30);
+  EXPECT_EQ(c->images.pull_timeout, Seconds(1800));
+  EXPECT_EQ(c->images.credentials_file, "");
   EXPECT_EQ(c->network, NetworkMode::kNone);
   EXPECT_EQ(c->limits.pids, 512);
   c = ParseWorkerConfig("address: 10.1.2.3\nrendezvous_ports: 30000-30099\n", "w.yaml");
@@ -209,10 +217,49 @@ INSTANTIATE_TEST_SUITE_P(
                   "identity.pool.users", "must stay below"},
         Rejection{"images: {roots: [/]}\n", "images.roots", "'/' may not be an image root"},
         Rejection{"images: {roots: [images]}\n", "images.roots", "must be an absolute path"},
-        Rejection{"images: {registries: [\"evil.io/x\"]}\n", "images.registries",
+        Rejection{"images: {registries: [\"evil.io/x\"]}\n", "images.registries[0]",
                   "must be a registry host[:port]"},
         Rejection{"network: bridge\n", "network", "(one of: host, none)"},
         Rejection{"limits: {pids: 1}\n", "limits.pids", "must be >= 16"}));
+
+TEST(WorkerConfigTest, ReadsTheImageCacheAndPerRegistrySettings) {
+  Result<WorkerConfig> c = ParseWorkerConfig(R"(
+images:
+  registries:
+    - nvcr.io
+    - {host: "127.0.0.1:5000", insecure: true}
+    - {host: ghcr.io, insecure: false}
+  credentials_file: /etc/gsched/registry-auth.json
+  cache_dir: /var/cache/gsched/images
+  cache_max_bytes: 200GiB
+  pull_timeout: 1h
+)",
+                                             "w.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->images.registries,
+            (std::vector<std::string>{"nvcr.io", "127.0.0.1:5000", "ghcr.io"}));
+  EXPECT_EQ(c->images.insecure_registries, (std::vector<std::string>{"127.0.0.1:5000"}));
+  EXPECT_EQ(c->images.credentials_file, "/etc/gsched/registry-auth.json");
+  EXPECT_EQ(c->images.cache_dir, "/var/cache/gsched/images");
+  EXPECT_EQ(c->images.cache_max_bytes, int64_t{200} << 30);
+  EXPECT_EQ(c->images.pull_timeout, Seconds(3600));
+  for (const auto& [yaml, field, message] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"images: {registries: [{host: \"a.io/x\"}]}\n", "images.registries[0].host",
+            "must be a registry host[:port]"},
+           {"images: {registries: [{insecure: true}]}\n", "images.registries[0].host",
+            "is required"},
+           {"images: {registries: [{host: a.io, tls: false}]}\n", "images.registries[0].tls", ""},
+           {"images: {registries: [a.io, {host: a.io}]}\n", "images.registries[1].host",
+            "listed twice"},
+           {"images: {cache_max_bytes: 1KiB}\n", "images.cache_max_bytes", ""},
+           {"images: {pull_timeout: 0s}\n", "images.pull_timeout", ""}}) {
+    Result<WorkerConfig> bad = ParseWorkerConfig(yaml, "w.yaml");
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_NE(bad.status().message().find(field), std::string::npos) << bad.status().message();
+    EXPECT_NE(bad.status().message().find(message), std::string::npos) << bad.status().message();
+  }
+}
 
 TEST(WorkerConfigTest, LoadResolvesRelativePathsAgainstTheFile) {
   auto dir = std::filesystem::temp_directory_path() / "gsched-worker-config-test";

@@ -100,6 +100,42 @@ TEST_F(ClusterStateTest, SubmitThenStartThenFinish) {
   EXPECT_EQ(state_.running_count(), 0u);
 }
 
+TEST_F(ClusterStateTest, APullingWorkerGivesTheStartingReasonAndTheDigestIsRecorded) {
+  Apply(state_.WorkerHello(Worker(), Hello("n1")));
+  uint64_t id = SubmitOne(1);
+  Pass();
+  const std::string digest = "sha256:" + std::string(64, 'f');
+  api::JobUpdate progress{
+      id, 1, api::JobState::kStarting, {}, {}, "pulling image: 412 of 1,930 MiB", {}, digest};
+  Change c = Apply(state_.WorkerJobUpdate("n1", progress));
+  // Progress is news for watchers, not a write: the digest is written once, with this update.
+  ASSERT_EQ(c.ephemeral.size(), 1u);
+  EXPECT_EQ(c.ephemeral[0].type, "job.reason");
+  EXPECT_EQ(c.ephemeral[0].data.at("code").as_string(), "image_pull");
+  auto job = state_.GetJob(Alice(), id, store_);
+  ASSERT_TRUE(job.ok() && job->reason);
+  EXPECT_EQ(job->state, api::JobState::kStarting);
+  EXPECT_EQ(job->reason->code, api::ReasonCode::kImagePull);
+  EXPECT_EQ(job->reason->message, "pulling image: 412 of 1,930 MiB");
+  EXPECT_EQ(job->image_digest, digest);
+  progress.message = "pulling image: 1,930 of 1,930 MiB";
+  c = Apply(state_.WorkerJobUpdate("n1", progress));
+  EXPECT_TRUE(c.batch.empty());
+  EXPECT_EQ(c.ephemeral.size(), 1u);
+
+  // Running: no reason any more; the digest stays, stored, and survives a restart.
+  Apply(state_.WorkerJobUpdate("n1", {id, 1, api::JobState::kRunning, {}, {}, "", {}, digest}));
+  job = state_.GetJob(Alice(), id, store_);
+  EXPECT_FALSE(job->reason.has_value());
+  Apply(state_.WorkerJobUpdate("n1", {id, 1, api::JobState::kCompleted, 0, {}, "", {}, digest}));
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  job = reloaded.GetJob(Alice(), id, store_);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state, api::JobState::kCompleted);
+  EXPECT_EQ(job->image_digest, digest);
+}
+
 TEST_F(ClusterStateTest, HoldAndReleaseOfAnArrayIdActOnEveryPendingTask) {
   // 8 GPUs; an array of three 4-GPU tasks with the first task's id: two start, one waits.
   Apply(state_.WorkerHello(Worker(), Hello("n1")));

@@ -70,6 +70,7 @@ StoredJobRecord FullRecord() {
   j.rendezvous = api::Rendezvous{"10.0.0.3", 29512};
   r.gang.parts_ended = {"n2"};
   r.gang.failure = PartEnd{api::JobState::kFailed, 3, std::nullopt, "exit 3"};
+  j.image_digest = "sha256:" + std::string(64, 'a');
   return r;
 }
 
@@ -83,9 +84,10 @@ TEST(StoredJobTest, VersionOneRecordsStillRead) {
   r.job.held_by_role.reset();
   r.job.rendezvous.reset();
   r.gang = {};
+  r.job.image_digest.clear();
   std::string v3 = EncodeStoredJob(r);
-  // V3's tail: no rendezvous, no ended parts, no failure; a byte each.
-  std::string v2 = v3.substr(0, v3.size() - 3);
+  // V3's tail: no rendezvous, no ended parts, no failure, an empty digest; a byte each.
+  std::string v2 = v3.substr(0, v3.size() - 4);
   // The attempt's message is a length byte and its text, right after the attempt's exit code;
   // the V2 tail of an empty `held_by` and no role is two bytes (length 0, absent).
   const std::string& message = r.job.attempts[0].message;
@@ -99,20 +101,30 @@ TEST(StoredJobTest, VersionOneRecordsStillRead) {
   EXPECT_EQ(*back, r);
 }
 
-// A V2 record (before running attempts kept their rendezvous) still reads: V3's bytes without
-// the rendezvous at the end.
+// A V2 record (before running attempts kept their rendezvous and jobs the digest of the image
+// that ran) still reads: V3's bytes without the tail.
 TEST(StoredJobTest, VersionTwoRecordsStillRead) {
   StoredJobRecord r = FullRecord();
   r.job.rendezvous.reset();
   r.gang = {};
+  r.job.image_digest.clear();
   std::string v3 = EncodeStoredJob(r);
-  ASSERT_EQ(v3.substr(v3.size() - 3), std::string(3, '\x00'));  // V3's tail, all empty.
-  std::string v2 = std::string(1, kStoredJobBinaryV2) + v3.substr(1, v3.size() - 4);
+  ASSERT_EQ(v3.substr(v3.size() - 4), std::string(4, '\x00'));  // V3's tail, all empty.
+  std::string v2 = std::string(1, kStoredJobBinaryV2) + v3.substr(1, v3.size() - 5);
   auto back = DecodeStoredJob(kKey, v2);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, r);
   // Read as V3, the same bytes end early.
   EXPECT_FALSE(DecodeStoredJob(kKey, std::string(1, kStoredJobBinaryV3) + v2.substr(1)).ok());
+}
+
+TEST(StoredJobTest, AMalformedDigestIsAnError) {
+  StoredJobRecord r = FullRecord();
+  r.job.image_digest = "sha256:" + std::string(64, 'X');
+  auto back = DecodeStoredJob(kKey, EncodeStoredJob(r));
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("image_digest"), std::string::npos)
+      << back.status().ToString();
 }
 
 TEST(StoredJobTest, BinaryRoundTrips) {

@@ -98,7 +98,9 @@ export function mount(root, {store, api, params}) {
     const types = Array.isArray(s.gpu_type) ? s.gpu_type.join(' | ') : s.gpu_type;
     const facts = [
       ['GPUs', `${s.nodes} node(s) × ${s.gpus_per_node}${types ? ` ${types}` : ''}`],
-      ['Image', s.image], ['Command', (s.command || []).join(' ')],
+      ['Image', s.image],
+      ...(job.image_digest ? [['Image digest', job.image_digest]] : []),
+      ['Command', (s.command || []).join(' ')],
       ['Priority', `${s.priority_class}${job.priority ? ` · ${job.priority.toFixed(3)}` : ''}`],
       ['Time limit', s.time_limit_s ? fmtDuration(s.time_limit_s) : 'none'],
       ['Submitted', fmtTime(job.submit_time)], ['Started', fmtTime(job.start_time)],
@@ -120,6 +122,8 @@ export function mount(root, {store, api, params}) {
                             : 'No estimated start yet.')));
     } else if (job.state === 'pending') {
       left.append(h('div', {class: 'reason-box'}, 'Waiting for the next scheduling pass.'));
+    } else if (job.state === 'starting' && job.reason && job.reason.message) {
+      left.append(h('div', {class: 'reason-box', 'data-testid': 'starting-reason'}, job.reason.message));
     }
 
     clear(right).append(h('h3', null, 'Assignment'));
