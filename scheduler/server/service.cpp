@@ -1241,6 +1241,7 @@ struct SchedulerService::Impl {
       spdlog::error("quarantined {} stored records that did not decode (meta keys quarantine/...)",
                     state->quarantined().size());
     }
+    RETURN_IF_ERROR(state->BuildJobIndex(*store));
     limiter =
         std::make_unique<RateLimiter>(clock, static_cast<double>(config.rate_limit.requests_per_s),
                                       static_cast<double>(config.rate_limit.burst));
