@@ -60,6 +60,8 @@ struct HttpLimits {
   // Pending jobs per user and account where the account sets no `max_pending_jobs_per_user`;
   // 0: no limit.
   int64_t max_pending_jobs_per_user = 100'000;
+  // The longest window one `GET /v1/usage` may ask for: the report's cost follows its window.
+  Duration max_usage_window = Seconds(400 * 86400);
 };
 
 // Token bucket per bearer token.

@@ -736,6 +736,13 @@ struct SchedulerService::Impl {
     }
     if (q.until <= q.since)
       return respond(Error(Status::InvalidArgument("must be after since", "until")));
+    if (q.until - q.since > config.limits.max_usage_window) {
+      return respond(
+          Error(Status::InvalidArgument("the window from since to until may be at most " +
+                                            FormatDuration(config.limits.max_usage_window) +
+                                            " (limits.max_usage_window); ask for it in parts",
+                                        "since")));
+    }
     if (auto a = req.Query("account"); a && !a->empty()) {
       q.account = std::string(*a);
       if (!state->account_map().contains(q.account)) {
