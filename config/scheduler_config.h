@@ -42,6 +42,9 @@ struct TlsConfig {
   // PEM certificate chain and private key. Both or neither; neither means plain HTTP.
   std::string cert;
   std::string key;
+  // PEM CA certificates of the workers' client certificates (mutual TLS). When set, a worker must
+  // present one signed by it, and may say hello only as a node its certificate names.
+  std::string client_ca;
 
   bool enabled() const { return !cert.empty(); }
 };
