@@ -46,6 +46,8 @@ void ReadLimits(YamlMap m, HttpLimits& out) {
                                       .value_or(out.max_submit_expanded_bytes);
   out.max_pending_jobs_per_user =
       m.Int("max_pending_jobs_per_user", out.max_pending_jobs_per_user, 0, 100'000'000);
+  out.max_usage_window =
+      m.Dur("max_usage_window", out.max_usage_window, Seconds(3600), Seconds(3650 * 86400));
 }
 
 void ReadScheduling(YamlMap m, SchedulingConfig& out) {
@@ -118,10 +120,13 @@ SchedulerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>
     YamlMap tls = root.Get("tls").Map();
     c.tls.cert = tls.String("cert", "");
     c.tls.key = tls.String("key", "");
+    c.tls.client_ca = tls.String("client_ca", "");
     if (c.tls.cert.empty() != c.tls.key.empty()) {
       diag->Add(c.tls.cert.empty() ? "tls.cert" : "tls.key",
                 "tls.cert and tls.key must be set together");
     }
+    if (!c.tls.client_ca.empty() && c.tls.cert.empty())
+      diag->Add("tls.client_ca", "needs tls.cert and tls.key (mutual TLS is TLS first)");
   }
   ReadLimits(root.Get("limits").Map(), c.limits);
   {
@@ -181,6 +186,7 @@ SchedulerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>
   c.data_dir = ResolveRelativePath(c.data_dir, base_dir);
   c.tls.cert = ResolveRelativePath(c.tls.cert, base_dir);
   c.tls.key = ResolveRelativePath(c.tls.key, base_dir);
+  c.tls.client_ca = ResolveRelativePath(c.tls.client_ca, base_dir);
 
   constexpr size_t kMaxPartitions = 256;
   for (auto& [name, value] : root.Get("partitions").Entries(kMaxPartitions)) {

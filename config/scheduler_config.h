@@ -44,6 +44,9 @@ struct TlsConfig {
   // PEM certificate chain and private key. Both or neither; neither means plain HTTP.
   std::string cert;
   std::string key;
+  // PEM CA certificates of the workers' client certificates (mutual TLS). When set, a worker must
+  // present one signed by it, and may say hello only as a node its certificate names.
+  std::string client_ca;
 
   bool enabled() const { return !cert.empty(); }
 };
@@ -62,6 +65,8 @@ struct HttpLimits {
   // Pending jobs per user and account where the account sets no `max_pending_jobs_per_user`;
   // 0: no limit.
   int64_t max_pending_jobs_per_user = 100'000;
+  // The longest window one `GET /v1/usage` may ask for: the report's cost follows its window.
+  Duration max_usage_window = Seconds(400 * 86400);
 };
 
 // Token bucket per bearer token.

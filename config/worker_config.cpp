@@ -94,6 +94,10 @@ WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& b
   }
   c.token_file = root.String("token_file", "");
   c.ca_file = ResolveRelativePath(root.String("ca_file", ""), base_dir);
+  c.tls_cert = ResolveRelativePath(root.String("tls_cert", ""), base_dir);
+  c.tls_key = ResolveRelativePath(root.String("tls_key", ""), base_dir);
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    diag->Add(c.tls_cert.empty() ? "tls_cert" : "tls_key", "tls_cert and tls_key go together");
   if (auto name = root.Get("name").String(253)) {
     if (name->empty() || IsValidNodeName(*name))
       c.name = *name;

@@ -152,6 +152,10 @@ struct WorkerConfig {
   // For an https scheduler: the CA certificates (PEM) that sign its certificate; empty: the
   // system's store.
   std::string ca_file;
+  // Mutual TLS (the scheduler's `tls.client_ca`): this node's certificate chain and private key
+  // (PEM); the certificate names the node. Both or neither.
+  std::string tls_cert;
+  std::string tls_key;
   std::string token_file;
   // Node name; empty: the host name (resolved by the caller).
   std::string name;

@@ -65,6 +65,8 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
     net::AsyncWsOptions ws_options;
     ws_options.token = options.token;
     ws_options.ca_file = options.ca_file;
+    ws_options.cert_file = options.cert_file;
+    ws_options.key_file = options.key_file;
     net::AsyncWsCallbacks cb;
     cb.on_open = [self, generation] {
       if (generation == self->connection)

@@ -74,6 +74,8 @@ struct NodeIdentity {
 struct AgentOptions {
   std::string scheduler;  // http://host:port or https://host:port (wss, verified).
   std::string ca_file;    // For https: the CA that signs the scheduler's certificate.
+  std::string cert_file;  // For https with mutual TLS: this node's certificate and key.
+  std::string key_file;
   std::string token;
   Duration heartbeat_interval = Seconds(5);
   config::ReconnectConfig reconnect;

@@ -123,6 +123,8 @@ int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_f
   AgentOptions options;
   options.scheduler = cfg.scheduler;
   options.ca_file = cfg.ca_file;
+  options.cert_file = cfg.tls_cert;
+  options.key_file = cfg.tls_key;
   options.token = token;
   options.heartbeat_interval = cfg.heartbeat_interval;
   options.reconnect = cfg.reconnect;

@@ -114,6 +114,15 @@ Result<std::string> HttpServer::Start() {
     impl_->ssl->use_private_key_file(impl_->options.tls->key, asio::ssl::context::pem, ec);
     if (ec)
       return Status::InvalidArgument("cannot load private key: " + ec.message(), "tls.key");
+    if (!impl_->options.tls->client_ca.empty()) {
+      impl_->ssl->load_verify_file(impl_->options.tls->client_ca, ec);
+      if (ec) {
+        return Status::InvalidArgument("cannot load client CA: " + ec.message(), "tls.client_ca");
+      }
+      // Asked for, not required: the CLI and the dashboard have no certificates; the handler
+      // decides who needs one (the worker channel).
+      impl_->ssl->set_verify_mode(asio::ssl::verify_peer);
+    }
   }
   ASSIGN_OR_RETURN(tcp::endpoint endpoint, ResolveListen(impl_->ioc, impl_->options.listen));
   error_code ec;

@@ -3,6 +3,8 @@
 // instantiates them for one stream type.
 #pragma once
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -38,6 +40,35 @@ std::string ErrorJson(std::string_view code, std::string_view message) {
 }
 
 // Converts a Beast request; fails on a target that is not a valid origin-form URL.
+// The names of a TLS client's verified certificate: its DNS subject alternative names, else its
+// common name. Empty without a certificate.
+inline std::vector<std::string> ClientCertificateNames(SSL* ssl) {
+  std::vector<std::string> names;
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert)
+    return names;
+  if (SSL_get_verify_result(ssl) == X509_V_OK) {
+    auto* sans =
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
+      if (n->type == GEN_DNS) {
+        const auto* data = ASN1_STRING_get0_data(n->d.dNSName);
+        names.emplace_back(reinterpret_cast<const char*>(data),
+                           static_cast<size_t>(ASN1_STRING_length(n->d.dNSName)));
+      }
+    }
+    GENERAL_NAMES_free(sans);
+    if (names.empty()) {
+      char cn[256] = {};
+      if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0)
+        names.emplace_back(cn);
+    }
+  }
+  X509_free(cert);
+  return names;
+}
+
 Result<HttpRequest> ToRequest(http::request<http::string_body>&& req, const std::string& remote) {
   HttpRequest r;
   r.method = std::string(req.method_string());
@@ -378,11 +409,13 @@ asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream
                                   std::string remote, ConnectionSlot slot) {
   const ServerLimits& limits = impl->options.limits;
   beast::flat_buffer buffer;
+  std::vector<std::string> client_names;
   if constexpr (std::is_same_v<Stream, TlsStream>) {
     beast::get_lowest_layer(stream).expires_after(limits.request_timeout);
     auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
     if (ec)
       co_return;
+    client_names = ClientCertificateNames(stream.native_handle());
   }
   // A whole request, its header included, must arrive within `request_timeout` of its first byte
   // (of the accept, for a connection's first request): a client that sends half a header slowly
@@ -446,6 +479,8 @@ asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream
 
     if (websocket::is_upgrade(req)) {
       auto request = ToRequest(http::request<http::string_body>(req), remote);
+      if (request.ok())
+        request->client_names = client_names;
       if (!request.ok()) {
         co_await WriteError(stream, version, 400, "invalid_argument", request.status().message());
         break;
@@ -465,6 +500,8 @@ asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream
     }
 
     auto request = ToRequest(std::move(req), remote);
+    if (request.ok())
+      request->client_names = client_names;
     HttpResponse resp;
     if (!request.ok()) {
       resp = {400, ErrorJson("invalid_argument", request.status().message())};

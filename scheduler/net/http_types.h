@@ -25,6 +25,9 @@ struct HttpRequest {
   std::map<std::string, std::string, std::less<>> headers;  // Names in lower case.
   std::string body;
   std::string remote;  // "127.0.0.1:54321".
+  // Over TLS with `TlsFiles::client_ca`: the names (DNS subject alternative names, else the common
+  // name) of the client's certificate, verified against that CA; empty without one.
+  std::vector<std::string> client_names;
 
   // The header's value, or "" when absent. `name` in lower case.
   std::string_view Header(std::string_view name) const;
@@ -99,6 +102,9 @@ struct ServerLimits {
 struct TlsFiles {
   std::string cert;  // PEM certificate chain.
   std::string key;   // PEM private key.
+  // PEM CA certificates: clients may present a certificate signed by one of them (mutual TLS);
+  // a certificate that does not verify ends the handshake. Empty: clients are not asked.
+  std::string client_ca;
 };
 
 }  // namespace gsched::net

@@ -264,6 +264,18 @@ Result<std::shared_ptr<AsyncWsClient>> AsyncWsClient::Connect(asio::io_context& 
     return Status::InvalidArgument(
         "cannot load the CA file '" + options.ca_file + "': " + ec.message(), "ca_file");
   ssl->set_verify_mode(asio::ssl::verify_peer);
+  if (!options.cert_file.empty()) {
+    ssl->use_certificate_chain_file(options.cert_file, ec);
+    if (ec) {
+      return Status::InvalidArgument(
+          "cannot load the certificate '" + options.cert_file + "': " + ec.message(), "tls_cert");
+    }
+    ssl->use_private_key_file(options.key_file, asio::ssl::context::pem, ec);
+    if (ec) {
+      return Status::InvalidArgument(
+          "cannot load the private key '" + options.key_file + "': " + ec.message(), "tls_key");
+    }
+  }
   auto session = std::make_shared<Session<TlsStream>>(ioc, std::move(parsed), std::string(target),
                                                       std::move(options), std::move(callbacks),
                                                       std::move(ssl));

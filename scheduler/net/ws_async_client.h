@@ -39,6 +39,10 @@ struct AsyncWsOptions {
   std::string token;  // "Authorization: Bearer TOKEN" when not empty.
   // For https URLs: the CA certificates (PEM) that sign the server's; empty: the system's store.
   std::string ca_file;
+  // For https URLs, mutual TLS: this client's certificate chain and private key (PEM); empty:
+  // none is presented.
+  std::string cert_file;
+  std::string key_file;
   Duration connect_timeout = Seconds(10);
   size_t queue_limit = 4096;
   size_t max_message_bytes = 16 << 20;

@@ -45,6 +45,26 @@ std::string Encoded(const json::value& v) {
   return json::serialize(v);
 }
 
+// `u/<user>/<id>` and `a/<account>/<id>` in the `job_index` family. Neither names may contain '/'
+// (their charsets), so a prefix holds exactly one user's or account's jobs, in id order.
+std::string IndexPrefix(char kind, std::string_view name) {
+  std::string p;
+  p.reserve(name.size() + 3);
+  p += kind;
+  p += '/';
+  p += name;
+  p += '/';
+  return p;
+}
+std::string IndexKey(char kind, std::string_view name, uint64_t id) {
+  return IndexPrefix(kind, name) + state::U64Key(id);
+}
+void PutJobIndex(state::WriteBatch& batch, const api::Job& job) {
+  batch.Put(state::Family::kJobIndex, IndexKey('u', job.user, job.id), "");
+  batch.Put(state::Family::kJobIndex, IndexKey('a', job.spec.account, job.id), "");
+}
+constexpr std::string_view kJobIndexBuiltKey = "job_index_built";
+
 bool IsActive(JobState s) {
   return s == JobState::kStarting || s == JobState::kRunning;
 }
@@ -257,7 +277,7 @@ Status ClusterState::Load(const state::Store& store) {
         } else {
           running_.insert(running_.end(), j.id);
         }
-        jobs_.emplace(j.id, std::move(*j.record));
+        Remember(std::move(*j.record));
       }
     }
     return Status::Ok();
@@ -354,6 +374,37 @@ Status ClusterState::Load(const state::Store& store) {
 
 std::string ClusterState::QuarantineKey(state::Family family, std::string_view key) {
   return "quarantine/" + std::string(state::FamilyName(family)) + "/" + std::string(key);
+}
+
+Status ClusterState::BuildJobIndex(state::Store& store) const {
+  if (store.Get(state::Family::kMeta, std::string(kJobIndexBuiltKey)).ok())
+    return Status::Ok();
+  auto start = std::chrono::steady_clock::now();
+  state::WriteBatch batch;
+  size_t indexed = 0;
+  Status written = Status::Ok();
+  Status read =
+      store.Scan(state::Family::kJobs, {}, {}, [&](std::string_view key, std::string_view value) {
+        auto stored = DecodeStoredJob(key, value);
+        if (!stored.ok())
+          return true;  // Quarantined by `Load`, or left for it.
+        PutJobIndex(batch, stored->job);
+        ++indexed;
+        if (batch.size() >= 20'000) {
+          written = store.Commit(std::move(batch));
+          batch = state::WriteBatch();
+        }
+        return written.ok();
+      });
+  RETURN_IF_ERROR(read);
+  RETURN_IF_ERROR(written);
+  batch.Put(state::Family::kMeta, std::string(kJobIndexBuiltKey), "1");
+  RETURN_IF_ERROR(store.Commit(std::move(batch)));
+  if (indexed > 0) {
+    spdlog::info("indexed {} stored jobs by user and account in {:.1f} s", indexed,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return Status::Ok();
 }
 
 state::WriteBatch ClusterState::QuarantineBatch() const {
@@ -613,6 +664,7 @@ Result<Change> ClusterState::Submit(const Principal& who, std::vector<api::JobSp
     rec.job.array_job_id = array_id;
     rec.job.array_index = array_index;
     PersistJob(change, rec);
+    PutJobIndex(change.batch, rec.job);
     json::object data = JobEventData(rec.job);
     data["name"] = spec.name;
     data["gpus"] = int64_t{spec.nodes} * spec.gpus_per_node;
@@ -621,7 +673,7 @@ Result<Change> ClusterState::Submit(const Principal& who, std::vector<api::JobSp
     pending_.insert(rec.job.id);
     ++pending_per_user_[AccountKey(spec.account, who.user)];
     uint64_t id = rec.job.id;
-    jobs_[id] = std::move(rec);
+    Remember(std::move(rec));
     return id;
   };
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -638,13 +690,54 @@ Result<Change> ClusterState::Submit(const Principal& who, std::vector<api::JobSp
   return change;
 }
 
-Result<Change> ClusterState::Cancel(const Principal& who, uint64_t id) {
-  // An array's id (its first task's) cancels every task of the array that is still alive.
-  std::vector<uint64_t> targets;
-  for (const auto& [jid, rec] : jobs_) {
-    if (rec.job.array_job_id && *rec.job.array_job_id == id)
-      targets.push_back(jid);
+void ClusterState::Remember(JobRecord record) {
+  const uint64_t id = record.job.id;
+  live_by_user_[record.job.user].insert(id);
+  live_by_account_[record.job.spec.account].insert(id);
+  if (record.job.array_job_id) {
+    ArrayExtent& a = arrays_[*record.job.array_job_id];
+    a.last = std::max(a.last, id);
+    ++a.live;
   }
+  jobs_[id] = std::move(record);
+}
+
+void ClusterState::Forget(uint64_t id) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end())
+    return;
+  const api::Job& job = it->second.job;
+  if (const auto& array = job.array_job_id) {
+    auto a = arrays_.find(*array);
+    if (a != arrays_.end() && --a->second.live == 0)
+      arrays_.erase(a);
+  }
+  for (auto [index, key] :
+       {std::pair{&live_by_user_, &job.user}, {&live_by_account_, &job.spec.account}}) {
+    auto live = index->find(*key);
+    if (live != index->end() && live->second.erase(id) && live->second.empty())
+      index->erase(live);
+  }
+  jobs_.erase(it);
+}
+
+std::vector<uint64_t> ClusterState::LiveArrayTasks(uint64_t id) const {
+  std::vector<uint64_t> tasks;
+  auto a = arrays_.find(id);
+  if (a == arrays_.end())
+    return tasks;
+  for (uint64_t t = id; t <= a->second.last && tasks.size() < a->second.live; ++t) {
+    auto it = jobs_.find(t);
+    if (it != jobs_.end() && it->second.job.array_job_id == id)
+      tasks.push_back(t);
+  }
+  return tasks;
+}
+
+Result<Change> ClusterState::Cancel(const Principal& who, uint64_t id) {
+  // An array's id (its first task's) cancels every task of the array that is still alive: the
+  // walk is over the array's own ids, not over every job.
+  std::vector<uint64_t> targets = LiveArrayTasks(id);
   if (targets.empty())
     targets.push_back(id);
   Change change;
@@ -675,7 +768,7 @@ Result<Change> ClusterState::Cancel(const Principal& who, uint64_t id) {
       SetJobState(change, rec, JobState::kCancelled, "cancelled by " + who.user);
       PersistJob(change, rec);
       finished_states_[jid] = JobState::kCancelled;
-      jobs_.erase(it);
+      Forget(jid);
       continue;
     }
     if (rec.terminating_deadline)
@@ -717,12 +810,7 @@ int HoldRank(api::Role role) {
 Result<Change> ClusterState::Hold(const Principal& who, uint64_t id, bool hold) {
   // An array's id (its first task's) holds or releases every task of the array that is still
   // pending, as `cancel` does; tasks that already started are left alone.
-  std::vector<uint64_t> tasks;
-  for (const auto& [jid, rec] : jobs_) {
-    if (rec.job.array_job_id && *rec.job.array_job_id == id)
-      tasks.push_back(jid);
-  }
-  std::sort(tasks.begin(), tasks.end());
+  std::vector<uint64_t> tasks = LiveArrayTasks(id);
   bool array = !tasks.empty();
   if (!array)
     tasks.push_back(id);
@@ -843,6 +931,54 @@ std::vector<api::Job> ClusterState::ListJobs(const Principal& who, const JobFilt
   };
   bool wants_finished = filter.states.empty() ||
                         std::any_of(filter.states.begin(), filter.states.end(), api::IsTerminal);
+  // Whose jobs: a user sees only their own; a filter may name a user or an account. Then only
+  // theirs are read - the live ones from memory, the finished ones through the job index - so
+  // that the cost follows their jobs, not all stored jobs.
+  if (who.role == api::Role::kUser && !filter.user.empty() && filter.user != who.user)
+    return out;
+  const std::string& user = who.role == api::Role::kUser ? who.user : filter.user;
+  if (!user.empty() || !filter.account.empty()) {
+    const bool by_user = !user.empty();
+    const auto& live_index = by_user ? live_by_user_ : live_by_account_;
+    const std::string& name = by_user ? user : filter.account;
+    if (!wants_finished) {
+      auto live = live_index.find(name);
+      if (live == live_index.end())
+        return out;
+      for (auto it = live->second.upper_bound(filter.after);
+           it != live->second.end() && out.size() < filter.limit; ++it) {
+        const api::Job& j = jobs_.at(*it).job;
+        if (matches(j))
+          out.push_back(WithReason(j));
+      }
+      return out;
+    }
+    const std::string prefix = IndexPrefix(by_user ? 'u' : 'a', name);
+    std::string end = prefix;
+    end.back() = '/' + 1;
+    store
+        .Scan(state::Family::kJobIndex, prefix + state::U64Key(filter.after + 1), end,
+              [&](std::string_view key, std::string_view) {
+                auto id = state::ParseU64Key(key.substr(prefix.size()));
+                if (!id.ok())
+                  return true;
+                if (auto it = jobs_.find(*id); it != jobs_.end()) {
+                  if (matches(it->second.job))
+                    out.push_back(WithReason(it->second.job));
+                  return out.size() < filter.limit;
+                }
+                const std::string job_key = state::U64Key(*id);
+                auto raw = store.Get(state::Family::kJobs, job_key);
+                if (!raw.ok())
+                  return true;  // Pruned meanwhile.
+                auto stored = DecodeStoredJob(job_key, *raw);
+                if (stored.ok() && matches(stored->job))
+                  out.push_back(std::move(stored->job));
+                return out.size() < filter.limit;
+              })
+        .IgnoreError();
+    return out;
+  }
   if (!wants_finished) {
     // Active jobs only: memory holds them all; walk the pending and the running set together in
     // id order so that paging with `after` works across both.
@@ -1251,7 +1387,7 @@ void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_st
     SetJobState(change, rec, end_state, message);
     PersistJob(change, rec);
     finished_states_[id] = end_state;
-    jobs_.erase(id);
+    Forget(id);
   }
   change.reschedule = true;
 }
@@ -1556,21 +1692,24 @@ Change ClusterState::PruneHistory(const state::Store& store, size_t max_rows) {
   Timestamp cutoff = clock_.Now() - config_.history.retention;
   size_t seen = 0;
   uint64_t last = prune_cursor_;
-  Status read =
-      store.Scan(state::Family::kJobs, state::U64Key(prune_cursor_ + 1), {},
-                 [&](std::string_view key, std::string_view value) {
-                   if (seen++ >= max_rows)
-                     return false;
-                   last = *state::ParseU64Key(key);
-                   if (jobs_.contains(last))
-                     return true;  // Active: memory has it.
-                   auto stored = DecodeStoredJob(key, value);
-                   if (stored.ok() && stored->job.end_time && *stored->job.end_time < cutoff) {
-                     change.batch.Delete(state::Family::kJobs, std::string(key));
-                     finished_states_.erase(last);
-                   }
-                   return true;
-                 });
+  Status read = store.Scan(
+      state::Family::kJobs, state::U64Key(prune_cursor_ + 1), {},
+      [&](std::string_view key, std::string_view value) {
+        if (seen++ >= max_rows)
+          return false;
+        last = *state::ParseU64Key(key);
+        if (jobs_.contains(last))
+          return true;  // Active: memory has it.
+        auto stored = DecodeStoredJob(key, value);
+        if (stored.ok() && stored->job.end_time && *stored->job.end_time < cutoff) {
+          change.batch.Delete(state::Family::kJobs, std::string(key));
+          change.batch.Delete(state::Family::kJobIndex, IndexKey('u', stored->job.user, last));
+          change.batch.Delete(state::Family::kJobIndex,
+                              IndexKey('a', stored->job.spec.account, last));
+          finished_states_.erase(last);
+        }
+        return true;
+      });
   if (!read.ok()) {
     // Nothing is lost by waiting: the next tick tries again from the same place.
     spdlog::warn("history pruning: {}", read.ToString());

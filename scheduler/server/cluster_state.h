@@ -143,6 +143,9 @@ class ClusterState {
   // The batch that moves the quarantined records aside: each is copied to the `meta` family
   // under `QuarantineKey` (with its reason) and deleted from its own.
   state::WriteBatch QuarantineBatch() const;
+  // Writes the `job_index` family for the jobs stored before it existed (once: a meta key marks
+  // it done). Called at start, after `Load`, before serving.
+  Status BuildJobIndex(state::Store& store) const;
   static std::string QuarantineKey(state::Family family, std::string_view key);
 
   // --- Jobs ---------------------------------------------------------------------------------
@@ -311,8 +314,23 @@ class ClusterState {
   std::vector<ReportedReason> reported_reasons_;
   bool reasons_baselined_ = false;
   uint64_t prune_cursor_ = 0;  // `PruneHistory` goes on after this job id.
-  std::unordered_map<std::string, int64_t> pending_per_user_;         // "account\x1fuser" -> count.
-  std::unordered_map<uint64_t, int32_t> array_running_;               // Running tasks per array id.
+  std::unordered_map<std::string, int64_t> pending_per_user_;  // "account\x1fuser" -> count.
+  std::unordered_map<uint64_t, int32_t> array_running_;        // Running tasks per array id.
+  // The tasks of an array have consecutive ids from the array's id to `last`: what a cancel or
+  // hold of the array walks, instead of every job. `live` counts those still in `jobs_`.
+  struct ArrayExtent {
+    uint64_t last = 0;
+    size_t live = 0;
+  };
+  std::unordered_map<uint64_t, ArrayExtent> arrays_;
+  // The live jobs of each user and account: `queue` for one person reads theirs, not all.
+  std::unordered_map<std::string, std::set<uint64_t>> live_by_user_;
+  std::unordered_map<std::string, std::set<uint64_t>> live_by_account_;
+  // The live tasks of array `id` in id order; empty when `id` is no live array.
+  std::vector<uint64_t> LiveArrayTasks(uint64_t id) const;
+  void Remember(JobRecord record);
+  // Drops a job that reached a terminal state from memory.
+  void Forget(uint64_t id);
   std::deque<std::pair<Timestamp, std::string>> recent_preemptions_;  // (time, account).
 
   std::vector<QuarantinedRecord> quarantine_;

@@ -736,6 +736,13 @@ struct SchedulerService::Impl {
     }
     if (q.until <= q.since)
       return respond(Error(Status::InvalidArgument("must be after since", "until")));
+    if (q.until - q.since > config.limits.max_usage_window) {
+      return respond(
+          Error(Status::InvalidArgument("the window from since to until may be at most " +
+                                            FormatDuration(config.limits.max_usage_window) +
+                                            " (limits.max_usage_window); ask for it in parts",
+                                        "since")));
+    }
     if (auto a = req.Query("account"); a && !a->empty()) {
       q.account = std::string(*a);
       if (!state->account_map().contains(q.account)) {
@@ -1053,6 +1060,26 @@ struct SchedulerService::Impl {
           "this worker token names no nodes; make one with `gsched token create --role worker "
           "--nodes NAME-OR-PREFIX*`"));
     }
+    if (!config.tls.client_ca.empty()) {
+      // Mutual TLS: the connection serves only the nodes its certificate names, among those its
+      // token serves. A stolen token without the node's key opens nothing.
+      std::vector<std::string> nodes;
+      for (const std::string& name : req.client_names) {
+        if (name.find('*') == std::string::npos &&
+            std::any_of(who->nodes.begin(), who->nodes.end(), [&](const std::string& pattern) {
+              return api::NodePatternCovers(pattern, name);
+            }))
+          nodes.push_back(name);
+      }
+      if (nodes.empty()) {
+        hello_refused.fetch_add(1, std::memory_order_relaxed);
+        return Error(Status::PermissionDenied(
+            req.client_names.empty()
+                ? "the worker channel needs a client certificate signed by tls.client_ca"
+                : "the client certificate names no node this token serves"));
+      }
+      who->nodes = std::move(nodes);
+    }
     // The node this connection speaks for, known after `hello`; state thread only.
     auto node = std::make_shared<std::string>();
     std::weak_ptr<net::WsConnection> weak = conn;
@@ -1241,6 +1268,7 @@ struct SchedulerService::Impl {
       spdlog::error("quarantined {} stored records that did not decode (meta keys quarantine/...)",
                     state->quarantined().size());
     }
+    RETURN_IF_ERROR(state->BuildJobIndex(*store));
     limiter =
         std::make_unique<RateLimiter>(clock, static_cast<double>(config.rate_limit.requests_per_s),
                                       static_cast<double>(config.rate_limit.burst));
@@ -1294,7 +1322,7 @@ struct SchedulerService::Impl {
     options.limits.ws_queue_limit = static_cast<size_t>(config.watch.queue_limit);
     options.limits.ws_ping_interval = config.watch.ping_interval;
     if (config.tls.enabled())
-      options.tls = net::TlsFiles{config.tls.cert, config.tls.key};
+      options.tls = net::TlsFiles{config.tls.cert, config.tls.key, config.tls.client_ca};
     options.threads = 2;
     watch = std::make_unique<WatchHub>(
         WatchHub::Options{.queue_limit = options.limits.ws_queue_limit}, state->recent_events(),

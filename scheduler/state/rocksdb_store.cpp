@@ -32,7 +32,7 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 
 constexpr Family kAllFamilies[kFamilyCount] = {Family::kJobs,  Family::kAccounts, Family::kNodes,
                                                Family::kUsage, Family::kEvents,   Family::kTokens,
-                                               Family::kMeta};
+                                               Family::kMeta,  Family::kJobIndex};
 
 }  // namespace
 

@@ -20,6 +20,8 @@ std::string_view FamilyName(Family f) {
       return "tokens";
     case Family::kMeta:
       return "meta";
+    case Family::kJobIndex:
+      return "job_index";
   }
   return "unknown";
 }

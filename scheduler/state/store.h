@@ -22,8 +22,19 @@
 
 namespace gsched::state {
 
-enum class Family : uint8_t { kJobs, kAccounts, kNodes, kUsage, kEvents, kTokens, kMeta };
-inline constexpr int kFamilyCount = 7;
+// `kJobIndex`: the jobs of each user and account (`u/<user>/<id>`, `a/<account>/<id>`, ids as
+// `U64Key`), so that listing someone's jobs reads theirs, not every job.
+enum class Family : uint8_t {
+  kJobs,
+  kAccounts,
+  kNodes,
+  kUsage,
+  kEvents,
+  kTokens,
+  kMeta,
+  kJobIndex
+};
+inline constexpr int kFamilyCount = 8;
 std::string_view FamilyName(Family f);
 
 // One change of a batch.

@@ -88,5 +88,73 @@ TEST(TlsSystemTest, WorkerAndCliSpeakTlsToTheScheduler) {
   EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 3) << ReadFile(s.dir() + "/bare.err");
 }
 
+// A client certificate for `node` signed by the test CA: `node`.pem and `node`.key; the node's name
+// as a DNS subject alternative name (or only as the common name when `san` is false).
+bool MakeNodeCertificate(const std::string& dir, const std::string& node, bool san = true) {
+  std::string cmd = "cd " + dir + " && openssl req -newkey rsa:2048 -nodes -subj /CN=" + node +
+                    " -keyout " + node + ".key -out " + node + ".csr";
+  if (san) {
+    cmd += " && printf 'subjectAltName=DNS:" + node + "\\n' > " + node + ".ext" +
+           " && openssl x509 -req -in " + node + ".csr -CA ca.pem -CAkey ca.key -CAcreateserial " +
+           "-days 1 -extfile " + node + ".ext -out " + node + ".pem";
+  } else {
+    cmd += " && openssl x509 -req -in " + node + ".csr -CA ca.pem -CAkey ca.key -CAcreateserial " +
+           "-days 1 -out " + node + ".pem";
+  }
+  return std::system(("(" + cmd + ") >/dev/null 2>&1").c_str()) == 0;
+}
+
+// Mutual TLS for workers: with `tls.client_ca`, a worker must present a certificate of that CA,
+// and says hello only as a node it names; a stolen worker token alone opens nothing. Users and the
+// CLI need no certificate.
+TEST(TlsSystemTest, WithAClientCaAWorkerIsTheNodeItsCertificateNames) {
+  TempDir certs;
+  if (!MakeCertificates(certs.path()) || !MakeNodeCertificate(certs.path(), "node-1") ||
+      !MakeNodeCertificate(certs.path(), "node-2", /*san=*/false))
+    GTEST_SKIP() << "openssl CLI not available";
+  const std::string dir = certs.path();
+  const std::string ca = dir + "/ca.pem";
+  SchedulerProcess s("tls: {cert: " + dir + "/server.pem, key: " + dir + "/server.key, " +
+                         "client_ca: " + ca + "}\n",
+                     true, ca);
+  // One token for every node-*: the certificate decides which node a connection is.
+  std::string token = s.Token("fleet", "worker", {}, {"node-*"});
+  auto tls = [&](const std::string& cert) {
+    std::string y = "identity: {run_as_root: true}\nca_file: " + ca + "\n";
+    if (!cert.empty())
+      y += "tls_cert: " + dir + "/" + cert + ".pem\ntls_key: " + dir + "/" + cert + ".key\n";
+    return y;
+  };
+  WorkerProcess node1(s, "node-1", token, "process", tls("node-1"));
+  WorkerProcess node2(s, "node-2", token, "process", tls("node-2"));     // Named by its CN alone.
+  WorkerProcess impostor(s, "node-3", token, "process", tls("node-1"));  // node-1's certificate.
+  WorkerProcess bare(s, "node-4", token, "process", tls(""));            // The token alone.
+  for (auto* w : {&node1, &node2, &impostor, &bare})
+    w->Start();
+  auto nodes = [&] { return s.Client(s.admin_token())->Get("/v1/nodes")->body; };
+  ASSERT_TRUE(WaitFor([&] {
+    std::string n = nodes();
+    return n.find(R"("name":"node-1")") != std::string::npos &&
+           n.find(R"("name":"node-2")") != std::string::npos;
+  })) << nodes()
+      << node1.Log() << node2.Log();
+  // The token alone is refused at the upgrade (403: "the worker channel needs a client
+  // certificate signed by tls.client_ca").
+  EXPECT_TRUE(WaitFor([&] { return bare.Log().find("(HTTP 403)") != std::string::npos; }))
+      << bare.Log();
+  EXPECT_TRUE(WaitFor([&] {
+    return impostor.Log().find("may not serve node 'node-3'") != std::string::npos;
+  })) << impostor.Log();
+  std::string n = nodes();
+  EXPECT_EQ(n.find("node-3"), std::string::npos) << n;
+  EXPECT_EQ(n.find("node-4"), std::string::npos) << n;
+  // The refusals are counted.
+  auto metrics = s.Client(s.admin_token())->Get("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(metrics->body.find("gsched_worker_hello_refused_total 0"), std::string::npos);
+  // A user needs no certificate.
+  EXPECT_EQ(s.Client(s.Token("alice", "user", {"proj-a"}))->Get("/v1/whoami")->status, 200);
+}
+
 }  // namespace
 }  // namespace gsched::testing

@@ -485,6 +485,19 @@ TEST(ControlPlaneAttackTest, ASubmissionsExpandedSizeIsBounded) {
   EXPECT_EQ(s.Client(alice)->Post("/v1/jobs", BigSpec("0-9"))->status, 201);
 }
 
+// `GET /v1/usage` reads the ledger hour by hour over its window: a window back to 1970 would read
+// all of it. Windows are bounded (limits.max_usage_window, 400 days by default).
+TEST(ControlPlaneAttackTest, AUsageReportsWindowIsBounded) {
+  SchedulerProcess s;
+  std::string alice = s.Token("alice", "user", {"proj-a"});
+  auto r = s.Client(alice)->Get("/v1/usage?since=1970-01-01");
+  ASSERT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(Parse(r->body).at("error").at("field").as_string(), "since");
+  EXPECT_NE(r->body.find("limits.max_usage_window"), std::string::npos) << r->body;
+  EXPECT_EQ(s.Client(alice)->Get("/v1/usage")->status, 200);  // The last 30 days.
+  EXPECT_EQ(s.Client(alice)->Get("/v1/usage?since=2026-01-01&until=2027-01-01")->status, 200);
+}
+
 TEST(ControlPlaneAttackTest, UsersHaveADefaultPendingLimitWhereAccountsSetNone) {
   SchedulerProcess s("limits:\n  max_pending_jobs_per_user: 5\n");
   std::string alice = s.Token("alice", "user", {"proj-a"});

@@ -332,10 +332,11 @@ TEST_F(ClusterStateTest, FinishedJobsArePrunedAfterTheRetention) {
   EXPECT_TRUE(Apply(state_.PruneHistory(store_, 100)).batch.empty());
   clock_.Advance(Seconds(86400 + 1));
   // One row per call: the first call looks at `a` only, the next at `b`, the third at `active`.
-  EXPECT_EQ(Apply(state_.PruneHistory(store_, 1)).batch.size(), 1u);
+  // A pruned job takes its record and its two index rows (by user, by account).
+  EXPECT_EQ(Apply(state_.PruneHistory(store_, 1)).batch.size(), 3u);
   EXPECT_EQ(state_.GetJob(Admin(), a, store_).status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(state_.GetJob(Admin(), b, store_).ok());
-  EXPECT_EQ(Apply(state_.PruneHistory(store_, 1)).batch.size(), 1u);
+  EXPECT_EQ(Apply(state_.PruneHistory(store_, 1)).batch.size(), 3u);
   EXPECT_EQ(state_.GetJob(Admin(), b, store_).status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(Apply(state_.PruneHistory(store_, 1)).batch.empty());
   // The pending job stays, and a new sweep starts over without trouble.
@@ -716,6 +717,155 @@ TEST_F(ClusterStateTest, DefaultPendingLimitPerUser) {
   spec.command = {"x"};
   std::vector<uint64_t> ids;
   EXPECT_EQ(state_.Submit(Alice(), {spec}, &ids).status().code(), StatusCode::kResourceExhausted);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded work: listing someone's jobs reads theirs, not every stored job.
+
+// A memory store that counts the job records read.
+class CountingStore final : public state::Store {
+ public:
+  void CommitAsync(state::WriteBatch batch, CommitCallback done) override {
+    inner_.CommitAsync(std::move(batch), std::move(done));
+  }
+  Result<std::string> Get(state::Family f, std::string_view key) const override {
+    if (f == state::Family::kJobs)
+      ++job_reads;
+    return inner_.Get(f, key);
+  }
+  Status Scan(state::Family f, std::string_view begin, std::string_view end,
+              const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    return inner_.Scan(f, begin, end, [&](std::string_view k, std::string_view v) {
+      if (f == state::Family::kJobs)
+        ++job_reads;
+      return fn(k, v);
+    });
+  }
+  Result<std::optional<std::string>> LastKey(state::Family f) const override {
+    return inner_.LastKey(f);
+  }
+  state::CommitStats Stats() const override { return inner_.Stats(); }
+
+  mutable size_t job_reads = 0;
+
+ private:
+  state::MemoryStore inner_;
+};
+
+TEST_F(ClusterStateTest, ListingOnesJobsReadsOnlyThoseJobs) {
+  CountingStore store;
+  ClusterState state(config_, clock_);
+  auto apply = [&](Result<Change> c) {
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ASSERT_TRUE(store.Commit(c->batch).ok());
+  };
+  api::Account lab;
+  lab.name = "lab";
+  apply(state.PutAccount(Admin(), lab));
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {"x"};
+  Principal bob{"bob", api::Role::kUser, {"lab"}, "tok_bob", {}};
+  // Bob has 500 finished jobs; alice 3, one of them still pending.
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 500; ++i)
+    apply(state.Submit(bob, {spec}, &ids));
+  std::vector<uint64_t> alice_ids;
+  apply(state.Submit(Alice(), {spec, spec, spec}, &alice_ids));
+  for (uint64_t id : ids)
+    apply(state.Cancel(bob, id));
+  apply(state.Cancel(Alice(), alice_ids[0]));
+  apply(state.Cancel(Alice(), alice_ids[1]));
+  store.job_reads = 0;
+  std::vector<api::Job> mine = state.ListJobs(Alice(), {}, store);
+  ASSERT_EQ(mine.size(), 3u);
+  EXPECT_EQ(mine[0].id, alice_ids[0]);
+  EXPECT_EQ(mine[2].state, api::JobState::kPending);
+  EXPECT_LE(store.job_reads, 2u);  // Her two finished ones; the pending one is in memory.
+  // An admin asking for alice's, or for an account's, alike; paging goes on after `after`.
+  store.job_reads = 0;
+  JobFilter filter;
+  filter.user = "alice";
+  filter.after = alice_ids[0];
+  EXPECT_EQ(state.ListJobs(Admin(), filter, store).size(), 2u);
+  EXPECT_LE(store.job_reads, 1u);
+  // Live jobs only: from memory, nothing read.
+  store.job_reads = 0;
+  filter = JobFilter{};
+  filter.states = {api::JobState::kPending};
+  ASSERT_EQ(state.ListJobs(Alice(), filter, store).size(), 1u);
+  EXPECT_EQ(store.job_reads, 0u);
+  // A user cannot list someone else's by naming them.
+  filter = JobFilter{};
+  filter.user = "bob";
+  EXPECT_TRUE(state.ListJobs(Alice(), filter, store).empty());
+  filter = JobFilter{};
+  filter.account = "lab";
+  filter.limit = 10'000;
+  EXPECT_EQ(state.ListJobs(Admin(), filter, store).size(), 503u);
+  // Pruned history leaves the index too.
+  clock_.Advance(config_.history.retention + Seconds(1));
+  Change pruned = state.PruneHistory(store, 100'000);
+  ASSERT_TRUE(store.Commit(pruned.batch).ok());
+  size_t index_rows = 0;
+  ASSERT_TRUE(store
+                  .Scan(state::Family::kJobIndex, {}, {},
+                        [&](std::string_view, std::string_view) { return ++index_rows, true; })
+                  .ok());
+  EXPECT_EQ(index_rows, 2u);  // Alice's pending job, by user and by account.
+}
+
+TEST_F(ClusterStateTest, JobsStoredBeforeTheIndexAreIndexedOnce) {
+  uint64_t a = SubmitOne(1), b = SubmitOne(1);
+  Apply(state_.Cancel(Alice(), a));
+  // As a store written before the index existed: no index rows, no mark.
+  state::WriteBatch drop;
+  for (uint64_t id : {a, b}) {
+    drop.Delete(state::Family::kJobIndex, "u/alice/" + state::U64Key(id));
+    drop.Delete(state::Family::kJobIndex, "a/lab/" + state::U64Key(id));
+  }
+  ASSERT_TRUE(store_.Commit(std::move(drop)).ok());
+  ClusterState reloaded(config_, clock_);
+  ASSERT_TRUE(reloaded.Load(store_).ok());
+  // Listings read through the index, which the service builds before it serves.
+  EXPECT_TRUE(reloaded.ListJobs(Alice(), {}, store_).empty());
+  ASSERT_TRUE(reloaded.BuildJobIndex(store_).ok());
+  EXPECT_EQ(reloaded.ListJobs(Alice(), {}, store_).size(), 2u);
+  EXPECT_TRUE(store_.Get(state::Family::kMeta, "job_index_built").ok());
+  // Once: a second call reads no job.
+  CountingStore counting;
+  ASSERT_TRUE(counting
+                  .Commit([] {
+                    state::WriteBatch b;
+                    b.Put(state::Family::kMeta, "job_index_built", "1");
+                    return b;
+                  }())
+                  .ok());
+  ASSERT_TRUE(reloaded.BuildJobIndex(counting).ok());
+  EXPECT_EQ(counting.job_reads, 0u);
+}
+
+TEST_F(ClusterStateTest, CancellingAnArrayWalksOnlyItsTasks) {
+  api::JobSpec spec;
+  spec.image = "/i";
+  spec.command = {"x"};
+  spec.array = "0-9";
+  std::vector<uint64_t> ids;
+  Apply(state_.Submit(Alice(), {spec}, &ids));
+  uint64_t other = SubmitOne(1);
+  ASSERT_EQ(ids.size(), 10u);
+  Apply(state_.Cancel(Alice(), ids[3]));  // One task alone first.
+  Apply(state_.Hold(Alice(), ids[0], true));
+  for (uint64_t id : ids) {
+    auto job = state_.GetJob(Alice(), id, store_);
+    EXPECT_EQ(job->held, id != ids[3]) << id;
+  }
+  Apply(state_.Cancel(Alice(), ids[0]));
+  for (uint64_t id : ids)
+    EXPECT_EQ(state_.GetJob(Alice(), id, store_)->state, api::JobState::kCancelled);
+  EXPECT_EQ(state_.GetJob(Alice(), other, store_)->state, api::JobState::kPending);
+  // The array is gone: its id now names only its first task, which has ended.
+  EXPECT_FALSE(state_.Cancel(Alice(), ids[0]).ok());
 }
 
 // ---------------------------------------------------------------------------------------------
