@@ -46,8 +46,8 @@ void ReadLimits(YamlMap m, HttpLimits& out) {
                                       .value_or(out.max_submit_expanded_bytes);
   out.max_pending_jobs_per_user =
       m.Int("max_pending_jobs_per_user", out.max_pending_jobs_per_user, 0, 100'000'000);
-  out.max_usage_window =
-      m.Dur("max_usage_window", out.max_usage_window, Seconds(3600), Seconds(3650 * 86400));
+  out.max_usage_window = m.Dur("max_usage_window", out.max_usage_window, Seconds(3600),
+                               Seconds(int64_t{36500} * 86400));
 }
 
 void ReadScheduling(YamlMap m, SchedulingConfig& out) {

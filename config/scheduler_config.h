@@ -66,7 +66,7 @@ struct HttpLimits {
   // 0: no limit.
   int64_t max_pending_jobs_per_user = 100'000;
   // The longest window one `GET /v1/usage` may ask for: the report's cost follows its window.
-  Duration max_usage_window = Seconds(400 * 86400);
+  Duration max_usage_window = Seconds(int64_t{3660} * 86400);  // Ten years.
 };
 
 // Token bucket per bearer token.

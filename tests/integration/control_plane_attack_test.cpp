@@ -486,7 +486,7 @@ TEST(ControlPlaneAttackTest, ASubmissionsExpandedSizeIsBounded) {
 }
 
 // `GET /v1/usage` reads the ledger hour by hour over its window: a window back to 1970 would read
-// all of it. Windows are bounded (limits.max_usage_window, 400 days by default).
+// all of it. Windows are bounded (limits.max_usage_window, ten years by default).
 TEST(ControlPlaneAttackTest, AUsageReportsWindowIsBounded) {
   SchedulerProcess s;
   std::string alice = s.Token("alice", "user", {"proj-a"});
