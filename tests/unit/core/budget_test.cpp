@@ -8,6 +8,7 @@
 #include "scheduler/core/eligibility.h"
 #include "scheduler/core/schedule.h"
 #include "tests/testutil/builders.h"
+#include "tests/unit/core/reason_of.h"
 
 namespace gsched::core {
 namespace {
@@ -21,12 +22,6 @@ using testutil::MakeJob;
 using testutil::MakeNode;
 
 const Duration kHour = Seconds(3600);
-
-Explanation ReasonOf(const Plan& plan, uint64_t id) {
-  const PendingReason* r = plan.FindPending(JobId(id));
-  EXPECT_NE(r, nullptr) << "job " << id << " has no reason";
-  return r ? plan.ExplanationFor(*r) : Explanation{};
-}
 
 // Account `a` with 20 GPU-hours for [t0 - 1h, t0 + 10h), 6 consumed (running usage included), and
 // a running job of 4 GPUs started at t0 - 1h with a 3 h limit: it may use 4 x 2 h = 8 more.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/testutil/builders.h"
+#include "tests/unit/core/reason_of.h"
 
 namespace gsched::core {
 namespace {
@@ -16,12 +17,6 @@ using testutil::MakeJob;
 using testutil::MakeNode;
 
 const Duration kHour = Seconds(3600);
-
-Explanation ReasonOf(const Plan& plan, uint64_t id) {
-  const PendingReason* r = plan.FindPending(JobId(id));
-  EXPECT_NE(r, nullptr) << "job " << id << " has no reason";
-  return r ? plan.ExplanationFor(*r) : Explanation{};
-}
 
 TEST(ScheduleTest, StartsInPriorityOrderWithAttemptAndAllocation) {
   const Snapshot s = ClusterBuilder()
