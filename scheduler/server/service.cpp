@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -193,6 +194,8 @@ struct SchedulerService::Impl {
   std::atomic<uint64_t> jobs_submitted{0};
   std::atomic<uint64_t> rate_limited{0};
   std::atomic<uint64_t> hello_refused{0};
+  std::mutex metrics_mu;
+  std::vector<Responder> metrics_waiters;  // Waiting for the one queued `/metrics` rendering.
   std::atomic<uint64_t> feeds_refused{0};
   std::atomic<uint64_t> worker_updates_ignored{0};
   std::atomic<uint64_t> worker_tokens_closed{0};
@@ -448,11 +451,8 @@ struct SchedulerService::Impl {
     // The dashboard's static files; the page signs in itself, against the API.
     if (req.path == "/ui" || req.path.starts_with("/ui/"))
       return respond(ServeUi(req));
-    if (req.path == "/metrics") {
-      return OnState([this, respond] {
-        respond({200, RenderMetrics(), "text/plain; version=0.0.4"});
-      });
-    }
+    if (req.path == "/metrics")
+      return ServeMetrics(std::move(respond));
     auto who = Authenticate(req);
     if (!who.ok())
       return respond(Error(who.status()));
@@ -934,6 +934,29 @@ struct SchedulerService::Impl {
             {"nodes", state->nodes().size()},
             {"pending", state->pending_count()},
             {"running", state->running_count()}};
+  }
+
+  // `/metrics` needs no token, so a flood of it must not take the state thread: requests that
+  // arrive while a rendering waits for the state thread share it, and at most one waits at a time.
+  // A client that acted and then asks still sees its action (the rendering it gets was queued
+  // after the action had been applied).
+  void ServeMetrics(Responder respond) {
+    {
+      std::lock_guard lock(metrics_mu);
+      metrics_waiters.push_back(std::move(respond));
+      if (metrics_waiters.size() > 1)
+        return;  // A rendering is queued; this one shares it.
+    }
+    OnState([this] {
+      std::vector<Responder> waiters;
+      {
+        std::lock_guard lock(metrics_mu);
+        waiters.swap(metrics_waiters);
+      }
+      std::string text = RenderMetrics();
+      for (auto& r : waiters)
+        r({200, text, "text/plain; version=0.0.4"});
+    });
   }
 
   std::string RenderMetrics() {
