@@ -901,32 +901,43 @@ struct SchedulerService::Impl {
     return o;
   }
 
+  // Each GPU in one state, by type: `busy` (allocated), else `down` (its node is), else
+  // `unhealthy`, else `idle`. One count for `GET /v1/cluster`, `cluster.summary` and `/metrics`.
+  struct GpuStates {
+    int64_t total = 0, busy = 0, down = 0, unhealthy = 0, idle = 0;
+  };
+  std::map<std::string, GpuStates> GpuStatesByType() const {
+    std::map<std::string, GpuStates> out;
+    for (const auto& [name, rec] : state->nodes()) {
+      GpuStates& t = out[rec.node.gpu_type.empty() ? "none" : rec.node.gpu_type];
+      const bool down = !rec.connected || rec.node.state == api::NodeState::kDown;
+      const int64_t used = __builtin_popcountll(rec.used_gpus);
+      int64_t unhealthy_free = 0;
+      for (const auto& g : rec.node.gpus) {
+        bool in_use = g.index >= 0 && g.index < 64 && (rec.used_gpus >> g.index) & 1;
+        unhealthy_free += !in_use && g.health != api::GpuHealth::kHealthy;
+      }
+      t.total += rec.node.gpu_count;
+      t.busy += used;
+      t.down += down ? rec.node.gpu_count - used : 0;
+      t.unhealthy += down ? 0 : unhealthy_free;
+      t.idle += down ? 0 : rec.node.gpu_count - used - unhealthy_free;
+    }
+    return out;
+  }
+
   // GPUs by type and state, nodes, and the queue: `GET /v1/cluster` and `cluster.summary`.
   json::object ClusterTotals() const {
     json::object gpus;
     int64_t total = 0, busy = 0;
-    for (const auto& [name, rec] : state->nodes()) {
-      json::object& t =
-          gpus[rec.node.gpu_type.empty() ? "none" : rec.node.gpu_type].emplace_object();
-      (void)t;
-    }
-    for (const auto& [name, rec] : state->nodes()) {
-      json::object& t = gpus[rec.node.gpu_type.empty() ? "none" : rec.node.gpu_type].as_object();
-      int64_t used = __builtin_popcountll(rec.used_gpus);
-      int64_t unhealthy = 0;
-      for (const auto& g : rec.node.gpus)
-        unhealthy += g.health != api::GpuHealth::kHealthy;
-      bool down = !rec.connected || rec.node.state == api::NodeState::kDown;
-      auto add = [&](const char* k, int64_t v) {
-        t[k] = (t.contains(k) ? t[k].as_int64() : 0) + v;
-      };
-      add("total", rec.node.gpu_count);
-      add("busy", used);
-      add("down", down ? rec.node.gpu_count - used : 0);
-      add("unhealthy", down ? 0 : unhealthy);
-      add("idle", down ? 0 : rec.node.gpu_count - used - unhealthy);
-      total += rec.node.gpu_count;
-      busy += used;
+    for (const auto& [type, t] : GpuStatesByType()) {
+      gpus[type] = json::object{{"total", t.total},
+                                {"busy", t.busy},
+                                {"down", t.down},
+                                {"unhealthy", t.unhealthy},
+                                {"idle", t.idle}};
+      total += t.total;
+      busy += t.busy;
     }
     return {{"gpus", std::move(gpus)},
             {"gpus_total", total},
@@ -985,21 +996,22 @@ struct SchedulerService::Impl {
       w.Sample("gsched_jobs_requeued", {{"state", std::string(api::ToString(s))}},
                static_cast<double>(requeued[s]));
     }
-    std::map<std::pair<std::string, std::string>, int64_t> gpus;
     std::map<std::string, int64_t> nodes_by_state;
-    for (const auto& [name, rec] : state->nodes()) {
-      int64_t used = __builtin_popcountll(rec.used_gpus);
-      bool down = !rec.connected || rec.node.state == api::NodeState::kDown;
-      gpus[{rec.node.gpu_type, "busy"}] += used;
-      gpus[{rec.node.gpu_type, down ? "down" : "idle"}] += rec.node.gpu_count - used;
+    for (const auto& [name, rec] : state->nodes())
       ++nodes_by_state[std::string(api::ToString(rec.node.state))];
-    }
     w.Family("gsched_nodes", "gauge", "Nodes by state (up, down, draining, ...).");
     for (const auto& [st, n] : nodes_by_state)
       w.Sample("gsched_nodes", {{"state", st}}, static_cast<double>(n));
-    w.Family("gsched_gpus", "gauge", "GPUs by type and state.");
-    for (const auto& [k, v] : gpus)
-      w.Sample("gsched_gpus", {{"type", k.first}, {"state", k.second}}, static_cast<double>(v));
+    w.Family("gsched_gpus", "gauge",
+             "GPUs by type and state (busy, down, unhealthy, idle), as GET /v1/cluster counts.");
+    for (const auto& [type, t] : GpuStatesByType()) {
+      for (auto [st, v] : {std::pair{"busy", t.busy},
+                           {"down", t.down},
+                           {"unhealthy", t.unhealthy},
+                           {"idle", t.idle}}) {
+        w.Sample("gsched_gpus", {{"type", type}, {"state", st}}, static_cast<double>(v));
+      }
+    }
     w.Family("gsched_jobs_submitted_total", "counter", "Jobs accepted durably.");
     w.Sample("gsched_jobs_submitted_total", static_cast<double>(jobs_submitted.load()));
     w.Family("gsched_rate_limited_total", "counter", "Requests refused with 429.");

@@ -157,6 +157,30 @@ TEST(ControlPlaneAttackTest, JobUpdatesCountOnlyForAttemptsOnTheConnectionsNode)
   EXPECT_EQ(Metric(s, "gsched_store_commits_total") - commits, 2);
 }
 
+// `GET /v1/cluster` and `/metrics` count GPUs alike: an unhealthy GPU is `unhealthy` in both
+// (`/metrics` counted it idle).
+TEST(ControlPlaneAttackTest, ClusterAndMetricsCountUnhealthyGpusAlike) {
+  SchedulerProcess s;
+  ScriptedWorker w(s, s.Token("node-1", "worker", {}));
+  w.Send(EightGpuHello("node-1"));
+  w.Send(api::GpuHealthReport{"node-1", {{3, api::GpuHealth::kUnhealthy, "xid 79", 79}}});
+  auto h100 = [&] {
+    json::value c = Get(s, s.admin_token(), "/v1/cluster");
+    const json::value* t = c.is_object() && c.as_object().contains("gpus")
+                               ? c.at("gpus").as_object().if_contains("h100")
+                               : nullptr;
+    return t ? *t : json::value();
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    json::value t = h100();
+    return t.is_object() && t.at("unhealthy").as_int64() == 1;
+  })) << json::serialize(h100());
+  EXPECT_EQ(h100().at("idle").as_int64(), 7);
+  EXPECT_EQ(Metric(s, R"(gsched_gpus{type="h100",state="unhealthy"})"), 1);
+  EXPECT_EQ(Metric(s, R"(gsched_gpus{type="h100",state="idle"})"), 7);
+  EXPECT_EQ(Metric(s, R"(gsched_gpus{type="h100",state="busy"})"), 0);
+}
+
 TEST(ControlPlaneAttackTest, AFloodingWorkerIsDisconnected) {
   SchedulerProcess s("rate_limit:\n  worker_messages_per_s: 20\n  worker_message_burst: 50\n");
   ScriptedWorker quiet(s, s.Token("node-1", "worker", {}));
