@@ -10,6 +10,7 @@
 
 #include "scheduler/api/image.h"
 #include "scheduler/common/quantity.h"
+#include "scheduler/common/text.h"
 
 namespace gsched::api::internal {
 namespace {
@@ -67,23 +68,6 @@ std::string_view CharsetDescription(Charset charset) {
       return "must be a host name or an IP address (A-Z a-z 0-9 . : -)";
   }
   return "";
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + cost});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
 }
 
 std::string JsonKind(const json::value& v) {
