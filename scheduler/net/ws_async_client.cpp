@@ -123,8 +123,15 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
   void OnHandshake(beast::error_code ec) {
     if (ec) {
       std::string why = "upgrade at " + target_ + ": " + ec.message();
-      if (response_.result_int() != 0 && response_.result_int() != 101)
+      if (response_.result_int() != 0 && response_.result_int() != 101) {
         why += " (HTTP " + std::to_string(response_.result_int()) + ")";
+        // The server's reason, when it sent one (its error body, printable bytes only).
+        std::string reason;
+        for (char c : std::string_view(response_.body()).substr(0, 512))
+          reason += (c >= 0x20 && c < 0x7f) ? c : ' ';
+        if (!reason.empty())
+          why += ": " + reason;
+      }
       return Fail(why);
     }
     open_ = true;

@@ -138,10 +138,12 @@ TEST(TlsSystemTest, WithAClientCaAWorkerIsTheNodeItsCertificateNames) {
            n.find(R"("name":"node-2")") != std::string::npos;
   })) << nodes()
       << node1.Log() << node2.Log();
-  // The token alone is refused at the upgrade (403: "the worker channel needs a client
-  // certificate signed by tls.client_ca").
-  EXPECT_TRUE(WaitFor([&] { return bare.Log().find("(HTTP 403)") != std::string::npos; }))
-      << bare.Log();
+  // The token alone is refused at the upgrade, and the worker's log says why.
+  EXPECT_TRUE(WaitFor([&] {
+    return bare.Log().find("(HTTP 403): ") != std::string::npos &&
+           bare.Log().find("needs a client certificate signed by tls.client_ca") !=
+               std::string::npos;
+  })) << bare.Log();
   EXPECT_TRUE(WaitFor([&] {
     return impostor.Log().find("may not serve node 'node-3'") != std::string::npos;
   })) << impostor.Log();
