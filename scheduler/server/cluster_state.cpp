@@ -1554,7 +1554,12 @@ Result<Change> ClusterState::WorkerJobUpdate(const std::string& node, const api:
     default:
       break;
   }
-  EndPart(change, rec, node, PartEnd{u.state, u.exit_code, u.signal, u.message});
+  // A part of a gang names its node, so that the job's end says where it failed; node losses
+  // name theirs already.
+  std::string message = u.message;
+  if (rec.job.allocation.size() > 1 && u.state != JobState::kCompleted)
+    message = "node " + node + ": " + (message.empty() ? "ended" : message);
+  EndPart(change, rec, node, PartEnd{u.state, u.exit_code, u.signal, std::move(message)});
   return change;
 }
 
@@ -1563,9 +1568,6 @@ void ClusterState::EndPart(Change& change, JobRecord& rec, const std::string& no
   if (std::find(ended.begin(), ended.end(), node) != ended.end())
     return;  // Said before (a final update sent again, or a node lost after it ended).
   ended.push_back(node);
-  const bool gang = rec.job.allocation.size() > 1;
-  if (gang && end.state != JobState::kCompleted && !end.message.starts_with("node "))
-    end.message = "node " + node + ": " + (end.message.empty() ? "ended" : end.message);
   if (end.state != JobState::kCompleted && !rec.gang.failure) {
     rec.gang.failure = end;
     // The first failure ends the gang: the other parts are stopped with their grace, unless the
