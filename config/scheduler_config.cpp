@@ -31,6 +31,55 @@ bool IsValidListenAddress(std::string_view text) {
   return ec == std::errc() && ptr == port.data() + port.size() && value >= 0 && value <= 65535;
 }
 
+// "http://HOST:PORT" or "https://HOST:PORT", nothing after the port but an optional "/".
+bool IsHttpUrl(std::string_view url) {
+  std::string_view rest;
+  if (url.starts_with("http://"))
+    rest = url.substr(7);
+  else if (url.starts_with("https://"))
+    rest = url.substr(8);
+  else
+    return false;
+  if (rest.ends_with('/'))
+    rest.remove_suffix(1);
+  return rest.find('/') == std::string_view::npos && IsValidListenAddress(rest) &&
+         !rest.ends_with(":0");
+}
+
+void ReadHa(YamlMap m, const std::string& listen, HaConfig& out) {
+  Diagnostics* diag = m.diagnostics();
+  {
+    YamlMap etcd = m.Get("etcd").Map();
+    YamlValue endpoints = etcd.Get("endpoints");
+    for (const YamlValue& e : endpoints.List(16)) {
+      auto url = e.String(256);
+      if (!url)
+        continue;
+      if (!IsHttpUrl(*url))
+        e.Error("must be http://HOST:PORT or https://HOST:PORT (got '" + *url + "')");
+      else
+        out.etcd_endpoints.push_back(*url);
+    }
+    out.etcd_ca_file = etcd.String("ca_file", "");
+    out.etcd_prefix = etcd.String("prefix", out.etcd_prefix, 128);
+    if (out.etcd_prefix.empty() || out.etcd_prefix.back() != '/')
+      diag->Add(JoinPath(etcd.path(), "prefix"), "must end with '/'");
+  }
+  out.lease_ttl = m.Dur("lease_ttl", out.lease_ttl, Seconds(1), Seconds(60));
+  out.advertise_url = m.String("advertise_url", "", 256);
+  if (!out.advertise_url.empty() && !IsHttpUrl(out.advertise_url)) {
+    diag->Add(JoinPath(m.path(), "advertise_url"),
+              "must be http://HOST:PORT or https://HOST:PORT (got '" + out.advertise_url + "')");
+  }
+  out.name = m.String("name", "", 64);
+  if (out.enabled() && out.advertise_url.empty()) {
+    std::string_view host = std::string_view(listen).substr(0, listen.rfind(':'));
+    if (host == "0.0.0.0" || host == "[::]" || host == "::")
+      diag->Add(JoinPath(m.path(), "advertise_url"),
+                "required when listen is a wildcard address (" + listen + ")");
+  }
+}
+
 void ReadLimits(YamlMap m, HttpLimits& out) {
   constexpr int64_t kGiB = int64_t{1} << 30;
   out.max_body_bytes = m.Get("max_body_bytes").SizeBytes(1024, kGiB).value_or(out.max_body_bytes);
@@ -128,6 +177,7 @@ SchedulerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>
     if (!c.tls.client_ca.empty() && c.tls.cert.empty())
       diag->Add("tls.client_ca", "needs tls.cert and tls.key (mutual TLS is TLS first)");
   }
+  ReadHa(root.Get("ha").Map(), c.listen, c.ha);
   ReadLimits(root.Get("limits").Map(), c.limits);
   {
     YamlMap r = root.Get("rate_limit").Map();
@@ -187,6 +237,7 @@ SchedulerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>
   c.tls.cert = ResolveRelativePath(c.tls.cert, base_dir);
   c.tls.key = ResolveRelativePath(c.tls.key, base_dir);
   c.tls.client_ca = ResolveRelativePath(c.tls.client_ca, base_dir);
+  c.ha.etcd_ca_file = ResolveRelativePath(c.ha.etcd_ca_file, base_dir);
 
   constexpr size_t kMaxPartitions = 256;
   for (auto& [name, value] : root.Get("partitions").Entries(kMaxPartitions)) {

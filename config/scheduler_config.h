@@ -171,6 +171,23 @@ struct WatchConfig {
   int64_t max_feeds_per_token = 64;
 };
 
+// High availability (DESIGN.md section 12): schedulers that share an etcd cluster, one leading.
+// Without endpoints it is off: one scheduler and its own RocksDB, as always.
+struct HaConfig {
+  std::vector<std::string> etcd_endpoints;  // http(s)://HOST:PORT of the etcd members.
+  std::string etcd_ca_file;                 // For https endpoints: the CA of their certificates.
+  std::string etcd_prefix = "/gsched/";     // Every key gsched keeps in etcd starts with it.
+  Duration lease_ttl = Seconds(5);          // The leader's lease; failover takes about this long.
+  // How workers, clients and the other schedulers reach this one ("http://10.0.0.5:8600").
+  // Empty: the scheme and `listen` (its bound port when `listen` asks for port 0); required when
+  // `listen` is a wildcard address.
+  std::string advertise_url;
+  // This scheduler among its peers (standby lag is reported by name). Empty: advertise HOST:PORT.
+  std::string name;
+
+  bool enabled() const { return !etcd_endpoints.empty(); }
+};
+
 struct SchedulerConfig {
   // HOST:PORT; port 0 takes a free port.
   std::string listen = "127.0.0.1:8600";
@@ -179,6 +196,7 @@ struct SchedulerConfig {
   int64_t min_free_disk_bytes = int64_t{64} << 20;
   LogLevel log_level = LogLevel::kInfo;
   TlsConfig tls;
+  HaConfig ha;
   HttpLimits limits;
   RateLimitConfig rate_limit;
   SchedulingConfig scheduling;

@@ -1,13 +1,23 @@
-// Small text helpers shared by the API decoders and the config reader.
+// Small text helpers shared by the API decoders, the config reader, tokens and the etcd client.
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
+
+#include "scheduler/common/status.h"
 
 namespace gsched {
 
 // Optimal-string-alignment distance: insertions, deletions, substitutions and transpositions of
 // neighbours ("cuont" -> "count") each cost 1. What every "did you mean" measures with.
 size_t EditDistance(std::string_view a, std::string_view b);
+
+// Base64 (RFC 4648 section 4), padded with '='. Decoding takes padded or unpadded text.
+std::string Base64Encode(std::string_view data);
+Result<std::string> Base64Decode(std::string_view text);
+// Base64url (RFC 4648 section 5), unpadded: what tokens are made of.
+std::string Base64UrlEncode(std::string_view data);
+Result<std::string> Base64UrlDecode(std::string_view text);
 
 }  // namespace gsched

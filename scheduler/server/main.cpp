@@ -7,6 +7,7 @@
 
 #include "config/scheduler_config.h"
 #include "scheduler/common/logging.h"
+#include "scheduler/ha/ha_scheduler.h"
 #include "scheduler/server/service.h"
 
 int main(int argc, char** argv) {
@@ -42,6 +43,22 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  if (config->ha.enabled()) {
+    // One of several schedulers sharing etcd (DESIGN.md section 12): a standby until it leads.
+    auto ha = gsched::ha::HaScheduler::Start(std::move(config).value());
+    if (!ha.ok()) {
+      std::cerr << "gsched-scheduler: " << ha.status().ToString() << "\n";
+      return 1;
+    }
+    std::printf("listening on http://%s\n", (*ha)->address().c_str());
+    std::fflush(stdout);
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    std::fprintf(stderr, "gsched-scheduler: signal %d, shutting down\n", sig);
+    (*ha)->Stop();
+    return 0;
+  }
 
   auto service = gsched::server::SchedulerService::Start(std::move(config).value());
   if (!service.ok()) {

@@ -146,7 +146,10 @@ api::Account FromSpec(const config::AccountSpec& spec) {
 struct SchedulerService::Impl {
   config::SchedulerConfig config;
   SystemClock clock;
-  std::unique_ptr<state::RocksDbStore> store;
+  std::unique_ptr<state::Store> store;
+  ServiceHooks hooks;
+  // A commit failed because the store lost the right to write: nothing is answered any more.
+  std::atomic<bool> deposed{false};
   std::optional<TokenAuthority> authority;
   std::unique_ptr<ClusterState> state;
   std::unique_ptr<RateLimiter> limiter;
@@ -221,6 +224,16 @@ struct SchedulerService::Impl {
     state::WriteBatch batch = std::move(events->batch);
     store->CommitAsync(std::move(batch), [this, events, then = std::move(then)](Status s) mutable {
       OnState([this, events, then = std::move(then), s = std::move(s)]() mutable {
+        if (!s.ok() && hooks.store_may_be_deposed) {
+          // Deposed: this change was not acknowledged and never will be. The caller gets 503;
+          // what memory holds beyond the disk is dropped with the service (the new leader and
+          // this scheduler, as a standby, both follow the log).
+          if (!deposed.exchange(true))
+            spdlog::error("commit refused, no longer the leader: {}", s.ToString());
+          if (then)
+            then(s);
+          return;
+        }
         if (!s.ok()) {
           // A full disk does not get here: the store holds commits until there is room (writes
           // are refused with 503 meanwhile). What does is an I/O error RocksDB reported, a full
@@ -446,8 +459,14 @@ struct SchedulerService::Impl {
 
   // ---- HTTP ----------------------------------------------------------------------------------
   void Handle(HttpRequest&& req, Responder respond) {
-    if (req.path == "/healthz")
-      return respond({200, R"({"status":"ok"})"});
+    if (req.path == "/healthz") {
+      if (hooks.health)
+        return respond({200, hooks.health()});
+      return respond({200, R"({"status":"ok","role":"leader"})"});
+    }
+    if (deposed.load()) {
+      return respond(Error(Status::Unavailable("this scheduler is no longer the leader")));
+    }
     // The dashboard's static files; the page signs in itself, against the API.
     if (req.path == "/ui" || req.path.starts_with("/ui/"))
       return respond(ServeUi(req));
@@ -468,6 +487,11 @@ struct SchedulerService::Impl {
     auto parts = Segments(req.path);
     if (parts.empty() || parts[0] != "v1")
       return respond(Error(Status::NotFound("no route " + req.path)));
+    if (parts.size() >= 2 && parts[1] == "ha" && hooks.ha_request) {
+      if (who->role != api::Role::kAdmin)
+        return respond(Error(Status::PermissionDenied("/v1/ha/ is for admins and schedulers")));
+      return hooks.ha_request(req, std::move(respond));
+    }
     // While the disk is full the store holds commits until there is room; writes are refused at
     // once rather than queued behind them, reads go on.
     if (req.method != "GET" && store->Stats().failing)
@@ -1073,6 +1097,8 @@ struct SchedulerService::Impl {
              "Worker connections closed because their token was revoked or expired.");
     w.Sample("gsched_worker_closed_token_total", static_cast<double>(worker_tokens_closed.load()));
     watch->RenderMetrics(w);
+    if (hooks.metrics)
+      hooks.metrics(w);
     return w.text();
   }
 
@@ -1287,9 +1313,11 @@ struct SchedulerService::Impl {
     std::filesystem::create_directories(config.data_dir, ec);
     if (ec)
       return Status::Unavailable("cannot create data_dir " + config.data_dir + ": " + ec.message());
-    ASSIGN_OR_RETURN(store, state::RocksDbStore::Open({.path = config.data_dir + "/db",
-                                                       .min_free_bytes = static_cast<uint64_t>(
-                                                           config.min_free_disk_bytes)}));
+    if (!store) {
+      ASSIGN_OR_RETURN(store, state::RocksDbStore::Open({.path = config.data_dir + "/db",
+                                                         .min_free_bytes = static_cast<uint64_t>(
+                                                             config.min_free_disk_bytes)}));
+    }
     ASSIGN_OR_RETURN(TokenAuthority a, TokenAuthority::LoadOrCreate(config.data_dir));
     authority.emplace(std::move(a));
     state = std::make_unique<ClusterState>(config, clock);
@@ -1432,8 +1460,15 @@ SchedulerService::~SchedulerService() {
 }
 
 Result<std::unique_ptr<SchedulerService>> SchedulerService::Start(config::SchedulerConfig config) {
+  return Start(std::move(config), nullptr, {});
+}
+
+Result<std::unique_ptr<SchedulerService>> SchedulerService::Start(
+    config::SchedulerConfig config, std::unique_ptr<state::Store> store, ServiceHooks hooks) {
   auto impl = std::make_unique<Impl>();
   impl->config = std::move(config);
+  impl->store = std::move(store);
+  impl->hooks = std::move(hooks);
   RETURN_IF_ERROR(impl->Open());
   RETURN_IF_ERROR(impl->Serve());
   return std::unique_ptr<SchedulerService>(new SchedulerService(std::move(impl)));

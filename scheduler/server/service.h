@@ -11,19 +11,41 @@
 //     only then answers clients, sends work to workers and publishes events.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "config/scheduler_config.h"
 #include "scheduler/common/status.h"
+#include "scheduler/net/http_types.h"
+#include "scheduler/state/store.h"
 
 namespace gsched::server {
+
+class PrometheusWriter;
+
+// What a service leading under high availability (DESIGN.md section 12) adds to the plain one.
+struct ServiceHooks {
+  // The body of `GET /healthz`; unset: `{"status":"ok","role":"leader"}`.
+  std::function<std::string()> health;
+  // More `/metrics` families (role, epoch, standby lag).
+  std::function<void(PrometheusWriter&)> metrics;
+  // `/v1/ha/...`, after the service checked an admin token. Must not block the caller.
+  std::function<void(const net::HttpRequest&, net::Responder)> ha_request;
+  // The store can lose the right to write (a deposed leader): a failed commit then stops the
+  // service from answering (503 "not the leader") instead of stopping the process.
+  bool store_may_be_deposed = false;
+};
 
 class SchedulerService {
  public:
   // Opens the store, loads the state, makes the signing key and the admin token on first start,
   // applies `accounts_file` when no account exists yet, and starts serving.
   static Result<std::unique_ptr<SchedulerService>> Start(config::SchedulerConfig config);
+  // The same on a store opened by the caller (the leader's replicated store).
+  static Result<std::unique_ptr<SchedulerService>> Start(config::SchedulerConfig config,
+                                                         std::unique_ptr<state::Store> store,
+                                                         ServiceHooks hooks);
   ~SchedulerService();
 
   // "HOST:PORT" the API listens on.

@@ -23,60 +23,12 @@ namespace {
 
 constexpr std::string_view kPrefix = "gs1.";
 constexpr size_t kKeyBytes = 32;
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 Status Unauthenticated(std::string_view why) {
   return Status::Unauthenticated("invalid token: " + std::string(why));
 }
 
 }  // namespace
-
-std::string Base64UrlEncode(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  auto byte = [&](size_t k) { return static_cast<uint32_t>(static_cast<uint8_t>(data[k])); };
-  for (; i + 3 <= data.size(); i += 3) {
-    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    for (int s = 18; s >= 0; s -= 6)
-      out += kAlphabet[(v >> s) & 63];
-  }
-  if (size_t rest = data.size() - i; rest > 0) {
-    uint32_t v = byte(i) << 16;
-    if (rest == 2)
-      v |= byte(i + 1) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    if (rest == 2)
-      out += kAlphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
-Result<std::string> Base64UrlDecode(std::string_view text) {
-  std::array<int8_t, 256> table;
-  table.fill(-1);
-  for (int k = 0; k < 64; ++k)
-    table[static_cast<uint8_t>(kAlphabet[k])] = static_cast<int8_t>(k);
-  if (text.size() % 4 == 1)
-    return Status::InvalidArgument("bad base64url length");
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    int8_t v = table[static_cast<uint8_t>(c)];
-    if (v < 0)
-      return Status::InvalidArgument("bad base64url character");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
 
 bool ServesNode(const std::vector<std::string>& patterns, std::string_view node) {
   return std::any_of(patterns.begin(), patterns.end(),

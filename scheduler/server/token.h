@@ -17,6 +17,7 @@
 #include "scheduler/api/enums.h"
 #include "scheduler/common/clock.h"
 #include "scheduler/common/status.h"
+#include "scheduler/common/text.h"
 
 namespace gsched::server {
 
@@ -51,8 +52,5 @@ class TokenAuthority {
 
 // A fresh token id: "tok_" + 16 random hex digits.
 std::string NewTokenId();
-
-std::string Base64UrlEncode(std::string_view data);
-Result<std::string> Base64UrlDecode(std::string_view text);
 
 }  // namespace gsched::server

@@ -44,6 +44,10 @@ class RocksDbStore final : public Store {
   Result<std::optional<std::string>> LastKey(Family f) const override;
   CommitStats Stats() const override;
 
+  // A consistent copy of the database in `dir` (which must not exist), made of hard links where
+  // the file system allows: what a new standby starts from (DESIGN.md section 12).
+  Status CreateCheckpoint(const std::string& dir);
+
   struct Impl;
 
  private:

@@ -58,6 +58,15 @@ class WriteBatch {
   void DeleteRange(Family f, std::string begin, std::string end) {
     mutations_.push_back({Mutation::Kind::kDeleteRange, f, std::move(begin), std::move(end)});
   }
+  // Adds `other`'s mutations after these.
+  void Append(WriteBatch&& other) {
+    if (mutations_.empty()) {
+      mutations_ = std::move(other.mutations_);
+      return;
+    }
+    for (Mutation& m : other.mutations_)
+      mutations_.push_back(std::move(m));
+  }
   bool empty() const { return mutations_.empty(); }
   size_t size() const { return mutations_.size(); }
   const std::vector<Mutation>& mutations() const { return mutations_; }

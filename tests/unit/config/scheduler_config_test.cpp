@@ -226,7 +226,44 @@ INSTANTIATE_TEST_SUITE_P(
                   "unknown GPU type 'a100'"},
         Rejection{"partitions: {gpu: []}\n", "partitions.gpu", "at least one GPU type"},
         Rejection{"partitions: {gpu: h100}\n", "partitions.gpu", "must be a list"},
-        Rejection{"partitions: {GPU: [h100]}\n", "partitions.GPU", "invalid partition name"}));
+        Rejection{"partitions: {GPU: [h100]}\n", "partitions.GPU", "invalid partition name"},
+        // High availability.
+        Rejection{"ha: {etcd: {endpoints: [http://127.0.0.1:2379, etcd:2379]}}\n",
+                  "ha.etcd.endpoints[1]", "must be http://HOST:PORT or https://HOST:PORT"},
+        Rejection{"ha: {etcd: {endpoints: http://e:2379}}\n", "ha.etcd.endpoints",
+                  "must be a list"},
+        Rejection{"ha: {etcd: {prefix: /gsched}}\n", "ha.etcd.prefix", "must end with '/'"},
+        Rejection{"ha: {lease_ttl: 500ms}\n", "ha.lease_ttl", "must be >= 1s"},
+        Rejection{"ha: {advertise_url: \"http://h:0\"}\n", "ha.advertise_url",
+                  "must be http://HOST:PORT"},
+        Rejection{"listen: 0.0.0.0:8600\nha: {etcd: {endpoints: [http://e:2379]}}\n",
+                  "ha.advertise_url", "required when listen is a wildcard address"},
+        Rejection{"ha: {etcd: {endpoint: [http://e:2379]}}\n", "ha.etcd.endpoint",
+                  "did you mean 'endpoints'?"}));
+
+TEST(SchedulerConfigTest, HaIsOffByDefaultAndReadsItsKeys) {
+  Result<SchedulerConfig> off = ParseSchedulerConfig("", "scheduler.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->ha.enabled());
+  Result<SchedulerConfig> c = ParseSchedulerConfig(
+      "listen: 0.0.0.0:8600\n"
+      "ha:\n"
+      "  etcd: {endpoints: [http://10.0.0.1:2379, https://10.0.0.2:2379], ca_file: etcd-ca.pem,\n"
+      "         prefix: /pool-a/}\n"
+      "  lease_ttl: 3s\n"
+      "  advertise_url: http://10.0.0.5:8600\n"
+      "  name: sched-a\n",
+      "scheduler.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->ha.enabled());
+  EXPECT_EQ(c->ha.etcd_endpoints,
+            (std::vector<std::string>{"http://10.0.0.1:2379", "https://10.0.0.2:2379"}));
+  EXPECT_EQ(c->ha.etcd_ca_file, "etcd-ca.pem");
+  EXPECT_EQ(c->ha.etcd_prefix, "/pool-a/");
+  EXPECT_EQ(c->ha.lease_ttl, Seconds(3));
+  EXPECT_EQ(c->ha.advertise_url, "http://10.0.0.5:8600");
+  EXPECT_EQ(c->ha.name, "sched-a");
+}
 
 TEST(SchedulerConfigTest, ReportsEveryErrorTogether) {
   Result<SchedulerConfig> c = ParseSchedulerConfig(
