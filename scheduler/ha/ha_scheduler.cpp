@@ -179,6 +179,9 @@ struct HaScheduler::Impl {
         config.ha.advertise_url.empty() ? scheme + "://" + address : config.ha.advertise_url;
     while (advertise.ends_with('/'))
       advertise.pop_back();
+    // Where this scheduler listens, in either role (the leader's service writes it again).
+    RETURN_IF_ERROR(
+        WriteWholeFile(config.data_dir + "/scheduler.addr", scheme + "://" + address + "\n", 0644));
     name = config.ha.name;
     if (name.empty())
       name = advertise.substr(advertise.find("://") + 3);
