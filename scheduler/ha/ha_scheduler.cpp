@@ -558,7 +558,7 @@ struct HaScheduler::Impl {
                                {},
                                SystemClock().Now() + Seconds(900)};
     ASSIGN_OR_RETURN(auto client, net::HttpClient::Create(leader, {.token = authority->Sign(claims),
-                                                                   .timeout = Seconds(60)}));
+                                                                   .timeout = Seconds(20)}));
     ASSIGN_OR_RETURN(net::HttpResponse manifest, client->Get("/v1/ha/checkpoint"));
     if (manifest.status != 200)
       return Status::Unavailable("checkpoint: HTTP " + std::to_string(manifest.status) + ": " +

@@ -47,7 +47,7 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<HttpServer::Impl> impl) {
       continue;
     }
     impl->connections_total.fetch_add(1, std::memory_order_relaxed);
-    if (impl->connections_open.load() >= impl->options.limits.max_connections) {
+    if (impl->stopped || impl->connections_open.load() >= impl->options.limits.max_connections) {
       error_code ignored;
       socket.close(ignored);
       continue;
@@ -151,6 +151,20 @@ Result<std::string> HttpServer::Start() {
 void HttpServer::Stop() {
   if (impl_->stopped.exchange(true))
     return;
+  // Close every connection, each on its strand, while the threads still run: clients and workers
+  // learn at once that this server is gone (a scheduler that stops leading goes on living).
+  std::vector<std::function<void()>> closers;
+  {
+    std::lock_guard lock(impl_->closers_mu);
+    for (auto& [id, close] : impl_->closers)
+      closers.push_back(close);
+  }
+  for (auto& close : closers)
+    close();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (impl_->closes_pending.load() > 0 && !impl_->threads.empty() &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   impl_->ioc.stop();
   for (auto& t : impl_->threads)
     t.join();

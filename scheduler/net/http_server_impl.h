@@ -7,8 +7,12 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -36,6 +40,23 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   // Messages in WebSocket queues, the ones being written included.
   std::atomic<int64_t> ws_queued{0};
 
+  // How `Stop` closes each live connection: a function that posts a close onto the connection's
+  // strand. Sessions register when they start and unregister when they end.
+  std::mutex closers_mu;
+  std::map<uint64_t, std::function<void()>> closers;
+  uint64_t next_closer = 1;
+  std::atomic<int64_t> closes_pending{0};
+
+  uint64_t AddCloser(std::function<void()> close) {
+    std::lock_guard lock(closers_mu);
+    closers.emplace(next_closer, std::move(close));
+    return next_closer++;
+  }
+  void RemoveCloser(uint64_t id) {
+    std::lock_guard lock(closers_mu);
+    closers.erase(id);
+  }
+
   explicit Impl(int threads) : ioc(threads) {}
 };
 
@@ -54,6 +75,38 @@ class ConnectionSlot {
 
  private:
   std::shared_ptr<HttpServer::Impl> impl_;
+};
+
+// Registers a close of `socket` for `Stop`, for as long as it lives. `Executor` is the strand every
+// use of the socket runs on; the close runs there too, and not after the guard is gone.
+template <typename Socket, typename Executor>
+class CloserGuard {
+ public:
+  CloserGuard(std::shared_ptr<HttpServer::Impl> impl, Socket& socket, Executor executor)
+      : impl_(std::move(impl)), alive_(std::make_shared<bool>(true)) {
+    id_ = impl_->AddCloser([impl = impl_.get(), alive = alive_, s = &socket, executor] {
+      impl->closes_pending.fetch_add(1);
+      boost::asio::post(executor, [impl, alive, s] {
+        if (*alive) {
+          boost::system::error_code ignored;
+          s->shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+          s->close(ignored);
+        }
+        impl->closes_pending.fetch_sub(1);
+      });
+    });
+  }
+  ~CloserGuard() {
+    *alive_ = false;
+    impl_->RemoveCloser(id_);
+  }
+  CloserGuard(const CloserGuard&) = delete;
+  CloserGuard& operator=(const CloserGuard&) = delete;
+
+ private:
+  std::shared_ptr<HttpServer::Impl> impl_;
+  std::shared_ptr<bool> alive_;
+  uint64_t id_ = 0;
 };
 
 // Start a session on an accepted connection, on the socket's strand. Defined in

@@ -151,6 +151,7 @@ class WsSession final : public WsConnection,
 
   void Start(http::request<http::string_body> req, WsHandlers handlers) {
     handlers_ = std::move(handlers);
+    closer_.emplace(impl_, beast::get_lowest_layer(ws_).socket(), ws_.get_executor());
     beast::get_lowest_layer(ws_).expires_never();
     // Pings after `ws_ping_interval` of silence (Beast pings at half the idle timeout), and a peer
     // that does not answer within another interval is dropped.
@@ -368,6 +369,7 @@ class WsSession final : public WsConnection,
   bool writing_ = false;
   bool closing_ = false;
   bool pending_close_ = false;
+  std::optional<CloserGuard<tcp::socket, asio::any_io_executor>> closer_;
   websocket::close_reason close_reason_;
   std::atomic<bool> finished_{false};
   asio::steady_timer drop_timer_;
@@ -408,6 +410,8 @@ template <typename Stream>
 asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream stream,
                                   std::string remote, ConnectionSlot slot) {
   const ServerLimits& limits = impl->options.limits;
+  // `Stop` closes the connection, whatever the session waits for.
+  CloserGuard closer(impl, beast::get_lowest_layer(stream).socket(), stream.get_executor());
   beast::flat_buffer buffer;
   std::vector<std::string> client_names;
   if constexpr (std::is_same_v<Stream, TlsStream>) {

@@ -465,7 +465,7 @@ struct SchedulerService::Impl {
       return respond({200, R"({"status":"ok","role":"leader"})"});
     }
     if (deposed.load()) {
-      return respond(Error(Status::Unavailable("this scheduler is no longer the leader")));
+      return respond(Error(Status::Unavailable("this scheduler lost the lead and is becoming a standby")));
     }
     // The dashboard's static files; the page signs in itself, against the API.
     if (req.path == "/ui" || req.path.starts_with("/ui/"))
