@@ -17,7 +17,7 @@ using ::testing::HasSubstr;
 TEST(WorkerConfigTest, EmptyDocumentGivesTheDocumentedDefaults) {
   Result<WorkerConfig> c = ParseWorkerConfig("", "worker.yaml");
   ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_EQ(c->scheduler, "http://127.0.0.1:8600");
+  EXPECT_EQ(c->schedulers, std::vector<std::string>{"http://127.0.0.1:8600"});
   EXPECT_EQ(c->token_file, "");
   EXPECT_EQ(c->name, "");
   EXPECT_EQ(c->work_dir, "./gsched-worker");
@@ -117,7 +117,7 @@ adopt_running_jobs: no
 )",
                                              "w.yaml");
   ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_EQ(c->scheduler, "https://sched.example.org:8600");
+  EXPECT_EQ(c->schedulers, std::vector<std::string>{"https://sched.example.org:8600"});
   EXPECT_EQ(c->name, "nacc-nvl000-n00");
   EXPECT_EQ(c->labels.at("nvidia.com/gpu.product"), "B200");
   EXPECT_EQ(c->cpus, 144);

@@ -60,7 +60,7 @@ class AgentHarness {
     jobs_ = std::make_unique<SupervisedJobs>(std::move(supervisor), Duration(20), nullptr,
                                              Seconds(3600));
     AgentOptions options;
-    options.scheduler = url;
+    options.schedulers = {url};
     options.token = "worker-token";
     options.heartbeat_interval = Duration(100);
     options.reconnect = {Duration(20), Duration(100)};
