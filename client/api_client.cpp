@@ -59,13 +59,6 @@ std::string DescribeRefusal(const net::HttpResponse& r, const net::FailoverList&
   return "a standby; the leader is " + leader + (list.Find(leader) ? "" : " (not in the list)");
 }
 
-// The schedulers of one CLI run and the one that answered last, shared by its HTTP requests and
-// its watch feed.
-struct ServerChoice {
-  explicit ServerChoice(std::vector<std::string> urls) : list(std::move(urls)) {}
-  net::FailoverList list;
-};
-
 // What each scheduler said in a round that found no leader: "URL: what; URL: what".
 class Attempts {
  public:
@@ -84,29 +77,19 @@ class Attempts {
   std::map<std::string, std::string> said_;
 };
 
-// One request, sent to the leader among several schedulers (DESIGN.md section 12):
-//   - the scheduler that answered last is asked first;
-//   - a refused connection (nothing sent) moves on to the next URL;
-//   - a standby's 503 (nothing done) moves on to the leader it names when that is in the list,
-//     else to the next URL;
-//   - when the request was written and the connection then failed, the server may have carried
-//     it out: only idempotent methods (GET, HEAD, PUT, DELETE) are sent again elsewhere. A POST
-//     (a submission: the API has no client-supplied key to recognise a repeat by) is not; the
-//     error says so;
-//   - while some scheduler answers as a standby without a leader (an election under way), the
-//     rounds go on with a short pause until the request's `timeout`; when every scheduler refused
-//     the connection, the error comes at once and names what each said.
-// With a single URL this is the plain client: its errors and answers are unchanged.
+// Each request to the leader among several schedulers, as `NetConnector` (api_client.h) says.
+// A refused connection sent nothing and a standby's 503 did nothing: both move on. With a single
+// URL this is the plain client: its errors and answers are unchanged.
 class FailoverTransport final : public Transport {
  public:
-  FailoverTransport(std::shared_ptr<ServerChoice> choice, net::ClientOptions options)
-      : choice_(std::move(choice)), options_(std::move(options)) {}
+  FailoverTransport(std::shared_ptr<net::FailoverList> servers, net::ClientOptions options)
+      : servers_(std::move(servers)), options_(std::move(options)) {}
 
   std::string server() const override { return answered_; }
 
   Result<net::HttpResponse> Request(std::string_view method, std::string_view target,
                                     std::string body) override {
-    net::FailoverList& list = choice_->list;
+    net::FailoverList& list = *servers_;
     if (list.size() == 1) {
       answered_ = list.current();
       ASSIGN_OR_RETURN(net::HttpClient * client, Client(list.current()));
@@ -163,7 +146,7 @@ class FailoverTransport final : public Transport {
     return it->second.get();
   }
 
-  std::shared_ptr<ServerChoice> choice_;
+  std::shared_ptr<net::FailoverList> servers_;
   net::ClientOptions options_;
   std::string answered_;
   std::map<std::string, std::unique_ptr<net::HttpClient>> clients_;
@@ -190,9 +173,8 @@ Status RefusedUpgrade(const net::HttpResponse& res) {
 
 // The watch feed from the leader, chosen as `FailoverTransport` chooses (an upgrade changes
 // nothing, so any failure may be retried elsewhere).
-Result<std::unique_ptr<WatchStream>> OpenWatch(ServerChoice& choice, const std::string& target,
+Result<std::unique_ptr<WatchStream>> OpenWatch(net::FailoverList& list, const std::string& target,
                                                const net::ClientOptions& options) {
-  net::FailoverList& list = choice.list;
   const auto deadline = std::chrono::steady_clock::now() + options.timeout;
   Attempts attempts;
   bool standby_seen = false;
@@ -229,17 +211,18 @@ Result<std::unique_ptr<WatchStream>> OpenWatch(ServerChoice& choice, const std::
 }  // namespace
 
 Connector NetConnector() {
-  // Made on first use from the first config seen: one CLI run has one config.
-  auto choice = std::make_shared<std::shared_ptr<ServerChoice>>();
-  auto choose = [choice](const CliConfig& config) -> Result<std::shared_ptr<ServerChoice>> {
-    if (!*choice) {
+  // The schedulers of one CLI run and the one that answered last, shared by its HTTP requests
+  // and its watch feed; made on first use from the first config seen (one run has one config).
+  auto shared = std::make_shared<std::shared_ptr<net::FailoverList>>();
+  auto choose = [shared](const CliConfig& config) -> Result<std::shared_ptr<net::FailoverList>> {
+    if (!*shared) {
       Status valid = net::ValidateServerList(config.servers, "server");
       if (!valid.ok())
         return Status::InvalidArgument(config.servers.size() > 1 ? valid.ToString()
                                                                  : valid.message());
-      *choice = std::make_shared<ServerChoice>(config.servers);
+      *shared = std::make_shared<net::FailoverList>(config.servers);
     }
-    return *choice;
+    return *shared;
   };
   Connector c;
   c.http = [choose](const CliConfig& config) -> Result<std::unique_ptr<Transport>> {
