@@ -120,7 +120,9 @@ int RunCli(std::vector<std::string> args, std::ostream& out, std::ostream& err, 
       "~/.config/gsched/config.yaml.\nExit codes: 0 done, 1 the server said no, 2 usage error, 3 "
       "server unreachable.\nRun 'gsched COMMAND --help' for a command's flags and examples.");
   Parsed p;
-  app.add_option("--server", p.config.server, "Scheduler URL, http://HOST:PORT or https://...");
+  app.add_option("--server", p.config.server,
+                 "Scheduler URL, http://HOST:PORT or https://...; several, comma-separated, for a "
+                 "high-availability group (requests go to the leader).");
   app.add_option("--token", p.config.token, "Bearer token (prefer --token-file or GSCHED_TOKEN).");
   app.add_option("--token-file", p.config.token_file, "File holding the bearer token.");
   app.add_option("--ca-file", p.config.ca_file,

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "config/yaml_reader.h"
+#include "scheduler/common/text.h"
 
 namespace gsched::client {
 namespace {
@@ -40,7 +41,7 @@ Result<std::string> ReadToken(const std::string& path, const std::string& source
 }
 
 struct FileConfig {
-  std::optional<std::string> server;
+  std::optional<std::vector<std::string>> server;
   std::optional<std::string> token_file;
   std::optional<std::string> ca_file;
   std::optional<std::string> image;
@@ -50,7 +51,11 @@ struct FileConfig {
 
 FileConfig DecodeFile(config::YamlMap& root, const std::filesystem::path& dir, const EnvVars& env) {
   FileConfig c;
-  c.server = root.Get("server").String();
+  // One URL, "URL,URL", or a sequence of URLs.
+  if (config::YamlValue server = root.Get("server"); server.node().IsSequence())
+    c.server = server.StringList(16, 2048);
+  else if (auto text = server.String(16 * 2048))
+    c.server = SplitList(*text);
   auto resolve = [&](std::optional<std::string> p) -> std::optional<std::string> {
     if (!p)
       return p;
@@ -134,12 +139,16 @@ Result<CliConfig> ResolveConfig(const ConfigFlags& flags, const EnvVars& env) {
 
   if (flags.server) {
     out.server = *flags.server;
+    out.servers = SplitList(out.server);
     out.server_source = "--server";
   } else if (auto s = Get(env, "GSCHED_SERVER")) {
     out.server = *s;
+    out.servers = SplitList(out.server);
     out.server_source = "GSCHED_SERVER";
   } else if (file.server) {
-    out.server = *file.server;
+    out.servers = *file.server;
+    for (const auto& url : out.servers)
+      out.server += (out.server.empty() ? "" : ",") + url;
     out.server_source = path;
   }
 

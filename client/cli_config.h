@@ -5,7 +5,7 @@
 //   3. the config file, `$XDG_CONFIG_HOME/gsched/config.yaml` or else
 //      `$HOME/.config/gsched/config.yaml`:
 //
-//        server: https://gsched.example.org:8443
+//        server: https://gsched.example.org:8443  # or several: a list, or "URL,URL"
 //        token_file: ~/.config/gsched/token   # relative paths are relative to this file
 //        ca_file: /etc/ssl/certs/gsched-ca.pem
 //        image: /images/pytorch-24.10          # default image for `gsched submit`
@@ -13,6 +13,10 @@
 //        partitions:                            # `#SBATCH --partition` -> GPU types
 //          gpu: [h100, h200]
 //          a100q: a100
+//
+// `--server`, `GSCHED_SERVER` and `server:` take one URL or the URLs of every scheduler of a
+// high-availability group, comma-separated (`server:` also as a YAML sequence); requests go to the
+// leader among them (api_client.h).
 //
 // A missing default config file is fine; a missing file named by `--config` or `GSCHED_CONFIG`,
 // or a bad one, is an error (exit code 2). The environment is passed in (tests set `HOME`).
@@ -39,8 +43,9 @@ struct ConfigFlags {
 };
 
 struct CliConfig {
-  std::string server;  // Empty: not configured anywhere.
-  std::string token;   // Empty: none.
+  std::string server;                // As given ("URL" or "URL,URL"); empty: not configured.
+  std::vector<std::string> servers;  // Its URLs, in order (not validated yet).
+  std::string token;                 // Empty: none.
   std::string ca_file;
   std::string image;  // Default image for `submit`.
   Duration timeout = Seconds(30);

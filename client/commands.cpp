@@ -135,7 +135,21 @@ std::string QueryString(const std::vector<std::pair<std::string, std::string>>& 
 }
 
 Session::Session(std::ostream& out, std::ostream& err, const Env& env, CliConfig config)
-    : out_(out), err_(err), env_(env), config_(std::move(config)) {}
+    : out_(out), err_(err), env_(env), config_(std::move(config)), connector_(NetConnector()) {
+  // One connector for the whole run, so that the HTTP requests and the watch feed share the
+  // scheduler that answered last; a test may replace either part.
+  if (env_.connector.http)
+    connector_.http = env_.connector.http;
+  if (env_.connector.watch)
+    connector_.watch = env_.connector.watch;
+}
+
+std::string Session::Unreachable(const Status& status) const {
+  // Several schedulers: the message says what each of them said.
+  if (config_.servers.size() > 1)
+    return "cannot reach the leading scheduler: " + status.message();
+  return "cannot reach " + config_.server + ": " + status.message();
+}
 
 Session::~Session() = default;
 
@@ -163,15 +177,13 @@ Session::Answer Session::Call(std::string_view method, const std::string& target
             {}};
   }
   if (!transport_) {
-    auto factory = env_.connector.http ? env_.connector.http : NetConnector().http;
-    auto t = factory(config_);
+    auto t = connector_.http(config_);
     if (!t.ok()) {
       bool usage = t.status().code() == StatusCode::kInvalidArgument;
       return {Fail(usage ? kExitUsage : kExitUnreachable,
-                   (usage ? "bad server URL '" + config_.server + "' (from " +
-                                config_.server_source + "): "
-                          : "cannot reach " + config_.server + ": ") +
-                       t.status().message()),
+                   usage ? "bad server URL '" + config_.server + "' (from " +
+                               config_.server_source + "): " + t.status().message()
+                         : Unreachable(t.status())),
               {}};
     }
     transport_ = std::move(t).value();
@@ -180,8 +192,7 @@ Session::Answer Session::Call(std::string_view method, const std::string& target
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kInvalidArgument)
       return {Fail(kExitUsage, r.status().ToString()), {}};
-    return {Fail(kExitUnreachable, "cannot reach " + config_.server + ": " + r.status().message()),
-            {}};
+    return {Fail(kExitUnreachable, Unreachable(r.status())), {}};
   }
   json::value parsed;
   if (r->status < 400 && r->content_type.starts_with("text/")) {
@@ -639,7 +650,6 @@ int Session::Watch(const WatchArgs& args) {
   bool job_checked = false;
   std::optional<std::string> job_ended;
   std::unique_ptr<WatchStream> stream;
-  auto factory = env_.connector.watch ? env_.connector.watch : NetConnector().watch;
   while (true) {
     if (!stream) {
       std::string topics = args.topics;
@@ -650,7 +660,7 @@ int Session::Watch(const WatchArgs& args) {
                                      {"since", last_seq >= 0 ? std::to_string(last_seq) : ""},
                                      {"job", args.job},
                                      {"ephemeral", args.ephemeral ? "1" : ""}});
-      auto opened = factory(config_, target);
+      auto opened = connector_.watch(config_, target);
       if (!opened.ok()) {
         const Status& st = opened.status();
         bool transient =
@@ -661,7 +671,7 @@ int Session::Watch(const WatchArgs& args) {
           continue;
         }
         if (transient)
-          return Fail(kExitUnreachable, "cannot reach " + config_.server + ": " + st.message());
+          return Fail(kExitUnreachable, Unreachable(st));
         // "upgrade refused with 403: {error body}" is the server saying no; anything else is ours.
         std::string_view msg = st.message();
         if (msg.starts_with("upgrade refused")) {
@@ -1106,7 +1116,8 @@ int Session::WhoAmI(bool json_out) {
   out_ << "accounts: " << (who->accounts.empty() ? "-" : Join(who->accounts, ", ")) << "\n";
   out_ << "token:    " << who->token_id << ", expires " << RelativeAndAbsolute(who->expires, Now())
        << "\n";
-  out_ << "server:   " << config_.server << "\n";
+  std::string answered = transport_ ? transport_->server() : std::string();
+  out_ << "server:   " << (answered.empty() ? config_.server : answered) << "\n";
   return kExitOk;
 }
 

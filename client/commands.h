@@ -123,11 +123,14 @@ class Session {
   // The exit code (reported already when not 0) and the token's user.
   std::pair<int, std::string> CurrentUser();
   int NoServer();
+  // "cannot reach ...: why" for a connection failure (or no leader among several schedulers).
+  std::string Unreachable(const Status& status) const;
 
   std::ostream& out_;
   std::ostream& err_;
   const Env& env_;
   CliConfig config_;
+  Connector connector_;
   std::unique_ptr<Transport> transport_;
   // Appended to every error while set: what the failing request was about.
   std::string error_context_;

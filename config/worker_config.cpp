@@ -10,11 +10,14 @@
 
 #include "config/yaml_reader.h"
 #include "scheduler/common/quantity.h"
+#include "scheduler/common/text.h"
 
 namespace gsched::config {
 namespace {
 
 constexpr Duration kHour = Seconds(3600);
+// Schedulers of one high-availability group a worker may list.
+constexpr size_t kMaxSchedulers = 16;
 // The largest uid or gid a job may get: 2^32 - 2 (2^32 - 1 is "no id").
 constexpr int64_t kMaxId = 4294967294;
 
@@ -86,11 +89,42 @@ WorkerConfig Decode(YamlMap& root, const std::optional<std::filesystem::path>& b
   WorkerConfig c;
   Diagnostics* diag = root.diagnostics();
 
-  if (auto url = root.Get("scheduler").String(2048)) {
-    if (IsSchedulerUrl(*url))
-      c.scheduler = *url;
-    else
-      diag->Add("scheduler", "must be an http:// or https:// URL (got '" + *url + "')");
+  if (YamlValue value = root.Get("scheduler"); value.present()) {
+    // One URL, "URL, URL", or a sequence of URLs; each entry is named by its index.
+    std::vector<std::pair<std::string, std::string>> entries;  // (field path, URL)
+    bool read = false;
+    if (value.node().IsSequence()) {
+      std::vector<YamlValue> items = value.List(kMaxSchedulers);
+      read = items.size() == value.node().size();
+      for (const YamlValue& item : items) {
+        if (auto url = item.String(2048))
+          entries.emplace_back(item.path(), *url);
+        else
+          read = false;
+      }
+    } else if (auto text = value.String(kMaxSchedulers * 2048)) {
+      read = true;
+      std::vector<std::string> urls = SplitList(*text);
+      if (urls.empty())
+        urls.emplace_back();  // Said below: "must be an http:// or https:// URL (got '')".
+      for (size_t i = 0; i < urls.size(); ++i)
+        entries.emplace_back(urls.size() == 1 ? value.path() : IndexPath(value.path(), i), urls[i]);
+      if (urls.size() > kMaxSchedulers) {
+        value.Error("must list at most " + std::to_string(kMaxSchedulers) + " URLs");
+        read = false;
+      }
+    }
+    if (read && entries.empty())
+      value.Error("must name at least one URL");
+    std::vector<std::string> urls;
+    for (const auto& [path, url] : entries) {
+      if (IsSchedulerUrl(url))
+        urls.push_back(url);
+      else
+        diag->Add(path, "must be an http:// or https:// URL (got '" + url + "')");
+    }
+    if (read && !urls.empty() && urls.size() == entries.size())
+      c.schedulers = std::move(urls);
   }
   c.token_file = root.String("token_file", "");
   c.ca_file = ResolveRelativePath(root.String("ca_file", ""), base_dir);

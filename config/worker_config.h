@@ -6,7 +6,9 @@
 // fields after loading; the caller does that, not this unit.
 //
 // Invariants of a loaded config:
-//   - `scheduler` is an `http://` or `https://` URL;
+//   - `schedulers` holds 1..16 `http://` or `https://` URLs (key `scheduler`: one URL, a
+//     comma-separated list, or a YAML sequence of URLs: the schedulers of a high-availability
+//     group, DESIGN.md section 12);
 //   - `reconnect.initial_backoff <= reconnect.max_backoff`;
 //   - `gpus.fake.count` is 0..64 and the fake GPU type is a valid name;
 //   - relative `token_file`, `ca_file`, `work_dir`, `runtime.root` and `gpus.fake.fault_file` were
@@ -148,7 +150,8 @@ struct WorkerLogsConfig {
 };
 
 struct WorkerConfig {
-  std::string scheduler = "http://127.0.0.1:8600";
+  // Key `scheduler`: where to connect, in the order to try; the worker follows the leader.
+  std::vector<std::string> schedulers = {"http://127.0.0.1:8600"};
   // For an https scheduler: the CA certificates (PEM) that sign its certificate; empty: the
   // system's store.
   std::string ca_file;

@@ -8,7 +8,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <mutex>
+#include <utility>
 
+#include "scheduler/net/server_list.h"
 #include "scheduler/net/ws_async_client.h"
 
 namespace gsched::worker {
@@ -21,6 +23,7 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
         identity(std::move(id)),
         backend(jobs),
         clock(clk),
+        servers(options.schedulers.empty() ? std::vector<std::string>{""} : options.schedulers),
         heartbeat_timer(io),
         reconnect_timer(io) {}
 
@@ -29,6 +32,9 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
   NodeIdentity identity;
   JobBackend& backend;
   const Clock& clock;
+  net::FailoverList servers;
+  // The leader named by the refusal of the attempt under way (empty: none).
+  std::string refusal_leader;
   asio::steady_timer heartbeat_timer;
   asio::steady_timer reconnect_timer;
   std::shared_ptr<net::AsyncWsClient> ws;
@@ -80,19 +86,60 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
       if (generation == self->connection)
         self->OnClose(std::move(reason));
     };
-    auto client = net::AsyncWsClient::Connect(ioc, options.scheduler, "/v1/workers/connect",
+    cb.on_refused = [self, generation](const net::HttpResponse& answer) {
+      if (generation == self->connection && answer.status == 503)
+        self->refusal_leader = net::LeaderHeader(answer.headers);
+    };
+    refusal_leader.clear();
+    auto client = net::AsyncWsClient::Connect(ioc, servers.current(), "/v1/workers/connect",
                                               std::move(ws_options), std::move(cb));
     if (!client.ok()) {
-      spdlog::error("{}: {}", identity.name, client.status().ToString());
-      ScheduleReconnect();
+      spdlog::error("{}: {}: {}", identity.name, servers.current(), client.status().ToString());
+      NextAttempt();
       return;
     }
     ws = *client;
   }
 
+  // The attempt at `servers.current()` failed (it never opened): on to the next scheduler, at
+  // once while the round lasts, else after the backoff.
+  void NextAttempt() {
+    std::string failed = servers.current();
+    std::string leader = std::exchange(refusal_leader, {});
+    net::FailoverList::Step step = servers.Failed(leader);
+    if (step.leader_not_listed) {
+      Count(&AgentCounters::leader_hints_ignored);
+      spdlog::warn(
+          "{}: {} names {} as the leader, which is not in this worker's scheduler list; "
+          "ignored",
+          identity.name, failed, leader);
+    }
+    if (step.followed_leader) {
+      Count(&AgentCounters::leader_hints_followed);
+      spdlog::info("{}: {} is a standby; trying the leader {}", identity.name, failed,
+                   servers.current());
+    }
+    if (step.round_over) {
+      ScheduleReconnect();
+      return;
+    }
+    asio::post(ioc, [self = shared_from_this()] { self->Connect(); });
+  }
+
   void OnOpen() {
     open = true;
+    servers.Succeeded();
     Count(&AgentCounters::connects);
+    {
+      std::lock_guard lock(counters_mu);
+      // Said once per change of scheduler (the first connection included) when there is a
+      // choice; a single scheduler is named in the start-up line already.
+      if (counters.scheduler != servers.current()) {
+        if (servers.size() > 1)
+          spdlog::info("{}: connected to {}", identity.name, servers.current());
+        counters.scheduler = servers.current();
+      }
+    }
     api::Hello hello;
     hello.node = identity.name;
     hello.address = identity.address;
@@ -177,8 +224,13 @@ struct WorkerAgent::Impl : std::enable_shared_from_this<WorkerAgent::Impl> {
       Count(&AgentCounters::disconnects);
     if (stopped)
       return;
-    spdlog::info("{}: connection to {} ended: {}", identity.name, options.scheduler, reason);
-    ScheduleReconnect();
+    spdlog::info("{}: connection to {} ended: {}", identity.name, servers.current(), reason);
+    if (was_open) {
+      // The scheduler that worked is tried again first, after the backoff.
+      ScheduleReconnect();
+      return;
+    }
+    NextAttempt();
   }
 
   void ScheduleReconnect() {

@@ -10,6 +10,15 @@
 // `b/2 + r * b/2` with `b = min(max_backoff, initial_backoff * 2^n)` and `r` from the injected
 // random source; a successful hello resets n.
 //
+// Several schedulers (DESIGN.md section 12): `schedulers` lists every scheduler of a
+// high-availability group; `net::FailoverList` picks where each attempt goes. The first attempt
+// after a drop goes to the scheduler that worked last; a failed connection or a refused upgrade
+// moves on to the next URL at once, and only once every URL failed does the backoff above apply.
+// A standby's refusal (503) that names a leader in its `X-Gsched-Leader` header sends the next
+// attempt straight to that leader when it is one of `schedulers` (at most once per URL per round),
+// and is ignored, with a warning, when it is not: the worker's token goes nowhere else. Once
+// connected the worker says hello as after any reconnect, and the scheduler reconciles.
+//
 // Delivery of final states: a terminal `job_update` stays in an outbox until the scheduler answers
 // `ack` for its attempt, which it does once the update is durable; then
 // `JobBackend::MarkReported` records it. Terminal updates still in the outbox when a connection
@@ -72,7 +81,8 @@ struct NodeIdentity {
 };
 
 struct AgentOptions {
-  std::string scheduler;  // http://host:port or https://host:port (wss, verified).
+  // http://host:port or https://host:port (wss, verified), in the order to try them; not empty.
+  std::vector<std::string> schedulers;
   std::string ca_file;    // For https: the CA that signs the scheduler's certificate.
   std::string cert_file;  // For https with mutual TLS: this node's certificate and key.
   std::string key_file;
@@ -89,6 +99,12 @@ struct AgentCounters {
   uint64_t messages_in = 0;
   uint64_t bad_messages = 0;
   uint64_t messages_out = 0;
+  // Standbys' refusals that sent the next attempt to the leader they named, and those that named
+  // a leader outside `schedulers` (ignored).
+  uint64_t leader_hints_followed = 0;
+  uint64_t leader_hints_ignored = 0;
+  // The scheduler of the current (or last) connection; empty before the first.
+  std::string scheduler;
 };
 
 class WorkerAgent {

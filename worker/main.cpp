@@ -1,6 +1,6 @@
 // `gsched-worker`: the worker agent (DESIGN.md section 6).
 //
-//   gsched-worker --config FILE [--scheduler URL] [--token-file F] [--name NAME]
+//   gsched-worker --config FILE [--scheduler URL[,URL...]] [--token-file F] [--name NAME]
 //                 [--work-dir DIR] [--simulate N [--sim-running-file F]] [--log-level L]
 //
 // With `--sim-running-file F`, a simulator that is told to stop (SIGTERM, SIGINT) first writes
@@ -30,6 +30,7 @@
 
 #include "config/worker_config.h"
 #include "scheduler/common/logging.h"
+#include "scheduler/net/server_list.h"
 #include "worker/agent.h"
 #include "worker/gpu_inventory.h"
 #include "worker/identity.h"
@@ -42,6 +43,14 @@ namespace {
 
 using namespace gsched;
 using namespace gsched::worker;
+
+// "http://a:8600, http://b:8600" for log lines.
+std::string JoinUrls(const std::vector<std::string>& urls) {
+  std::string out;
+  for (const auto& url : urls)
+    out += (out.empty() ? "" : ", ") + url;
+  return out;
+}
 
 std::string SelfExe() {
   std::error_code ec;
@@ -121,7 +130,7 @@ int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_f
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   AgentOptions options;
-  options.scheduler = cfg.scheduler;
+  options.schedulers = cfg.schedulers;
   options.ca_file = cfg.ca_file;
   options.cert_file = cfg.tls_cert;
   options.key_file = cfg.tls_key;
@@ -139,7 +148,7 @@ int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_f
   base.rendezvous_ports = cfg.rendezvous_ports;
   base.address = cfg.address;
   if (base.address.empty()) {
-    if (auto address = AddressTowards(cfg.scheduler); address.ok()) {
+    if (auto address = AddressTowards(cfg.schedulers); address.ok()) {
       base.address = *address;
     } else {
       spdlog::warn("address: {}; gangs will reach this node by its name",
@@ -190,7 +199,7 @@ int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_f
         s->CancelAll();
       watchdog.Arm(Seconds(3));
     });
-    spdlog::info("simulating {} nodes against {}", simulate, cfg.scheduler);
+    spdlog::info("simulating {} nodes against {}", simulate, JoinUrls(cfg.schedulers));
     ioc.run();
     agents.clear();
     return 0;
@@ -271,7 +280,7 @@ int Run(config::WorkerConfig cfg, int simulate, const std::string& sim_running_f
     agent->Stop();
     watchdog.Arm(Seconds(3));
   });
-  spdlog::info("worker {} connecting to {}", id.name, cfg.scheduler);
+  spdlog::info("worker {} connecting to {}", id.name, JoinUrls(cfg.schedulers));
   ioc.run();
   // The backend's thread goes first (it reports to the agent), then the agent.
   jobs.reset();
@@ -290,7 +299,9 @@ int main(int argc, char** argv) {
   int simulate = 0;
   std::string sim_running_file;
   app.add_option("--config", config_path, "worker.yaml")->required();
-  app.add_option("--scheduler", scheduler, "scheduler URL (overrides the config)");
+  app.add_option("--scheduler", scheduler,
+                 "scheduler URL, or a comma-separated list of the URLs of a high-availability "
+                 "group (overrides the config)");
   app.add_option("--token-file", token_file, "worker token file (overrides the config)");
   app.add_option("--name", name, "node name (overrides the config)");
   app.add_option("--work-dir", work_dir, "work directory (overrides the config)");
@@ -313,8 +324,14 @@ int main(int argc, char** argv) {
     spdlog::error("{}: {}", config_path, cfg.status().ToString());
     return 2;
   }
-  if (!scheduler.empty())
-    cfg->scheduler = scheduler;
+  if (!scheduler.empty()) {
+    auto urls = gsched::net::ParseServerList(scheduler, "--scheduler");
+    if (!urls.ok()) {
+      spdlog::error("{}", urls.status().ToString());
+      return 2;
+    }
+    cfg->schedulers = *std::move(urls);
+  }
   if (!token_file.empty())
     cfg->token_file = token_file;
   if (!name.empty())

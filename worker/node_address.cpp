@@ -52,4 +52,15 @@ Result<std::string> AddressTowards(const std::string& scheduler_url) {
   return out;
 }
 
+Result<std::string> AddressTowards(const std::vector<std::string>& scheduler_urls) {
+  Status last = Status::InvalidArgument("no scheduler URL");
+  for (const std::string& url : scheduler_urls) {
+    auto address = AddressTowards(url);
+    if (address.ok())
+      return address;
+    last = address.status();
+  }
+  return last;
+}
+
 }  // namespace gsched::worker

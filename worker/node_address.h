@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "scheduler/common/status.h"
 
@@ -12,5 +13,8 @@ namespace gsched::worker {
 // the interface on the route to it, as the kernel chooses (a UDP socket is connected, which sends
 // nothing). On a cluster, that is the node's address on the network the scheduler sees.
 Result<std::string> AddressTowards(const std::string& scheduler_url);
+// The same towards the first of several schedulers (a high-availability group) that has a route;
+// the last error when none has.
+Result<std::string> AddressTowards(const std::vector<std::string>& scheduler_urls);
 
 }  // namespace gsched::worker

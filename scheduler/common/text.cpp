@@ -102,4 +102,26 @@ Result<std::string> Base64UrlDecode(std::string_view text) {
   return Decode(text, kUrl, false);
 }
 
+std::vector<std::string> SplitList(std::string_view text, char separator) {
+  auto trim = [](std::string_view s) {
+    size_t first = s.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos)
+      return std::string_view();
+    size_t last = s.find_last_not_of(" \t\r\n");
+    return s.substr(first, last - first + 1);
+  };
+  std::vector<std::string> items;
+  if (trim(text).empty())
+    return items;
+  size_t start = 0;
+  while (true) {
+    size_t end = text.find(separator, start);
+    items.emplace_back(trim(text.substr(start, end == std::string_view::npos ? end : end - start)));
+    if (end == std::string_view::npos)
+      break;
+    start = end + 1;
+  }
+  return items;
+}
+
 }  // namespace gsched

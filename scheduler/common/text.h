@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "scheduler/common/status.h"
 
@@ -19,5 +20,10 @@ Result<std::string> Base64Decode(std::string_view text);
 // Base64url (RFC 4648 section 5), unpadded: what tokens are made of.
 std::string Base64UrlEncode(std::string_view data);
 Result<std::string> Base64UrlDecode(std::string_view text);
+
+// The items of a comma-separated list, each with the blanks around it removed: "a, b" -> {a, b}.
+// Empty items are kept ("a,,b" has three), so that a caller can say which one is wrong; an empty or
+// blank `text` gives none.
+std::vector<std::string> SplitList(std::string_view text, char separator = ',');
 
 }  // namespace gsched

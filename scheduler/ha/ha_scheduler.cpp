@@ -24,6 +24,7 @@
 #include "scheduler/ha/replicated_store.h"
 #include "scheduler/net/http_client.h"
 #include "scheduler/net/http_server.h"
+#include "scheduler/net/server_list.h"
 #include "scheduler/server/metrics.h"
 #include "scheduler/server/service.h"
 #include "scheduler/server/token.h"
@@ -287,7 +288,7 @@ struct HaScheduler::Impl {
       inner["leader"] = leader;
     net::HttpResponse r = JsonResponse(503, json::object{{"error", std::move(inner)}});
     if (!leader.empty())
-      r.headers.push_back({"X-Gsched-Leader", leader});
+      r.headers.push_back({std::string(net::kLeaderHeader), leader});
     r.headers.push_back({"Retry-After", "1"});
     return r;
   }

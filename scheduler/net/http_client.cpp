@@ -50,7 +50,12 @@ Result<ServerUrl> ParseServerUrl(std::string_view url) {
 struct HttpClient::Impl {
   Connection conn;
   beast::flat_buffer buffer;
+  bool sent = false;  // The last request was written whole.
 };
+
+bool HttpClient::MayHaveBeenSent() const {
+  return impl_->sent;
+}
 
 HttpClient::HttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpClient::~HttpClient() = default;
@@ -83,6 +88,7 @@ Result<HttpResponse> HttpClient::Request(std::string_view method, std::string_vi
   // connection when the failure shows the request was not read (write failed, or the connection
   // ended before any byte of an answer).
   for (int round = 0; round < 2; ++round) {
+    impl_->sent = false;
     bool reused = c.is_open();
     if (!reused)
       RETURN_IF_ERROR(c.Open());
@@ -103,6 +109,7 @@ Result<HttpResponse> HttpClient::Request(std::string_view method, std::string_vi
         continue;
       return NetError("send to", c.url, ec);
     }
+    impl_->sent = true;
     http::response_parser<http::string_body> parser;
     parser.body_limit(256 << 20);
     ec = RunFor(

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "scheduler/common/clock.h"
@@ -41,6 +42,10 @@ class HttpClient {
   Result<HttpResponse> Request(std::string_view method, std::string_view target,
                                std::string body = {},
                                std::string_view content_type = "application/json");
+  // After a failed `Request`: whether the whole request was written before the failure (the
+  // answer did not come), so that the server may have carried it out. False when the connection
+  // or the write failed: the server cannot have acted on it.
+  bool MayHaveBeenSent() const;
   Result<HttpResponse> Get(std::string_view target) { return Request("GET", target); }
   Result<HttpResponse> Post(std::string_view target, std::string body) {
     return Request("POST", target, std::move(body));
@@ -59,6 +64,10 @@ class WsClient {
   // server's status and body in the error message.
   static Result<std::unique_ptr<WsClient>> Connect(std::string_view url, std::string_view target,
                                                    ClientOptions options);
+  // Like `Connect`, but a refused upgrade is the server's answer (status, headers, body), so that
+  // a caller can read what a standby says about the leader. Errors are connection failures.
+  using Opened = std::variant<std::unique_ptr<WsClient>, HttpResponse>;
+  static Result<Opened> Open(std::string_view url, std::string_view target, ClientOptions options);
   ~WsClient();
 
   // The next text message; `kDeadlineExceeded` after `timeout`, `kUnavailable` once closed (the

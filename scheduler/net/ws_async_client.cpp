@@ -124,6 +124,15 @@ class Session final : public AsyncWsClient, public std::enable_shared_from_this<
     if (ec) {
       std::string why = "upgrade at " + target_ + ": " + ec.message();
       if (response_.result_int() != 0 && response_.result_int() != 101) {
+        if (callbacks_.on_refused) {
+          HttpResponse answer;
+          answer.status = static_cast<int>(response_.result_int());
+          answer.body = response_.body();
+          answer.content_type = std::string(response_[beast::http::field::content_type]);
+          for (const auto& f : response_)
+            answer.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+          callbacks_.on_refused(answer);
+        }
         why += " (HTTP " + std::to_string(response_.result_int()) + ")";
         // The server's reason, when it sent one (its error body, printable bytes only).
         std::string reason;

@@ -4,8 +4,10 @@
 //
 // Callbacks run on the io_context's thread(s): `on_open` once the handshake succeeded,
 // `on_message` per text message, `on_close` exactly once when the connection ends (also when it
-// never opened). Writes go through a bounded queue with one write in flight; when the queue is
-// full the connection is closed with "send queue full" rather than growing without bound.
+// never opened). When the server answered the upgrade with an HTTP error (a 503 from a standby
+// scheduler, a 403), `on_refused` gets that answer first, headers included. Writes go through a
+// bounded queue with one write in flight; when the queue is full the connection is closed with
+// "send queue full" rather than growing without bound.
 //
 // `http://` URLs speak plain `ws://`; `https://` URLs speak `wss://`: TLS 1.2+ with the server's
 // certificate verified against `ca_file` (else the system's store) and its name checked against
@@ -22,6 +24,7 @@
 
 #include "scheduler/common/clock.h"
 #include "scheduler/common/status.h"
+#include "scheduler/net/http_types.h"
 
 namespace boost::asio {
 class io_context;
@@ -33,6 +36,8 @@ struct AsyncWsCallbacks {
   std::function<void()> on_open;
   std::function<void(std::string message)> on_message;
   std::function<void(std::string reason)> on_close;
+  // The server refused the upgrade with this answer (status, headers, body); `on_close` follows.
+  std::function<void(const HttpResponse& answer)> on_refused;
 };
 
 struct AsyncWsOptions {

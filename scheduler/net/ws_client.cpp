@@ -43,6 +43,19 @@ WsClient::~WsClient() {
 
 Result<std::unique_ptr<WsClient>> WsClient::Connect(std::string_view url, std::string_view target,
                                                     ClientOptions options) {
+  ASSIGN_OR_RETURN(Opened opened, Open(url, target, std::move(options)));
+  if (auto* client = std::get_if<std::unique_ptr<WsClient>>(&opened))
+    return std::move(*client);
+  const HttpResponse& res = std::get<HttpResponse>(opened);
+  return Status(res.status == 401   ? StatusCode::kUnauthenticated
+                : res.status == 403 ? StatusCode::kPermissionDenied
+                : res.status == 404 ? StatusCode::kNotFound
+                                    : StatusCode::kInvalidArgument,
+                "upgrade refused with " + std::to_string(res.status) + ": " + res.body);
+}
+
+Result<WsClient::Opened> WsClient::Open(std::string_view url, std::string_view target,
+                                        ClientOptions options) {
   ASSIGN_OR_RETURN(ServerUrl parsed, ParseServerUrl(url));
   auto impl = std::make_unique<Impl>();
   Connection& c = impl->conn;
@@ -75,16 +88,17 @@ Result<std::unique_ptr<WsClient>> WsClient::Connect(std::string_view url, std::s
       [&] { impl->Abort(); });
   if (ec) {
     if (ec == websocket::error::upgrade_declined) {
-      Status s(res.result_int() == 401   ? StatusCode::kUnauthenticated
-               : res.result_int() == 403 ? StatusCode::kPermissionDenied
-               : res.result_int() == 404 ? StatusCode::kNotFound
-                                         : StatusCode::kInvalidArgument,
-               "upgrade refused with " + std::to_string(res.result_int()) + ": " + res.body());
-      return s;
+      HttpResponse answer;
+      answer.status = static_cast<int>(res.result_int());
+      answer.content_type = std::string(res[http::field::content_type]);
+      answer.body = std::move(res.body());
+      for (const auto& f : res)
+        answer.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      return Opened(std::move(answer));
     }
     return NetError("WebSocket handshake with", c.url, ec);
   }
-  return std::unique_ptr<WsClient>(new WsClient(std::move(impl)));
+  return Opened(std::unique_ptr<WsClient>(new WsClient(std::move(impl))));
 }
 
 Result<std::string> WsClient::Read(Duration timeout) {

@@ -6,12 +6,14 @@
 //
 // Covers: sign-in (a bad token refused, then the admin's), the cluster heat map, a job followed
 // from pending (with its reason read on the page) through running to completed without a reload,
-// draining a node as admin, and a user token that shows only what the API shows that user.
+// draining a node as admin, a user token that shows only what the API shows that user, and a page
+// whose scheduler turned standby moving to the leader.
 // Screenshots land in --out. Every wait is on a condition with a deadline; the whole run has one
 // too. Exit codes: 0 passed, 1 failed, 77 skipped (no chromium or no playwright-core).
 
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
+import http_ from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import {fileURLToPath, pathToFileURL} from 'node:url';
@@ -158,6 +160,39 @@ async function startCluster() {
     const r = await apiGet('/v1/nodes');
     return r.nodes.length === 4 && r.nodes.every((n) => n.state === 'up');
   });
+}
+
+// A fake standby scheduler on 127.0.0.1: the dashboard's files from ui/, and 503 with the leader
+// (header and error body) for everything under /v1/.
+async function startFakeStandby(leader) {
+  const types = {'.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css',
+                 '.svg': 'image/svg+xml'};
+  let apiCalls = 0;
+  const server = http_.createServer((req, res) => {
+    const p = new URL(req.url, 'http://x').pathname;
+    if (p.startsWith('/v1/')) {
+      apiCalls++;
+      res.writeHead(503, {'Content-Type': 'application/json', 'X-Gsched-Leader': leader});
+      res.end(JSON.stringify({error: {code: 'unavailable', leader,
+                                      message: `this scheduler is a standby; the leader is ${leader}`}}));
+      return;
+    }
+    const rel = p === '/ui' || p === '/ui/' ? 'index.html' : p.replace(/^\/ui\//, '');
+    const file = path.join(repo, 'ui', path.normalize(rel));
+    if (!p.startsWith('/ui') || !file.startsWith(path.join(repo, 'ui')) || !fs.existsSync(file)) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    res.writeHead(200, {'Content-Type': types[path.extname(file)] || 'application/octet-stream'});
+    res.end(fs.readFileSync(file));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    apiCalls: () => apiCalls,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
 
 // ---- The tests -------------------------------------------------------------------------------
@@ -406,6 +441,27 @@ async function run(browser) {
     await shot(p, '11-queue-20k');
     check(pageProblems.length === 0, `browser errors:\n${pageProblems.join('\n')}`);
     await ctx.close();
+  });
+
+  await step('an API call answered by a standby moves the page to the leader', async () => {
+    // A scheduler that served the page and has since become a standby (DESIGN.md section 12):
+    // it serves the dashboard's files, and answers every API call with 503 naming the leader.
+    const standby = await startFakeStandby(base);
+    try {
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      await p.goto(`${standby.url}/ui#/queue`);
+      await p.getByTestId('token-input').fill(adminToken);
+      await p.getByTestId('sign-in').click();
+      await waitFor('the page to move to the leader', () => p.url().startsWith(`${base}/ui/`));
+      check(p.url() === `${base}/ui/#/queue`, `the same view on the leader: ${p.url()}`);
+      // The token stayed behind (sessionStorage is per origin): the leader asks for it.
+      await p.getByTestId('signin-form').waitFor();
+      check(standby.apiCalls() >= 1, 'the standby was asked');
+      await ctx.close();
+    } finally {
+      await standby.close();
+    }
   });
 
   await step('signing out forgets the token', async () => {

@@ -1,5 +1,6 @@
 // The REST API with the session's bearer token. Errors come back as `ApiError` carrying the
-// server's `{"error": {"code", "message", "field"}}`.
+// server's `{"error": {"code", "message", "field"}}`; a standby's 503 also moves the page to the
+// leader (`leaderPage`).
 
 export class ApiError extends Error {
   constructor(status, code, message, field) {
@@ -8,6 +9,23 @@ export class ApiError extends Error {
     this.code = code;
     this.field = field;
   }
+}
+
+// Where a standby scheduler (DESIGN.md section 12) sends the dashboard: a standby answers API
+// calls with 503 and names the leader (`X-Gsched-Leader`, or the error body's `leader`). The page
+// moves to the same view on the leader: `LEADER/ui/#/view...`. Only http(s) URLs of another origin
+// are followed. The token does not travel: it lives in this origin's sessionStorage, so the
+// leader's page asks for it again rather than carrying it in a URL.
+export function leaderPage(leader, hash) {
+  let url;
+  try {
+    url = new URL(leader);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+  if (url.origin === location.origin) return null;
+  return `${url.origin}/ui/${hash || ''}`;
 }
 
 export class Api {
@@ -37,6 +55,11 @@ export class Api {
     }
     if (!res.ok) {
       const err = data && data.error ? data.error : {};
+      if (res.status === 503) {
+        const leader = res.headers.get('X-Gsched-Leader') || err.leader;
+        const page = leader ? leaderPage(leader, location.hash) : null;
+        if (page) location.assign(page);
+      }
       throw new ApiError(res.status, err.code || String(res.status),
                          err.message || res.statusText || 'request failed', err.field);
     }

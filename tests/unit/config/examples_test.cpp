@@ -82,7 +82,7 @@ TEST(ExamplesTest, WorkerYamlWorksWithoutGpus) {
   Result<WorkerConfig> loaded = LoadWorkerConfig(Example("worker.yaml"));
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   const WorkerConfig& c = *loaded;
-  EXPECT_EQ(c.scheduler, "http://127.0.0.1:8600");
+  EXPECT_EQ(c.schedulers, std::vector<std::string>{"http://127.0.0.1:8600"});
   EXPECT_EQ(c.runtime.type, RuntimeType::kRunc);
   EXPECT_EQ(c.gpus.discovery, GpuDiscovery::kFake);
   EXPECT_EQ(c.gpus.fake.count, 8);

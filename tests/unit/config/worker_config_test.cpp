@@ -17,7 +17,7 @@ using ::testing::HasSubstr;
 TEST(WorkerConfigTest, EmptyDocumentGivesTheDocumentedDefaults) {
   Result<WorkerConfig> c = ParseWorkerConfig("", "worker.yaml");
   ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_EQ(c->scheduler, "http://127.0.0.1:8600");
+  EXPECT_EQ(c->schedulers, std::vector<std::string>{"http://127.0.0.1:8600"});
   EXPECT_EQ(c->token_file, "");
   EXPECT_EQ(c->name, "");
   EXPECT_EQ(c->work_dir, "./gsched-worker");
@@ -117,7 +117,7 @@ adopt_running_jobs: no
 )",
                                              "w.yaml");
   ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_EQ(c->scheduler, "https://sched.example.org:8600");
+  EXPECT_EQ(c->schedulers, std::vector<std::string>{"https://sched.example.org:8600"});
   EXPECT_EQ(c->name, "nacc-nvl000-n00");
   EXPECT_EQ(c->labels.at("nvidia.com/gpu.product"), "B200");
   EXPECT_EQ(c->cpus, 144);
@@ -147,6 +147,21 @@ TEST(WorkerConfigTest, EnumsPrintTheirYamlNames) {
   EXPECT_EQ(ToString(NvlinkTopology::kPairs), "pairs");
 }
 
+TEST(WorkerConfigTest, SchedulerIsOneUrlACommaListOrASequence) {
+  const std::vector<std::string> two = {"http://10.0.0.5:8600", "https://sched-b.example:8600"};
+  for (const char* yaml :
+       {"scheduler: http://10.0.0.5:8600, https://sched-b.example:8600\n",
+        "scheduler: [http://10.0.0.5:8600, https://sched-b.example:8600]\n",
+        "scheduler:\n  - http://10.0.0.5:8600\n  - https://sched-b.example:8600\n"}) {
+    Result<WorkerConfig> c = ParseWorkerConfig(yaml, "worker.yaml");
+    ASSERT_TRUE(c.ok()) << yaml << c.status().ToString();
+    EXPECT_EQ(c->schedulers, two) << yaml;
+  }
+  Result<WorkerConfig> one = ParseWorkerConfig("scheduler: http://a:1\n", "worker.yaml");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->schedulers, std::vector<std::string>{"http://a:1"});
+}
+
 struct Rejection {
   std::string yaml;
   std::string field;
@@ -173,6 +188,15 @@ INSTANTIATE_TEST_SUITE_P(
         Rejection{"scheduler: 127.0.0.1:8600\n", "scheduler", "must be an http:// or https:// URL"},
         Rejection{"scheduler: \"http://\"\n", "scheduler", "must be an http:// or https:// URL"},
         Rejection{"scheduler: {url: x}\n", "scheduler", "must be a string (got a mapping)"},
+        Rejection{"scheduler: http://a:1, b:2\n", "scheduler[1]",
+                  "must be an http:// or https:// URL (got 'b:2')"},
+        Rejection{"scheduler: http://a:1,,http://c:3\n", "scheduler[1]",
+                  "must be an http:// or https:// URL (got '')"},
+        Rejection{"scheduler: [http://a:1, http://b:2, ftp://c]\n", "scheduler[2]",
+                  "must be an http:// or https:// URL (got 'ftp://c')"},
+        Rejection{"scheduler: [http://a:1, {url: x}]\n", "scheduler[1]", "must be a string"},
+        Rejection{"scheduler: []\n", "scheduler", "must name at least one URL"},
+        Rejection{"scheduler: \"\"\n", "scheduler", "must be an http:// or https:// URL"},
         Rejection{"name: \"bad name\"\n", "name", "invalid node name 'bad name'"},
         Rejection{"site: Seoul\n", "site", "invalid name 'Seoul'"},
         Rejection{"labels: [a, b]\n", "labels", "must be a mapping of label names"},

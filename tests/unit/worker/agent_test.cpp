@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "fake_scheduler.h"
+#include "tests/testutil/fake_standby.h"
 #include "worker/job_backends.h"
 #include "worker_test_util.h"
 
@@ -49,6 +50,8 @@ TEST(Backoff, ExponentialWithJitterAndCap) {
 class AgentHarness {
  public:
   AgentHarness(const config::WorkerConfig& cfg, const std::string& url, bool adopt = false)
+      : AgentHarness(cfg, std::vector<std::string>{url}, adopt) {}
+  AgentHarness(const config::WorkerConfig& cfg, std::vector<std::string> urls, bool adopt = false)
       : work_(ioc_.get_executor()) {
     auto supervisor = std::make_unique<JobSupervisor>(
         cfg, MakeRuntime(cfg.runtime, testing::ShimBinary(), PolicyFromConfig(cfg)), clock_,
@@ -60,7 +63,7 @@ class AgentHarness {
     jobs_ = std::make_unique<SupervisedJobs>(std::move(supervisor), Duration(20), nullptr,
                                              Seconds(3600));
     AgentOptions options;
-    options.scheduler = url;
+    options.schedulers = std::move(urls);
     options.token = "worker-token";
     options.heartbeat_interval = Duration(100);
     options.reconnect = {Duration(20), Duration(100)};
@@ -116,6 +119,53 @@ class AgentTest : public ::testing::Test {
   config::WorkerConfig cfg_;
   FakeScheduler scheduler_;
 };
+
+// --- several schedulers (DESIGN.md section 12) ---------------------------------------------
+
+TEST_F(AgentTest, AStandbysLeaderHintSendsTheWorkerStraightToTheLeader) {
+  // Two standbys first, both naming the leader: the first one's hint skips the second.
+  gsched::testing::FakeStandby first(scheduler_.url());
+  gsched::testing::FakeStandby second(scheduler_.url());
+  AgentHarness h(cfg_, std::vector<std::string>{first.url(), second.url(), scheduler_.url()});
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return !scheduler_.Of<api::Hello>().empty(); }));
+  EXPECT_EQ(scheduler_.auth(), "Bearer worker-token");
+  EXPECT_EQ(first.upgrades(), 1);
+  EXPECT_EQ(second.upgrades(), 0);
+  AgentCounters c = h.agent().counters();
+  EXPECT_EQ(c.leader_hints_followed, 1u);
+  EXPECT_EQ(c.scheduler, scheduler_.url());
+}
+
+TEST_F(AgentTest, ADeadSchedulerIsPassedOverForTheNextOne) {
+  // Port 1 on loopback: nothing listens, the connection is refused.
+  AgentHarness h(cfg_, std::vector<std::string>{"http://127.0.0.1:1", scheduler_.url()});
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return !scheduler_.Of<api::Hello>().empty(); }));
+  EXPECT_EQ(h.agent().counters().scheduler, scheduler_.url());
+}
+
+TEST_F(AgentTest, ALeaderHintOutsideTheListIsIgnored) {
+  // The standby names another scheduler that is not in the worker's list: the worker's token
+  // must not go there. It goes on to the next URL of its own list instead.
+  FakeScheduler elsewhere;
+  gsched::testing::FakeStandby standby(elsewhere.url());
+  AgentHarness h(cfg_, std::vector<std::string>{standby.url(), scheduler_.url()});
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return !scheduler_.Of<api::Hello>().empty(); }));
+  EXPECT_EQ(elsewhere.connections(), 0);
+  EXPECT_GE(h.agent().counters().leader_hints_ignored, 1u);
+  EXPECT_EQ(h.agent().counters().leader_hints_followed, 0u);
+}
+
+TEST_F(AgentTest, WhenTheLeaderGoesTheWorkerSaysHelloToTheNextOne) {
+  FakeScheduler next;
+  AgentHarness h(cfg_, std::vector<std::string>{scheduler_.url(), next.url()});
+  ASSERT_TRUE(scheduler_.WaitFor([&] { return !scheduler_.Of<api::Hello>().empty(); }));
+  // The leader steps down: it refuses upgrades (503, no leader named) and drops the link.
+  scheduler_.Refuse(true);
+  scheduler_.Drop();
+  ASSERT_TRUE(next.WaitFor([&] { return !next.Of<api::Hello>().empty(); }));
+  EXPECT_EQ(next.Of<api::Hello>()[0].node, "node-a");
+  EXPECT_TRUE(next.WaitFor([&] { return h.agent().counters().scheduler == next.url(); }));
+}
 
 TEST_F(AgentTest, HelloHeartbeatLaunchKillAndBadInput) {
   AgentHarness h(cfg_, scheduler_.url());

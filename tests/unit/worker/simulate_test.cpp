@@ -22,7 +22,7 @@ class SimCluster {
  public:
   SimCluster(const std::string& url, int nodes) : work_(ioc_.get_executor()) {
     AgentOptions options;
-    options.scheduler = url;
+    options.schedulers = {url};
     options.heartbeat_interval = Duration(100);
     options.reconnect = {Duration(20), Duration(100)};
     options.random = [] { return 0.5; };
