@@ -8,7 +8,10 @@
 // `--acked-ids FILE` writes the id of every job the scheduler acknowledged (HTTP 201), one per
 // line: the fault runs check that each of them survives a `kill -9` of the scheduler. A request
 // that gets no answer (the scheduler gone) is retried on a new connection for `--retry-seconds`
-// (default 0), then counts its jobs as `failed`; the run goes on with the next one.
+// (default 0), then counts its jobs as `failed`; the run goes on with the next one. `--server`
+// may list several schedulers (a high-availability group, comma-separated): a request with no
+// answer, or a standby's 503, goes to the next one (or to the leader the standby names), within
+// the same `--retry-seconds`.
 //
 // gsched-loadgen --server URL --token-file F --watchers W [--rate R] [--seconds S] [--pid P]
 //
@@ -41,6 +44,7 @@
 #include "scheduler/common/quantity.h"
 #include "scheduler/common/status.h"
 #include "scheduler/net/http_client.h"
+#include "scheduler/net/server_list.h"
 #include "scheduler/net/ws_async_client.h"
 
 namespace {
@@ -266,8 +270,13 @@ int main(int argc, char** argv) {
     std::cerr << "gsched-loadgen: cannot read a token from " << token_file << "\n";
     return 2;
   }
+  auto server_list = gsched::net::ParseServerList(server, "--server");
+  if (!server_list.ok()) {
+    std::cerr << "gsched-loadgen: " << server_list.status().ToString() << "\n";
+    return 2;
+  }
   if (watchers > 0)
-    return RunWatchFanout(server, token, watchers, rate, churn_s, pid);
+    return RunWatchFanout(server_list->front(), token, watchers, rate, churn_s, pid);
   std::FILE* acked = nullptr;
   if (!acked_path.empty()) {
     acked = std::fopen(acked_path.c_str(), "w");
@@ -301,7 +310,8 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (int64_t c = 0; c < concurrency; ++c) {
     threads.emplace_back([&] {
-      auto client = gsched::net::HttpClient::Create(server, {.token = token});
+      gsched::net::FailoverList servers(*server_list);
+      auto client = gsched::net::HttpClient::Create(servers.current(), {.token = token});
       if (!client.ok()) {
         failed++;
         return;
@@ -323,18 +333,29 @@ int main(int argc, char** argv) {
         }
         auto r0 = std::chrono::steady_clock::now();
         auto r = (*client)->Post("/v1/jobs", retry_s > 0 ? body : std::move(body));
-        // No answer at all (the scheduler gone): again on a new connection, until it answers
-        // or `--retry-seconds` have passed. An answer, even 503, is not retried.
+        // No answer at all (the scheduler gone), or a standby's refusal: again on a new
+        // connection, to the next scheduler of the list, until one answers or `--retry-seconds`
+        // have passed. Any other answer, even 503, is not retried.
         auto give_up = r0 + std::chrono::seconds(retry_s);
-        while (!r.ok() && std::chrono::steady_clock::now() < give_up) {
+        auto refused_by_standby = [&] {
+          return r.ok() && r->status == 503 && servers.size() > 1 &&
+                 (!gsched::net::LeaderHeader(r->headers).empty() ||
+                  r->body.find("standby") != std::string::npos);
+        };
+        while ((!r.ok() || refused_by_standby()) && std::chrono::steady_clock::now() < give_up) {
           ++retried;
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-          auto fresh = gsched::net::HttpClient::Create(server, {.token = token});
+          auto step =
+              servers.Failed(r.ok() ? gsched::net::LeaderHeader(r->headers) : std::string());
+          if (!step.followed_leader)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          auto fresh = gsched::net::HttpClient::Create(servers.current(), {.token = token});
           if (!fresh.ok())
             continue;
           client = std::move(fresh);
           r = (*client)->Post("/v1/jobs", body);
         }
+        if (r.ok() && !refused_by_standby())
+          servers.Succeeded();
         mine.push_back(
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r0)
                 .count());

@@ -224,7 +224,7 @@ struct SchedulerService::Impl {
     state::WriteBatch batch = std::move(events->batch);
     store->CommitAsync(std::move(batch), [this, events, then = std::move(then)](Status s) mutable {
       OnState([this, events, then = std::move(then), s = std::move(s)]() mutable {
-        if (!s.ok() && hooks.store_may_be_deposed) {
+        if (s.code() == StatusCode::kUnavailable && hooks.store_may_be_deposed) {
           // Deposed: this change was not acknowledged and never will be. The caller gets 503;
           // what memory holds beyond the disk is dropped with the service (the new leader and
           // this scheduler, as a standby, both follow the log).
@@ -465,7 +465,8 @@ struct SchedulerService::Impl {
       return respond({200, R"({"status":"ok","role":"leader"})"});
     }
     if (deposed.load()) {
-      return respond(Error(Status::Unavailable("this scheduler lost the lead and is becoming a standby")));
+      return respond(
+          Error(Status::Unavailable("this scheduler lost the lead and is becoming a standby")));
     }
     // The dashboard's static files; the page signs in itself, against the API.
     if (req.path == "/ui" || req.path.starts_with("/ui/"))

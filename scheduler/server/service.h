@@ -32,8 +32,8 @@ struct ServiceHooks {
   std::function<void(PrometheusWriter&)> metrics;
   // `/v1/ha/...`, after the service checked an admin token. Must not block the caller.
   std::function<void(const net::HttpRequest&, net::Responder)> ha_request;
-  // The store can lose the right to write (a deposed leader): a failed commit then stops the
-  // service from answering (503 "not the leader") instead of stopping the process.
+  // The store can lose the right to write (a deposed leader): a commit failing with
+  // `kUnavailable` then stops the service from answering (503) instead of stopping the process.
   bool store_may_be_deposed = false;
 };
 

@@ -112,7 +112,9 @@ TEST(ServerUrlTest, Parses) {
 struct EchoWs {
   std::mutex mu;
   std::vector<std::shared_ptr<WsConnection>> connections;
-  std::atomic<int> closed{0};
+  // Shared with the handlers: `Stop` closes live connections, so a close handler may run after
+  // the test body (and this object) ended, until the fixture stops the server.
+  std::shared_ptr<std::atomic<int>> closed = std::make_shared<std::atomic<int>>(0);
 
   WsUpgradeHandler Handler() {
     return [this](const HttpRequest& req,
@@ -131,7 +133,7 @@ struct EchoWs {
                           if (auto c = weak.lock())
                             c->Send("echo:" + m);
                         },
-                        [this](std::string) { closed++; }};
+                        [closed = closed](std::string) { ++*closed; }};
     };
   }
 };
@@ -146,10 +148,10 @@ TEST_F(ServerTest, WebSocketEchoAndClose) {
   EXPECT_EQ(*(*ws)->Read(Seconds(10)), "echo:ping");
   (*ws)->Close();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (echo.closed.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+  while (echo.closed->load() == 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  EXPECT_EQ(echo.closed.load(), 1);
+  EXPECT_EQ(echo.closed->load(), 1);
 }
 
 TEST_F(ServerTest, RefusedUpgradeCarriesTheStatus) {
