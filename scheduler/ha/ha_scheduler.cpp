@@ -324,6 +324,12 @@ struct HaScheduler::Impl {
       w.Family("gsched_ha_log_groups_total", "counter",
                "Groups of commits this leader appended (commits share a group like a sync).");
       w.Sample("gsched_ha_log_groups_total", static_cast<double>(f.groups));
+      w.Family("gsched_ha_log_etcd_seconds_total", "counter",
+               "Time the leader waited for etcd to answer its log writes.");
+      w.Sample("gsched_ha_log_etcd_seconds_total", f.etcd_seconds);
+      w.Family("gsched_ha_log_local_seconds_total", "counter",
+               "Time the leader spent writing logged groups to its own RocksDB.");
+      w.Sample("gsched_ha_log_local_seconds_total", f.local_seconds);
     }
   }
 

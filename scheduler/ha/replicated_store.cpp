@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -38,6 +39,13 @@ struct ReplicatedStore::Impl {
   std::thread writer;
 
   std::atomic<uint64_t> groups{0}, records{0}, bytes{0}, last_seq{0};
+  std::atomic<uint64_t> etcd_us{0}, local_us{0};
+
+  static uint64_t MicrosSince(std::chrono::steady_clock::time_point t0) {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
+  }
 
   explicit Impl(ReplicatedStoreOptions o) : options(std::move(o)), etcd(options.etcd) {
     last_seq.store(options.next_seq - 1);
@@ -70,8 +78,10 @@ struct ReplicatedStore::Impl {
     for (std::string& record :
          EncodeGroup(static_cast<uint64_t>(options.epoch), batches, options.max_record_bytes)) {
       size_t size = record.size();
+      auto t0 = std::chrono::steady_clock::now();
       auto res = etcd.Txn({{options.leader_key, Compare::Target::kModRevision, options.epoch}},
                           {TxnOp::Put(LogKey(options.log_prefix, seq), std::move(record))});
+      etcd_us.fetch_add(MicrosSince(t0));
       if (!res.ok()) {
         Fence(Status::Unavailable("the log write to etcd failed: " + res.status().message()));
         return FenceStatus();
@@ -89,7 +99,10 @@ struct ReplicatedStore::Impl {
     for (state::WriteBatch& b : batches)
       merged.Append(std::move(b));
     merged.Put(state::Family::kMeta, std::string(kAppliedSeqKey), state::U64Key(seq - 1));
-    if (Status s = local->Commit(std::move(merged)); !s.ok()) {
+    auto t0 = std::chrono::steady_clock::now();
+    Status local_status = local->Commit(std::move(merged));
+    local_us.fetch_add(MicrosSince(t0));
+    if (Status s = std::move(local_status); !s.ok()) {
       // In the log but not here: as a standby this database catches up from the log.
       Fence(Status::Unavailable("the local write failed: " + s.message()));
       return FenceStatus();
@@ -181,8 +194,15 @@ bool ReplicatedStore::fenced() const {
 }
 
 ReplicationFigures ReplicatedStore::Figures() const {
-  return {impl_->groups.load(), impl_->records.load(), impl_->bytes.load(), impl_->last_seq.load(),
-          impl_->fenced.load()};
+  ReplicationFigures f;
+  f.groups = impl_->groups.load();
+  f.records = impl_->records.load();
+  f.bytes = impl_->bytes.load();
+  f.last_seq = impl_->last_seq.load();
+  f.fenced = impl_->fenced.load();
+  f.etcd_seconds = static_cast<double>(impl_->etcd_us.load()) / 1e6;
+  f.local_seconds = static_cast<double>(impl_->local_us.load()) / 1e6;
+  return f;
 }
 
 }  // namespace gsched::ha

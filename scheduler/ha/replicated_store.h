@@ -49,6 +49,8 @@ struct ReplicationFigures {
   uint64_t bytes = 0;    // Record bytes written.
   uint64_t last_seq = 0;
   bool fenced = false;
+  double etcd_seconds = 0;   // Spent waiting for etcd's answers to log writes.
+  double local_seconds = 0;  // Spent writing groups to the local RocksDB.
 };
 
 class ReplicatedStore final : public state::Store {
