@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include "scheduler/api/codec.h"
 #include "scheduler/ha/etcd_client.h"
@@ -685,7 +686,10 @@ struct HaScheduler::Impl {
       };
       hooks.store_may_be_deposed = true;
       role.store(Role::kLeader);
-      auto started = server::SchedulerService::Start(config, std::move(store), std::move(hooks));
+      // Loading the state takes seconds with a million jobs: the lease is kept alive meanwhile.
+      auto started = WithLeaseKept([&] {
+        return server::SchedulerService::Start(config, std::move(store), std::move(hooks));
+      });
       if (started.ok()) {
         service = std::move(started).value();
         spdlog::info("leading at epoch {} on {}", won, advertise);
@@ -724,6 +728,36 @@ struct HaScheduler::Impl {
       stepdowns.fetch_add(1);
       spdlog::warn("stepped down; following the log as a standby");
     }
+  }
+
+  // Runs `f` on this thread while another renews the lease every ttl/3 (on its own etcd client).
+  template <typename F>
+  std::invoke_result_t<F&> WithLeaseKept(F&& f) {
+    std::mutex keeper_mu;
+    std::condition_variable keeper_cv;
+    bool done = false;
+    Clock::time_point valid_until = lease_valid_until;
+    std::thread keeper([&, lease = lease] {
+      EtcdClient client(etcd_options);
+      std::unique_lock lock(keeper_mu);
+      while (!keeper_cv.wait_for(lock, config.ha.lease_ttl / 3, [&] { return done; })) {
+        lock.unlock();
+        auto now = Clock::now();
+        auto ttl = client.KeepAlive(lease);
+        lock.lock();
+        if (ttl.ok())
+          valid_until = now + *ttl;
+      }
+    });
+    auto result = f();
+    {
+      std::lock_guard lock(keeper_mu);
+      done = true;
+    }
+    keeper_cv.notify_all();
+    keeper.join();
+    lease_valid_until = std::max(lease_valid_until, valid_until);
+    return result;
   }
 
   void LeadUntilLost(ReplicatedStore& store) {
