@@ -298,6 +298,9 @@ struct HaScheduler::Impl {
     bool leading = role.load() == Role::kLeader;
     w.Family("gsched_ha_leader", "gauge", "1 while this scheduler leads, 0 while a standby.");
     w.Sample("gsched_ha_leader", leading ? 1 : 0);
+    w.Family("gsched_ha_role", "gauge", "This scheduler's role: 1 for the one it has.");
+    w.Sample("gsched_ha_role", {{"role", "leader"}}, leading ? 1 : 0);
+    w.Sample("gsched_ha_role", {{"role", "standby"}}, leading ? 0 : 1);
     w.Family("gsched_ha_epoch", "gauge",
              "The epoch this scheduler leads in (the leader key's etcd revision); 0 as a standby.");
     w.Sample("gsched_ha_epoch", leading ? static_cast<double>(epoch.load()) : 0);

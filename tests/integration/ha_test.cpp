@@ -320,6 +320,8 @@ TEST_F(HaTest, AStandbyFollowsTheLogAndSendsEveryoneToTheLeader) {
   EXPECT_TRUE(WaitFor([&] { return Metric(standby, "gsched_ha_log_seq") >= leader_seq; }));
   EXPECT_EQ(Metric(leader, "gsched_ha_leader"), 1);
   EXPECT_EQ(Metric(standby, "gsched_ha_leader"), 0);
+  EXPECT_EQ(Metric(leader, "gsched_ha_role{role=\"leader\"}"), 1);
+  EXPECT_EQ(Metric(standby, "gsched_ha_role{role=\"standby\"}"), 1);
 
   auto health = Parse(s_[1]->Client("")->Get("/healthz")->body);
   EXPECT_EQ(health.at("role").as_string(), "standby");
