@@ -221,11 +221,11 @@ class HaTest : public ::testing::Test {
 
   // Starts etcd with `members` members and `schedulers` schedulers, the first one first, so that
   // it leads.
-  void StartCluster(int members, int schedulers) {
+  void StartCluster(int members, int schedulers, int lease_seconds = kLeaseSeconds) {
     etcd_ = std::make_unique<EtcdCluster>(members);
     for (int i = 0; i < schedulers; ++i) {
       std::string yaml = "ha:\n  etcd: {endpoints: " + etcd_->EndpointsYaml() +
-                         ", prefix: /gsched-test/}\n  lease_ttl: " + std::to_string(kLeaseSeconds) +
+                         ", prefix: /gsched-test/}\n  lease_ttl: " + std::to_string(lease_seconds) +
                          "s\n  name: s" + std::to_string(i) + "\n";
       s_.push_back(std::make_unique<SchedulerProcess>(yaml));
       if (i == 0) {
@@ -305,7 +305,9 @@ class HaTest : public ::testing::Test {
 };
 
 TEST_F(HaTest, AStandbyFollowsTheLogAndSendsEveryoneToTheLeader) {
-  StartCluster(1, 2);
+  // A long lease: the handover after SIGTERM below must not be its expiry.
+  constexpr int kLongLease = 30;
+  StartCluster(1, 2, kLongLease);
   const std::string leader = s_[0]->url(), standby = s_[1]->url();
   std::string alice = MakeToken(0, "alice", "user", {"proj-a"});
   auto client = s_[0]->Client(alice);
@@ -350,9 +352,9 @@ TEST_F(HaTest, AStandbyFollowsTheLogAndSendsEveryoneToTheLeader) {
   EXPECT_EQ(before.size(), 20u);
   auto t0 = Steady::now();
   s_[0]->Stop();
-  ASSERT_EQ(WaitLeader(std::chrono::seconds(20), 0), 1);
-  // The old leader resigned its lease: no need to wait for it to expire.
-  EXPECT_LT(Steady::now() - t0, std::chrono::seconds(kLeaseSeconds)) << "handover after SIGTERM";
+  ASSERT_EQ(WaitLeader(std::chrono::seconds(25), 0), 1);
+  // The old leader resigned its lease: the standby did not wait for it to expire.
+  EXPECT_LT(Steady::now() - t0, std::chrono::seconds(kLongLease)) << "handover after SIGTERM";
   EXPECT_EQ(StoredJobs(1), before);
   EXPECT_EQ(Metric(standby, "gsched_ha_failovers_total"), 1);
 }
@@ -449,7 +451,9 @@ TEST_F(HaTest, APausedLeaderIsFencedAndStepsDownWithoutAcknowledgingAnything) {
 }
 
 TEST_F(HaTest, LosingOneEtcdMemberOfThreeChangesNothingLosingTwoStopsWrites) {
-  StartCluster(3, 1);
+  // A lease that outlasts an etcd election (the killed member may have been etcd's leader) even
+  // on a loaded machine: losing one member must change nothing.
+  StartCluster(3, 1, /*lease_seconds=*/5);
   std::string alice = MakeToken(0, "alice", "user", {"proj-a"});
   auto client = s_[0]->Client(alice);
   std::map<std::string, uint64_t> acked;
