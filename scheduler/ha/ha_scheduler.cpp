@@ -198,9 +198,8 @@ struct HaScheduler::Impl {
   // Every scheduler signs and checks tokens with one key: the first to start puts its own in
   // etcd; the others take that one (etcd holds the whole state already; protect it accordingly).
   Status ShareSigningKey() {
-    ASSIGN_OR_RETURN(server::TokenAuthority own,
-                     server::TokenAuthority::LoadOrCreate(config.data_dir));
-    (void)own;
+    // This scheduler's own key (made on first start), offered to the pool.
+    RETURN_IF_ERROR(server::TokenAuthority::LoadOrCreate(config.data_dir).status());
     std::string path = config.data_dir + "/hmac.key";
     ASSIGN_OR_RETURN(std::string mine, ReadWholeFile(path));
     ASSIGN_OR_RETURN(TxnResult r, etcd->Txn({{key_key, Compare::Target::kCreateRevision, 0}},
