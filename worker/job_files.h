@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "scheduler/common/files.h"
 #include "scheduler/common/status.h"
 
 namespace gsched::worker {
@@ -30,10 +31,8 @@ Result<std::string> ReadRegularFile(const std::string& path, size_t max_bytes = 
 // the descriptor. Errors as `ReadRegularFile`.
 Result<int> OpenRegularFile(const std::string& path);
 
-// Writes `content` to `path` through a fresh `path.tmp` (`O_EXCL | O_NOFOLLOW`, after removing
-// whatever was there), fsync, then rename: a reader sees the old or the new content, and a
-// planted symlink is replaced, never written through.
-Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0600);
+// Whole files are written with `gsched::WriteFileAtomic` (scheduler/common/files.h).
+using gsched::WriteFileAtomic;
 
 // Creates the directory `path` (its parent must exist) or checks the existing one: a real
 // directory, not a symlink; then sets `mode` and, when `owner` is given, its owner and group.

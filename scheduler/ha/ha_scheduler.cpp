@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "scheduler/api/codec.h"
+#include "scheduler/common/files.h"
 #include "scheduler/ha/etcd_client.h"
 #include "scheduler/ha/log_record.h"
 #include "scheduler/ha/replicated_store.h"
@@ -50,19 +51,6 @@ enum class Role { kStandby, kLeader };
 std::string RandomHex(size_t bytes) {
   std::string id = server::NewTokenId();  // "tok_" + 16 hex digits.
   return id.substr(4, bytes * 2);
-}
-
-Status WriteWholeFile(const std::string& path, std::string_view data, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0)
-    return Status::Unavailable("cannot create " + tmp + ": " + std::strerror(errno));
-  bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
-    return Status::Unavailable("cannot write " + path + ": " + std::strerror(errno));
-  return Status::Ok();
 }
 
 Result<std::string> ReadWholeFile(const std::string& path) {
@@ -182,8 +170,8 @@ struct HaScheduler::Impl {
     while (advertise.ends_with('/'))
       advertise.pop_back();
     // Where this scheduler listens, in either role (the leader's service writes it again).
-    RETURN_IF_ERROR(
-        WriteWholeFile(config.data_dir + "/scheduler.addr", scheme + "://" + address + "\n", 0644));
+    RETURN_IF_ERROR(WriteFileAtomic(config.data_dir + "/scheduler.addr",
+                                    scheme + "://" + address + "\n", 0644));
     name = config.ha.name;
     if (name.empty())
       name = advertise.substr(advertise.find("://") + 3);
@@ -211,7 +199,7 @@ struct HaScheduler::Impl {
       shared = r.ranges[0].kvs[0].value;
       if (shared != mine) {
         spdlog::warn("taking the pool's token signing key from etcd (replacing {})", path);
-        RETURN_IF_ERROR(WriteWholeFile(path, shared, 0600));
+        RETURN_IF_ERROR(WriteFileAtomic(path, shared, 0600));
       }
     }
     authority.emplace(shared);

@@ -1,8 +1,6 @@
 #include "scheduler/server/service.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -10,7 +8,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
-#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +20,7 @@
 #include "scheduler/api/codec.h"
 #include "scheduler/api/json.h"
 #include "scheduler/api/worker_messages.h"
+#include "scheduler/common/files.h"
 #include "scheduler/common/quantity.h"
 #include "scheduler/net/http_server.h"
 #include "scheduler/server/cluster_state.h"
@@ -107,20 +105,6 @@ Result<uint64_t> ParseId(std::string_view text, std::string_view field) {
         std::string(field));
   }
   return v;
-}
-
-Status WriteFileAtomic(const std::string& path, const std::string& content, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
-  if (fd < 0)
-    return Status::Unavailable("cannot create " + tmp + ": " + std::strerror(errno));
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::Unavailable("cannot write " + path + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
 }
 
 api::Account FromSpec(const config::AccountSpec& spec) {

@@ -1,22 +1,20 @@
 #include "scheduler/server/token.h"
 
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "scheduler/api/types.h"
+#include "scheduler/common/files.h"
 
 namespace gsched::server {
 namespace {
@@ -64,16 +62,7 @@ Result<TokenAuthority> TokenAuthority::LoadOrCreate(const std::string& data_dir)
     return Status::Internal("no randomness for the signing key");
   }
   // Written to a temporary file, synced, then renamed: a crash never leaves half a key.
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0)
-    return Status::Unavailable("cannot create " + tmp + ": " + std::strerror(errno));
-  bool ok =
-      ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::Unavailable("cannot write " + path + ": " + std::strerror(errno));
-  }
+  RETURN_IF_ERROR(WriteFileAtomic(path, key, 0600));
   return TokenAuthority(std::move(key));
 }
 
