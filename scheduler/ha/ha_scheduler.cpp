@@ -45,6 +45,7 @@ constexpr auto kTrimInterval = std::chrono::seconds(2);
 constexpr auto kRegisterInterval = std::chrono::seconds(1);
 constexpr auto kCheckpointLife = std::chrono::minutes(10);
 constexpr size_t kCheckpointChunk = size_t{16} << 20;
+constexpr size_t kMaxCheckpoints = 4;
 
 enum class Role { kStandby, kLeader };
 
@@ -835,6 +836,13 @@ struct HaScheduler::Impl {
     if (replicated == nullptr)
       return error(Status::Unavailable("not leading"));
     if (rest.empty() && req.method == "GET") {
+      // Each copy holds disk space until it is fetched or expires: a few at a time are enough
+      // for standbys starting together, and no token can make more.
+      if (checkpoints.size() >= kMaxCheckpoints) {
+        return {429, json::serialize(api::ErrorBody(Status::ResourceExhausted(
+                         std::to_string(kMaxCheckpoints) +
+                         " checkpoints are being copied already; try again later")))};
+      }
       std::string id = RandomHex(8);
       Checkpoint c;
       c.dir = config.data_dir + "/checkpoints/" + id;

@@ -39,7 +39,7 @@ struct ReplicatedStoreOptions {
   size_t max_record_bytes = 1'000'000;
   size_t max_group = 8'192;
   size_t max_queue = 200'000;
-  // Called once, on the writer thread, when the store fences itself.
+  // Called once, on the thread that fenced the store (the writer, or the caller of `Fence`).
   std::function<void(const Status&)> on_lost;
 };
 

@@ -359,6 +359,27 @@ TEST_F(HaTest, AStandbyFollowsTheLogAndSendsEveryoneToTheLeader) {
   EXPECT_EQ(Metric(standby, "gsched_ha_failovers_total"), 1);
 }
 
+TEST_F(HaTest, CheckpointsAreForAdminsAndAFewAtATime) {
+  StartCluster(1, 1);
+  std::string alice = MakeToken(0, "alice", "user", {"proj-a"});
+  EXPECT_EQ(s_[0]->Client(alice)->Get("/v1/ha/checkpoint")->status, 403);
+  auto admin = s_[0]->Client(admin_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto r = admin->Get("/v1/ha/checkpoint");
+    ASSERT_EQ(r->status, 200) << r->body;
+    auto m = Parse(r->body);
+    ids.emplace_back(m.at("id").as_string());
+    ASSERT_FALSE(m.at("files").as_array().empty());
+  }
+  EXPECT_EQ(admin->Get("/v1/ha/checkpoint")->status, 429);
+  // A file name that is not in the checkpoint is not read, whatever it names.
+  EXPECT_EQ(admin->Get("/v1/ha/checkpoint/" + ids[0] + "/..%2F..%2Fhmac.key")->status, 404);
+  EXPECT_EQ(admin->Get("/v1/ha/checkpoint/" + ids[0] + "/CURRENT?offset=x")->status, 400);
+  EXPECT_EQ(admin->Request("DELETE", "/v1/ha/checkpoint/" + ids[0])->status, 200);
+  EXPECT_EQ(admin->Get("/v1/ha/checkpoint")->status, 200);
+}
+
 TEST_F(HaTest, Kill9OfTheLeaderDuringASubmitBurstLosesNothingAndRunsNothingTwice) {
   StartCluster(1, 2);
   std::string alice = MakeToken(0, "alice", "user", {"proj-a"});
