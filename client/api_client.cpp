@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "scheduler/api/codec.h"
@@ -77,6 +78,28 @@ class Attempts {
   std::map<std::string, std::string> said_;
 };
 
+// Tries the list's schedulers in turn until `attempt` settles. `attempt(url, leader)` returns
+// the outcome, or nothing to go on (after noting in `attempts` what `url` said, and setting
+// `leader` when a standby named one). Rounds that met a standby are repeated, with a pause, until
+// `deadline`; otherwise one round that settles nothing ends in what each scheduler said.
+template <typename T, typename Attempt>
+Result<T> AcrossSchedulers(net::FailoverList& list, std::chrono::steady_clock::time_point deadline,
+                           Attempts& attempts, bool& standby_seen, Attempt attempt) {
+  for (int round = 0;; ++round) {
+    while (true) {
+      std::string leader;
+      if (std::optional<Result<T>> done = attempt(list.current(), leader))
+        return std::move(*done);
+      if (list.Failed(leader).round_over)
+        break;
+    }
+    Duration pause = RoundPause(round);
+    if (!standby_seen || std::chrono::steady_clock::now() + pause >= deadline)
+      return Status::Unavailable(attempts.Describe(list));
+    std::this_thread::sleep_for(pause);
+  }
+}
+
 // Each request to the leader among several schedulers, as `NetConnector` (api_client.h) says.
 // A refused connection sent nothing and a standby's 503 did nothing: both move on. With a single
 // URL this is the plain client: its errors and answers are unchanged.
@@ -98,37 +121,34 @@ class FailoverTransport final : public Transport {
     const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
     Attempts attempts;
     bool standby_seen = false;
-    for (int round = 0;; ++round) {
-      while (true) {
-        const std::string url = list.current();
-        ASSIGN_OR_RETURN(net::HttpClient * client, Client(url));
-        auto r = client->Request(method, target, body);
-        std::string leader;
-        if (!r.ok()) {
-          if (client->MayHaveBeenSent() && !IsIdempotent(method)) {
-            return Status(r.status().code(),
-                          url + ": " + r.status().message() +
-                              "; the request may have been carried out, so it was not sent to "
-                              "another scheduler (check before trying again)");
+    return AcrossSchedulers<net::HttpResponse>(
+        list, deadline, attempts, standby_seen,
+        [&](const std::string& url,
+            std::string& leader) -> std::optional<Result<net::HttpResponse>> {
+          auto client = Client(url);
+          if (!client.ok())
+            return client.status();
+          auto r = (*client)->Request(method, target, body);
+          if (!r.ok()) {
+            if ((*client)->MayHaveBeenSent() && !IsIdempotent(method)) {
+              return Status(r.status().code(),
+                            url + ": " + r.status().message() +
+                                "; the request may have been carried out, so it was not sent to "
+                                "another scheduler (check before trying again)");
+            }
+            attempts.Add(url, r.status().message());
+            return std::nullopt;
           }
-          attempts.Add(url, r.status().message());
-        } else if (IsStandbyRefusal(*r)) {
-          standby_seen = true;
-          leader = LeaderOf(*r);
-          attempts.Add(url, DescribeRefusal(*r, list));
-        } else {
+          if (IsStandbyRefusal(*r)) {
+            standby_seen = true;
+            leader = LeaderOf(*r);
+            attempts.Add(url, DescribeRefusal(*r, list));
+            return std::nullopt;
+          }
           list.Succeeded();
           answered_ = url;
           return r;
-        }
-        if (list.Failed(leader).round_over)
-          break;
-      }
-      Duration pause = RoundPause(round);
-      if (!standby_seen || std::chrono::steady_clock::now() + pause >= deadline)
-        return Status::Unavailable(attempts.Describe(list));
-      std::this_thread::sleep_for(pause);
-    }
+        });
   }
 
  private:
@@ -178,34 +198,29 @@ Result<std::unique_ptr<WatchStream>> OpenWatch(net::FailoverList& list, const st
   const auto deadline = std::chrono::steady_clock::now() + options.timeout;
   Attempts attempts;
   bool standby_seen = false;
-  for (int round = 0;; ++round) {
-    while (true) {
-      const std::string url = list.current();
-      auto opened = net::WsClient::Open(url, target, options);
-      std::string leader;
-      if (!opened.ok()) {
-        if (list.size() == 1 || opened.status().code() == StatusCode::kInvalidArgument)
-          return opened.status();
-        attempts.Add(url, opened.status().message());
-      } else if (auto* ws = std::get_if<std::unique_ptr<net::WsClient>>(&*opened)) {
-        list.Succeeded();
-        return std::unique_ptr<WatchStream>(std::make_unique<WsWatchStream>(std::move(*ws)));
-      } else {
+  return AcrossSchedulers<std::unique_ptr<WatchStream>>(
+      list, deadline, attempts, standby_seen,
+      [&](const std::string& url,
+          std::string& leader) -> std::optional<Result<std::unique_ptr<WatchStream>>> {
+        auto opened = net::WsClient::Open(url, target, options);
+        if (!opened.ok()) {
+          if (list.size() == 1 || opened.status().code() == StatusCode::kInvalidArgument)
+            return opened.status();
+          attempts.Add(url, opened.status().message());
+          return std::nullopt;
+        }
+        if (auto* ws = std::get_if<std::unique_ptr<net::WsClient>>(&*opened)) {
+          list.Succeeded();
+          return std::unique_ptr<WatchStream>(std::make_unique<WsWatchStream>(std::move(*ws)));
+        }
         const net::HttpResponse& refusal = std::get<net::HttpResponse>(*opened);
         if (list.size() == 1 || !IsStandbyRefusal(refusal))
           return RefusedUpgrade(refusal);
         standby_seen = true;
         leader = LeaderOf(refusal);
         attempts.Add(url, DescribeRefusal(refusal, list));
-      }
-      if (list.Failed(leader).round_over)
-        break;
-    }
-    Duration pause = RoundPause(round);
-    if (!standby_seen || std::chrono::steady_clock::now() + pause >= deadline)
-      return Status::Unavailable(attempts.Describe(list));
-    std::this_thread::sleep_for(pause);
-  }
+        return std::nullopt;
+      });
 }
 
 }  // namespace
