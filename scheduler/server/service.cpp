@@ -219,11 +219,11 @@ struct SchedulerService::Impl {
           return;
         }
         if (!s.ok()) {
-          // A full disk does not get here: the store holds commits until there is room (writes
-          // are refused with 503 meanwhile). What does is an I/O error RocksDB reported, a full
-          // commit queue, or a store closing. Memory is ahead of the disk and the disk will not
-          // catch up: the only consistent state left is the one on disk. Stop here; a restart
-          // loads it.
+          // A full disk or an I/O error does not get here: the store holds commits until they
+          // are durable (writes are refused with 503 meanwhile). What does is a full commit
+          // queue, a batch the database refuses, or a store closing. Memory is ahead of the disk
+          // and the disk will not catch up: the only consistent state left is the one on disk.
+          // Stop here; a restart loads it.
           spdlog::critical(
               "commit failed: {}; stopping so that a restart reloads the durable state",
               s.ToString());
@@ -1044,12 +1044,13 @@ struct SchedulerService::Impl {
              "Stored records that did not decode at start and were moved aside (this start).");
     w.Sample("gsched_store_quarantined_records", static_cast<double>(state->quarantined().size()));
     w.Family("gsched_store_failing", "gauge",
-             "1 while commits wait for free disk space (min_free_disk) and writes are refused "
-             "with 503.");
+             "1 while commits wait for free disk space (min_free_disk) or for a failed write to "
+             "succeed, and writes are refused with 503.");
     w.Sample("gsched_store_failing", cs.failing ? 1.0 : 0.0);
-    w.Family("gsched_store_disk_full_waits_total", "counter",
-             "Looks at the disk that found it too full to commit.");
-    w.Sample("gsched_store_disk_full_waits_total", static_cast<double>(cs.write_failures));
+    w.Family("gsched_store_write_failures_total", "counter",
+             "Commit attempts held back: the disk found too full, or a write that failed and is "
+             "retried.");
+    w.Sample("gsched_store_write_failures_total", static_cast<double>(cs.write_failures));
     w.Family("gsched_store_syncs_total", "counter",
              "Synced writes; commits/syncs is the group size.");
     w.Sample("gsched_store_syncs_total", static_cast<double>(cs.syncs));

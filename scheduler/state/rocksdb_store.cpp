@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -31,6 +32,13 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status::Internal(std::string(what) + ": " + s.ToString());
 }
 
+// Whether a failed write may succeed once the device recovers: I/O errors (a failing or full
+// device) and transient conditions. Anything else, a batch RocksDB refuses, would fail the same way
+// again and goes to the caller.
+bool Retryable(const rocksdb::Status& s) {
+  return s.IsIOError() || s.IsBusy() || s.IsTryAgain() || s.IsTimedOut();
+}
+
 constexpr Family kAllFamilies[kFamilyCount] = {Family::kJobs,  Family::kAccounts, Family::kNodes,
                                                Family::kUsage, Family::kEvents,   Family::kTokens,
                                                Family::kMeta,  Family::kJobIndex};
@@ -44,6 +52,12 @@ struct RocksDbStore::Impl {
   };
 
   RocksDbOptions options;
+  rocksdb::Options db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+
+  // The open database. Readers and the writer's writes share `db_mu`; only the writer thread
+  // takes it exclusively, to reopen after a failed write. Null while a reopen has failed.
+  mutable std::shared_mutex db_mu;
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // Indexed by `Family`; owned by `db`.
   rocksdb::ColumnFamilyHandle* default_handle = nullptr;
@@ -58,11 +72,46 @@ struct RocksDbStore::Impl {
   std::atomic<uint64_t> syncs{0};
   std::atomic<uint64_t> max_group{0};
 
-  // Set while a group waits for free space; commits queue behind it.
+  // Set while a group waits for free space or for a failed write to succeed; commits queue behind
+  // it.
   std::atomic<bool> failing{false};
   std::atomic<uint64_t> write_failures{0};
 
   rocksdb::ColumnFamilyHandle* Handle(Family f) const { return handles[static_cast<size_t>(f)]; }
+
+  // Callers hold `db_mu` exclusively (or own the only reference, at open).
+  rocksdb::Status OpenDb() {
+    std::vector<rocksdb::ColumnFamilyHandle*> opened;
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &opened, &raw);
+    if (!s.ok())
+      return s;
+    db.reset(raw);
+    default_handle = opened[0];
+    handles.assign(opened.begin() + 1, opened.end());
+    return s;
+  }
+
+  // Callers hold `db_mu` exclusively. `flush` first when the database is healthy, so that the next
+  // open reads sorted files instead of replaying the write-ahead log record by record.
+  void CloseDb(bool flush) {
+    if (!db)
+      return;
+    if (flush) {
+      // Best effort: the log is still there if this fails (restart.1m: ~50 MB of log, a quarter
+      // of the start-up's CPU samples without it).
+      rocksdb::FlushOptions fo;
+      fo.allow_write_stall = true;
+      db->Flush(fo, handles).PermitUncheckedError();
+    }
+    for (rocksdb::ColumnFamilyHandle* h : handles)
+      db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    db->DestroyColumnFamilyHandle(default_handle).PermitUncheckedError();
+    db->Close().PermitUncheckedError();
+    db.reset();
+    handles.clear();
+    default_handle = nullptr;
+  }
 
   // Whether the file system under the database has room for `bytes` more and still keeps
   // `min_free_bytes` (for RocksDB's flushes and compactions). When it cannot tell, it lets the
@@ -75,30 +124,64 @@ struct RocksDbStore::Impl {
     return free_bytes >= options.min_free_bytes + 2 * static_cast<uint64_t>(bytes);
   }
 
-  // Writes `merged` once the disk has room for it, waiting (100 ms doubling to 1 s between looks)
-  // while it has not: a full disk holds the group and everything queued behind it, unanswered, so
-  // nothing is acknowledged that is not durable and no commit overtakes another. The database is
-  // never handed a write that may not fit: RocksDB 7.8 cannot resume a log whose write failed (it
-  // asserts, or needs a reopen), so a write error it does report still ends in the caller's
-  // `Status`.
+  // Waits `backoff` (then doubles it, up to 1 s); false when the store is closing instead.
+  bool Backoff(std::chrono::milliseconds& backoff) {
+    std::unique_lock lock(mu);
+    if (wake.wait_for(lock, backoff, [&] { return stopping; }))
+      return false;
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(1));
+    return true;
+  }
+
+  // Writes `merged` durably, holding it (and everything queued behind it, unanswered) while it
+  // cannot be: nothing is acknowledged that is not durable and no commit overtakes another.
+  // - A disk short of room: the database is never handed a write that may not fit; it waits.
+  // - A write RocksDB reports failed with an I/O error: RocksDB 7.8 takes no writes after one
+  //   (it asserts, or stays read-only), so the database is closed and reopened, which replays the
+  //   log up to its last whole record, and the same batch is written again. Writing it twice is
+  //   harmless: it holds puts, deletes and range deletes, and nothing was written in between.
+  // Only a closing store or a write RocksDB refuses for what it holds ends in a failed `Status`.
   Status WriteUntilDurable(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch& merged) {
     auto backoff = std::chrono::milliseconds(100);
-    while (!HasRoom(merged.GetDataSize())) {
+    while (true) {
+      if (!HasRoom(merged.GetDataSize())) {
+        write_failures.fetch_add(1, std::memory_order_relaxed);
+        if (!failing.exchange(true)) {
+          spdlog::error(
+              "store: the disk under {} is nearly full (keeping {} bytes free); commits "
+              "wait for room",
+              options.path, options.min_free_bytes);
+        }
+        if (!Backoff(backoff))
+          return Status::Unavailable("store closing while the disk is full");
+        continue;
+      }
+      rocksdb::Status s;
+      {
+        std::shared_lock lock(db_mu);
+        s = db ? db->Write(wo, &merged) : rocksdb::Status::IOError("the database is not open");
+      }
+      if (s.ok()) {
+        if (failing.exchange(false))
+          spdlog::warn("store: writes succeed again; commits go on");
+        return Status::Ok();
+      }
+      if (!Retryable(s))
+        return FromRocks(s, "commit");
       write_failures.fetch_add(1, std::memory_order_relaxed);
       if (!failing.exchange(true)) {
         spdlog::error(
-            "store: the disk under {} is nearly full (keeping {} bytes free); commits "
-            "wait for room",
-            options.path, options.min_free_bytes);
+            "store: a commit failed ({}); commits wait while the database is reopened and the "
+            "write retried",
+            s.ToString());
       }
-      std::unique_lock lock(mu);
-      if (wake.wait_for(lock, backoff, [&] { return stopping; }))
-        return Status::Unavailable("store closing while the disk is full");
-      backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(1));
+      if (!Backoff(backoff))
+        return Status::Unavailable("store closing while writes fail: " + s.ToString());
+      std::unique_lock lock(db_mu);
+      CloseDb(/*flush=*/false);
+      if (rocksdb::Status o = OpenDb(); !o.ok())
+        spdlog::error("store: reopening {} failed ({}); trying again", options.path, o.ToString());
     }
-    if (failing.exchange(false))
-      spdlog::warn("store: the disk has room again; commits go on");
-    return FromRocks(db->Write(wo, &merged), "commit");
   }
 
   void WriterLoop() {
@@ -117,28 +200,37 @@ struct RocksDbStore::Impl {
         }
       }
       rocksdb::WriteBatch merged;
-      for (const Pending& p : group) {
-        for (const Mutation& m : p.batch.mutations()) {
-          rocksdb::ColumnFamilyHandle* cf = Handle(m.family);
-          rocksdb::Status s;
-          switch (m.kind) {
-            case Mutation::Kind::kPut:
-              s = merged.Put(cf, m.key, m.value);
-              break;
-            case Mutation::Kind::kDelete:
-              s = merged.Delete(cf, m.key);
-              break;
-            case Mutation::Kind::kDeleteRange:
-              s = merged.DeleteRange(cf, m.key, m.value);
-              break;
+      // The batch holds column family ids, which a reopen keeps; the handles only name them.
+      bool open = true;
+      {
+        std::shared_lock lock(db_mu);
+        open = db != nullptr;
+        for (const Pending& p : group) {
+          if (!open)
+            break;
+          for (const Mutation& m : p.batch.mutations()) {
+            rocksdb::Status s;
+            switch (m.kind) {
+              case Mutation::Kind::kPut:
+                s = merged.Put(Handle(m.family), m.key, m.value);
+                break;
+              case Mutation::Kind::kDelete:
+                s = merged.Delete(Handle(m.family), m.key);
+                break;
+              case Mutation::Kind::kDeleteRange:
+                s = merged.DeleteRange(Handle(m.family), m.key, m.value);
+                break;
+            }
+            // Building an in-memory batch only fails on absurd sizes; the write below reports it.
+            s.PermitUncheckedError();
           }
-          // Building an in-memory batch only fails on absurd sizes; the write below reports it.
-          s.PermitUncheckedError();
         }
       }
       rocksdb::WriteOptions wo;
       wo.sync = options.sync;
-      Status status = WriteUntilDurable(wo, merged);
+      // Closed only by a reopen that failed while the store was closing.
+      Status status = open ? WriteUntilDurable(wo, merged)
+                           : Status::Unavailable("store closing; the database is not open");
       syncs.fetch_add(1, std::memory_order_relaxed);
       uint64_t size = group.size();
       uint64_t prev = max_group.load(std::memory_order_relaxed);
@@ -162,17 +254,8 @@ RocksDbStore::~RocksDbStore() {
   }
   impl_->wake.notify_all();
   impl_->writer.join();
-  // Memtables to files before closing: the next start then reads sorted files instead of
-  // replaying the write-ahead log record by record (restart.1m: ~50 MB of log, a quarter of the
-  // start-up's CPU samples). Best effort: the log is still there if this fails.
-  rocksdb::FlushOptions flush;
-  flush.allow_write_stall = true;
-  impl_->db->Flush(flush, impl_->handles).PermitUncheckedError();
-  for (rocksdb::ColumnFamilyHandle* h : impl_->handles) {
-    impl_->db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-  }
-  impl_->db->DestroyColumnFamilyHandle(impl_->default_handle).PermitUncheckedError();
-  impl_->db->Close().PermitUncheckedError();
+  std::unique_lock lock(impl_->db_mu);
+  impl_->CloseDb(/*flush=*/!impl_->failing.load());
 }
 
 Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& options) {
@@ -183,6 +266,8 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& o
   impl->options.max_group = std::max<size_t>(1, options.max_group);
 
   rocksdb::Options db_options;
+  if (options.env != nullptr)
+    db_options.env = options.env;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
@@ -197,19 +282,12 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& o
   cf_options.OptimizeLevelStyleCompaction(64 << 20);
   cf_options.compression = rocksdb::kLZ4Compression;
 
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
+  impl->descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
   for (Family f : kAllFamilies)
-    descriptors.emplace_back(std::string(FamilyName(f)), cf_options);
-
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
-  if (!s.ok())
+    impl->descriptors.emplace_back(std::string(FamilyName(f)), cf_options);
+  impl->db_options = db_options;
+  if (rocksdb::Status s = impl->OpenDb(); !s.ok())
     return Status::Unavailable("cannot open database at " + options.path + ": " + s.ToString());
-  impl->db.reset(raw);
-  impl->default_handle = handles[0];
-  impl->handles.assign(handles.begin() + 1, handles.end());
   return std::unique_ptr<RocksDbStore>(new RocksDbStore(std::move(impl)));
 }
 
@@ -232,6 +310,9 @@ void RocksDbStore::CommitAsync(WriteBatch batch, CommitCallback done) {
 }
 
 Result<std::string> RocksDbStore::Get(Family f, std::string_view key) const {
+  std::shared_lock lock(impl_->db_mu);
+  if (!impl_->db)
+    return Status::Unavailable("get: the database is being reopened after a write error");
   std::string value;
   rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->Handle(f),
                                      rocksdb::Slice(key.data(), key.size()), &value);
@@ -243,6 +324,9 @@ Result<std::string> RocksDbStore::Get(Family f, std::string_view key) const {
 
 Status RocksDbStore::Scan(Family f, std::string_view begin, std::string_view end,
                           const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  std::shared_lock lock(impl_->db_mu);
+  if (!impl_->db)
+    return Status::Unavailable("scan: the database is being reopened after a write error");
   rocksdb::ReadOptions ro;
   rocksdb::Slice upper(end.data(), end.size());
   if (!end.empty())
@@ -261,6 +345,9 @@ Status RocksDbStore::Scan(Family f, std::string_view begin, std::string_view end
 }
 
 Result<std::optional<std::string>> RocksDbStore::LastKey(Family f) const {
+  std::shared_lock lock(impl_->db_mu);
+  if (!impl_->db)
+    return Status::Unavailable("seek: the database is being reopened after a write error");
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->Handle(f)));
   it->SeekToLast();
@@ -283,6 +370,9 @@ CommitStats RocksDbStore::Stats() const {
 }
 
 Status RocksDbStore::CreateCheckpoint(const std::string& dir) {
+  std::shared_lock lock(impl_->db_mu);
+  if (!impl_->db)
+    return Status::Unavailable("checkpoint: the database is being reopened after a write error");
   rocksdb::Checkpoint* raw = nullptr;
   RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(impl_->db.get(), &raw), "checkpoint"));
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);

@@ -7,6 +7,12 @@
 // write is atomic. The queue is bounded by `max_queue`: past it a commit fails fast with
 // `kResourceExhausted` rather than growing memory.
 //
+// A commit is answered only once it is durable. A disk short of `min_free_bytes` holds the group
+// unanswered until it has room; so does a write that RocksDB reports failed with an I/O error:
+// the database is reopened (RocksDB takes no writes after a failed one) and the same group
+// written again, with backoff, until it succeeds or the store closes. Meanwhile
+// `CommitStats::failing` is set so that callers can refuse new writes; reads go on.
+//
 // RocksDB headers stay in the .cpp (pimpl) so that including this header is cheap.
 #pragma once
 
@@ -14,6 +20,10 @@
 #include <string>
 
 #include "scheduler/state/store.h"
+
+namespace rocksdb {
+class Env;
+}
 
 namespace gsched::state {
 
@@ -25,6 +35,9 @@ struct RocksDbOptions {
   // Commits wait (unanswered, `CommitStats::failing`) while the file system would have less than
   // this free after them.
   uint64_t min_free_bytes = uint64_t{64} << 20;
+  // The environment RocksDB does its file I/O through; null is the default one. Tests pass one
+  // that injects write errors.
+  rocksdb::Env* env = nullptr;
 };
 
 class RocksDbStore final : public Store {

@@ -83,9 +83,10 @@ struct CommitStats {
   uint64_t syncs = 0;        // Synced writes to disk; commits / syncs is the mean group size.
   uint64_t max_group = 0;    // Largest number of commits that shared one sync.
   uint64_t queue_depth = 0;  // Commits waiting right now.
-  // The disk is (nearly) full: commits wait, unanswered, until it has room.
+  // The disk is (nearly) full or a write failed: commits wait, unanswered, until they can be made
+  // durable.
   bool failing = false;
-  uint64_t write_failures = 0;  // Looks at the disk that found it full.
+  uint64_t write_failures = 0;  // Attempts held back: the disk found full, or a failed write.
 };
 
 class Store {
