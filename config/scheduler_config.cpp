@@ -88,6 +88,8 @@ void ReadLimits(YamlMap m, HttpLimits& out) {
   out.request_timeout = m.Dur("request_timeout", out.request_timeout, Seconds(1), kDay);
   out.idle_timeout = m.Dur("idle_timeout", out.idle_timeout, Seconds(1), kDay);
   out.max_connections = m.Int("max_connections", out.max_connections, 1, 1'000'000);
+  out.max_connections_per_token =
+      m.Int("max_connections_per_token", out.max_connections_per_token, 0, 1'000'000);
   out.ws_max_message_bytes =
       m.Get("ws_max_message_bytes").SizeBytes(1024, kGiB).value_or(out.ws_max_message_bytes);
   out.max_submit_expanded_bytes = m.Get("max_submit_expanded_bytes")

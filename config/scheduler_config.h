@@ -58,6 +58,9 @@ struct HttpLimits {
   Duration request_timeout = Seconds(30);
   Duration idle_timeout = Seconds(120);
   int64_t max_connections = 10'000;
+  // Open connections one token may hold (HTTP; the watch feeds have their own limit, and the worker
+  // channel is bounded by the nodes a worker token serves); 0: no limit.
+  int64_t max_connections_per_token = 64;
   int64_t ws_max_message_bytes = int64_t{1} << 20;
   // A submission's size once expanded: the sum over its specs of the spec's encoded bytes times
   // its array tasks. Bounds the memory one request can take (each task holds its own spec).

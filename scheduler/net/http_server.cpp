@@ -46,14 +46,14 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<HttpServer::Impl> impl) {
       co_await t.async_wait(kTuple);
       continue;
     }
-    impl->connections_total.fetch_add(1, std::memory_order_relaxed);
+    uint64_t id = impl->connections_total.fetch_add(1, std::memory_order_relaxed) + 1;
     if (impl->stopped || impl->connections_open.load() >= impl->options.limits.max_connections) {
       error_code ignored;
       socket.close(ignored);
       continue;
     }
     impl->connections_open.fetch_add(1, std::memory_order_relaxed);
-    detail::ConnectionSlot slot(impl);
+    detail::ConnectionSlot slot(impl, id);
     error_code ep_ec;
     auto ep = socket.remote_endpoint(ep_ec);
     std::string remote =

@@ -7,6 +7,7 @@
 // enforced here; authentication and routing are the handler's.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +22,9 @@ struct HttpServerOptions {
   ServerLimits limits;
   std::optional<TlsFiles> tls;
   int threads = 2;
+  // Called once when a connection ends (HTTP or WebSocket, either side, or `Stop`), with the id its
+  // requests carried in `HttpRequest::connection`. Runs on a network thread; must not block.
+  std::function<void(uint64_t connection)> on_connection_end;
 };
 
 struct ServerCounters {

@@ -62,19 +62,26 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
 namespace detail {
 
-// Counts an open connection for as long as it lives; moved into the WebSocket session on upgrade.
+// Counts an open connection for as long as it lives, and names it (`HttpRequest::connection`);
+// moved into the WebSocket session on upgrade. Its end is the connection's end.
 class ConnectionSlot {
  public:
-  explicit ConnectionSlot(std::shared_ptr<HttpServer::Impl> impl) : impl_(std::move(impl)) {}
-  ConnectionSlot(ConnectionSlot&& o) noexcept : impl_(std::move(o.impl_)) {}
+  ConnectionSlot(std::shared_ptr<HttpServer::Impl> impl, uint64_t id)
+      : impl_(std::move(impl)), id_(id) {}
+  ConnectionSlot(ConnectionSlot&& o) noexcept : impl_(std::move(o.impl_)), id_(o.id_) {}
   ConnectionSlot& operator=(ConnectionSlot&&) = delete;
   ~ConnectionSlot() {
-    if (impl_)
-      impl_->connections_open.fetch_sub(1, std::memory_order_relaxed);
+    if (!impl_)
+      return;
+    impl_->connections_open.fetch_sub(1, std::memory_order_relaxed);
+    if (impl_->options.on_connection_end)
+      impl_->options.on_connection_end(id_);
   }
+  uint64_t id() const { return id_; }
 
  private:
   std::shared_ptr<HttpServer::Impl> impl_;
+  uint64_t id_ = 0;
 };
 
 // Registers a close of `socket` for `Stop`, for as long as it lives. `Executor` is the strand every

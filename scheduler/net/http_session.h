@@ -483,8 +483,10 @@ asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream
 
     if (websocket::is_upgrade(req)) {
       auto request = ToRequest(http::request<http::string_body>(req), remote);
-      if (request.ok())
+      if (request.ok()) {
         request->client_names = client_names;
+        request->connection = slot.id();
+      }
       if (!request.ok()) {
         co_await WriteError(stream, version, 400, "invalid_argument", request.status().message());
         break;
@@ -504,8 +506,10 @@ asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream
     }
 
     auto request = ToRequest(std::move(req), remote);
-    if (request.ok())
+    if (request.ok()) {
       request->client_names = client_names;
+      request->connection = slot.id();
+    }
     HttpResponse resp;
     if (!request.ok()) {
       resp = {400, ErrorJson("invalid_argument", request.status().message())};
@@ -513,6 +517,7 @@ asio::awaitable<void> HttpSession(std::shared_ptr<HttpServer::Impl> impl, Stream
       resp =
           co_await AsyncHandle(impl->http_handler, std::move(request).value(), asio::use_awaitable);
     }
+    keep_alive = keep_alive && !resp.close;
     auto res = ToBeast(std::move(resp), version, keep_alive);
     // The answer gets its own `request_timeout`: the time the handler took is not the client's.
     beast::get_lowest_layer(stream).expires_after(limits.request_timeout);

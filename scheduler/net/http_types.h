@@ -25,6 +25,9 @@ struct HttpRequest {
   std::map<std::string, std::string, std::less<>> headers;  // Names in lower case.
   std::string body;
   std::string remote;  // "127.0.0.1:54321".
+  // The server's id of the connection the request came on: unique for the server's life, the same
+  // for every request of a keep-alive connection. 0 when not from a server (tests).
+  uint64_t connection = 0;
   // Over TLS with `TlsFiles::client_ca`: the names (DNS subject alternative names, else the common
   // name) of the client's certificate, verified against that CA; empty without one.
   std::vector<std::string> client_names;
@@ -39,6 +42,7 @@ struct HttpResponse {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  bool close = false;  // Close the connection after this answer, even if the client keeps it.
 };
 
 // Answers a request. Call it exactly once, from any thread.

@@ -1,7 +1,11 @@
 // gsched-scheduler --config FILE [--listen HOST:PORT] [--data-dir DIR]
 #include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 
@@ -34,6 +38,30 @@ int main(int argc, char** argv) {
       !s.ok()) {
     std::cerr << "gsched-scheduler: " << s.ToString() << "\n";
     return 2;
+  }
+
+  // Every connection is a file descriptor, and so is every RocksDB file: take all the descriptors
+  // the hard limit allows (a soft limit of 1,024 is common), and keep `max_connections` below what
+  // remains, so that a flood of connections is refused at the slot count and never leaves the
+  // server unable to accept or the database unable to open a file.
+  constexpr int64_t kReservedDescriptors = 512;
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    if (nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &nofile);
+      getrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    if (nofile.rlim_cur != RLIM_INFINITY) {
+      int64_t room = static_cast<int64_t>(nofile.rlim_cur) - kReservedDescriptors;
+      if (room < config->limits.max_connections) {
+        int64_t lowered = std::max<int64_t>(16, room);
+        spdlog::warn(
+            "limits.max_connections lowered from {} to {}: only {} file descriptors allowed "
+            "(raise the hard limit, e.g. LimitNOFILE=)",
+            config->limits.max_connections, lowered, static_cast<uint64_t>(nofile.rlim_cur));
+        config->limits.max_connections = lowered;
+      }
+    }
   }
 
   // Block the stop signals in every thread; the main thread waits for them below.

@@ -24,6 +24,7 @@
 #include "scheduler/common/quantity.h"
 #include "scheduler/net/http_server.h"
 #include "scheduler/server/cluster_state.h"
+#include "scheduler/server/connection_limits.h"
 #include "scheduler/server/log_relay.h"
 #include "scheduler/server/metrics.h"
 #include "scheduler/server/rate_limiter.h"
@@ -138,6 +139,9 @@ struct SchedulerService::Impl {
   std::unique_ptr<ClusterState> state;
   std::unique_ptr<RateLimiter> limiter;
   std::unique_ptr<RateLimiter> worker_limiter;  // Per worker-channel connection.
+  // Shared with the HTTP server's end-of-connection callback, which may outlive a request.
+  std::shared_ptr<ConnectionLimits> connections;
+  std::atomic<uint64_t> connections_refused{0};
   std::atomic<uint64_t> next_worker_connection{1};
   std::atomic<uint64_t> worker_rate_limited{0};
   std::unique_ptr<net::HttpServer> http;
@@ -171,7 +175,7 @@ struct SchedulerService::Impl {
   LogRelay log_reads{Seconds(10), 1024};
   bool pass_running = false;
   bool pass_wanted = false;
-  uint64_t passes = 0;
+  std::atomic<uint64_t> passes{0};
 
   // Metrics.
   Histogram cycle_seconds{{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
@@ -181,8 +185,15 @@ struct SchedulerService::Impl {
   std::atomic<uint64_t> jobs_submitted{0};
   std::atomic<uint64_t> rate_limited{0};
   std::atomic<uint64_t> hello_refused{0};
+  // The part of `/metrics` that walks the state (jobs, nodes, GPUs, workers, watch feeds), rendered
+  // on the state thread at every tick and at most every `kStateMetricsMaxAge` for scrapes; the rest
+  // is rendered per request from counters.
+  static constexpr auto kStateMetricsMaxAge = std::chrono::milliseconds(100);
   std::mutex metrics_mu;
-  std::vector<Responder> metrics_waiters;  // Waiting for the one queued `/metrics` rendering.
+  std::shared_ptr<const std::string> state_metrics;
+  std::chrono::steady_clock::time_point state_metrics_at;
+  std::vector<Responder> metrics_waiters;  // Waiting for the one queued refresh.
+  std::atomic<uint64_t> state_metric_renders{0};
   std::atomic<uint64_t> feeds_refused{0};
   std::atomic<uint64_t> worker_updates_ignored{0};
   std::atomic<uint64_t> worker_tokens_closed{0};
@@ -319,6 +330,7 @@ struct SchedulerService::Impl {
     log_reads.Expire(clock.Now());
     Commit(state->PruneHistory(*store, kPruneRowsPerTick), nullptr);
     Commit(state->PruneEvents(), nullptr);
+    RefreshStateMetrics();
     Kick();
     tick->expires_after(std::chrono::milliseconds(config.scheduling.interval.count()));
     tick->async_wait([this](boost::system::error_code ec) {
@@ -460,6 +472,16 @@ struct SchedulerService::Impl {
     auto who = Authenticate(req);
     if (!who.ok())
       return respond(Error(who.status()));
+    if (req.connection != 0 && !connections->Admit(who->token_id, req.connection)) {
+      // One token cannot hold every connection slot: this connection is answered and closed.
+      connections_refused.fetch_add(1, std::memory_order_relaxed);
+      HttpResponse r = Error(Status::ResourceExhausted(
+          "this token holds " + std::to_string(config.limits.max_connections_per_token) +
+          " open connections already (limits.max_connections_per_token); reuse one"));
+      r.headers.push_back({"Retry-After", "1"});
+      r.close = true;
+      return respond(std::move(r));
+    }
     if (!limiter->Allow(who->token_id)) {
       rate_limited.fetch_add(1, std::memory_order_relaxed);
       HttpResponse r = Error(Status::ResourceExhausted(
@@ -956,30 +978,62 @@ struct SchedulerService::Impl {
             {"running", state->running_count()}};
   }
 
-  // `/metrics` needs no token, so a flood of it must not take the state thread: requests that
-  // arrive while a rendering waits for the state thread share it, and at most one waits at a time.
-  // A client that acted and then asks still sees its action (the rendering it gets was queued
-  // after the action had been applied).
+  // `/metrics` needs no token, so a flood of it must not take the state thread. Counters are
+  // rendered per request; the state's gauges (jobs, nodes, GPUs, workers, watch feeds) come from a
+  // rendering made at every tick, or by the state thread for a scrape that finds it older than
+  // `kStateMetricsMaxAge`: then requests share the one queued refresh. A flood therefore costs the
+  // state thread at most one rendering per `kStateMetricsMaxAge`, and the gauges are at most that
+  // old plus the wait (`gsched_metrics_state_age_seconds`).
   void ServeMetrics(Responder respond) {
     {
       std::lock_guard lock(metrics_mu);
-      metrics_waiters.push_back(std::move(respond));
-      if (metrics_waiters.size() > 1)
-        return;  // A rendering is queued; this one shares it.
+      if (state_metrics == nullptr ||
+          std::chrono::steady_clock::now() - state_metrics_at >= kStateMetricsMaxAge) {
+        metrics_waiters.push_back(std::move(respond));
+        if (metrics_waiters.size() > 1)
+          return;  // A refresh is queued; this one shares it.
+        respond = nullptr;
+      }
     }
+    if (respond)
+      return respond(MetricsAnswer());
     OnState([this] {
+      RefreshStateMetrics();
       std::vector<Responder> waiters;
       {
         std::lock_guard lock(metrics_mu);
         waiters.swap(metrics_waiters);
       }
-      std::string text = RenderMetrics();
       for (auto& r : waiters)
-        r({200, text, "text/plain; version=0.0.4"});
+        r(MetricsAnswer());
     });
   }
 
-  std::string RenderMetrics() {
+  HttpResponse MetricsAnswer() {
+    std::shared_ptr<const std::string> part;
+    std::chrono::steady_clock::time_point at;
+    {
+      std::lock_guard lock(metrics_mu);
+      part = state_metrics;
+      at = state_metrics_at;
+    }
+    PrometheusWriter w;
+    RenderCounters(w);
+    w.Family("gsched_metrics_state_age_seconds", "gauge",
+             "Age of this answer's state gauges (jobs, nodes, GPUs, workers, watch feeds), which "
+             "are rendered at most every 100 ms however often /metrics is asked.");
+    w.Sample("gsched_metrics_state_age_seconds",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - at).count());
+    w.Family("gsched_metrics_state_renders_total", "counter",
+             "Renderings of the state gauges on the state thread (every tick, and for scrapes "
+             "that found them older than 100 ms).");
+    w.Sample("gsched_metrics_state_renders_total",
+             static_cast<double>(state_metric_renders.load(std::memory_order_relaxed)));
+    return {200, *part + w.text(), "text/plain; version=0.0.4"};
+  }
+
+  // The state's part of `/metrics`. State thread (or before it runs).
+  void RefreshStateMetrics() {
     PrometheusWriter w;
     // From the pending and running sets, not a walk over every job: with 1,000,000 jobs pending
     // that walk was 13% of the scheduler's samples while restart.1m polled every 10 ms, on the
@@ -1021,12 +1075,27 @@ struct SchedulerService::Impl {
         w.Sample("gsched_gpus", {{"type", type}, {"state", st}}, static_cast<double>(v));
       }
     }
+    w.Family("gsched_store_quarantined_records", "gauge",
+             "Stored records that did not decode at start and were moved aside (this start).");
+    w.Sample("gsched_store_quarantined_records", static_cast<double>(state->quarantined().size()));
+    w.Family("gsched_workers_connected", "gauge", "Workers connected over the worker channel.");
+    w.Sample("gsched_workers_connected", static_cast<double>(workers.size()));
+    watch->RenderMetrics(w);
+    auto text = std::make_shared<const std::string>(w.text());
+    state_metric_renders.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(metrics_mu);
+    state_metrics = std::move(text);
+    state_metrics_at = std::chrono::steady_clock::now();
+  }
+
+  // The counters' part of `/metrics`: atomics and thread-safe figures only. Any thread.
+  void RenderCounters(PrometheusWriter& w) {
     w.Family("gsched_jobs_submitted_total", "counter", "Jobs accepted durably.");
     w.Sample("gsched_jobs_submitted_total", static_cast<double>(jobs_submitted.load()));
     w.Family("gsched_rate_limited_total", "counter", "Requests refused with 429.");
     w.Sample("gsched_rate_limited_total", static_cast<double>(rate_limited.load()));
     w.Family("gsched_scheduling_passes_total", "counter", "Scheduling passes run.");
-    w.Sample("gsched_scheduling_passes_total", static_cast<double>(passes));
+    w.Sample("gsched_scheduling_passes_total", static_cast<double>(passes.load()));
     w.Family("gsched_cycle_seconds", "histogram", "Time of the core scheduling pass.");
     w.HistogramSamples("gsched_cycle_seconds", {}, cycle_seconds);
     w.Family("gsched_snapshot_seconds", "histogram",
@@ -1040,9 +1109,6 @@ struct SchedulerService::Impl {
     state::CommitStats cs = store->Stats();
     w.Family("gsched_store_commits_total", "counter", "Commits handed to the store.");
     w.Sample("gsched_store_commits_total", static_cast<double>(cs.commits));
-    w.Family("gsched_store_quarantined_records", "gauge",
-             "Stored records that did not decode at start and were moved aside (this start).");
-    w.Sample("gsched_store_quarantined_records", static_cast<double>(state->quarantined().size()));
     w.Family("gsched_store_failing", "gauge",
              "1 while commits wait for free disk space (min_free_disk) or for a failed write to "
              "succeed, and writes are refused with 503.");
@@ -1063,8 +1129,6 @@ struct SchedulerService::Impl {
              "Messages waiting in WebSocket queues (watch feeds and workers), those being "
              "written included.");
     w.Sample("gsched_ws_queued_messages", static_cast<double>(nc.ws_queued));
-    w.Family("gsched_workers_connected", "gauge", "Workers connected over the worker channel.");
-    w.Sample("gsched_workers_connected", static_cast<double>(workers.size()));
     w.Family("gsched_worker_hello_refused_total", "counter",
              "Worker hellos refused: a node the token does not serve, or a second node on one "
              "connection.");
@@ -1073,6 +1137,10 @@ struct SchedulerService::Impl {
              "Job updates from a worker for attempts not placed on its node (stale or foreign).");
     w.Sample("gsched_worker_updates_ignored_total",
              static_cast<double>(worker_updates_ignored.load()));
+    w.Family("gsched_connections_refused_total", "counter",
+             "Requests answered 429 and their connection closed: their token held "
+             "limits.max_connections_per_token open connections.");
+    w.Sample("gsched_connections_refused_total", static_cast<double>(connections_refused.load()));
     w.Family("gsched_watch_feeds_refused_total", "counter",
              "Watch feeds closed at once: their token had watch.max_feeds_per_token open.");
     w.Sample("gsched_watch_feeds_refused_total", static_cast<double>(feeds_refused.load()));
@@ -1082,10 +1150,8 @@ struct SchedulerService::Impl {
     w.Family("gsched_worker_closed_token_total", "counter",
              "Worker connections closed because their token was revoked or expired.");
     w.Sample("gsched_worker_closed_token_total", static_cast<double>(worker_tokens_closed.load()));
-    watch->RenderMetrics(w);
     if (hooks.metrics)
       hooks.metrics(w);
-    return w.text();
   }
 
   // ---- The worker channel --------------------------------------------------------------------
@@ -1321,6 +1387,7 @@ struct SchedulerService::Impl {
     limiter =
         std::make_unique<RateLimiter>(clock, static_cast<double>(config.rate_limit.requests_per_s),
                                       static_cast<double>(config.rate_limit.burst));
+    connections = std::make_shared<ConnectionLimits>(config.limits.max_connections_per_token);
     worker_limiter = std::make_unique<RateLimiter>(
         clock, static_cast<double>(config.rate_limit.worker_messages_per_s),
         static_cast<double>(config.rate_limit.worker_message_burst));
@@ -1373,6 +1440,9 @@ struct SchedulerService::Impl {
     if (config.tls.enabled())
       options.tls = net::TlsFiles{config.tls.cert, config.tls.key, config.tls.client_ca};
     options.threads = 2;
+    options.on_connection_end = [connections = connections](uint64_t id) {
+      connections->Release(id);
+    };
     watch = std::make_unique<WatchHub>(
         WatchHub::Options{.queue_limit = options.limits.ws_queue_limit}, state->recent_events(),
         *store,
@@ -1390,6 +1460,7 @@ struct SchedulerService::Impl {
             return UpgradeWatch(req, std::move(conn));
           return UpgradeWorker(req, std::move(conn));
         });
+    RefreshStateMetrics();  // Before the state thread runs: the first scrape has the state's part.
     state_work.emplace(state_ioc.get_executor());
     sched_work.emplace(sched_ioc.get_executor());
     state_thread = std::thread([this] { state_ioc.run(); });

@@ -28,7 +28,7 @@ class PrometheusWriter;
 struct ServiceHooks {
   // The body of `GET /healthz`; unset: `{"status":"ok","role":"leader"}`.
   std::function<std::string()> health;
-  // More `/metrics` families (role, epoch, standby lag).
+  // More `/metrics` families (role, epoch, standby lag). Called on a network thread, per scrape.
   std::function<void(PrometheusWriter&)> metrics;
   // `/v1/ha/...`, after the service checked an admin token. Must not block the caller.
   std::function<void(const net::HttpRequest&, net::Responder)> ha_request;

@@ -176,7 +176,9 @@ TEST(ControlPlaneAttackTest, ClusterAndMetricsCountUnhealthyGpusAlike) {
     return t.is_object() && t.at("unhealthy").as_int64() == 1;
   })) << json::serialize(h100());
   EXPECT_EQ(h100().at("idle").as_int64(), 7);
-  EXPECT_EQ(Metric(s, R"(gsched_gpus{type="h100",state="unhealthy"})"), 1);
+  // `/metrics` renders the state's gauges once per tick: the next one agrees.
+  EXPECT_TRUE(
+      WaitFor([&] { return Metric(s, R"(gsched_gpus{type="h100",state="unhealthy"})") == 1; }));
   EXPECT_EQ(Metric(s, R"(gsched_gpus{type="h100",state="idle"})"), 7);
   EXPECT_EQ(Metric(s, R"(gsched_gpus{type="h100",state="busy"})"), 0);
 }
@@ -301,6 +303,86 @@ TEST(ControlPlaneAttackTest, ATokensWatchFeedsAreBounded) {
   ASSERT_TRUE(other.ok());
   EXPECT_EQ((*other)->Read(std::chrono::milliseconds(300)).status().code(),
             StatusCode::kDeadlineExceeded);
+}
+
+TEST(ControlPlaneAttackTest, OneTokenCannotHoldEveryConnection) {
+  SchedulerProcess s("limits:\n  max_connections: 40\n  max_connections_per_token: 8\n");
+  std::string alice = s.Token("alice", "user", {"proj-a"});
+  // A stolen token opens nearly every slot, each kept alive with a request on it.
+  std::vector<std::unique_ptr<net::HttpClient>> held;
+  int admitted = 0;
+  int refused = 0;
+  for (int i = 0; i < 36; ++i) {
+    auto c = net::HttpClient::Create(s.url(), {.token = alice, .timeout = Seconds(10)});
+    ASSERT_TRUE(c.ok());
+    auto r = (*c)->Get("/v1/jobs");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (r->status == 200) {
+      ++admitted;
+      held.push_back(std::move(c).value());
+    } else {
+      ++refused;
+      EXPECT_EQ(r->status, 429) << r->body;
+      EXPECT_NE(r->body.find("max_connections_per_token"), std::string::npos) << r->body;
+    }
+  }
+  EXPECT_EQ(admitted, 8);
+  EXPECT_EQ(refused, 28);
+  EXPECT_EQ(Metric(s, "gsched_connections_refused_total"), 28);
+  // The server closed the refused connections: their slots are free for everyone else.
+  ASSERT_TRUE(WaitFor([&] { return Metric(s, "gsched_http_connections") <= 9; }));
+  // Five other tokens, five connections each: every one is answered.
+  std::vector<std::string> tokens;
+  for (int t = 0; t < 5; ++t)
+    tokens.push_back(s.Token("user" + std::to_string(t), "user", {"proj-b"}));
+  std::vector<std::unique_ptr<net::HttpClient>> others;
+  for (int i = 0; i < 25; ++i) {
+    auto c = net::HttpClient::Create(s.url(), {.token = tokens[i % 5], .timeout = Seconds(10)});
+    ASSERT_TRUE(c.ok());
+    auto r = (*c)->Get("/v1/jobs");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200) << r->body;
+    others.push_back(std::move(c).value());
+  }
+  // A connection the token closes gives its place back.
+  held.pop_back();
+  EXPECT_TRUE(WaitFor([&] {
+    auto c = net::HttpClient::Create(s.url(), {.token = alice, .timeout = Seconds(10)});
+    auto r = (*c)->Get("/v1/jobs");
+    return r.ok() && r->status == 200;
+  }));
+}
+
+TEST(ControlPlaneAttackTest, AMetricsFloodCostsTheStateThreadLittle) {
+  SchedulerProcess s;
+  // `/metrics` needs no token. Eight clients ask as fast as they can; the state thread renders
+  // the state's gauges at most once per 100 ms (and once per 1 s tick), not once per request.
+  double before = Metric(s, "gsched_metrics_state_renders_total");
+  std::atomic<int> answered{0};
+  auto t0 = Clock::now();
+  std::vector<std::thread> flood;
+  for (int t = 0; t < 8; ++t) {
+    flood.emplace_back([&] {
+      auto c = net::HttpClient::Create(s.url(), {.timeout = Seconds(10)});
+      for (int i = 0; i < 150; ++i) {
+        auto r = (*c)->Get("/metrics");
+        if (r.ok() && r->status == 200)
+          ++answered;
+      }
+    });
+  }
+  for (auto& t : flood)
+    t.join();
+  double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  double renders = Metric(s, "gsched_metrics_state_renders_total") - before;
+  EXPECT_EQ(answered.load(), 1200);
+  EXPECT_LE(renders, seconds / 0.1 + seconds / 1.0 + 3)
+      << answered << " answers in " << seconds << " s";
+  // What a client just did shows in the counters at once.
+  std::string alice = s.Token("alice", "user", {"proj-a"});
+  double submitted = Metric(s, "gsched_jobs_submitted_total");
+  Submit(s, alice, R"({"image":"/i","command":["x"]})");
+  EXPECT_EQ(Metric(s, "gsched_jobs_submitted_total"), submitted + 1);
 }
 
 // ---- Visibility -----------------------------------------------------------------------------

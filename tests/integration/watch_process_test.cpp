@@ -356,7 +356,8 @@ TEST(WatchProcessTest, AClientThatNeverReadsIsDroppedWithoutSlowingTheOthers) {
     EXPECT_TRUE(std::adjacent_find(seqs.begin(), seqs.end(), std::greater_equal<>()) == seqs.end());
     EXPECT_FALSE(f->End().has_value()) << json::serialize(*f->End());
   }
-  EXPECT_EQ(Metric(s, "gsched_watch_subscribers"), 2);
+  // State gauges are rendered once per tick.
+  EXPECT_TRUE(WaitFor([&] { return Metric(s, "gsched_watch_subscribers") == 2; }));
 }
 
 // A token made by the admin: its id (for revocation) and the token.
@@ -392,7 +393,7 @@ TEST(WatchProcessTest, ARevokedTokensFeedIsClosedPromptly) {
   std::cout << "revoked feed closed " << ms.count() << " ms after the DELETE was sent\n";
   // The admin's feed goes on, and the revoked token cannot open a new one.
   EXPECT_FALSE(admin.End().has_value());
-  EXPECT_EQ(Metric(s, "gsched_watch_closed_revoked_total"), 1);
+  EXPECT_TRUE(WaitFor([&] { return Metric(s, "gsched_watch_closed_revoked_total") == 1; }));
   // A new feed with the revoked token: the upgrade is accepted on the network thread, which does
   // not hold the revocations; the state thread then closes it, after the handshake, with why.
   FeedProcess again(s, token, "");
@@ -475,7 +476,7 @@ TEST(WatchProcessTest, EphemeralEventsReasonsUsageAndSummary) {
     EXPECT_TRUE(Type(e) != "job.reason" && Type(e) != "account.usage" &&
                 Type(e) != "cluster.summary")
         << json::serialize(e);
-  EXPECT_GT(Metric(s, "gsched_watch_ephemeral_sent_total"), 0);
+  EXPECT_TRUE(WaitFor([&] { return Metric(s, "gsched_watch_ephemeral_sent_total") > 0; }));
 }
 
 }  // namespace
