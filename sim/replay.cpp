@@ -9,6 +9,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "scheduler/common/policy_defaults.h"
 #include "scheduler/server/policy_from_config.h"
 #include "sim/metrics.h"
 
@@ -226,9 +227,9 @@ Result<PreparedReplay> PrepareReplay(const config::ClusterConfig& cluster,
   // 3. Policy and passes, as the daemon runs them.
   out.config.policy = PolicyFor(options.policy, scheduler);
   out.config.interval = scheduler.scheduling.interval;
-  // The daemon's coalescing (scheduler/server/service.cpp `kCoalesce`, `kMinGap`).
-  out.config.coalesce = std::chrono::milliseconds(10);
-  out.config.min_gap = std::chrono::milliseconds(100);
+  // The daemon's coalescing.
+  out.config.coalesce = policy_defaults::kPassCoalesce;
+  out.config.min_gap = policy_defaults::kPassMinGap;
   out.config.requeue_preempted = true;
   out.config.record_reasons = false;
 

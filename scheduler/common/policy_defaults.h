@@ -41,4 +41,11 @@ inline constexpr ClassLimits kHighLimits{Seconds(3600), Seconds(2 * 86400)};
 inline constexpr ClassLimits kNormalLimits{Seconds(4 * 3600), Seconds(7 * 86400)};
 inline constexpr ClassLimits kPreemptibleLimits{Seconds(4 * 3600), Seconds(7 * 86400)};
 
+// Not configurable: how the daemon coalesces requests for a pass, which the simulator replays. A
+// pass starts `kPassCoalesce` after the first request and at least `kPassMinGap` after the previous
+// pass ended, so that a stream of submissions costs a few passes per second rather than one
+// snapshot per submission.
+inline constexpr Duration kPassCoalesce = std::chrono::milliseconds(10);
+inline constexpr Duration kPassMinGap = std::chrono::milliseconds(100);
+
 }  // namespace gsched::policy_defaults

@@ -21,6 +21,7 @@
 #include "scheduler/api/json.h"
 #include "scheduler/api/worker_messages.h"
 #include "scheduler/common/files.h"
+#include "scheduler/common/policy_defaults.h"
 #include "scheduler/common/quantity.h"
 #include "scheduler/net/http_server.h"
 #include "scheduler/server/cluster_state.h"
@@ -270,11 +271,9 @@ struct SchedulerService::Impl {
   }
 
   // ---- The scheduling loop -------------------------------------------------------------------
-  // Asks for a pass. Kicks are coalesced: a pass starts `kCoalesce` after the first kick and at
-  // least `kMinGap` after the previous pass ended, so that a stream of submissions costs a few
-  // passes per second rather than one snapshot per submission.
-  static constexpr auto kCoalesce = std::chrono::milliseconds(10);
-  static constexpr auto kMinGap = std::chrono::milliseconds(100);
+  // Asks for a pass. Kicks are coalesced (`policy_defaults::kPassCoalesce`, `kPassMinGap`).
+  static constexpr auto kCoalesce = policy_defaults::kPassCoalesce;
+  static constexpr auto kMinGap = policy_defaults::kPassMinGap;
 
   void Kick() {
     pass_wanted = true;
