@@ -29,6 +29,7 @@
 #include "scheduler/server/log_relay.h"
 #include "scheduler/server/metrics.h"
 #include "scheduler/server/rate_limiter.h"
+#include "scheduler/server/router.h"
 #include "scheduler/server/token.h"
 #include "scheduler/server/ui_assets.h"
 #include "scheduler/server/watch_hub.h"
@@ -80,22 +81,6 @@ HttpResponse Error(const Status& s) {
 }
 HttpResponse Json(int status, const json::value& v) {
   return {status, json::serialize(v)};
-}
-
-std::vector<std::string_view> Segments(std::string_view path) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    while (i < path.size() && path[i] == '/')
-      ++i;
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos)
-      j = path.size();
-    if (j > i)
-      out.push_back(path.substr(i, j - i));
-    i = j;
-  }
-  return out;
 }
 
 Result<uint64_t> ParseId(std::string_view text, std::string_view field) {
@@ -490,7 +475,7 @@ struct SchedulerService::Impl {
           {"Retry-After", std::to_string(limiter->RetryAfterSeconds(who->token_id))});
       return respond(std::move(r));
     }
-    auto parts = Segments(req.path);
+    auto parts = PathSegments(req.path);
     if (parts.empty() || parts[0] != "v1")
       return respond(Error(Status::NotFound("no route " + req.path)));
     if (parts.size() >= 2 && parts[1] == "ha" && hooks.ha_request) {
@@ -569,131 +554,154 @@ struct SchedulerService::Impl {
     return r;
   }
 
+  // ---- The route table ------------------------------------------------------------------------
+  // What a route's handler gets. Handlers run on the state thread and answer through `respond`,
+  // at once or once their change is durable.
+  struct RouteCall {
+    const Principal& who;
+    const HttpRequest& req;
+    const std::optional<json::value>& body;
+    const RouteParams& params;
+    const Responder& respond;
+  };
+  using RouteHandler = std::function<void(const RouteCall&)>;
+  Router<RouteHandler> routes;
+
+  // Every route of the API but `POST /v1/jobs` (parsed on the network thread, in `Handle`) and
+  // `/v1/ha/` (the high-availability hooks').
+  void AddRoutes() {
+    auto add = [this](std::string method, std::string_view pattern, RouteHandler h) {
+      if (Status s = routes.Add(std::move(method), pattern, std::move(h)); !s.ok())
+        spdlog::critical("{}", s.ToString());
+    };
+    add("GET", "/v1/jobs", [this](const RouteCall& c) { ListJobs(c.who, c.req, c.respond); });
+    add("GET", "/v1/jobs/{id}", [this](const RouteCall& c) {
+      WithJobId(c, [&](uint64_t id) {
+        auto job = state->GetJob(c.who, id, *store);
+        c.respond(job.ok() ? Json(200, api::Encode(*job)) : Error(job.status()));
+      });
+    });
+    add("GET", "/v1/jobs/{id}/logs", [this](const RouteCall& c) {
+      WithJobId(c, [&](uint64_t id) { ReadLogs(c.who, id, c.req, c.respond); });
+    });
+    add("POST", "/v1/jobs/{id}/cancel", [this](const RouteCall& c) {
+      JobAction(c, [this, &c](uint64_t id) { return state->Cancel(c.who, id); });
+    });
+    add("POST", "/v1/jobs/{id}/hold", [this](const RouteCall& c) {
+      JobAction(c, [this, &c](uint64_t id) { return state->Hold(c.who, id, true); });
+    });
+    add("POST", "/v1/jobs/{id}/release", [this](const RouteCall& c) {
+      JobAction(c, [this, &c](uint64_t id) { return state->Hold(c.who, id, false); });
+    });
+    add("GET", "/v1/nodes", [this](const RouteCall& c) {
+      if (c.who.role == api::Role::kWorker)
+        return c.respond(Error(Status::PermissionDenied("workers may not list nodes")));
+      json::array a;
+      for (const auto& n : state->Nodes())
+        a.push_back(api::Encode(n));
+      c.respond(Json(200, {{"nodes", std::move(a)}}));
+    });
+    add("POST", "/v1/nodes/{name}/drain", [this](const RouteCall& c) { NodeAction(c, true); });
+    add("POST", "/v1/nodes/{name}/resume", [this](const RouteCall& c) { NodeAction(c, false); });
+    add("GET", "/v1/accounts", [this](const RouteCall& c) {
+      json::array a;
+      for (const auto& acc : state->VisibleAccounts(c.who)) {
+        json::value v = api::Encode(acc);
+        v.as_object()["usage_gpu_hours"] = state->UsageGpuHours(acc.name);
+        a.push_back(std::move(v));
+      }
+      c.respond(Json(200, {{"accounts", std::move(a)}}));
+    });
+    add("PUT", "/v1/accounts/{name}", [this](const RouteCall& c) {
+      if (!c.body)
+        return c.respond(Error(Status::InvalidArgument("a JSON body is required")));
+      auto account = api::DecodeAccount(*c.body);
+      if (!account.ok())
+        return c.respond(Error(account.status()));
+      std::string name(c.params.Get("name"));
+      if (!account->name.empty() && account->name != name) {
+        return c.respond(
+            Error(Status::InvalidArgument("does not match the URL's '" + name + "'", "name")));
+      }
+      account->name = name;
+      Finish(state->PutAccount(c.who, std::move(account).value()), c.respond,
+             [this, name] { return Json(200, api::Encode(state->account_map().at(name))); });
+    });
+    add("GET", "/v1/whoami", [](const RouteCall& c) {
+      const Principal& who = c.who;
+      api::WhoAmI w{who.user, who.role, who.accounts, who.token_id, who.expires};
+      c.respond(Json(200, api::Encode(w)));
+    });
+    add("POST", "/v1/tokens",
+        [this](const RouteCall& c) { CreateToken(c.who, c.body, c.respond); });
+    add("DELETE", "/v1/tokens/{id}", [this](const RouteCall& c) {
+      std::string id(c.params.Get("id"));
+      Finish(state->RevokeToken(c.who, id), c.respond, [this, id] {
+        // Durable: the token's open feeds and worker channels end now rather than at their next
+        // request.
+        SweepTokens(id);
+        return Json(200, {{"id", id}, {"revoked", true}});
+      });
+    });
+    add("GET", "/v1/usage", [this](const RouteCall& c) { Usage(c.who, c.req, c.respond); });
+    add("GET", "/v1/cluster", [this](const RouteCall& c) { c.respond(Json(200, Cluster(c.who))); });
+  }
+
   // State thread.
   void Route(const Principal& who, const HttpRequest& req, const std::optional<json::value>& body,
              Responder respond) {
-    auto p = Segments(req.path);
-    const std::string& m = req.method;
-    auto not_allowed = [&] {
-      respond(Error(Status(StatusCode::kNotFound, "no route " + m + " " + req.path)));
+    auto match = routes.Find(req.method, req.path);
+    if (!match)
+      return respond(
+          Error(Status(StatusCode::kNotFound, "no route " + req.method + " " + req.path)));
+    (*match->handler)(RouteCall{who, req, body, match->params, respond});
+  }
+
+  // Calls `f` with the route's job id, or answers 400 naming `id`.
+  template <typename F>
+  void WithJobId(const RouteCall& c, F&& f) {
+    auto id = ParseId(c.params.Get("id"), "id");
+    if (!id.ok())
+      return c.respond(Error(id.status()));
+    f(*id);
+  }
+
+  // cancel, hold, release: `change(id)` once the caller may see the job; answers with the job.
+  void JobAction(const RouteCall& c, const std::function<Result<Change>(uint64_t)>& change) {
+    WithJobId(c, [&](uint64_t id) {
+      // A job the caller may not see is not there for them, whether it runs or ended: the same
+      // 404 as for an id never used, before anything says "already ended".
+      if (auto seen = state->GetJob(c.who, id, *store); !seen.ok())
+        return c.respond(Error(seen.status()));
+      Finish(change(id), c.respond, [this, who = c.who, id] {
+        auto job = state->GetJob(who, id, *store);
+        return job.ok() ? Json(200, api::Encode(*job)) : Json(200, {{"id", id}});
+      });
+    });
+  }
+
+  void NodeAction(const RouteCall& c, bool drain) {
+    std::string node(c.params.Get("name"));
+    std::string reason = "drained by " + c.who.user;
+    if (c.body && c.body->is_object()) {
+      if (const auto* r = c.body->get_object().if_contains("reason")) {
+        if (!r->is_string() || r->get_string().size() > 1024) {
+          return c.respond(Error(
+              Status::InvalidArgument("must be a string of at most 1024 characters", "reason")));
+        }
+        reason = std::string(r->get_string());
+      }
+    }
+    auto ok = [this, node] {
+      for (const auto& n : state->Nodes()) {
+        if (n.name == node)
+          return Json(200, api::Encode(n));
+      }
+      return Json(200, {{"node", node}});
     };
-    if (p.size() >= 2 && p[1] == "jobs") {
-      if (p.size() == 2 && m == "GET")
-        return ListJobs(who, req, respond);
-      if (p.size() < 3)
-        return not_allowed();
-      auto id = ParseId(p[2], "id");
-      if (!id.ok())
-        return respond(Error(id.status()));
-      if (p.size() == 3 && m == "GET") {
-        auto job = state->GetJob(who, *id, *store);
-        return respond(job.ok() ? Json(200, api::Encode(*job)) : Error(job.status()));
-      }
-      if (p.size() == 4 && m == "GET" && p[3] == "logs")
-        return ReadLogs(who, *id, req, respond);
-      if (p.size() == 4 && m == "POST") {
-        auto ok = [this, who, id = *id] {
-          auto job = state->GetJob(who, id, *store);
-          return job.ok() ? Json(200, api::Encode(*job)) : Json(200, {{"id", id}});
-        };
-        // A job the caller may not see is not there for them, whether it runs or ended: the
-        // same 404 as for an id never used, before anything says "already ended".
-        if (auto seen = state->GetJob(who, *id, *store); !seen.ok())
-          return respond(Error(seen.status()));
-        if (p[3] == "cancel")
-          return Finish(state->Cancel(who, *id), respond, ok);
-        if (p[3] == "hold")
-          return Finish(state->Hold(who, *id, true), respond, ok);
-        if (p[3] == "release")
-          return Finish(state->Hold(who, *id, false), respond, ok);
-      }
-      return not_allowed();
-    }
-    if (p.size() >= 2 && p[1] == "nodes") {
-      if (p.size() == 2 && m == "GET") {
-        if (who.role == api::Role::kWorker)
-          return respond(Error(Status::PermissionDenied("workers may not list nodes")));
-        json::array a;
-        for (const auto& n : state->Nodes())
-          a.push_back(api::Encode(n));
-        return respond(Json(200, {{"nodes", std::move(a)}}));
-      }
-      if (p.size() == 4 && m == "POST" && (p[3] == "drain" || p[3] == "resume")) {
-        std::string node(p[2]);
-        std::string reason = "drained by " + who.user;
-        if (body && body->is_object()) {
-          if (const auto* r = body->get_object().if_contains("reason")) {
-            if (!r->is_string() || r->get_string().size() > 1024) {
-              return respond(Error(Status::InvalidArgument(
-                  "must be a string of at most 1024 characters", "reason")));
-            }
-            reason = std::string(r->get_string());
-          }
-        }
-        auto ok = [this, node] {
-          for (const auto& n : state->Nodes()) {
-            if (n.name == node)
-              return Json(200, api::Encode(n));
-          }
-          return Json(200, {{"node", node}});
-        };
-        if (p[3] == "drain")
-          return Finish(state->DrainNode(who, node, reason), respond, ok);
-        return Finish(state->ResumeNode(who, node), respond, ok);
-      }
-      return not_allowed();
-    }
-    if (p.size() >= 2 && p[1] == "accounts") {
-      if (p.size() == 2 && m == "GET") {
-        json::array a;
-        for (const auto& acc : state->VisibleAccounts(who)) {
-          json::value v = api::Encode(acc);
-          v.as_object()["usage_gpu_hours"] = state->UsageGpuHours(acc.name);
-          a.push_back(std::move(v));
-        }
-        return respond(Json(200, {{"accounts", std::move(a)}}));
-      }
-      if (p.size() == 3 && m == "PUT") {
-        if (!body)
-          return respond(Error(Status::InvalidArgument("a JSON body is required")));
-        auto account = api::DecodeAccount(*body);
-        if (!account.ok())
-          return respond(Error(account.status()));
-        std::string name(p[2]);
-        if (!account->name.empty() && account->name != name) {
-          return respond(
-              Error(Status::InvalidArgument("does not match the URL's '" + name + "'", "name")));
-        }
-        account->name = name;
-        return Finish(state->PutAccount(who, std::move(account).value()), respond, [this, name] {
-          return Json(200, api::Encode(state->account_map().at(name)));
-        });
-      }
-      return not_allowed();
-    }
-    if (p.size() == 2 && p[1] == "whoami" && m == "GET") {
-      api::WhoAmI w{who.user, who.role, who.accounts, who.token_id, who.expires};
-      return respond(Json(200, api::Encode(w)));
-    }
-    if (p.size() >= 2 && p[1] == "tokens") {
-      if (p.size() == 2 && m == "POST")
-        return CreateToken(who, body, respond);
-      if (p.size() == 3 && m == "DELETE") {
-        std::string id(p[2]);
-        return Finish(state->RevokeToken(who, id), respond, [this, id] {
-          // Durable: the token's open feeds and worker channels end now rather than at their
-          // next request.
-          SweepTokens(id);
-          return Json(200, {{"id", id}, {"revoked", true}});
-        });
-      }
-      return not_allowed();
-    }
-    if (p.size() == 2 && p[1] == "usage" && m == "GET")
-      return Usage(who, req, respond);
-    if (p.size() == 2 && p[1] == "cluster" && m == "GET")
-      return respond(Json(200, Cluster(who)));
-    not_allowed();
+    if (drain)
+      return Finish(state->DrainNode(c.who, node, reason), c.respond, ok);
+    Finish(state->ResumeNode(c.who, node), c.respond, ok);
   }
 
   void ListJobs(const Principal& who, const HttpRequest& req, const Responder& respond) {
@@ -1426,6 +1434,7 @@ struct SchedulerService::Impl {
   }
 
   Status Serve() {
+    AddRoutes();
     net::HttpServerOptions options;
     options.listen = config.listen;
     options.limits.max_body_bytes = static_cast<size_t>(config.limits.max_body_bytes);
