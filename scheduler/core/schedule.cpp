@@ -8,11 +8,13 @@
 #include <unordered_set>
 
 #include "scheduler/core/eligibility.h"
+#include "scheduler/core/estimate.h"
 #include "scheduler/core/fairshare.h"
 #include "scheduler/core/placement.h"
 #include "scheduler/core/preemption.h"
 #include "scheduler/core/priority.h"
 #include "scheduler/core/quota.h"
+#include "scheduler/core/run_time_prediction.h"
 
 namespace gsched::core {
 
@@ -109,6 +111,8 @@ class Pass {
     plan_.pending.push_back({job, explanation, ahead, est});
   }
   uint32_t ClassifyPlacementFailure(const Shape& shape, uint32_t type, Timestamp end);
+  // Phase 8: replaces the reserved jobs' estimated starts by those on predicted ends.
+  void EstimateReservedStarts();
   // The pool as it was before this pass started anything: built from the snapshot on first use,
   // since most passes never ask.
   const NodePool& Initial() {
@@ -166,6 +170,11 @@ class Pass {
   };
   std::unordered_map<ShapeKey, ShapeFailure, ShapeKeyHash> shape_fail_;
   std::unordered_map<uint64_t, uint32_t> misc_cache_;
+  // For the estimates (phase 8): each start's predicted end (parallel to `plan_.starts`), and
+  // each reserved job's request with the index of its `PendingReason`.
+  std::vector<Timestamp> start_predicted_end_;
+  std::vector<EstimateRequest> estimate_requests_;
+  std::vector<size_t> estimate_slots_;
   // (account << 32 | user, the user's running GPUs, request) -> explanation.
   std::map<std::tuple<uint64_t, int64_t, int64_t>, uint32_t> user_limit_cache_;
   JobId first_eligible_;
@@ -478,6 +487,8 @@ Plan Pass::Run() {
       st.borrowing = q.outcome == QuotaCheck::Outcome::kBorrowing;
       st.runs_as_preemptible = as_preemptible[i] != 0 || over_budget;
       plan_.starts.push_back(std::move(st));
+      start_predicted_end_.push_back(now_ +
+                                     PredictedRunTime(time_limit, UserRunTimeRatio(s_, job.user)));
       ++plan_.stats.started;
       started = true;
     }
@@ -559,6 +570,10 @@ Plan Pass::Run() {
         for (const ReservedNode& rn : best->nodes)
           pool_.Reserve(rn.node, rn.gpus, best->start, job.id);
         estimated = best->start;
+        estimate_requests_.push_back({shape, admitted_blocked,
+                                      PredictedRunTime(time_limit, UserRunTimeRatio(s_, job.user)),
+                                      best->start});
+        estimate_slots_.push_back(plan_.pending.size());
         plan_.reservations.push_back(std::move(*best));
         ++plan_.stats.reserved;
       }
@@ -578,7 +593,25 @@ Plan Pass::Run() {
                          });
     Pend(job.id, why, ahead, estimated);
   }
+  EstimateReservedStarts();
   return std::move(plan_);
+}
+
+void Pass::EstimateReservedStarts() {
+  // Without any user's history every prediction is the time limit, and the reservations are
+  // the estimates already.
+  if (estimate_requests_.empty() ||
+      std::none_of(s_.user_run_time_ratio.begin(), s_.user_run_time_ratio.end(),
+                   [](double r) { return r < 1.0; }))
+    return;
+  std::vector<StartedAllocation> started;
+  started.reserve(plan_.starts.size());
+  for (size_t k = 0; k < plan_.starts.size(); ++k)
+    started.push_back({plan_.starts[k].gpu_type, plan_.starts[k].nodes, start_predicted_end_[k]});
+  const std::vector<Timestamp> estimates =
+      EstimateStarts(s_, sums_.nodes, started, estimate_requests_, now_);
+  for (size_t k = 0; k < estimates.size(); ++k)
+    plan_.pending[estimate_slots_[k]].estimated_start = estimates[k];
 }
 
 }  // namespace
