@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "scheduler/core/eligibility.h"
+#include "scheduler/core/entitlement.h"
 #include "scheduler/core/estimate.h"
 #include "scheduler/core/fairshare.h"
 #include "scheduler/core/placement.h"
@@ -173,6 +174,9 @@ class Pass {
   // For the estimates (phase 8): each start's predicted end (parallel to `plan_.starts`), and
   // each reserved job's request with the index of its `PendingReason`.
   std::vector<Timestamp> start_predicted_end_;
+  // Per account, normalised GPUs: held (running, plus this pass's starts) and entitled; empty
+  // when fair share does not weigh.
+  std::vector<double> held_, entitled_;
   std::vector<EstimateRequest> estimate_requests_;
   std::vector<size_t> estimate_slots_;
   // (account << 32 | user, the user's running GPUs, request) -> explanation.
@@ -222,9 +226,6 @@ Plan Pass::Run() {
   const uint32_t types = static_cast<uint32_t>(s_.gpu_types.size());
   const TypeMask valid_types = types >= 64 ? ~TypeMask{0} : (TypeMask{1} << types) - 1;
 
-  // 1. Usage and fair share: decayed usage, Fair-Tree ranking of the leaves.
-  const FairShareTree fairshare = FairShareTree::Build(s_.accounts, now_, c_.half_life);
-  fairshare_ = &fairshare;
   int64_t cluster_gpus = 0;
   for (const NodeInfo& n : s_.nodes) {
     cluster_gpus += n.gpu_count;
@@ -289,6 +290,34 @@ Plan Pass::Run() {
       ledger_.AddDemand(job.account, static_cast<uint32_t>(__builtin_ctzll(m)), RequestedGpus(job));
   }
 
+  // 1. Usage and fair share: decayed usage, Fair-Tree ranking of the leaves, and (when fair
+  // share weighs at all) what each account holds now against its entitlement: the max-min split
+  // of the schedulable GPUs by shares, capped at what the account's running and eligible pending
+  // jobs ask for (normalised GPUs, as the simulator's `fair_share_error` counts them).
+  const bool by_allocation = c_.weights.fairshare > 0 && !s_.accounts.empty();
+  if (by_allocation) {
+    held_.assign(s_.accounts.size(), 0.0);
+    for (uint32_t a = 0; a < s_.accounts.size(); ++a) {
+      for (uint32_t t = 0; t < types; ++t)
+        held_[a] +=
+            static_cast<double>(sums_.account_type_gpus[a * types + t]) * s_.gpu_types[t].cost;
+    }
+    std::vector<double> demand = held_;
+    for (uint32_t i : order) {
+      const PendingJobInfo& job = s_.pending[i];
+      demand[job.account] += NormalisedRequest(job, CheapestType(job.gpu_types));
+    }
+    double capacity = 0;
+    for (uint32_t n = 0; n < s_.nodes.size(); ++n) {
+      if (pool_.Schedulable(n))
+        capacity += Popcount(pool_.HealthyMask(n)) * s_.gpu_types[s_.nodes[n].gpu_type].cost;
+    }
+    entitled_ = EntitlementSplit(s_.accounts).Split(demand, capacity);
+  }
+  const FairShareTree fairshare =
+      FairShareTree::Build(s_.accounts, now_, c_.half_life, held_, entitled_);
+  fairshare_ = &fairshare;
+
   // 2. Priority: computed once, then one sort of contiguous keys.
   struct Ranked {
     QueueKey key;
@@ -331,8 +360,23 @@ Plan Pass::Run() {
 
   // The queue, in priority order: phases 3b (counters), 4 (quota), 5 (placement), 6 (backfill),
   // 7 (preemption) and 8 (explanation) per job.
-  for (size_t rank = 0; rank < order.size(); ++rank) {
+  // Pacing: a job whose account already holds its entitlement (allocation counted with this
+  // pass's starts) waits until every other job was seen, so that what frees up goes first to the
+  // accounts still owed GPUs; then the deferred jobs, in their order, take what is left (work
+  // conserving, and behind the reservations of the jobs before them). `high` class jobs are
+  // never deferred.
+  std::vector<size_t> deferred;
+  for (size_t step = 0; step < order.size() + deferred.size(); ++step) {
+    const size_t rank = step < order.size() ? step : deferred[step - order.size()];
     const uint32_t i = order[rank];
+    if (by_allocation && step < order.size()) {
+      const PendingJobInfo& j = s_.pending[i];
+      if (held_[j.account] >= entitled_[j.account] &&
+          j.priority_class != api::PriorityClass::kHigh) {
+        deferred.push_back(rank);
+        continue;
+      }
+    }
     if (rank + 8 < order.size()) {
       // The queue is visited in priority order, i.e. at random in memory.
       const char* ahead_job = reinterpret_cast<const char*>(&s_.pending[order[rank + 8]]);
@@ -473,6 +517,8 @@ Plan Pass::Run() {
       }
       pool_.Commit(*placement);
       ledger_.Charge(job.account, t, request);
+      if (by_allocation)
+        held_[job.account] += NormalisedRequest(job, t);
       budgets_.Commit(job.account, NormalisedRequest(job, t), end);
       counters_.RecordStart(job);
       timeline_.AddStart(placement->nodes, end, pool_);

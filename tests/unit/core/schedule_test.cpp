@@ -486,5 +486,61 @@ TEST(ReasonTest, EveryPendingJobHasExactlyOneReason) {
   EXPECT_EQ(plan.starts.size() + plan.pending.size(), s.pending.size());
 }
 
+// Two free nodes (16 GPUs). a asks for 4 x 4 GPUs, b for 2 x 4: max-min by equal shares gives
+// each 8. a has no usage (ranks first by usage), b has some.
+ClusterBuilder TwoAccountsOneOverAsking() {
+  ClusterBuilder b;
+  b.Add(MakeNode("n0"))
+      .Add(MakeNode("n1"))
+      .Add(MakeAccount("a"))
+      .Add(MakeAccount("b").UsageGpuHours(10));
+  for (uint64_t id = 1; id <= 4; ++id)
+    b.Add(MakeJob(id).Account("a").Gpus(4));
+  b.Add(MakeJob(5).Account("b").Gpus(4)).Add(MakeJob(6).Account("b").Gpus(4));
+  return b;
+}
+
+TEST(ScheduleTest, AnAccountAtItsEntitlementWaitsForTheOthers) {
+  const Snapshot s = TwoAccountsOneOverAsking().Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  // Order: a (no usage) first: 1, 2, 3, 4, then 5, 6. After 1 and 2, a holds 8 of its 8: 3 and
+  // 4 are deferred, 5 and 6 take the other node, and 3 and 4 find nothing left.
+  ASSERT_EQ(plan.starts.size(), 4u);
+  EXPECT_TRUE(plan.FindStart(JobId(1)));
+  EXPECT_TRUE(plan.FindStart(JobId(2)));
+  EXPECT_TRUE(plan.FindStart(JobId(5)));
+  EXPECT_TRUE(plan.FindStart(JobId(6)));
+  EXPECT_EQ(ReasonOf(plan, 3).code, ReasonCode::kPriority);
+  // Deferred jobs keep their rank in the queue: 2 jobs ahead of job 3.
+  EXPECT_EQ(plan.FindPending(JobId(3))->jobs_ahead, 2);
+}
+
+TEST(ScheduleTest, DeferredJobsStillTakeWhatNobodyElseWants) {
+  // b's one job (4 GPUs) needs a label no node has: entitled a 12, b 4. a's fourth job is
+  // deferred (a holds 12 after three), then takes the 4 GPUs b cannot use: work conserving.
+  ClusterBuilder b;
+  b.Add(MakeNode("n0"))
+      .Add(MakeNode("n1"))
+      .Add(MakeAccount("a"))
+      .Add(MakeAccount("b").UsageGpuHours(10));
+  for (uint64_t id = 1; id <= 4; ++id)
+    b.Add(MakeJob(id).Account("a").Gpus(4));
+  b.Add(MakeJob(5).Account("b").Gpus(4).Label("x"));
+  const Plan plan = Schedule(b.Build(), PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.starts.size(), 4u);
+  EXPECT_TRUE(plan.FindStart(JobId(4)));
+  EXPECT_FALSE(plan.FindStart(JobId(5)));
+}
+
+TEST(ScheduleTest, WithoutFairShareWeightTheOrderIsNotPaced) {
+  PolicyConfig config;
+  config.weights = {.fairshare = 0, .age = 0, .size = 0, .priority_class = 0};
+  const Plan plan = Schedule(TwoAccountsOneOverAsking().Build(), config, kT0);
+  // Submit order, then id: 1-4 fill both nodes.
+  ASSERT_EQ(plan.starts.size(), 4u);
+  for (uint64_t id = 1; id <= 4; ++id)
+    EXPECT_TRUE(plan.FindStart(JobId(id))) << id;
+}
+
 }  // namespace
 }  // namespace gsched::core
