@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -284,28 +285,37 @@ Plan Pass::Run() {
   plan_.stats.eligible = static_cast<int64_t>(order.size());
   // 4a (part). Pending demand protects unused guarantees from borrowers; registered while `order`
   // is still in memory order.
+  // The same walk sums each account's pending demand in normalised GPUs (at the cheapest
+  // acceptable type some node has, as `CheapestType`), for the entitlement below.
+  const bool by_allocation = c_.weights.fairshare > 0 && !s_.accounts.empty();
+  std::vector<double> demand(by_allocation ? s_.accounts.size() : 0, 0.0);
   for (uint32_t i : order) {
     const PendingJobInfo& job = s_.pending[i];
-    for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1)
-      ledger_.AddDemand(job.account, static_cast<uint32_t>(__builtin_ctzll(m)), RequestedGpus(job));
+    double cheapest = std::numeric_limits<double>::infinity();
+    for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1) {
+      const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+      ledger_.AddDemand(job.account, t, RequestedGpus(job));
+      if (present_types_ >> t & 1)
+        cheapest = std::min(cheapest, s_.gpu_types[t].cost);
+    }
+    if (by_allocation) {
+      if (cheapest == std::numeric_limits<double>::infinity())
+        cheapest = s_.gpu_types.empty() ? 1.0 : s_.gpu_types[0].cost;
+      demand[job.account] += static_cast<double>(RequestedGpus(job)) * cheapest;
+    }
   }
 
   // 1. Usage and fair share: decayed usage, Fair-Tree ranking of the leaves, and (when fair
   // share weighs at all) what each account holds now against its entitlement: the max-min split
   // of the schedulable GPUs by shares, capped at what the account's running and eligible pending
   // jobs ask for (normalised GPUs, as the simulator's `fair_share_error` counts them).
-  const bool by_allocation = c_.weights.fairshare > 0 && !s_.accounts.empty();
   if (by_allocation) {
     held_.assign(s_.accounts.size(), 0.0);
     for (uint32_t a = 0; a < s_.accounts.size(); ++a) {
       for (uint32_t t = 0; t < types; ++t)
         held_[a] +=
             static_cast<double>(sums_.account_type_gpus[a * types + t]) * s_.gpu_types[t].cost;
-    }
-    std::vector<double> demand = held_;
-    for (uint32_t i : order) {
-      const PendingJobInfo& job = s_.pending[i];
-      demand[job.account] += NormalisedRequest(job, CheapestType(job.gpu_types));
+      demand[a] += held_[a];
     }
     double capacity = 0;
     for (uint32_t n = 0; n < s_.nodes.size(); ++n) {
