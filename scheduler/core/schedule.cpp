@@ -113,6 +113,16 @@ class Pass {
     plan_.pending.push_back({job, explanation, ahead, est});
   }
   uint32_t ClassifyPlacementFailure(const Shape& shape, uint32_t type, Timestamp end);
+  // Whether `job` would start within its account's guarantee on some acceptable type now.
+  bool WithinGuarantee(const PendingJobInfo& job, TypeMask valid_types) const {
+    for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1) {
+      const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+      if (ledger_.Check(job.account, t, RequestedGpus(job), pool_.FreeOfType(t)).outcome ==
+          QuotaCheck::Outcome::kWithinGuarantee)
+        return true;
+    }
+    return false;
+  }
   // Phase 8: replaces the reserved jobs' estimated starts by those on predicted ends.
   void EstimateReservedStarts();
   // The pool as it was before this pass started anything: built from the snapshot on first use,
@@ -374,7 +384,8 @@ Plan Pass::Run() {
   // pass's starts) waits until every other job was seen, so that what frees up goes first to the
   // accounts still owed GPUs; then the deferred jobs, in their order, take what is left (work
   // conserving, and behind the reservations of the jobs before them). `high` class jobs are
-  // never deferred.
+  // never deferred, nor jobs within their account's guarantee: those GPUs are promised to them,
+  // and deferring them would only lend them to borrowers that the guarantee then preempts.
   std::vector<size_t> deferred;
   for (size_t step = 0; step < order.size() + deferred.size(); ++step) {
     const size_t rank = step < order.size() ? step : deferred[step - order.size()];
@@ -382,7 +393,7 @@ Plan Pass::Run() {
     if (by_allocation && step < order.size()) {
       const PendingJobInfo& j = s_.pending[i];
       if (held_[j.account] >= entitled_[j.account] &&
-          j.priority_class != api::PriorityClass::kHigh) {
+          j.priority_class != api::PriorityClass::kHigh && !WithinGuarantee(j, valid_types)) {
         deferred.push_back(rank);
         continue;
       }
