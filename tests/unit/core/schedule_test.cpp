@@ -532,6 +532,38 @@ TEST(ScheduleTest, DeferredJobsStillTakeWhatNobodyElseWants) {
   EXPECT_FALSE(plan.FindStart(JobId(5)));
 }
 
+TEST(ScheduleTest, PacingNeverDefersAJobWithinItsGuarantee) {
+  // Three nodes, 24 GPUs; a holds n1 (job 100), b holds half of n0 (job 101, borrowing, 2h
+  // old), c holds n2. Demand a 8 + 4, b 4 + 4, c 8: entitled 8 each, so a (holding 8) is at its
+  // entitlement and b (4) is owed. Job 1 (a, admin +20,000) ranks first and is within a's
+  // guarantee (8 + 4 <= 16). Deferred, it would let job 2 (b, within b's guarantee: 4 + 4 <= 8)
+  // take n0's last 4 GPUs and then preempt b's borrowing job 101 to get in; not deferred, it
+  // takes them, and job 2 finds no borrower of another account to reclaim from.
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("n0"))
+          .Add(MakeNode("n1"))
+          .Add(MakeNode("n2"))
+          .Add(MakeAccount("a").Guaranteed("h100", 16))
+          .Add(MakeAccount("b").Guaranteed("h100", 8).UsageGpuHours(10))
+          .Add(MakeAccount("c").UsageGpuHours(10))
+          .AddRunning(MakeJob(100).Account("a").On("n1", 8).Started(kT0).TimeLimit(4 * kHour))
+          .AddRunning(MakeJob(101)
+                          .Account("b")
+                          .On("n0", 4)
+                          .Borrowing()
+                          .Started(kT0 - 2 * kHour)
+                          .TimeLimit(3 * kHour))
+          .AddRunning(MakeJob(102).Account("c").On("n2", 8).Started(kT0).TimeLimit(4 * kHour))
+          .Add(MakeJob(1).Account("a").Gpus(4).AdminAdjustment(20'000))
+          .Add(MakeJob(2).Account("b").Gpus(4))
+          .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.starts.size(), 1u);
+  EXPECT_EQ(plan.starts[0].job, JobId(1));
+  EXPECT_TRUE(plan.preemptions.empty());
+}
+
 TEST(ScheduleTest, WithoutFairShareWeightTheOrderIsNotPaced) {
   PolicyConfig config;
   config.weights = {.fairshare = 0, .age = 0, .size = 0, .priority_class = 0};
