@@ -114,12 +114,23 @@ class Pass {
   }
   uint32_t ClassifyPlacementFailure(const Shape& shape, uint32_t type, Timestamp end);
   // Whether `job` would start within its account's guarantee on some acceptable type now.
-  bool WithinGuarantee(const PendingJobInfo& job, TypeMask valid_types) const {
+  // Usage only grows during a pass, so a request that is not within the guarantee stays so, and
+  // so does any larger one: remembered per (account, type), which spares most of the checks
+  // when a deep queue holds many jobs of accounts at their entitlement.
+  bool WithinGuarantee(const PendingJobInfo& job, TypeMask valid_types) {
+    const size_t types = s_.gpu_types.size();
+    if (not_within_.empty())
+      not_within_.assign(s_.accounts.size() * types, std::numeric_limits<int64_t>::max());
+    const int64_t request = RequestedGpus(job);
     for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1) {
       const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
-      if (ledger_.Check(job.account, t, RequestedGpus(job), pool_.FreeOfType(t)).outcome ==
+      int64_t& smallest_refused = not_within_[job.account * types + t];
+      if (request >= smallest_refused)
+        continue;
+      if (ledger_.Check(job.account, t, request, pool_.FreeOfType(t)).outcome ==
           QuotaCheck::Outcome::kWithinGuarantee)
         return true;
+      smallest_refused = request;
     }
     return false;
   }
@@ -188,6 +199,8 @@ class Pass {
   // Per account, normalised GPUs: held (running, plus this pass's starts) and entitled; empty
   // when fair share does not weigh.
   std::vector<double> held_, entitled_;
+  // Per (account, GPU type): the smallest request found not within the guarantee in this pass.
+  std::vector<int64_t> not_within_;
   std::vector<EstimateRequest> estimate_requests_;
   std::vector<size_t> estimate_slots_;
   // (account << 32 | user, the user's running GPUs, request) -> explanation.
