@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "scheduler/core/entitlement.h"
 #include "scheduler/core/model.h"
 
 namespace gsched::sim {
@@ -49,29 +50,9 @@ double JainIndex(std::span<const double> values);
 std::vector<double> TargetShares(const std::vector<core::AccountInfo>& accounts,
                                  std::vector<bool> active);
 
-// The hierarchical max-min split of `capacity` by shares, capped at demand. Built once per tree;
-// `Split` is cheap enough to run at every pass (two walks over the accounts and a sort of each
-// account's demanding children). An account with jobs of its own and children competes for its
-// own jobs as one more child with 1 share (the replay puts jobs on leaves only).
-class EntitlementSplit {
- public:
-  explicit EntitlementSplit(const std::vector<core::AccountInfo>& accounts);
-
-  // `demand[a]`: what account `a`'s own jobs ask for (running + pending, normalised GPUs).
-  // Returns each account's entitlement for its own jobs (0 for those without demand); the
-  // entitlements add up to min(capacity, total demand).
-  std::vector<double> Split(std::span<const double> demand, double capacity) const;
-
- private:
-  std::vector<double> shares_;
-  std::vector<std::vector<uint32_t>> children_;  // Per account; index `size()` is a virtual root.
-  std::vector<uint32_t> top_down_;               // Parents before children.
-};
-
-// Water-filling among siblings: each gets min(demand, level x weight), with the level set so that
-// the parts add up to min(capacity, sum of demands). Weights <= 0 count as a tiny weight.
-std::vector<double> MaxMinSplit(std::span<const double> demand, std::span<const double> weights,
-                                double capacity);
+// The demand-aware entitlement (one definition for the policy and this metric).
+using core::EntitlementSplit;
+using core::MaxMinSplit;
 
 // sum |allocated - entitled| / (2 x capacity); 0 when the capacity is 0.
 double FairShareError(std::span<const double> allocated, std::span<const double> entitled,

@@ -242,6 +242,13 @@ void Simulation::FinishDue() {
     const bool timed_out = job.run_time > snapshot_.running[job.slot].time_limit;
     if (job.state == SimJob::State::kRunning || job.ends <= now) {
       // Finished on its own (a preempted job may still finish within its grace period).
+      if (job.spec.user < snapshot_.users.size()) {
+        const std::string& user = snapshot_.users[job.spec.user];
+        run_times_.Record(user, now - job.started, snapshot_.running[job.slot].time_limit);
+        if (snapshot_.user_run_time_ratio.size() <= job.spec.user)
+          snapshot_.user_run_time_ratio.resize(job.spec.user + 1, 1.0);
+        snapshot_.user_run_time_ratio[job.spec.user] = run_times_.Ratio(user);
+      }
       RemoveRunning(job);
       job.state = SimJob::State::kDone;
       job.final_state = timed_out ? api::JobState::kTimeout : api::JobState::kCompleted;

@@ -39,6 +39,7 @@
 #include "scheduler/common/clock.h"
 #include "scheduler/core/model.h"
 #include "scheduler/core/policy_config.h"
+#include "scheduler/core/run_time_prediction.h"
 #include "scheduler/core/schedule.h"
 
 namespace gsched::sim {
@@ -195,6 +196,8 @@ class Simulation {
   std::vector<double> pending_normalised_;
   std::vector<double> type_gpu_seconds_;
   std::map<PendingShape, int64_t> pending_shapes_;
+  // Users' recent run times against their limits, for the estimated starts (as the daemon keeps).
+  core::RunTimeHistory run_times_;
   int64_t total_gpus_ = 0;
   int64_t busy_gpus_ = 0;
   Timestamp last_cycle_;

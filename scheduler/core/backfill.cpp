@@ -131,6 +131,11 @@ struct Timeline::Search {
 Timeline::Timeline(const Snapshot& snapshot, Timestamp now)
     : snapshot_(&snapshot), now_ms_(ToUnixMillis(now)) {}
 
+Timeline::Timeline(const Snapshot& snapshot, Timestamp now, std::vector<int64_t> running_end_ms)
+    : snapshot_(&snapshot),
+      now_ms_(ToUnixMillis(now)),
+      running_end_ms_(std::move(running_end_ms)) {}
+
 Timeline::~Timeline() = default;
 
 void Timeline::Build(const NodePool& pool) const {
@@ -138,8 +143,10 @@ void Timeline::Build(const NodePool& pool) const {
   const size_t types = std::max<size_t>(1, snapshot_->gpu_types.size());
   sorted_.resize(types);
   heap_.resize(types);
-  for (const RunningJobInfo& job : snapshot_->running) {
-    int64_t at = ToUnixMillis(job.start_time + job.time_limit);
+  for (size_t r = 0; r < snapshot_->running.size(); ++r) {
+    const RunningJobInfo& job = snapshot_->running[r];
+    int64_t at = r < running_end_ms_.size() ? running_end_ms_[r]
+                                            : ToUnixMillis(job.start_time + job.time_limit);
     if (job.terminating_deadline)
       at = std::min(at, ToUnixMillis(*job.terminating_deadline));
     at = std::max(at, now_ms_);
@@ -184,6 +191,12 @@ void Timeline::AddStart(const std::vector<NodeAllocation>& allocation, Timestamp
     slot.push_back(e);
     added_log_.push_back(e);
   }
+}
+
+void Timeline::AddRelease(uint32_t node, int32_t gpus, Timestamp at) {
+  const FreeEvent e{std::max(ToUnixMillis(at), now_ms_), node, gpus, 0, 0};
+  added_[e.at_ms].push_back(e);
+  added_log_.push_back(e);
 }
 
 Timeline::Search& Timeline::SearchFor(const NodePool& pool, const Shape& shape,

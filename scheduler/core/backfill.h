@@ -56,10 +56,17 @@ struct Reservation {
 class Timeline {
  public:
   Timeline(const Snapshot& snapshot, Timestamp now);
+  // With running job r's resources coming back at `running_end_ms[r]` (one entry per running
+  // job) instead of at its time limit: the timeline of predicted ends that estimates use
+  // (estimate.h). A job being preempted still frees at its deadline when that is earlier.
+  Timeline(const Snapshot& snapshot, Timestamp now, std::vector<int64_t> running_end_ms);
   ~Timeline();
   Timeline(const Timeline&) = delete;
   Timeline& operator=(const Timeline&) = delete;
   void AddStart(const std::vector<NodeAllocation>& allocation, Timestamp end, const NodePool& pool);
+  // `gpus` GPUs of `node` come back at `at` (>= now): the end of a hold that `NodePool::Reserve`
+  // took, so that the hold lasts until `at` only. Takes nothing, like the end of a start.
+  void AddRelease(uint32_t node, int32_t gpus, Timestamp at);
   // The earliest reservation for `shape` on `type`; nothing when it never fits, or not at or
   // before `until` (a caller that already holds a reservation at T asks only up to T - 1).
   // `pool` is the pass's pool, the same object on every call, changed only by `Commit` and
@@ -84,6 +91,7 @@ class Timeline {
 
   const Snapshot* snapshot_;
   int64_t now_ms_;
+  std::vector<int64_t> running_end_ms_;  // Empty: at the time limits.
   mutable bool built_ = false;
   // Per GPU type (a search replays the frees of one type only): the earliest events in time
   // order, and the rest in a min-heap.

@@ -19,7 +19,8 @@ UsageRecord AddUsage(const UsageRecord& u, double amount, Timestamp now, Duratio
 }
 
 FairShareTree FairShareTree::Build(std::span<const AccountInfo> accounts, Timestamp now,
-                                   Duration half_life) {
+                                   Duration half_life, std::span<const double> held,
+                                   std::span<const double> entitled) {
   const size_t n = accounts.size();
   FairShareTree tree;
   tree.factor_.assign(n, 0.0);
@@ -38,6 +39,26 @@ FairShareTree FairShareTree::Build(std::span<const AccountInfo> accounts, Timest
     for (uint32_t p = a, steps = 0; p != kNoParent && steps <= n; p = accounts[p].parent, ++steps)
       tree.subtree_usage_[p] += u;
   }
+  // Subtree allocation and entitlement, when given.
+  const bool by_allocation = held.size() == n && entitled.size() == n;
+  std::vector<double> subtree_held, subtree_entitled;
+  if (by_allocation) {
+    subtree_held.assign(n, 0.0);
+    subtree_entitled.assign(n, 0.0);
+    for (uint32_t a = 0; a < n; ++a) {
+      for (uint32_t p = a, steps = 0; p != kNoParent && steps <= n;
+           p = accounts[p].parent, ++steps) {
+        subtree_held[p] += held[a];
+        subtree_entitled[p] += entitled[a];
+      }
+    }
+  }
+  // Below its entitlement: held / entitled, else infinity (owed nothing).
+  auto owed = [&](uint32_t a) {
+    if (!by_allocation || !(subtree_held[a] < subtree_entitled[a]))
+      return std::numeric_limits<double>::infinity();
+    return subtree_held[a] / subtree_entitled[a];
+  };
   auto order_siblings = [&](std::vector<uint32_t>& sib) {
     double share_sum = 0, usage_sum = 0;
     for (uint32_t a : sib) {
@@ -52,6 +73,9 @@ FairShareTree FairShareTree::Build(std::span<const AccountInfo> accounts, Timest
       return norm_shares / (u / usage_sum);
     };
     std::sort(sib.begin(), sib.end(), [&](uint32_t x, uint32_t y) {
+      const double ox = owed(x), oy = owed(y);
+      if (ox != oy)
+        return ox < oy;
       const double fx = fs(x), fy = fs(y);
       if (fx != fy)
         return fx > fy;

@@ -79,6 +79,13 @@ Status ValidateSnapshot(const Snapshot& s) {
     if (!a.quota.empty() && a.quota.size() != s.gpu_types.size())
       return Status::InvalidArgument("one quota entry per GPU type", At("accounts", i) + ".quota");
   }
+  if (s.user_run_time_ratio.size() > s.users.size())
+    return Status::InvalidArgument("more ratios than users", "user_run_time_ratio");
+  for (size_t i = 0; i < s.user_run_time_ratio.size(); ++i) {
+    // Written so that NaN fails too.
+    if (!(s.user_run_time_ratio[i] > 0 && s.user_run_time_ratio[i] <= 1))
+      return Status::InvalidArgument("must be in (0, 1]", At("user_run_time_ratio", i));
+  }
   for (size_t i = 0; i < s.pending.size(); ++i) {
     const PendingJobInfo& j = s.pending[i];
     if (j.account >= s.accounts.size())

@@ -160,6 +160,10 @@ struct Snapshot {
   std::vector<NodeInfo> nodes;
   std::vector<AccountInfo> accounts;
   std::vector<std::string> users;
+  // Per user (indexed like `users`; may be shorter): the fraction of their time limits that the
+  // user's recent jobs used, in (0, 1], for the estimated starts (run_time_prediction.h). A user
+  // without an entry is predicted to run to the limit.
+  std::vector<double> user_run_time_ratio;
   std::vector<std::string> labels;
   std::vector<PendingJobInfo> pending;
   std::vector<RunningJobInfo> running;

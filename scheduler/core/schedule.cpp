@@ -2,17 +2,21 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "scheduler/core/eligibility.h"
+#include "scheduler/core/entitlement.h"
+#include "scheduler/core/estimate.h"
 #include "scheduler/core/fairshare.h"
 #include "scheduler/core/placement.h"
 #include "scheduler/core/preemption.h"
 #include "scheduler/core/priority.h"
 #include "scheduler/core/quota.h"
+#include "scheduler/core/run_time_prediction.h"
 
 namespace gsched::core {
 
@@ -109,6 +113,29 @@ class Pass {
     plan_.pending.push_back({job, explanation, ahead, est});
   }
   uint32_t ClassifyPlacementFailure(const Shape& shape, uint32_t type, Timestamp end);
+  // Whether `job` would start within its account's guarantee on some acceptable type now.
+  // Usage only grows during a pass, so a request that is not within the guarantee stays so, and
+  // so does any larger one: remembered per (account, type), which spares most of the checks
+  // when a deep queue holds many jobs of accounts at their entitlement.
+  bool WithinGuarantee(const PendingJobInfo& job, TypeMask valid_types) {
+    const size_t types = s_.gpu_types.size();
+    if (not_within_.empty())
+      not_within_.assign(s_.accounts.size() * types, std::numeric_limits<int64_t>::max());
+    const int64_t request = RequestedGpus(job);
+    for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1) {
+      const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+      int64_t& smallest_refused = not_within_[job.account * types + t];
+      if (request >= smallest_refused)
+        continue;
+      if (ledger_.Check(job.account, t, request, pool_.FreeOfType(t)).outcome ==
+          QuotaCheck::Outcome::kWithinGuarantee)
+        return true;
+      smallest_refused = request;
+    }
+    return false;
+  }
+  // Phase 8: replaces the reserved jobs' estimated starts by those on predicted ends.
+  void EstimateReservedStarts();
   // The pool as it was before this pass started anything: built from the snapshot on first use,
   // since most passes never ask.
   const NodePool& Initial() {
@@ -166,6 +193,16 @@ class Pass {
   };
   std::unordered_map<ShapeKey, ShapeFailure, ShapeKeyHash> shape_fail_;
   std::unordered_map<uint64_t, uint32_t> misc_cache_;
+  // For the estimates (phase 8): each start's predicted end (parallel to `plan_.starts`), and
+  // each reserved job's request with the index of its `PendingReason`.
+  std::vector<Timestamp> start_predicted_end_;
+  // Per account, normalised GPUs: held (running, plus this pass's starts) and entitled; empty
+  // when fair share does not weigh.
+  std::vector<double> held_, entitled_;
+  // Per (account, GPU type): the smallest request found not within the guarantee in this pass.
+  std::vector<int64_t> not_within_;
+  std::vector<EstimateRequest> estimate_requests_;
+  std::vector<size_t> estimate_slots_;
   // (account << 32 | user, the user's running GPUs, request) -> explanation.
   std::map<std::tuple<uint64_t, int64_t, int64_t>, uint32_t> user_limit_cache_;
   JobId first_eligible_;
@@ -213,9 +250,6 @@ Plan Pass::Run() {
   const uint32_t types = static_cast<uint32_t>(s_.gpu_types.size());
   const TypeMask valid_types = types >= 64 ? ~TypeMask{0} : (TypeMask{1} << types) - 1;
 
-  // 1. Usage and fair share: decayed usage, Fair-Tree ranking of the leaves.
-  const FairShareTree fairshare = FairShareTree::Build(s_.accounts, now_, c_.half_life);
-  fairshare_ = &fairshare;
   int64_t cluster_gpus = 0;
   for (const NodeInfo& n : s_.nodes) {
     cluster_gpus += n.gpu_count;
@@ -274,11 +308,48 @@ Plan Pass::Run() {
   plan_.stats.eligible = static_cast<int64_t>(order.size());
   // 4a (part). Pending demand protects unused guarantees from borrowers; registered while `order`
   // is still in memory order.
+  // The same walk sums each account's pending demand in normalised GPUs (at the cheapest
+  // acceptable type some node has, as `CheapestType`), for the entitlement below.
+  const bool by_allocation = c_.weights.fairshare > 0 && !s_.accounts.empty();
+  std::vector<double> demand(by_allocation ? s_.accounts.size() : 0, 0.0);
   for (uint32_t i : order) {
     const PendingJobInfo& job = s_.pending[i];
-    for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1)
-      ledger_.AddDemand(job.account, static_cast<uint32_t>(__builtin_ctzll(m)), RequestedGpus(job));
+    double cheapest = std::numeric_limits<double>::infinity();
+    for (TypeMask m = job.gpu_types & valid_types; m; m &= m - 1) {
+      const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+      ledger_.AddDemand(job.account, t, RequestedGpus(job));
+      if (present_types_ >> t & 1)
+        cheapest = std::min(cheapest, s_.gpu_types[t].cost);
+    }
+    if (by_allocation) {
+      if (cheapest == std::numeric_limits<double>::infinity())
+        cheapest = s_.gpu_types.empty() ? 1.0 : s_.gpu_types[0].cost;
+      demand[job.account] += static_cast<double>(RequestedGpus(job)) * cheapest;
+    }
   }
+
+  // 1. Usage and fair share: decayed usage, Fair-Tree ranking of the leaves, and (when fair
+  // share weighs at all) what each account holds now against its entitlement: the max-min split
+  // of the schedulable GPUs by shares, capped at what the account's running and eligible pending
+  // jobs ask for (normalised GPUs, as the simulator's `fair_share_error` counts them).
+  if (by_allocation) {
+    held_.assign(s_.accounts.size(), 0.0);
+    for (uint32_t a = 0; a < s_.accounts.size(); ++a) {
+      for (uint32_t t = 0; t < types; ++t)
+        held_[a] +=
+            static_cast<double>(sums_.account_type_gpus[a * types + t]) * s_.gpu_types[t].cost;
+      demand[a] += held_[a];
+    }
+    double capacity = 0;
+    for (uint32_t n = 0; n < s_.nodes.size(); ++n) {
+      if (pool_.Schedulable(n))
+        capacity += Popcount(pool_.HealthyMask(n)) * s_.gpu_types[s_.nodes[n].gpu_type].cost;
+    }
+    entitled_ = EntitlementSplit(s_.accounts).Split(demand, capacity);
+  }
+  const FairShareTree fairshare =
+      FairShareTree::Build(s_.accounts, now_, c_.half_life, held_, entitled_);
+  fairshare_ = &fairshare;
 
   // 2. Priority: computed once, then one sort of contiguous keys.
   struct Ranked {
@@ -322,8 +393,24 @@ Plan Pass::Run() {
 
   // The queue, in priority order: phases 3b (counters), 4 (quota), 5 (placement), 6 (backfill),
   // 7 (preemption) and 8 (explanation) per job.
-  for (size_t rank = 0; rank < order.size(); ++rank) {
+  // Pacing: a job whose account already holds its entitlement (allocation counted with this
+  // pass's starts) waits until every other job was seen, so that what frees up goes first to the
+  // accounts still owed GPUs; then the deferred jobs, in their order, take what is left (work
+  // conserving, and behind the reservations of the jobs before them). `high` class jobs are
+  // never deferred, nor jobs within their account's guarantee: those GPUs are promised to them,
+  // and deferring them would only lend them to borrowers that the guarantee then preempts.
+  std::vector<size_t> deferred;
+  for (size_t step = 0; step < order.size() + deferred.size(); ++step) {
+    const size_t rank = step < order.size() ? step : deferred[step - order.size()];
     const uint32_t i = order[rank];
+    if (by_allocation && step < order.size()) {
+      const PendingJobInfo& j = s_.pending[i];
+      if (held_[j.account] >= entitled_[j.account] &&
+          j.priority_class != api::PriorityClass::kHigh && !WithinGuarantee(j, valid_types)) {
+        deferred.push_back(rank);
+        continue;
+      }
+    }
     if (rank + 8 < order.size()) {
       // The queue is visited in priority order, i.e. at random in memory.
       const char* ahead_job = reinterpret_cast<const char*>(&s_.pending[order[rank + 8]]);
@@ -464,6 +551,8 @@ Plan Pass::Run() {
       }
       pool_.Commit(*placement);
       ledger_.Charge(job.account, t, request);
+      if (by_allocation)
+        held_[job.account] += NormalisedRequest(job, t);
       budgets_.Commit(job.account, NormalisedRequest(job, t), end);
       counters_.RecordStart(job);
       timeline_.AddStart(placement->nodes, end, pool_);
@@ -478,6 +567,8 @@ Plan Pass::Run() {
       st.borrowing = q.outcome == QuotaCheck::Outcome::kBorrowing;
       st.runs_as_preemptible = as_preemptible[i] != 0 || over_budget;
       plan_.starts.push_back(std::move(st));
+      start_predicted_end_.push_back(now_ +
+                                     PredictedRunTime(time_limit, UserRunTimeRatio(s_, job.user)));
       ++plan_.stats.started;
       started = true;
     }
@@ -559,6 +650,10 @@ Plan Pass::Run() {
         for (const ReservedNode& rn : best->nodes)
           pool_.Reserve(rn.node, rn.gpus, best->start, job.id);
         estimated = best->start;
+        estimate_requests_.push_back({shape, admitted_blocked,
+                                      PredictedRunTime(time_limit, UserRunTimeRatio(s_, job.user)),
+                                      best->start});
+        estimate_slots_.push_back(plan_.pending.size());
         plan_.reservations.push_back(std::move(*best));
         ++plan_.stats.reserved;
       }
@@ -578,7 +673,25 @@ Plan Pass::Run() {
                          });
     Pend(job.id, why, ahead, estimated);
   }
+  EstimateReservedStarts();
   return std::move(plan_);
+}
+
+void Pass::EstimateReservedStarts() {
+  // Without any user's history every prediction is the time limit, and the reservations are
+  // the estimates already.
+  if (estimate_requests_.empty() ||
+      std::none_of(s_.user_run_time_ratio.begin(), s_.user_run_time_ratio.end(),
+                   [](double r) { return r < 1.0; }))
+    return;
+  std::vector<StartedAllocation> started;
+  started.reserve(plan_.starts.size());
+  for (size_t k = 0; k < plan_.starts.size(); ++k)
+    started.push_back({plan_.starts[k].gpu_type, plan_.starts[k].nodes, start_predicted_end_[k]});
+  const std::vector<Timestamp> estimates =
+      EstimateStarts(s_, sums_.nodes, started, estimate_requests_, now_);
+  for (size_t k = 0; k < estimates.size(); ++k)
+    plan_.pending[estimate_slots_[k]].estimated_start = estimates[k];
 }
 
 }  // namespace

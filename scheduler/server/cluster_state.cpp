@@ -1348,6 +1348,10 @@ void ClusterState::FinishAttempt(Change& change, JobRecord& rec, JobState end_st
     }
   }
   ChargeUsage(change, rec, now, end_state == JobState::kPreempted);
+  // How much of its limit the attempt used, for the estimates; a preempted or lost attempt says
+  // nothing about the user's estimates.
+  if (rec.job.start_time && end_state != JobState::kPreempted && end_state != JobState::kNodeFail)
+    run_times_.Record(rec.job.user, now - *rec.job.start_time, EffectiveTimeLimit(rec.job.spec));
   if (end_state != JobState::kCompleted && !message.empty()) {
     spdlog::info("job {} attempt {} ended {}: {}", id, rec.job.attempt, api::ToString(end_state),
                  message);
@@ -2076,6 +2080,9 @@ core::Snapshot ClusterState::BuildSnapshot() const {
     r.terminating_deadline = rec.terminating_deadline;
     s.running.push_back(std::move(r));
   }
+  s.user_run_time_ratio.reserve(s.users.size());
+  for (const std::string& u : s.users)
+    s.user_run_time_ratio.push_back(run_times_.Ratio(u));
   return s;
 }
 

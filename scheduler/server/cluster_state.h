@@ -29,6 +29,7 @@
 #include "scheduler/common/clock.h"
 #include "scheduler/common/status.h"
 #include "scheduler/core/model.h"
+#include "scheduler/core/run_time_prediction.h"
 #include "scheduler/core/schedule.h"
 #include "scheduler/server/stored_job.h"
 #include "scheduler/state/store.h"
@@ -294,6 +295,9 @@ class ClusterState {
   std::map<std::string, api::Account> accounts_;
   std::map<std::string, UsageEntry> usage_;
   std::map<std::string, double> budget_used_;  // Normalised GPU-hours in the budget period.
+  // Users' recent run times against their limits, for the estimated starts; fed as attempts end,
+  // in memory only (after a restart, estimates fall back to the limits until jobs finish again).
+  core::RunTimeHistory run_times_;
   std::map<std::string, NodeRecord> nodes_;
   std::unordered_set<std::string> revoked_;
   // Final states of jobs no longer in memory: dependencies need them.

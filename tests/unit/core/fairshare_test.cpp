@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "tests/testutil/builders.h"
 
 namespace gsched::core {
@@ -104,6 +106,54 @@ TEST(FairShareTreeTest, DecayChangesTheOrder) {
                          .Build();
   const FairShareTree t = FairShareTree::Build(s.accounts, kT0, kWeek);
   EXPECT_EQ(s.accounts[t.LeafOrder()[0]].name, "a");
+}
+
+TEST(FairShareTreeTest, AccountsBelowTheirEntitlementRankFirst) {
+  // Usage alone: a (usage 0, infinite) first, then b (1/3 / (10/40) = 1.33), c (1/3 / (30/40) =
+  // 0.44). Held / entitled now (normalised GPUs):
+  //   a: 50 of 40 -> owed nothing; b: 20 of 40 -> 0.5; c: 10 of 40 -> 0.25.
+  // Owed first, furthest below first: c (0.25), b (0.5), then a by usage.
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeAccount("a"))
+                         .Add(MakeAccount("b").UsageGpuHours(10))
+                         .Add(MakeAccount("c").UsageGpuHours(30))
+                         .Build();
+  // Index 0 is the builder's `root`.
+  const std::vector<double> held = {0, 50, 20, 10}, entitled = {0, 40, 40, 40};
+  const FairShareTree by_usage = FairShareTree::Build(s.accounts, kT0, kWeek);
+  EXPECT_EQ(s.accounts[by_usage.LeafOrder()[0]].name, "a");
+  EXPECT_EQ(s.accounts[by_usage.LeafOrder()[2]].name, "c");
+  const FairShareTree t = FairShareTree::Build(s.accounts, kT0, kWeek, held, entitled);
+  ASSERT_EQ(t.LeafOrder().size(), 3u);
+  EXPECT_EQ(s.accounts[t.LeafOrder()[0]].name, "c");
+  EXPECT_EQ(s.accounts[t.LeafOrder()[1]].name, "b");
+  EXPECT_EQ(s.accounts[t.LeafOrder()[2]].name, "a");
+  // Holding exactly the entitlement is owed nothing: b at 40 of 40 falls back behind a (usage).
+  const std::vector<double> held2 = {0, 50, 40, 10};
+  const FairShareTree t2 = FairShareTree::Build(s.accounts, kT0, kWeek, held2, entitled);
+  EXPECT_EQ(s.accounts[t2.LeafOrder()[0]].name, "c");
+  EXPECT_EQ(s.accounts[t2.LeafOrder()[1]].name, "a");
+  EXPECT_EQ(s.accounts[t2.LeafOrder()[2]].name, "b");
+}
+
+TEST(FairShareTreeTest, AllocationIsComparedPerSubtree) {
+  // i1 {p1: held 30 of 20, p2: held 0 of 10} holds 30 of 30: owed nothing as a subtree.
+  // i2 {p3: held 10 of 20}: 0.5 -> i2 first although p2 alone is further below (0).
+  // Under i1, p2 (0 of 10) comes before p1.
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeAccount("i1"))
+                         .Add(MakeAccount("i2"))
+                         .Add(MakeAccount("p1").Parent("i1"))
+                         .Add(MakeAccount("p2").Parent("i1"))
+                         .Add(MakeAccount("p3").Parent("i2"))
+                         .Build();
+  // Index 0 is the builder's `root`.
+  const std::vector<double> held = {0, 0, 0, 30, 0, 10}, entitled = {0, 0, 0, 20, 10, 20};
+  const FairShareTree t = FairShareTree::Build(s.accounts, kT0, kWeek, held, entitled);
+  ASSERT_EQ(t.LeafOrder().size(), 3u);
+  EXPECT_EQ(s.accounts[t.LeafOrder()[0]].name, "p3");
+  EXPECT_EQ(s.accounts[t.LeafOrder()[1]].name, "p2");
+  EXPECT_EQ(s.accounts[t.LeafOrder()[2]].name, "p1");
 }
 
 }  // namespace

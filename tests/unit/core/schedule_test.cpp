@@ -486,5 +486,93 @@ TEST(ReasonTest, EveryPendingJobHasExactlyOneReason) {
   EXPECT_EQ(plan.starts.size() + plan.pending.size(), s.pending.size());
 }
 
+// Two free nodes (16 GPUs). a asks for 4 x 4 GPUs, b for 2 x 4: max-min by equal shares gives
+// each 8. a has no usage (ranks first by usage), b has some.
+ClusterBuilder TwoAccountsOneOverAsking() {
+  ClusterBuilder b;
+  b.Add(MakeNode("n0"))
+      .Add(MakeNode("n1"))
+      .Add(MakeAccount("a"))
+      .Add(MakeAccount("b").UsageGpuHours(10));
+  for (uint64_t id = 1; id <= 4; ++id)
+    b.Add(MakeJob(id).Account("a").Gpus(4));
+  b.Add(MakeJob(5).Account("b").Gpus(4)).Add(MakeJob(6).Account("b").Gpus(4));
+  return b;
+}
+
+TEST(ScheduleTest, AnAccountAtItsEntitlementWaitsForTheOthers) {
+  const Snapshot s = TwoAccountsOneOverAsking().Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  // Order: a (no usage) first: 1, 2, 3, 4, then 5, 6. After 1 and 2, a holds 8 of its 8: 3 and
+  // 4 are deferred, 5 and 6 take the other node, and 3 and 4 find nothing left.
+  ASSERT_EQ(plan.starts.size(), 4u);
+  EXPECT_TRUE(plan.FindStart(JobId(1)));
+  EXPECT_TRUE(plan.FindStart(JobId(2)));
+  EXPECT_TRUE(plan.FindStart(JobId(5)));
+  EXPECT_TRUE(plan.FindStart(JobId(6)));
+  EXPECT_EQ(ReasonOf(plan, 3).code, ReasonCode::kPriority);
+  // Deferred jobs keep their rank in the queue: 2 jobs ahead of job 3.
+  EXPECT_EQ(plan.FindPending(JobId(3))->jobs_ahead, 2);
+}
+
+TEST(ScheduleTest, DeferredJobsStillTakeWhatNobodyElseWants) {
+  // b's one job (4 GPUs) needs a label no node has: entitled a 12, b 4. a's fourth job is
+  // deferred (a holds 12 after three), then takes the 4 GPUs b cannot use: work conserving.
+  ClusterBuilder b;
+  b.Add(MakeNode("n0"))
+      .Add(MakeNode("n1"))
+      .Add(MakeAccount("a"))
+      .Add(MakeAccount("b").UsageGpuHours(10));
+  for (uint64_t id = 1; id <= 4; ++id)
+    b.Add(MakeJob(id).Account("a").Gpus(4));
+  b.Add(MakeJob(5).Account("b").Gpus(4).Label("x"));
+  const Plan plan = Schedule(b.Build(), PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.starts.size(), 4u);
+  EXPECT_TRUE(plan.FindStart(JobId(4)));
+  EXPECT_FALSE(plan.FindStart(JobId(5)));
+}
+
+TEST(ScheduleTest, PacingNeverDefersAJobWithinItsGuarantee) {
+  // Three nodes, 24 GPUs; a holds n1 (job 100), b holds half of n0 (job 101, borrowing, 2h
+  // old), c holds n2. Demand a 8 + 4, b 4 + 4, c 8: entitled 8 each, so a (holding 8) is at its
+  // entitlement and b (4) is owed. Job 1 (a, admin +20,000) ranks first and is within a's
+  // guarantee (8 + 4 <= 16). Deferred, it would let job 2 (b, within b's guarantee: 4 + 4 <= 8)
+  // take n0's last 4 GPUs and then preempt b's borrowing job 101 to get in; not deferred, it
+  // takes them, and job 2 finds no borrower of another account to reclaim from.
+  const Snapshot s =
+      ClusterBuilder()
+          .Add(MakeNode("n0"))
+          .Add(MakeNode("n1"))
+          .Add(MakeNode("n2"))
+          .Add(MakeAccount("a").Guaranteed("h100", 16))
+          .Add(MakeAccount("b").Guaranteed("h100", 8).UsageGpuHours(10))
+          .Add(MakeAccount("c").UsageGpuHours(10))
+          .AddRunning(MakeJob(100).Account("a").On("n1", 8).Started(kT0).TimeLimit(4 * kHour))
+          .AddRunning(MakeJob(101)
+                          .Account("b")
+                          .On("n0", 4)
+                          .Borrowing()
+                          .Started(kT0 - 2 * kHour)
+                          .TimeLimit(3 * kHour))
+          .AddRunning(MakeJob(102).Account("c").On("n2", 8).Started(kT0).TimeLimit(4 * kHour))
+          .Add(MakeJob(1).Account("a").Gpus(4).AdminAdjustment(20'000))
+          .Add(MakeJob(2).Account("b").Gpus(4))
+          .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.starts.size(), 1u);
+  EXPECT_EQ(plan.starts[0].job, JobId(1));
+  EXPECT_TRUE(plan.preemptions.empty());
+}
+
+TEST(ScheduleTest, WithoutFairShareWeightTheOrderIsNotPaced) {
+  PolicyConfig config;
+  config.weights = {.fairshare = 0, .age = 0, .size = 0, .priority_class = 0};
+  const Plan plan = Schedule(TwoAccountsOneOverAsking().Build(), config, kT0);
+  // Submit order, then id: 1-4 fill both nodes.
+  ASSERT_EQ(plan.starts.size(), 4u);
+  for (uint64_t id = 1; id <= 4; ++id)
+    EXPECT_TRUE(plan.FindStart(JobId(id))) << id;
+}
+
 }  // namespace
 }  // namespace gsched::core
