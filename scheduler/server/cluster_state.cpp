@@ -14,12 +14,12 @@
 #include <thread>
 #include <tuple>
 
+#include "config/policy_from_config.h"
 #include "scheduler/api/array_spec.h"
 #include "scheduler/api/codec.h"
 #include "scheduler/api/decode.h"
 #include "scheduler/api/json.h"
 #include "scheduler/common/quantity.h"
-#include "scheduler/server/policy_from_config.h"
 #include "scheduler/server/stored_job.h"
 #include "scheduler/state/store.h"
 
@@ -158,7 +158,7 @@ json::object JobEventData(const api::Job& job) {
 }  // namespace
 
 ClusterState::ClusterState(const config::SchedulerConfig& config, const Clock& clock)
-    : config_(config), clock_(clock), policy_(PolicyFromConfig(config)) {
+    : config_(config), clock_(clock), policy_(config::PolicyFromConfig(config)) {
   // `root` always exists: every account hangs below it.
   api::Account root;
   root.name = "root";
