@@ -602,14 +602,12 @@ std::vector<api::Account> ClusterState::VisibleAccounts(const Principal& who) co
 double ClusterState::UsageGpuHours(const std::string& account) const {
   Timestamp now = clock_.Now();
   double seconds = usage_.DecayedSeconds(account, now);
-  const SnapshotSources in{
-      config_, policy_, accounts_, nodes_, jobs_, usage_, applier_.recent_preemptions()};
   for (uint64_t id : jobs_.running()) {
     const JobRecord& rec = *jobs_.Find(id);
     if (rec.job.spec.account != account || !rec.job.start_time)
       continue;
     seconds += core::NormalisedGpuSeconds(
-        AllocatedGpus(rec.job), in.AllocationCost(rec.job),
+        AllocatedGpus(rec.job), AllocationCost(config_, nodes_, rec.job),
         std::chrono::duration<double>(now - *rec.job.start_time).count());
   }
   return seconds / 3600.0;

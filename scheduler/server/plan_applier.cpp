@@ -46,6 +46,10 @@ std::string PlanApplier::WhyStale(const core::Snapshot& snapshot,
   for (const core::NodeAllocation& na : start.nodes) {
     if (na.node >= snapshot.nodes.size())
       return "a node outside the snapshot";
+    // The core asks per node what the spec asks; what an attempt holds is released by the spec.
+    if (na.cpus != rec->job.spec.cpus_per_node ||
+        na.memory_mib != rec->job.spec.memory_mib_per_node)
+      return "the plan's CPUs or memory are not the job's";
     std::string why =
         nodes_.WhyNotFits(snapshot.nodes[na.node].name, gpu_type, na.gpus, na.cpus, na.memory_mib);
     if (!why.empty())

@@ -13,7 +13,8 @@ double GpuCost(const config::SchedulerConfig& config, const std::string& type) {
   return t ? t->cost : 1.0;
 }
 
-double SnapshotSources::AllocationCost(const api::Job& job) const {
+double AllocationCost(const config::SchedulerConfig& config, const NodeRegistry& nodes,
+                      const api::Job& job) {
   const NodeRecord* node =
       job.allocation.empty() ? nullptr : nodes.Find(job.allocation.front().node);
   return node == nullptr ? 1.0 : GpuCost(config, node->node.gpu_type);

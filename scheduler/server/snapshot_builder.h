@@ -25,6 +25,9 @@ namespace gsched::server {
 
 // The cost rate of a GPU type (1.0 for a type the configuration does not name).
 double GpuCost(const config::SchedulerConfig& config, const std::string& type);
+// The cost rate of the GPUs of `job`'s allocation (its first node's type; 1.0 when unknown).
+double AllocationCost(const config::SchedulerConfig& config, const NodeRegistry& nodes,
+                      const api::Job& job);
 
 struct SnapshotSources {
   const config::SchedulerConfig& config;
@@ -35,8 +38,9 @@ struct SnapshotSources {
   const UsageBook& usage;
   const std::deque<std::pair<Timestamp, std::string>>& recent_preemptions;  // (time, account).
 
-  // The cost rate of the GPUs of `job`'s allocation (its first node's type; 1.0 when unknown).
-  double AllocationCost(const api::Job& job) const;
+  double AllocationCost(const api::Job& job) const {
+    return server::AllocationCost(config, nodes, job);
+  }
 };
 
 core::Snapshot BuildSnapshot(const SnapshotSources& in, Timestamp now);
