@@ -90,11 +90,15 @@ Status ClusterState::Load(const state::Store& store) {
     stand_in.parent = "root";
     accounts_[account] = std::move(stand_in);
   }
-  // Allocations of running jobs hold their GPUs, CPUs and memory on the nodes they run on; they
-  // run under their spec's limit (the plan that started them is gone with the restart).
+  // Allocations of running jobs hold their GPUs, CPUs and memory on the nodes they run on. They
+  // run under the limit the core gives their spec, as the plan that started them did (the plan
+  // itself is gone with the restart).
   for (uint64_t id : jobs_.running()) {
     JobRecord& rec = *jobs_.Find(id);
-    rec.time_limit = EffectiveTimeLimit(rec.job.spec);
+    const api::JobSpec& spec = rec.job.spec;
+    rec.time_limit =
+        core::EffectiveTimeLimit(spec.time_limit_s ? Seconds(*spec.time_limit_s) : Duration(0),
+                                 spec.priority_class, policy_);
     nodes_.Hold(rec.job, rec.job.spec.cpus_per_node, rec.job.spec.memory_mib_per_node);
   }
   // The event log continues after its last entry.
@@ -118,13 +122,6 @@ state::WriteBatch ClusterState::QuarantineBatch() const {
     batch.Delete(q.family, q.key);
   }
   return batch;
-}
-
-Duration ClusterState::EffectiveTimeLimit(const api::JobSpec& spec) const {
-  const auto& limits = config_.priority.Limits(spec.priority_class);
-  if (!spec.time_limit_s)
-    return limits.default_time_limit;
-  return std::min<Duration>(Seconds(*spec.time_limit_s), limits.max_time_limit);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -192,9 +192,6 @@ class ClusterState {
   }
 
  private:
-  // The limit a job runs under when no plan said (after a restart): its own, else its class
-  // default, at most the class maximum.
-  Duration EffectiveTimeLimit(const api::JobSpec& spec) const;
   Status ValidateSpec(const Principal& who, api::JobSpec& spec, const state::Store* history) const;
   api::Job WithReason(const JobRecord& record) const { return reasons_.WithReason(record); }
   // Ends the current attempt of a starting/running job: frees its GPUs, charges usage, records the

@@ -30,6 +30,7 @@ bool ClusterState::AttemptPlacedOn(uint64_t job, uint32_t attempt, const std::st
 }
 
 Result<Change> ClusterState::WorkerHello(const Principal& who, const api::Hello& hello) {
+  RETURN_IF_ERROR(Authorizer::Check(who, Authorizer::Action::kConnectWorker));
   if (hello.node.empty())
     return Status::InvalidArgument("required", "node");
   // A token speaks only for the nodes it names: a stolen one cannot say hello as another node
