@@ -7,9 +7,10 @@
 // Owns the in-memory tables and their invariants: a job enters with `AddPending` / `Load`, moves
 // with `Start`, `Stop`, `Requeue`, and leaves with `Finish`, each keeping the sets, the per-user
 // pending counts, the array counts and the indices in step. The job state machine itself (what
-// happens to a job and when) is `ClusterState`'s. I/O: `Load`, `BuildIndex`, `ReadStored`,
-// `ScanStored` and `PruneHistory` read the store they are handed; writes go through `Change`
-// batches. Threading: not thread-safe; owned by `ClusterState`, on the service's state thread
+// happens to a job and when) is `ClusterState`'s. I/O: `Load`, `ReadStored` and `PruneHistory`
+// read the store they are handed, and `BuildIndex` reads it and commits the index it builds;
+// every other write goes through `Change` batches. Threading: not thread-safe; owned by
+// `ClusterState`, on the service's state thread
 // (`Load` decodes on helper threads of its own and joins them before it returns).
 #pragma once
 
