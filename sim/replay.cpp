@@ -9,8 +9,8 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "config/policy_from_config.h"
 #include "scheduler/common/policy_defaults.h"
-#include "scheduler/server/policy_from_config.h"
 #include "sim/metrics.h"
 
 namespace gsched::sim {
@@ -123,7 +123,7 @@ uint64_t SplitMix64(uint64_t x) {
 }
 
 core::PolicyConfig PolicyFor(Policy policy, const config::SchedulerConfig& config) {
-  core::PolicyConfig p = server::PolicyFromConfig(config);
+  core::PolicyConfig p = config::PolicyFromConfig(config);
   if (policy == Policy::kFairshare)
     return p;
   // Baselines: equal priority everywhere, so ties (earlier submit, then lower id) or the admin

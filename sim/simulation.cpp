@@ -5,7 +5,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "scheduler/core/fairshare.h"
+#include "scheduler/core/usage.h"
 
 namespace gsched::sim {
 
@@ -223,12 +223,9 @@ void Simulation::ChargeBudgets(uint32_t account, double normalised_gpus, Timesta
   for (uint32_t p = account, steps = 0; p != core::kNoParent && steps <= snapshot_.accounts.size();
        p = snapshot_.accounts[p].parent, ++steps) {
     auto& budget = snapshot_.accounts[p].budget;
-    if (!budget)
-      continue;
-    const Timestamp lo = std::max(from, budget->start), hi = std::min(to, budget->end);
-    if (hi > lo)
+    if (budget)
       budget->consumed_gpu_hours +=
-          normalised_gpus * static_cast<double>((hi - lo).count()) / 3'600'000.0;
+          core::BudgetCharge(normalised_gpus, from, to, budget->start, budget->end);
   }
 }
 

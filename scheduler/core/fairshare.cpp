@@ -6,18 +6,6 @@
 
 namespace gsched::core {
 
-double DecayedUsage(const UsageRecord& u, Timestamp now, Duration half_life) {
-  if (half_life.count() <= 0 || now <= u.at)
-    return u.value;
-  const double halvings =
-      static_cast<double>((now - u.at).count()) / static_cast<double>(half_life.count());
-  return u.value * std::exp2(-halvings);
-}
-
-UsageRecord AddUsage(const UsageRecord& u, double amount, Timestamp now, Duration half_life) {
-  return {DecayedUsage(u, now, half_life) + amount, std::max(now, u.at)};
-}
-
 FairShareTree FairShareTree::Build(std::span<const AccountInfo> accounts, Timestamp now,
                                    Duration half_life, std::span<const double> held,
                                    std::span<const double> entitled) {

@@ -1,7 +1,5 @@
-// Usage decay and the Fair-Tree-style fair-share ranking (DESIGN.md section 3, phase 1).
-//
-// Usage is normalised GPU-seconds (GPU-seconds x the GPU type's cost), stored as (value, time) and
-// decayed on read: U(t) = U(t0) * 2^(-(t - t0) / half_life).
+// The Fair-Tree-style fair-share ranking (DESIGN.md section 3, phase 1), over decayed usage
+// (`usage.h`).
 //
 // Ranking: at each level of the account tree, siblings are ordered by
 //   level_fairshare = (shares_a / sum of sibling shares) / (usage_a / sum of sibling usage)
@@ -26,13 +24,9 @@
 #include <vector>
 
 #include "scheduler/core/model.h"
+#include "scheduler/core/usage.h"  // DecayedUsage
 
 namespace gsched::core {
-
-double DecayedUsage(const UsageRecord& u, Timestamp now, Duration half_life);
-
-// Decays `u` to `now`, then adds `amount` normalised GPU-seconds.
-UsageRecord AddUsage(const UsageRecord& u, double amount, Timestamp now, Duration half_life);
 
 class FairShareTree {
  public:

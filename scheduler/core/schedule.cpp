@@ -51,9 +51,10 @@ const JobStart* Plan::FindStart(JobId job) const {
   return nullptr;
 }
 
-Duration EffectiveTimeLimit(const PendingJobInfo& job, const PolicyConfig& config) {
-  const ClassTimeLimits& c = config.class_limits[static_cast<size_t>(job.priority_class)];
-  Duration tl = job.time_limit.count() > 0 ? job.time_limit : c.default_limit;
+Duration EffectiveTimeLimit(Duration own, api::PriorityClass priority_class,
+                            const PolicyConfig& config) {
+  const ClassTimeLimits& c = config.class_limits[static_cast<size_t>(priority_class)];
+  Duration tl = own.count() > 0 ? own : c.default_limit;
   return std::min(tl, c.max_limit);
 }
 

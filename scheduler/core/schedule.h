@@ -81,7 +81,11 @@ struct Plan {
 Explanation ExplanationOf(const std::vector<Explanation>& explanations, const PendingReason& r);
 
 // The time limit a job runs under: its own, or its class default when 0, at most the class max.
-Duration EffectiveTimeLimit(const PendingJobInfo& job, const PolicyConfig& config);
+Duration EffectiveTimeLimit(Duration own, api::PriorityClass priority_class,
+                            const PolicyConfig& config);
+inline Duration EffectiveTimeLimit(const PendingJobInfo& job, const PolicyConfig& config) {
+  return EffectiveTimeLimit(job.time_limit, job.priority_class, config);
+}
 
 Plan Schedule(const Snapshot& snapshot, const PolicyConfig& config, Timestamp now);
 

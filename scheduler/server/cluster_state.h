@@ -1,5 +1,17 @@
 // `ClusterState`: the scheduler's authoritative state - jobs, accounts, nodes, revoked tokens, the
-// id and event counters - and every change to it (DESIGN.md sections 2, 4 and 5).
+// id and event counters - and every change to it (DESIGN.md sections 2, 4 and 5). A facade over
+// parts with one job each, which it owns:
+//   - `JobRecords` (job_records.h): the jobs in memory, their indices, and their stored records;
+//   - `NodeRegistry` (node_registry.h): nodes, workers, health, timeouts, what attempts hold;
+//   - `UsageBook` (usage_book.h): fair-share usage, budgets and the usage ledger;
+//   - `Authorizer` (authorizer.h): every "may this caller see or do this";
+//   - `EventLog` (event_log.h): the gap-free event log and its pruning;
+//   - `BuildSnapshot` (snapshot_builder.h) and `PlanApplier` (plan_applier.h): the core's input,
+//     and its plan re-validated and applied;
+//   - `PendingReasons` (pending_reasons.h): why pending jobs wait, and `job.reason` events.
+// What is left here is the job state machine (submit, cancel, hold, attempts that start, end,
+// fail on a node or overrun; in cluster_state.cpp and cluster_state_attempts.cpp) and the account
+// tree.
 //
 // Shape: apply in memory, commit, then tell. Each mutation updates memory at once and returns a
 // `Change`: the `WriteBatch` that makes it durable, the events it produced (with their gap-free
@@ -8,8 +20,15 @@
 // makes every change and the store commits in submission order, the disk always holds a prefix of
 // the changes made in memory; a crash loses only changes nobody was told about.
 //
-// Threading: not thread-safe; owned by the service's state thread. No I/O here (the store is only
-// read by `Load`), so the whole state machine is tested with a `MemoryStore` and a manual clock.
+// I/O: no writes (every write is a `Change` batch the caller commits), except `BuildJobIndex`,
+// which commits the index it builds at start. Reads of the store it is handed: `Load` (at
+// start); `GetJob` and `ListJobs` (finished jobs, which are not kept in memory); `UsageReport`
+// (the ledger); `PruneHistory` (the stored jobs it walks); `Submit` with `history` (whether a
+// finished job named in `depends_on` is the submitter's). Everything else is memory only, so the
+// whole state machine is tested with a `MemoryStore` and a manual clock.
+//
+// Threading: not thread-safe; owned by the service's state thread. Exception: `policy()` is
+// immutable after construction and is read by the scheduling thread.
 #pragma once
 
 #include <cstdint>
@@ -31,90 +50,18 @@
 #include "scheduler/core/model.h"
 #include "scheduler/core/run_time_prediction.h"
 #include "scheduler/core/schedule.h"
+#include "scheduler/server/authorizer.h"
+#include "scheduler/server/change.h"
+#include "scheduler/server/event_log.h"
+#include "scheduler/server/job_records.h"
+#include "scheduler/server/node_registry.h"
+#include "scheduler/server/pending_reasons.h"
+#include "scheduler/server/plan_applier.h"
 #include "scheduler/server/stored_job.h"
+#include "scheduler/server/usage_book.h"
 #include "scheduler/state/store.h"
 
 namespace gsched::server {
-
-// Who is asking, from a verified token.
-struct Principal {
-  std::string user;
-  api::Role role = api::Role::kUser;
-  std::vector<std::string> accounts;  // The first is the default account.
-  std::string token_id;
-  Timestamp expires{};
-  // Worker tokens: the node patterns they serve (`ServesNode` in token.h).
-  std::vector<std::string> nodes;
-};
-
-// A message for the worker of one node.
-struct Dispatch {
-  std::string node;
-  api::SchedulerMessage message;
-};
-
-struct Change {
-  state::WriteBatch batch;
-  std::vector<api::Event> events;
-  std::vector<Dispatch> dispatches;
-  bool reschedule = false;  // Something changed that a scheduling pass should look at.
-  // Events that are not in the log (`job.reason`): never stored or replayed, published once the
-  // log events made before them are. Their `seq` is the newest log event they follow.
-  std::vector<api::Event> ephemeral;
-};
-
-struct NodeRecord {
-  api::Node node;
-  bool connected = false;
-  Timestamp last_heartbeat{};
-  uint64_t used_gpus = 0;  // Bitmask derived from running allocations.
-  // The starting and running jobs with a part on this node, kept with `used_gpus`: a hello or a
-  // lost node looks at these instead of every running job.
-  std::set<uint64_t> jobs;
-  // The state to return to when a `down` node is heard from again (an admin's drain survives).
-  api::NodeState state_before_down = api::NodeState::kUp;
-  int32_t used_cpus = 0;
-  int64_t used_memory_mib = 0;
-  // The ports the worker lends to rendezvous (`hello.rendezvous_ports`; the worker's default when
-  // it does not say), and those that attempts with a part here hold.
-  api::PortRange rendezvous_ports = api::kDefaultRendezvousPorts;
-  std::set<int32_t> rendezvous_in_use;
-};
-
-struct JobRecord {
-  api::Job job;
-  std::optional<Timestamp> last_checkpoint;
-  bool runs_as_preemptible = false;
-  std::optional<Timestamp> terminating_deadline;  // A kill or preemption is under way.
-  // "cancelled", "preempted", "timeout", or "gang": a part of a multi-node attempt failed and
-  // the others are being stopped.
-  std::string terminating_reason;
-  // Parts of the current attempt that ended while others run (persisted with the job).
-  GangProgress gang;
-  // While `starting`: what the worker last said it is doing (pulling the image, with progress),
-  // the job's reason until it runs. Memory only: progress is no reason to write.
-  std::string starting_message;
-};
-
-// One row of `GET /v1/usage`: normalised GPU-hours (GPU-hours x the type's cost, preempted
-// attempts at `preemption.usage_charge`) of one user in one account on one GPU type.
-struct UsageRow {
-  std::string account;
-  std::string user;
-  std::string gpu_type;
-  double gpu_hours = 0;
-};
-
-struct UsageQuery {
-  std::string account;  // This account and its subtree; empty: all.
-  Timestamp since{};
-  Timestamp until{};
-};
-
-struct UsageEntry {
-  double value = 0;  // Normalised GPU-seconds as of `at`.
-  Timestamp at{};
-};
 
 struct JobFilter {
   std::vector<api::JobState> states;  // Any of these; empty means every state.
@@ -145,8 +92,8 @@ class ClusterState {
   // under `QuarantineKey` (with its reason) and deleted from its own.
   state::WriteBatch QuarantineBatch() const;
   // Writes the `job_index` family for the jobs stored before it existed (once: a meta key marks
-  // it done). Called at start, after `Load`, before serving.
-  Status BuildJobIndex(state::Store& store) const;
+  // it done). Called at start, after `Load`, before serving. Commits to `store` itself.
+  Status BuildJobIndex(state::Store& store) const { return JobRecords::BuildIndex(store); }
   static std::string QuarantineKey(state::Family family, std::string_view key);
 
   // --- Jobs ---------------------------------------------------------------------------------
@@ -165,9 +112,8 @@ class ClusterState {
   // --- Accounts -----------------------------------------------------------------------------
   Result<Change> PutAccount(const Principal& who, api::Account account);
   std::vector<api::Account> Accounts() const;
-  // The accounts `who` may read (DESIGN.md section 11): admins all; a user their own accounts
-  // whole and the accounts below and above them in outline (no members, no budget); a coordinator
-  // their subtrees whole and the ancestors in outline; workers none.
+  // The accounts `who` may read (`Authorizer::ViewOfAccount`): whole, or in outline (no members,
+  // no budget).
   std::vector<api::Account> VisibleAccounts(const Principal& who) const;
   // Usage in [since, until) that `who` may see (admins all, coordinators their subtrees, users
   // their own), from the hourly ledger of ended attempts plus running attempts so far. Ended
@@ -180,14 +126,16 @@ class ClusterState {
   double UsageGpuHours(const std::string& account) const;
 
   // --- Nodes and workers --------------------------------------------------------------------
-  // `who` must be a worker token that serves `hello.node` (the service checks the patterns).
+  // `who` must be a worker token that serves `hello.node` (checked here too).
   Result<Change> WorkerHello(const Principal& who, const api::Hello& hello);
   // Whether `attempt` of `job` is the live attempt and has a part on `node`: the only updates a
   // node's worker may make.
   bool AttemptPlacedOn(uint64_t job, uint32_t attempt, const std::string& node) const;
-  Result<Change> WorkerHeartbeat(const api::Heartbeat& hb);
+  Result<Change> WorkerHeartbeat(const api::Heartbeat& hb) { return nodes_.Heartbeat(hb); }
   Result<Change> WorkerJobUpdate(const std::string& node, const api::JobUpdate& update);
-  Result<Change> WorkerGpuHealth(const api::GpuHealthReport& report);
+  Result<Change> WorkerGpuHealth(const api::GpuHealthReport& report) {
+    return nodes_.GpuHealth(report);
+  }
   Change WorkerDisconnected(const std::string& node);
   Result<Change> DrainNode(const Principal& who, const std::string& node,
                            const std::string& reason);
@@ -200,7 +148,7 @@ class ClusterState {
   Change PruneHistory(const state::Store& store, size_t max_rows);
   // Kills attempts whose grace after a kill or preemption ran out, and jobs past their limit.
   Change EnforceDeadlines();
-  std::vector<api::Node> Nodes() const;
+  std::vector<api::Node> Nodes() const { return nodes_.Nodes(); }
 
   // --- Tokens -------------------------------------------------------------------------------
   Change RecordToken(const Principal& who, const std::string& token_id, const std::string& user);
@@ -208,50 +156,45 @@ class ClusterState {
   bool IsRevoked(const std::string& token_id) const { return revoked_.contains(token_id); }
 
   // --- Scheduling ---------------------------------------------------------------------------
-  // The snapshot the core decides over. `job_ids` maps pending indices back.
+  // The snapshot the core decides over.
   core::Snapshot BuildSnapshot() const;
-  // Re-validates `plan` against the state now, applies what still holds, and returns the change
-  // (starts become `starting` with their launch messages, preemptions become kills).
+  // Re-validates `plan` against the state now, applies what still holds (`PlanApplier`), and
+  // returns the change (starts become `starting` with their launch messages, preemptions become
+  // kills, changed pending reasons become `job.reason` events).
   Change ApplyPlan(const core::Snapshot& snapshot, const core::Plan& plan);
   const core::PolicyConfig& policy() const { return policy_; }
-  // `job.reason` events a pass emits at most; further changes wait for the next passes, so that a
-  // change that moves every pending job's estimate reaches watchers as a bounded stream.
-  static constexpr size_t kMaxReasonEventsPerPass = 1000;
-  // An estimated start that moved less than this since the last `job.reason` is no news.
-  static constexpr Duration kReasonStartStep = Seconds(60);
+  static constexpr size_t kMaxReasonEventsPerPass = PendingReasons::kMaxEventsPerPass;
+  static constexpr Duration kReasonStartStep = PendingReasons::kStartStep;
 
   // --- The event log ------------------------------------------------------------------------
-  // Deletes the oldest events beyond `events.max_events` or older than `events.retention` (the
-  // newest event always stays). Watchers asking for pruned events get a `resync`.
-  Change PruneEvents();
-  // The oldest event still in the log (`last_event_seq() + 1` when it is empty).
-  uint64_t first_event_seq() const { return first_event_seq_; }
-  // An event outside the log (`account.usage`, `cluster.summary`): stamped now, with the seq of
-  // the newest log event.
-  api::Event EphemeralEvent(std::string type, boost::json::object data) const;
+  Change PruneEvents() { return events_.Prune(); }
+  uint64_t first_event_seq() const { return events_.first_seq(); }
+  api::Event EphemeralEvent(std::string type, boost::json::object data) const {
+    return events_.Ephemeral(std::move(type), std::move(data));
+  }
   // Whether `account` is `root` or below it.
-  bool InAccountSubtree(const std::string& account, const std::string& root) const;
+  bool InAccountSubtree(const std::string& account, const std::string& root) const {
+    return auth_.InSubtree(account, root);
+  }
 
   // --- Introspection ------------------------------------------------------------------------
-  uint64_t last_event_seq() const { return next_seq_ - 1; }
-  const std::deque<api::Event>& recent_events() const { return recent_events_; }
-  size_t pending_count() const { return pending_.size(); }
-  size_t running_count() const { return running_.size(); }
-  const std::set<uint64_t>& running_ids() const { return running_; }  // Starting and running.
-  const std::unordered_map<uint64_t, JobRecord>& jobs() const { return jobs_; }
-  const std::map<std::string, NodeRecord>& nodes() const { return nodes_; }
+  uint64_t last_event_seq() const { return events_.last_seq(); }
+  const std::deque<api::Event>& recent_events() const { return events_.recent(); }
+  size_t pending_count() const { return jobs_.pending().size(); }
+  size_t running_count() const { return jobs_.running().size(); }
+  const std::set<uint64_t>& running_ids() const { return jobs_.running(); }
+  const std::unordered_map<uint64_t, JobRecord>& jobs() const { return jobs_.all(); }
+  const std::map<std::string, NodeRecord>& nodes() const { return nodes_.all(); }
+  const Authorizer& authorizer() const { return auth_; }
 
   // Whether `who` may act on jobs of `account` (own account, coordinator of its subtree, admin).
-  bool MayManageAccount(const Principal& who, const std::string& account) const;
+  bool MayManageAccount(const Principal& who, const std::string& account) const {
+    return auth_.MayActForAccount(who, account);
+  }
 
  private:
-  void AddEvent(Change& change, std::string type, boost::json::object data);
-  void PersistJob(Change& change, const JobRecord& record);
-  // Moves a node to `to`, persists it and records a `node.state` event.
-  void SetNodeState(Change& change, NodeRecord& rec, api::NodeState to, std::string reason,
-                    std::string by = {});
-  void NodeBackFromDown(Change& change, NodeRecord& rec, std::string reason);
-  void SetJobState(Change& change, JobRecord& record, api::JobState to, std::string why);
+  Status ValidateSpec(const Principal& who, api::JobSpec& spec, const state::Store* history) const;
+  api::Job WithReason(const JobRecord& record) const { return reasons_.WithReason(record); }
   // Ends the current attempt of a starting/running job: frees its GPUs, charges usage, records the
   // attempt, and requeues or finishes the job.
   void FinishAttempt(Change& change, JobRecord& record, api::JobState end_state,
@@ -261,87 +204,25 @@ class ClusterState {
   // scheduler's kill named it (cancelled, preempted, timeout), else as its first failed part
   // ended, else completed. The first part to fail stops the others, with their grace.
   void EndPart(Change& change, JobRecord& record, const std::string& node, PartEnd end);
-  // Takes the GPUs and rendezvous port of a starting or running job on its nodes, and gives
-  // them back.
-  void HoldAllocation(const JobRecord& record);
-  void ReleaseAllocation(const JobRecord& record);
-  // Where a new attempt on `nodes` (rank order) meets: rank 0's address and a port of its range
-  // that no attempt with a part on any of `nodes` holds. Absent when every port is held.
-  std::optional<api::Rendezvous> ChooseRendezvous(const std::vector<std::string>& nodes,
-                                                  uint64_t job, uint32_t attempt) const;
   void ChargeUsage(Change& change, const JobRecord& record, Timestamp end, bool preempted);
-  // Charges `normalised_gpus` over [from, to) to the budget of `account` and of every ancestor
-  // (the part within each period), writing the ancestors' usage records; returns what `account`
-  // has used of its own budget.
-  double ChargeBudgets(const std::string& account, double normalised_gpus, Timestamp from,
-                       Timestamp to, Change& change);
-  bool MaySeeJob(const Principal& who, const api::Job& job) const;
-  // A copy of a job in memory with its pending reason from the last pass.
-  api::Job WithReason(const api::Job& job) const;
-  bool IsInSubtree(const std::string& account, const std::string& root) const;
-  double GpuCost(const std::string& type) const;
-  Status ValidateSpec(const Principal& who, api::JobSpec& spec, const state::Store* history) const;
-  // The limit a job runs under: its own, else its class default, at most the class maximum.
-  Duration EffectiveTimeLimit(const api::JobSpec& spec) const;
-  size_t RecentEventsCapacity() const;
 
   const config::SchedulerConfig& config_;
   const Clock& clock_;
-  core::PolicyConfig policy_;
+  const core::PolicyConfig policy_;
 
-  std::unordered_map<uint64_t, JobRecord> jobs_;  // Every job that is not terminal.
-  std::set<uint64_t> pending_;
-  std::set<uint64_t> running_;  // `starting` and `running`.
   std::map<std::string, api::Account> accounts_;
-  std::map<std::string, UsageEntry> usage_;
-  std::map<std::string, double> budget_used_;  // Normalised GPU-hours in the budget period.
+  Authorizer auth_{accounts_};
+  EventLog events_;
+  NodeRegistry nodes_;
+  JobRecords jobs_;
+  UsageBook usage_;
+  PlanApplier applier_;
+  PendingReasons reasons_;
   // Users' recent run times against their limits, for the estimated starts; fed as attempts end,
   // in memory only (after a restart, estimates fall back to the limits until jobs finish again).
   core::RunTimeHistory run_times_;
-  std::map<std::string, NodeRecord> nodes_;
   std::unordered_set<std::string> revoked_;
-  // Final states of jobs no longer in memory: dependencies need them.
-  std::unordered_map<uint64_t, api::JobState> finished_states_;
-  // The last pass's reasons for pending jobs, sorted by job id, and the explanations they index.
-  // Kept apart from the jobs so that a million pending jobs do not each carry a copy.
-  std::vector<core::PendingReason> reasons_;
-  std::vector<core::Explanation> explanations_;
-  // What the last `job.reason` event said of each pending job, sorted by job id. The first pass
-  // after `Load` records what it finds without events (`reasons_baselined_`): the feed reports
-  // changes, and a restart is not one for a watcher.
-  struct ReportedReason {
-    uint64_t job = 0;
-    api::ReasonCode code = api::ReasonCode::kResources;
-    std::optional<Timestamp> estimated_start;
-  };
-  void ReportReasonChanges(Change& change);
-  std::vector<ReportedReason> reported_reasons_;
-  bool reasons_baselined_ = false;
-  uint64_t prune_cursor_ = 0;  // `PruneHistory` goes on after this job id.
-  std::unordered_map<std::string, int64_t> pending_per_user_;  // "account\x1fuser" -> count.
-  std::unordered_map<uint64_t, int32_t> array_running_;        // Running tasks per array id.
-  // The tasks of an array have consecutive ids from the array's id to `last`: what a cancel or
-  // hold of the array walks, instead of every job. `live` counts those still in `jobs_`.
-  struct ArrayExtent {
-    uint64_t last = 0;
-    size_t live = 0;
-  };
-  std::unordered_map<uint64_t, ArrayExtent> arrays_;
-  // The live jobs of each user and account: `queue` for one person reads theirs, not all.
-  std::unordered_map<std::string, std::set<uint64_t>> live_by_user_;
-  std::unordered_map<std::string, std::set<uint64_t>> live_by_account_;
-  // The live tasks of array `id` in id order; empty when `id` is no live array.
-  std::vector<uint64_t> LiveArrayTasks(uint64_t id) const;
-  void Remember(JobRecord record);
-  // Drops a job that reached a terminal state from memory.
-  void Forget(uint64_t id);
-  std::deque<std::pair<Timestamp, std::string>> recent_preemptions_;  // (time, account).
-
   std::vector<QuarantinedRecord> quarantine_;
-  uint64_t next_job_id_ = 1;
-  uint64_t next_seq_ = 1;
-  uint64_t first_event_seq_ = 1;
-  std::deque<api::Event> recent_events_;  // The newest events, for watch replays.
 };
 
 }  // namespace gsched::server

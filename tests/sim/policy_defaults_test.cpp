@@ -4,9 +4,9 @@
 // documented in config/scheduler.yaml are the same.
 #include <gtest/gtest.h>
 
+#include "config/policy_from_config.h"
 #include "config/scheduler_config.h"
 #include "scheduler/core/policy_config.h"
-#include "scheduler/server/policy_from_config.h"
 #include "sim/replay.h"
 #include "sim/simulation.h"
 
@@ -14,7 +14,7 @@ namespace gsched::sim {
 namespace {
 
 TEST(PolicyDefaultsTest, DaemonAndSimulatorStartFromTheSamePolicy) {
-  const core::PolicyConfig daemon = server::PolicyFromConfig(config::SchedulerConfig{});
+  const core::PolicyConfig daemon = config::PolicyFromConfig(config::SchedulerConfig{});
   const core::PolicyConfig simulator = PolicyFor(Policy::kFairshare, config::SchedulerConfig{});
   const core::PolicyConfig core_default;
   EXPECT_TRUE(daemon == simulator);
@@ -35,7 +35,7 @@ TEST(PolicyDefaultsTest, TheDocumentedConfigIsTheDefault) {
   // config/scheduler.yaml spells out every key with its default.
   auto documented = config::LoadSchedulerConfig(GSCHED_SOURCE_DIR "/config/scheduler.yaml");
   ASSERT_TRUE(documented.ok()) << documented.status().ToString();
-  EXPECT_TRUE(server::PolicyFromConfig(*documented) == core::PolicyConfig{});
+  EXPECT_TRUE(config::PolicyFromConfig(*documented) == core::PolicyConfig{});
 }
 
 }  // namespace

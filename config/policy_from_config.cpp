@@ -1,8 +1,8 @@
-#include "scheduler/server/policy_from_config.h"
+#include "config/policy_from_config.h"
 
-namespace gsched::server {
+namespace gsched::config {
 
-core::PolicyConfig PolicyFromConfig(const config::SchedulerConfig& config) {
+core::PolicyConfig PolicyFromConfig(const SchedulerConfig& config) {
   core::PolicyConfig p;
   p.weights.fairshare = static_cast<double>(config.priority.weights.fairshare);
   p.weights.age = static_cast<double>(config.priority.weights.age);
@@ -26,4 +26,4 @@ core::PolicyConfig PolicyFromConfig(const config::SchedulerConfig& config) {
   return p;
 }
 
-}  // namespace gsched::server
+}  // namespace gsched::config

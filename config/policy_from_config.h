@@ -8,8 +8,8 @@
 #include "config/scheduler_config.h"
 #include "scheduler/core/policy_config.h"
 
-namespace gsched::server {
+namespace gsched::config {
 
 core::PolicyConfig PolicyFromConfig(const config::SchedulerConfig& config);
 
-}  // namespace gsched::server
+}  // namespace gsched::config
