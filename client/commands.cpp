@@ -926,21 +926,7 @@ int Session::AccountsApply(const std::string& file, bool dry_run) {
     if (spec.name == config::kRootAccount && spec.quotas.empty() && !spec.budget &&
         spec.shares == 1)
       continue;
-    api::Account account;
-    account.parent = spec.parent;
-    account.shares = spec.shares;
-    for (const auto& [type, q] : spec.quotas) {
-      // accounts.yaml: no limit means no cap of the account's own; the API's default would be
-      // "no borrowing", so send the largest limit explicitly.
-      account.quotas[type] = {q.guaranteed, q.limit.value_or(10'000'000)};
-    }
-    if (spec.budget)
-      account.budget = api::Budget{spec.budget->gpu_hours, spec.budget->start, spec.budget->end};
-    account.on_budget_exhausted = spec.on_budget_exhausted;
-    account.max_pending_jobs_per_user = spec.max_pending_jobs_per_user;
-    account.max_running_gpus_per_user = spec.max_running_gpus_per_user;
-    if (!spec.users.empty())
-      account.users = spec.users;
+    api::Account account = config::ToApiAccount(spec);
     std::string target = "/v1/accounts/" + UrlEncode(spec.name);
     std::string body = json::serialize(api::Encode(account));
     if (dry_run) {

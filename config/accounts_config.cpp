@@ -392,4 +392,21 @@ Status ValidateAccountsForCluster(const AccountsConfig& accounts, const ClusterC
   return diag.ToStatus();
 }
 
+api::Account ToApiAccount(const AccountSpec& spec) {
+  api::Account a;
+  a.name = spec.name;
+  a.parent = spec.name == kRootAccount ? "" : spec.parent;
+  a.shares = spec.shares;
+  for (const auto& [type, q] : spec.quotas)
+    a.quotas[type] = {q.guaranteed, q.limit.value_or(api::kMaxQuotaGpus)};
+  if (spec.budget)
+    a.budget = api::Budget{spec.budget->gpu_hours, spec.budget->start, spec.budget->end};
+  a.on_budget_exhausted = spec.on_budget_exhausted;
+  a.max_pending_jobs_per_user = spec.max_pending_jobs_per_user;
+  a.max_running_gpus_per_user = spec.max_running_gpus_per_user;
+  if (!spec.users.empty())
+    a.users = spec.users;
+  return a;
+}
+
 }  // namespace gsched::config

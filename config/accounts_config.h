@@ -38,6 +38,7 @@
 
 #include "config/cluster_config.h"
 #include "scheduler/api/enums.h"
+#include "scheduler/api/types.h"
 #include "scheduler/common/clock.h"
 #include "scheduler/common/status.h"
 
@@ -89,6 +90,11 @@ struct AccountsConfig {
   // Names of the direct children of `name`, in order.
   std::vector<std::string> Children(std::string_view name) const;
 };
+
+// The account as the API takes it (`PUT /v1/accounts/{name}`): what the scheduler applies at start
+// from `accounts_file` and what `gsched accounts apply` sends. A quota without `limit` is capped
+// at `api::kMaxQuotaGpus`, the largest the API takes (accounts.yaml: no cap of the account's own).
+api::Account ToApiAccount(const AccountSpec& spec);
 
 // Loads `path`.
 Result<AccountsConfig> LoadAccountsConfig(const std::string& path);

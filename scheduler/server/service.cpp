@@ -94,24 +94,6 @@ Result<uint64_t> ParseId(std::string_view text, std::string_view field) {
   return v;
 }
 
-api::Account FromSpec(const config::AccountSpec& spec) {
-  api::Account a;
-  a.name = spec.name;
-  a.parent = spec.name == "root" ? "" : spec.parent;
-  a.shares = spec.shares;
-  for (const auto& [type, q] : spec.quotas) {
-    a.quotas[type] = {q.guaranteed, q.limit.value_or(api::kMaxQuotaGpus)};
-  }
-  if (spec.budget)
-    a.budget = api::Budget{spec.budget->gpu_hours, spec.budget->start, spec.budget->end};
-  a.on_budget_exhausted = spec.on_budget_exhausted;
-  a.max_pending_jobs_per_user = spec.max_pending_jobs_per_user;
-  a.max_running_gpus_per_user = spec.max_running_gpus_per_user;
-  if (!spec.users.empty())
-    a.users = spec.users;
-  return a;
-}
-
 }  // namespace
 
 struct SchedulerService::Impl {
@@ -1420,7 +1402,7 @@ struct SchedulerService::Impl {
       Principal admin{"admin", api::Role::kAdmin, {}, "bootstrap", {}};
       for (const auto& spec : accounts.accounts) {
         // What is stored must read back: check it with the decoder the store's reader uses.
-        api::Account account = FromSpec(spec);
+        api::Account account = config::ToApiAccount(spec);
         auto check = api::DecodeAccount(api::Encode(account));
         if (!check.ok()) {
           return std::move(check).status().WithFieldPrefix(config.accounts_file + ": " + spec.name);

@@ -72,6 +72,37 @@ accounts:
   EXPECT_EQ(c->Children("root"), (std::vector<std::string>{"universities", "startups"}));
 }
 
+TEST(AccountsConfigTest, ToApiAccountIsWhatTheSchedulerAndTheCliPut) {
+  Result<AccountsConfig> c = ParseAccountsConfig(R"(
+accounts:
+  - name: kaist
+    shares: 10
+    quotas:
+      h100: {guaranteed: 64, limit: 128}
+      b200: {guaranteed: 8}
+    budget: {gpu_hours: 500, start: 2027-01-01, end: 2027-12-31}
+    on_budget_exhausted: hold
+    max_pending_jobs_per_user: 100
+    users: [alice]
+)",
+                                                 "accounts.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  api::Account a = ToApiAccount(*c->Find("kaist"));
+  EXPECT_EQ(a.name, "kaist");
+  EXPECT_EQ(a.parent, "root");
+  EXPECT_EQ(a.shares, 10);
+  EXPECT_EQ(a.quotas.at("h100").guaranteed, 64);
+  EXPECT_EQ(a.quotas.at("h100").limit, 128);
+  EXPECT_EQ(a.quotas.at("b200").limit, api::kMaxQuotaGpus);  // No cap of its own.
+  ASSERT_TRUE(a.budget.has_value());
+  EXPECT_EQ(a.budget->gpu_hours, 500);
+  EXPECT_EQ(a.on_budget_exhausted, api::BudgetExhaustedPolicy::kHold);
+  EXPECT_EQ(a.max_pending_jobs_per_user, 100);
+  ASSERT_TRUE(a.users.has_value());
+  EXPECT_EQ(*a.users, (std::vector<std::string>{"alice"}));
+  EXPECT_EQ(ToApiAccount(*c->Find("root")).parent, "");
+}
+
 TEST(AccountsConfigTest, RootMayBeListedToSetItsQuotas) {
   Result<AccountsConfig> c = ParseAccountsConfig(R"(
 accounts:
