@@ -42,4 +42,9 @@ struct Change {
   std::vector<api::Event> ephemeral;
 };
 
+// A job that holds its allocation: placed and not yet ended.
+constexpr bool IsActive(api::JobState s) {
+  return s == api::JobState::kStarting || s == api::JobState::kRunning;
+}
+
 }  // namespace gsched::server

@@ -14,14 +14,6 @@ namespace gsched::server {
 namespace json = boost::json;
 using api::JobState;
 
-namespace {
-
-bool IsActive(JobState s) {
-  return s == JobState::kStarting || s == JobState::kRunning;
-}
-
-}  // namespace
-
 bool ClusterState::AttemptPlacedOn(uint64_t job, uint32_t attempt, const std::string& node) const {
   const JobRecord* rec = jobs_.Find(job);
   return rec != nullptr && IsActive(rec->job.state) && rec->job.attempt == attempt &&

@@ -6,14 +6,6 @@ namespace gsched::server {
 namespace json = boost::json;
 using api::JobState;
 
-namespace {
-
-bool IsActive(JobState s) {
-  return s == JobState::kStarting || s == JobState::kRunning;
-}
-
-}  // namespace
-
 Change PlanApplier::Apply(const core::Snapshot& snapshot, const core::Plan& plan, Timestamp now) {
   Change change;
   for (const core::JobStart& start : plan.starts) {
