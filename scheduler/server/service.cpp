@@ -251,7 +251,7 @@ Status SchedulerService::Impl::FirstStart() {
 }
 
 Status SchedulerService::Impl::Serve() {
-  AddRoutes();
+  RETURN_IF_ERROR(AddRoutes());
   net::HttpServerOptions options;
   options.listen = config.listen;
   options.limits.max_body_bytes = static_cast<size_t>(config.limits.max_body_bytes);

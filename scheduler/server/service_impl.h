@@ -235,7 +235,7 @@ struct SchedulerService::Impl {
 
   // Every route of the API but `POST /v1/jobs` (parsed on the network thread, in `Handle`) and
   // `/v1/ha/` (the high-availability hooks').
-  void AddRoutes();
+  Status AddRoutes();
 
   // State thread.
   void Route(const Principal& who, const HttpRequest& req, const std::optional<json::value>& body,

@@ -116,10 +116,12 @@ HttpResponse SchedulerService::Impl::DiskRefusing() {
   return r;
 }
 
-void SchedulerService::Impl::AddRoutes() {
-  auto add = [this](std::string method, std::string_view pattern, RouteHandler h) {
-    if (Status s = routes.Add(std::move(method), pattern, std::move(h)); !s.ok())
-      spdlog::critical("{}", s.ToString());
+Status SchedulerService::Impl::AddRoutes() {
+  Status added = Status::Ok();
+  // A route given twice is a programming error: the scheduler does not start with it.
+  auto add = [this, &added](std::string method, std::string_view pattern, RouteHandler h) {
+    if (Status s = routes.Add(std::move(method), pattern, std::move(h)); !s.ok() && added.ok())
+      added = std::move(s);
   };
   add("GET", "/v1/jobs", [this](const RouteCall& c) { ListJobs(c.who, c.req, c.respond); });
   add("GET", "/v1/jobs/{id}", [this](const RouteCall& c) {
@@ -191,6 +193,7 @@ void SchedulerService::Impl::AddRoutes() {
   });
   add("GET", "/v1/usage", [this](const RouteCall& c) { Usage(c.who, c.req, c.respond); });
   add("GET", "/v1/cluster", [this](const RouteCall& c) { c.respond(Json(200, Cluster(c.who))); });
+  return added;
 }
 
 void SchedulerService::Impl::Route(const Principal& who, const HttpRequest& req,
