@@ -134,6 +134,7 @@ void Simulation::AddRunning(SimJob& job, Duration time_limit) {
   r.preemptible =
       job.runs_as_preemptible || job.spec.priority_class == api::PriorityClass::kPreemptible;
   r.grace_period = job.spec.grace_period;
+  r.known_run_time = job.spec.known_run_time;
   job.slot = static_cast<uint32_t>(snapshot_.running.size());
   snapshot_.running.push_back(std::move(r));
   running_gpus_[job.spec.account * snapshot_.gpu_types.size() + job.gpu_type] += job.gpus;

@@ -124,6 +124,10 @@ struct PendingJobInfo {
   LabelMask required_labels = 0;
   Attempt attempt;  // Previous attempts; a start gets `attempt + 1`.
   Duration grace_period = Seconds(60);
+  // When positive, the run time the estimated starts assume for this job instead of a prediction
+  // (run_time_prediction.h). Only the simulator sets it (`--estimate-oracle`: the true run time),
+  // to measure what estimates with perfect run-time knowledge would achieve.
+  Duration known_run_time{0};
 };
 
 struct NodeAllocation {
@@ -151,6 +155,7 @@ struct RunningJobInfo {
   Duration grace_period = Seconds(60);
   // Set once a preemption was sent: the job is gone by then and is not chosen again.
   std::optional<Timestamp> terminating_deadline;
+  Duration known_run_time{0};  // As `PendingJobInfo::known_run_time`.
 };
 
 struct Snapshot {

@@ -45,4 +45,16 @@ Timestamp PredictedEnd(Timestamp start, Duration time_limit, double ratio, Times
   return now + (limit_end - now) / 2;
 }
 
+Duration PredictedRunTime(const Snapshot& s, const PendingJobInfo& job, Duration time_limit) {
+  if (job.known_run_time.count() > 0)
+    return std::clamp(job.known_run_time, Duration(1), std::max(time_limit, Duration(1)));
+  return PredictedRunTime(time_limit, UserRunTimeRatio(s, job.user));
+}
+
+Timestamp PredictedEnd(const Snapshot& s, const RunningJobInfo& job, Timestamp now) {
+  if (job.known_run_time.count() > 0)
+    return std::max(now, job.start_time + std::min(job.known_run_time, job.time_limit));
+  return PredictedEnd(job.start_time, job.time_limit, UserRunTimeRatio(s, job.user), now);
+}
+
 }  // namespace gsched::core

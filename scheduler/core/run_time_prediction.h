@@ -64,4 +64,10 @@ Duration PredictedRunTime(Duration time_limit, double ratio);
 // before `now`, never after its limit unless the limit is already past).
 Timestamp PredictedEnd(Timestamp start, Duration time_limit, double ratio, Timestamp now);
 
+// The predicted run time of `job` under `time_limit` (its effective limit): its known run time
+// when it has one (at most the limit), else from the snapshot's history.
+Duration PredictedRunTime(const Snapshot& s, const PendingJobInfo& job, Duration time_limit);
+// When the running `job` is predicted to end, seen at `now` (as `PredictedEnd`).
+Timestamp PredictedEnd(const Snapshot& s, const RunningJobInfo& job, Timestamp now);
+
 }  // namespace gsched::core

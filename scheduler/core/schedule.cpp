@@ -568,8 +568,7 @@ Plan Pass::Run() {
       st.borrowing = q.outcome == QuotaCheck::Outcome::kBorrowing;
       st.runs_as_preemptible = as_preemptible[i] != 0 || over_budget;
       plan_.starts.push_back(std::move(st));
-      start_predicted_end_.push_back(now_ +
-                                     PredictedRunTime(time_limit, UserRunTimeRatio(s_, job.user)));
+      start_predicted_end_.push_back(now_ + PredictedRunTime(s_, job, time_limit));
       ++plan_.stats.started;
       started = true;
     }
@@ -651,9 +650,8 @@ Plan Pass::Run() {
         for (const ReservedNode& rn : best->nodes)
           pool_.Reserve(rn.node, rn.gpus, best->start, job.id);
         estimated = best->start;
-        estimate_requests_.push_back({shape, admitted_blocked,
-                                      PredictedRunTime(time_limit, UserRunTimeRatio(s_, job.user)),
-                                      best->start});
+        estimate_requests_.push_back(
+            {shape, admitted_blocked, PredictedRunTime(s_, job, time_limit), best->start});
         estimate_slots_.push_back(plan_.pending.size());
         plan_.reservations.push_back(std::move(*best));
         ++plan_.stats.reserved;
@@ -679,11 +677,13 @@ Plan Pass::Run() {
 }
 
 void Pass::EstimateReservedStarts() {
-  // Without any user's history every prediction is the time limit, and the reservations are
-  // the estimates already.
+  // Without any user's history (nor known run times) every prediction is the time limit, and the
+  // reservations are the estimates already.
   if (estimate_requests_.empty() ||
-      std::none_of(s_.user_run_time_ratio.begin(), s_.user_run_time_ratio.end(),
-                   [](double r) { return r < 1.0; }))
+      (std::none_of(s_.user_run_time_ratio.begin(), s_.user_run_time_ratio.end(),
+                    [](double r) { return r < 1.0; }) &&
+       std::none_of(s_.running.begin(), s_.running.end(),
+                    [](const RunningJobInfo& r) { return r.known_run_time.count() > 0; })))
     return;
   std::vector<StartedAllocation> started;
   started.reserve(plan_.starts.size());

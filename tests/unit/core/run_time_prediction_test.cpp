@@ -147,6 +147,32 @@ TEST(ScheduleEstimateTest, ReservationsOnLimitsEstimatesOnPredictions) {
             kT0 + 2 * kHour);
 }
 
+TEST(ScheduleEstimateTest, KnownRunTimesReplacePredictions) {
+  // No history at all, but job 11 on n1 is known to run 30 min (the simulator's
+  // `--estimate-oracle`): predicted end t0 + 30 min where its limit ends at t0 + 2h.
+  Snapshot s = TwoBusyNodes();
+  s.user_run_time_ratio.clear();
+  ASSERT_EQ(s.running[1].id, JobId(11));
+  s.running[1].known_run_time = 30 * kMinute;
+  s.pending.push_back(PendingJobInfo{});
+  s.pending.back().id = JobId(1);
+  s.pending.back().gpus_per_node = 8;
+  s.pending.back().time_limit = 2 * kHour;
+  s.pending.back().submit_time = kT0;
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.reservations.size(), 1u);
+  EXPECT_EQ(plan.reservations[0].start, kT0 + 2 * kHour);  // Limits, as always.
+  EXPECT_EQ(plan.FindPending(JobId(1))->estimated_start, kT0 + 30 * kMinute);
+  // A pending job's known run time, at most its limit; else from the history (none: the limit).
+  PendingJobInfo j;
+  j.known_run_time = 3 * kHour;
+  EXPECT_EQ(PredictedRunTime(s, j, 2 * kHour), 2 * kHour);
+  j.known_run_time = 20 * kMinute;
+  EXPECT_EQ(PredictedRunTime(s, j, 2 * kHour), 20 * kMinute);
+  j.known_run_time = Duration(0);
+  EXPECT_EQ(PredictedRunTime(s, j, 2 * kHour), 2 * kHour);
+}
+
 TEST(ScheduleEstimateTest, SnapshotRatiosAreValidated) {
   Snapshot s = TwoBusyNodes();
   EXPECT_TRUE(ValidateSnapshot(s).ok());
