@@ -246,6 +246,9 @@ void Simulation::FinishDue() {
         if (snapshot_.user_run_time_ratio.size() <= job.spec.user)
           snapshot_.user_run_time_ratio.resize(job.spec.user + 1, 1.0);
         snapshot_.user_run_time_ratio[job.spec.user] = run_times_.Ratio(user);
+        if (snapshot_.user_limit_run_time_ratio.size() <= job.spec.user)
+          snapshot_.user_limit_run_time_ratio.resize(job.spec.user + 1);
+        snapshot_.user_limit_run_time_ratio[job.spec.user] = run_times_.LimitRatios(user);
       }
       RemoveRunning(job);
       job.state = SimJob::State::kDone;

@@ -13,6 +13,7 @@
 // from several threads.
 #pragma once
 
+#include <array>
 #include <boost/container/small_vector.hpp>
 #include <cstdint>
 #include <limits>
@@ -158,6 +159,10 @@ struct RunningJobInfo {
   Duration known_run_time{0};  // As `PendingJobInfo::known_run_time`.
 };
 
+// Time-limit classes of the run-time predictions (run_time_prediction.h): a limit under 30 min,
+// under 1 h, under 2 h, ... doubling, the last class open-ended.
+inline constexpr size_t kRunTimeLimitClasses = 12;
+
 struct Snapshot {
   std::vector<GpuTypeInfo> gpu_types;
   std::vector<std::string> sites;
@@ -169,6 +174,10 @@ struct Snapshot {
   // user's recent jobs used, in (0, 1], for the estimated starts (run_time_prediction.h). A user
   // without an entry is predicted to run to the limit.
   std::vector<double> user_run_time_ratio;
+  // The same per user and time-limit class (`RunTimeLimitClass`): the ratio of the user's recent
+  // jobs whose limit fell in that class, 0 where the user has none (then `user_run_time_ratio`
+  // stands). Indexed like `users`; may be shorter.
+  std::vector<std::array<float, kRunTimeLimitClasses>> user_limit_run_time_ratio;
   std::vector<std::string> labels;
   std::vector<PendingJobInfo> pending;
   std::vector<RunningJobInfo> running;
