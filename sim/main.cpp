@@ -87,6 +87,9 @@ int main(int argc, char** argv) {
   app.add_option("--write-trace", write_trace, "also write the trace replayed as generic CSV");
   bool no_replay = false;
   app.add_flag("--no-replay", no_replay, "with --write-trace: write the trace and stop");
+  bool estimate_oracle = false;
+  app.add_flag("--estimate-oracle", estimate_oracle,
+               "estimated starts assume the true run times (a bound; the schedule is the same)");
   app.add_option("--out", out_dir, "directory for summary.json and report.html")->required();
   int progress_s = 0;
   app.add_option("--progress", progress_s,
@@ -152,6 +155,7 @@ int main(int argc, char** argv) {
   options.policy = *policy;
   options.seed = seed;
   options.arrival_scale = arrival_scale;
+  options.estimate_oracle = estimate_oracle;
   if (progress_s > 0) {
     options.progress_every = std::chrono::seconds(progress_s);
     options.progress = [](const sim::ReplayProgress& p) {

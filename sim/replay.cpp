@@ -306,6 +306,8 @@ Result<PreparedReplay> PrepareReplay(const config::ClusterConfig& cluster,
     p.grace_period = scheduler.preemption.default_grace_period;
     if (options.policy == Policy::kSjfOracle)
       p.admin_adjustment = -static_cast<double>(t.duration_ms) / 1000.0;
+    if (options.estimate_oracle)
+      p.known_run_time = Duration(std::max<int64_t>(t.duration_ms, 1));
     out.jobs.push_back(std::move(p));
     out.run_times.push_back(Duration(t.duration_ms));
   }
@@ -476,6 +478,10 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   std::unordered_map<uint64_t, EstimateSamples> estimates;
   std::vector<std::pair<double, double>> estimate_errors;  // (|error| s, weight)
   double estimate_weight = 0, estimate_within = 0, estimate_late = 0;
+  // By lead (start - given): < 10 min, 10-60 min, 1-4 h, >= 4 h; weight, within, late.
+  constexpr std::array<int64_t, 3> kLeadBoundsMs = {600'000, 3'600'000, 14'400'000};
+  std::array<std::array<double, 3>, 4> by_lead{};
+  double reasons_given = 0, reasons_with_estimate = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   auto next_progress = wall_start + options.progress_every;
   sim.on_plan = [&](const core::Plan& plan, Timestamp now) {
@@ -498,9 +504,12 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
       error_now = 0;
     }
     // Estimates: every one given, then weighed against the start that follows.
+    reasons_given += static_cast<double>(plan.pending.size());
     for (const core::PendingReason& r : plan.pending) {
-      if (r.estimated_start)
+      if (r.estimated_start) {
         estimates[r.job.value()].Add(now, *r.estimated_start);
+        ++reasons_with_estimate;
+      }
     }
     for (const core::JobStart& st : plan.starts) {
       auto it = estimates.find(st.job.value());
@@ -510,10 +519,18 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
         estimate_errors.emplace_back(
             std::abs(static_cast<double>((e.estimate - now).count())) / 1000.0, e.weight);
         estimate_weight += e.weight;
-        if (EstimateWithin(e.given, e.estimate, now, 0.2))
+        const bool within = EstimateWithin(e.given, e.estimate, now, 0.2);
+        if (within)
           estimate_within += e.weight;
         if (e.estimate > now)
           estimate_late += e.weight;
+        const int64_t lead_ms = (now - e.given).count();
+        const size_t bucket = static_cast<size_t>(
+            std::upper_bound(kLeadBoundsMs.begin(), kLeadBoundsMs.end(), lead_ms) -
+            kLeadBoundsMs.begin());
+        by_lead[bucket][0] += e.weight;
+        by_lead[bucket][1] += within ? e.weight : 0;
+        by_lead[bucket][2] += e.estimate > now ? e.weight : 0;
       }
       estimates.erase(it);
     }
@@ -639,6 +656,13 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   out.estimate_p90_error_s = WeightedPercentile(std::move(estimate_errors), 90);
   out.estimates_within_20pct = estimate_weight > 0 ? estimate_within / estimate_weight : 0;
   out.estimates_late = estimate_weight > 0 ? estimate_late / estimate_weight : 0;
+  constexpr std::array<const char*, 4> kLeadNames = {"< 10 min", "10-60 min", "1-4 h", ">= 4 h"};
+  for (size_t b = 0; b < by_lead.size(); ++b) {
+    const double w = by_lead[b][0];
+    out.estimates_by_lead.push_back({kLeadNames[b], estimate_weight > 0 ? w / estimate_weight : 0,
+                                     w > 0 ? by_lead[b][1] / w : 0, w > 0 ? by_lead[b][2] / w : 0});
+  }
+  out.estimate_coverage = reasons_given > 0 ? reasons_with_estimate / reasons_given : 0;
 
   // Fairness while jobs waited.
   out.contended_s = contended_ms / 1000.0;
@@ -776,6 +800,14 @@ std::string SummaryJson(const ReplaySummary& s) {
   field("estimate_p90_error_s", num(s.estimate_p90_error_s, 3));
   field("estimates_within_20pct", num(s.estimates_within_20pct, 6));
   field("estimates_late", num(s.estimates_late, 6));
+  std::string leads = "{";
+  for (const ReplaySummary::EstimateLead& l : s.estimates_by_lead) {
+    leads += (leads.size() > 1 ? ",\n    " : "\n    ") + quoted(l.name) +
+             ": {\"share\": " + num(l.share, 6) + ", \"within_20pct\": " + num(l.within_20pct, 6) +
+             ", \"late\": " + num(l.late, 6) + "}";
+  }
+  field("estimates_by_lead", leads + (s.estimates_by_lead.empty() ? "}" : "\n  }"));
+  field("estimate_coverage", num(s.estimate_coverage, 6));
   field("preemptions", integer(s.preemptions));
   field("passes", integer(s.passes));
   field("violations", integer(s.violations));

@@ -134,6 +134,7 @@ void Simulation::AddRunning(SimJob& job, Duration time_limit) {
   r.preemptible =
       job.runs_as_preemptible || job.spec.priority_class == api::PriorityClass::kPreemptible;
   r.grace_period = job.spec.grace_period;
+  r.known_run_time = job.spec.known_run_time;
   job.slot = static_cast<uint32_t>(snapshot_.running.size());
   snapshot_.running.push_back(std::move(r));
   running_gpus_[job.spec.account * snapshot_.gpu_types.size() + job.gpu_type] += job.gpus;
@@ -245,6 +246,9 @@ void Simulation::FinishDue() {
         if (snapshot_.user_run_time_ratio.size() <= job.spec.user)
           snapshot_.user_run_time_ratio.resize(job.spec.user + 1, 1.0);
         snapshot_.user_run_time_ratio[job.spec.user] = run_times_.Ratio(user);
+        if (snapshot_.user_limit_run_time_ratio.size() <= job.spec.user)
+          snapshot_.user_limit_run_time_ratio.resize(job.spec.user + 1);
+        snapshot_.user_limit_run_time_ratio[job.spec.user] = run_times_.LimitRatios(user);
       }
       RemoveRunning(job);
       job.state = SimJob::State::kDone;

@@ -22,10 +22,8 @@ std::vector<Timestamp> EstimateStarts(const Snapshot& snapshot, const std::vecto
   // 2. Running jobs free at their predicted ends, this pass's starts too.
   std::vector<int64_t> ends;
   ends.reserve(snapshot.running.size());
-  for (const RunningJobInfo& job : snapshot.running) {
-    ends.push_back(ToUnixMillis(
-        PredictedEnd(job.start_time, job.time_limit, UserRunTimeRatio(snapshot, job.user), now)));
-  }
+  for (const RunningJobInfo& job : snapshot.running)
+    ends.push_back(ToUnixMillis(PredictedEnd(snapshot, job, now)));
   Timeline timeline(snapshot, now, std::move(ends));
   for (const StartedAllocation& st : started)
     timeline.AddStart({st.nodes.begin(), st.nodes.end()}, st.predicted_end, pool);

@@ -86,6 +86,16 @@ Status ValidateSnapshot(const Snapshot& s) {
     if (!(s.user_run_time_ratio[i] > 0 && s.user_run_time_ratio[i] <= 1))
       return Status::InvalidArgument("must be in (0, 1]", At("user_run_time_ratio", i));
   }
+  if (s.user_limit_run_time_ratio.size() > s.users.size())
+    return Status::InvalidArgument("more ratios than users", "user_limit_run_time_ratio");
+  for (size_t i = 0; i < s.user_limit_run_time_ratio.size(); ++i) {
+    for (float r : s.user_limit_run_time_ratio[i]) {
+      // 0 (no jobs of the class) or in (0, 1]; written so that NaN fails too.
+      if (!(r == 0 || (r > 0 && r <= 1)))
+        return Status::InvalidArgument("must be 0 or in (0, 1]",
+                                       At("user_limit_run_time_ratio", i));
+    }
+  }
   for (size_t i = 0; i < s.pending.size(); ++i) {
     const PendingJobInfo& j = s.pending[i];
     if (j.account >= s.accounts.size())

@@ -13,6 +13,7 @@
 // from several threads.
 #pragma once
 
+#include <array>
 #include <boost/container/small_vector.hpp>
 #include <cstdint>
 #include <limits>
@@ -124,6 +125,10 @@ struct PendingJobInfo {
   LabelMask required_labels = 0;
   Attempt attempt;  // Previous attempts; a start gets `attempt + 1`.
   Duration grace_period = Seconds(60);
+  // When positive, the run time the estimated starts assume for this job instead of a prediction
+  // (run_time_prediction.h). Only the simulator sets it (`--estimate-oracle`: the true run time),
+  // to measure what estimates with perfect run-time knowledge would achieve.
+  Duration known_run_time{0};
 };
 
 struct NodeAllocation {
@@ -151,7 +156,12 @@ struct RunningJobInfo {
   Duration grace_period = Seconds(60);
   // Set once a preemption was sent: the job is gone by then and is not chosen again.
   std::optional<Timestamp> terminating_deadline;
+  Duration known_run_time{0};  // As `PendingJobInfo::known_run_time`.
 };
+
+// Time-limit classes of the run-time predictions (run_time_prediction.h): a limit under 30 min,
+// under 1 h, under 2 h, ... doubling, the last class open-ended.
+inline constexpr size_t kRunTimeLimitClasses = 12;
 
 struct Snapshot {
   std::vector<GpuTypeInfo> gpu_types;
@@ -164,6 +174,10 @@ struct Snapshot {
   // user's recent jobs used, in (0, 1], for the estimated starts (run_time_prediction.h). A user
   // without an entry is predicted to run to the limit.
   std::vector<double> user_run_time_ratio;
+  // The same per user and time-limit class (`RunTimeLimitClass`): the ratio of the user's recent
+  // jobs whose limit fell in that class, 0 where the user has none (then `user_run_time_ratio`
+  // stands). Indexed like `users`; may be shorter.
+  std::vector<std::array<float, kRunTimeLimitClasses>> user_limit_run_time_ratio;
   std::vector<std::string> labels;
   std::vector<PendingJobInfo> pending;
   std::vector<RunningJobInfo> running;

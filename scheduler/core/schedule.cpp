@@ -703,8 +703,7 @@ StartAttempt Pass::TryStart(uint32_t i, const Shape& shape, Duration time_limit)
     st.borrowing = q.outcome == QuotaCheck::Outcome::kBorrowing;
     st.runs_as_preemptible = as_preemptible_[i] != 0 || over_budget;
     plan_.starts.push_back(std::move(st));
-    start_predicted_end_.push_back(now_ +
-                                   PredictedRunTime(time_limit, UserRunTimeRatio(s_, job.user)));
+    start_predicted_end_.push_back(now_ + PredictedRunTime(s_, job, time_limit));
     ++plan_.stats.started;
     a.started = true;
     break;
@@ -779,8 +778,7 @@ std::optional<Timestamp> Pass::Reserve(const PendingJobInfo& job, const Shape& s
   for (const ReservedNode& rn : best->nodes)
     pool_.Reserve(rn.node, rn.gpus, best->start, job.id);
   const Timestamp start = best->start;
-  estimate_requests_.push_back(
-      {shape, types, PredictedRunTime(time_limit, UserRunTimeRatio(s_, job.user)), start});
+  estimate_requests_.push_back({shape, types, PredictedRunTime(s_, job, time_limit), start});
   estimate_slots_.push_back(plan_.pending.size());
   plan_.reservations.push_back(std::move(*best));
   ++plan_.stats.reserved;
@@ -805,11 +803,13 @@ uint32_t Pass::Explain(const StartAttempt& a) {
 }
 
 void Pass::EstimateReservedStarts() {
-  // Without any user's history every prediction is the time limit, and the reservations are
-  // the estimates already.
+  // Without any user's history (nor known run times) every prediction is the time limit, and the
+  // reservations are the estimates already.
   if (estimate_requests_.empty() ||
-      std::none_of(s_.user_run_time_ratio.begin(), s_.user_run_time_ratio.end(),
-                   [](double r) { return r < 1.0; }))
+      (std::none_of(s_.user_run_time_ratio.begin(), s_.user_run_time_ratio.end(),
+                    [](double r) { return r < 1.0; }) &&
+       std::none_of(s_.running.begin(), s_.running.end(),
+                    [](const RunningJobInfo& r) { return r.known_run_time.count() > 0; })))
     return;
   std::vector<StartedAllocation> started;
   started.reserve(plan_.starts.size());

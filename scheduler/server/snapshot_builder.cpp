@@ -226,8 +226,11 @@ core::Snapshot BuildSnapshot(const SnapshotSources& in, Timestamp now) {
     s.running.push_back(std::move(r));
   }
   s.user_run_time_ratio.reserve(s.users.size());
-  for (const std::string& u : s.users)
+  s.user_limit_run_time_ratio.reserve(s.users.size());
+  for (const std::string& u : s.users) {
     s.user_run_time_ratio.push_back(in.run_times.Ratio(u));
+    s.user_limit_run_time_ratio.push_back(in.run_times.LimitRatios(u));
+  }
   return s;
 }
 }  // namespace gsched::server

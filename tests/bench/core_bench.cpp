@@ -6,6 +6,7 @@
 //   BM_Placements: best-fit placement decisions per second on the same cluster (find + commit).
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <map>
 #include <memory>
 
@@ -23,8 +24,14 @@ const Snapshot& SnapshotWith(int pending) {
     testutil::SyntheticSpec spec;
     spec.pending = pending;
     slot = std::make_unique<Snapshot>(testutil::MakeSyntheticCluster(spec));
-    for (size_t u = 0; u < slot->users.size(); ++u)
+    for (size_t u = 0; u < slot->users.size(); ++u) {
       slot->user_run_time_ratio.push_back(0.3 + 0.6 * static_cast<double>(u % 7) / 6.0);
+      // Per limit class too, for half of the classes (the others fall back to the user's).
+      std::array<float, kRunTimeLimitClasses> by_limit{};
+      for (size_t c = 0; c < kRunTimeLimitClasses; c += 2)
+        by_limit[c] = 0.2f + 0.1f * static_cast<float>((u + c) % 8);
+      slot->user_limit_run_time_ratio.push_back(by_limit);
+    }
   }
   return *slot;
 }

@@ -311,6 +311,8 @@ TEST(GschedSimTest, ReplaysTheTiresiasTraceTwiceIdentically) {
                             "estimate_p50_error_s",
                             "estimate_p90_error_s",
                             "estimates_within_20pct",
+                            "estimates_by_lead",
+                            "estimate_coverage",
                             "entitled_gpus",
                             "allocated_gpus"}) {
     EXPECT_THAT(summary, HasSubstr("\"" + std::string(field) + "\": ")) << field;

@@ -41,6 +41,47 @@ TEST(RunTimeHistoryTest, MeanOfTheLastJobsRatios) {
   EXPECT_LT(h.Ratio("bob"), 1e-5);
 }
 
+TEST(RunTimeHistoryTest, LimitClassesDouble) {
+  EXPECT_EQ(RunTimeLimitClass(Duration(0)), 0u);
+  EXPECT_EQ(RunTimeLimitClass(15 * kMinute), 0u);
+  EXPECT_EQ(RunTimeLimitClass(30 * kMinute), 1u);  // [30 min, 1 h)
+  EXPECT_EQ(RunTimeLimitClass(45 * kMinute), 1u);
+  EXPECT_EQ(RunTimeLimitClass(kHour), 2u);  // [1 h, 2 h)
+  EXPECT_EQ(RunTimeLimitClass(2 * kHour), 3u);
+  EXPECT_EQ(RunTimeLimitClass(7 * 24 * kHour), 9u);  // 168 h in [128 h, 256 h): 30 min x 2^8
+  EXPECT_EQ(RunTimeLimitClass(10000 * kHour), kRunTimeLimitClasses - 1);  // Open-ended.
+}
+
+TEST(RunTimeHistoryTest, RatiosPerLimitClassFallBackToTheUsers) {
+  RunTimeHistory h;
+  EXPECT_EQ(h.LimitRatios("alice")[0], 0.0f);    // Nothing yet.
+  h.Record("alice", 2 * kMinute, 15 * kMinute);  // Class 0: 2/15
+  h.Record("alice", 3 * kHour, 8 * kHour);       // Class 5 ([8 h, 16 h)): 0.375
+  h.Record("alice", 5 * kHour, 8 * kHour);       // Class 5: 0.625
+  const std::array<float, kRunTimeLimitClasses> r = h.LimitRatios("alice");
+  EXPECT_FLOAT_EQ(r[0], 2.0f / 15.0f);
+  EXPECT_FLOAT_EQ(r[5], 0.5f);  // (0.375 + 0.625) / 2
+  EXPECT_EQ(r[3], 0.0f);
+  // The user's ratio over all three: (2/15 + 0.375 + 0.625) / 3.
+  EXPECT_DOUBLE_EQ(h.Ratio("alice"), (2.0 / 15.0 + 1.0) / 3.0);
+
+  Snapshot s = ClusterBuilder().Add(MakeNode("n0")).Build();
+  s.users = {"alice", "bob"};
+  s.user_run_time_ratio = {h.Ratio("alice")};
+  s.user_limit_run_time_ratio = {r};
+  EXPECT_TRUE(ValidateSnapshot(s).ok());
+  // A 10 h limit is in class 5: 0.5 -> 5 h. A 2 h limit (class 3, none): the user's ratio.
+  PendingJobInfo j;
+  j.user = 0;
+  EXPECT_EQ(PredictedRunTime(s, j, 10 * kHour), 5 * kHour);
+  EXPECT_DOUBLE_EQ(UserRunTimeRatio(s, 0, 2 * kHour), h.Ratio("alice"));
+  // bob has nothing: his limit.
+  j.user = 1;
+  EXPECT_EQ(PredictedRunTime(s, j, 10 * kHour), 10 * kHour);
+  s.user_limit_run_time_ratio[0][2] = 1.5f;
+  EXPECT_FALSE(ValidateSnapshot(s).ok());
+}
+
 TEST(RunTimeHistoryTest, PredictedRunTimeAndEnd) {
   EXPECT_EQ(PredictedRunTime(2 * kHour, 0.375), 45 * kMinute);  // 120 min x 0.375
   EXPECT_EQ(PredictedRunTime(2 * kHour, 1.0), 2 * kHour);
@@ -145,6 +186,32 @@ TEST(ScheduleEstimateTest, ReservationsOnLimitsEstimatesOnPredictions) {
   s.user_run_time_ratio.clear();
   EXPECT_EQ(Schedule(s, PolicyConfig{}, kT0).FindPending(JobId(1))->estimated_start,
             kT0 + 2 * kHour);
+}
+
+TEST(ScheduleEstimateTest, KnownRunTimesReplacePredictions) {
+  // No history at all, but job 11 on n1 is known to run 30 min (the simulator's
+  // `--estimate-oracle`): predicted end t0 + 30 min where its limit ends at t0 + 2h.
+  Snapshot s = TwoBusyNodes();
+  s.user_run_time_ratio.clear();
+  ASSERT_EQ(s.running[1].id, JobId(11));
+  s.running[1].known_run_time = 30 * kMinute;
+  s.pending.push_back(PendingJobInfo{});
+  s.pending.back().id = JobId(1);
+  s.pending.back().gpus_per_node = 8;
+  s.pending.back().time_limit = 2 * kHour;
+  s.pending.back().submit_time = kT0;
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.reservations.size(), 1u);
+  EXPECT_EQ(plan.reservations[0].start, kT0 + 2 * kHour);  // Limits, as always.
+  EXPECT_EQ(plan.FindPending(JobId(1))->estimated_start, kT0 + 30 * kMinute);
+  // A pending job's known run time, at most its limit; else from the history (none: the limit).
+  PendingJobInfo j;
+  j.known_run_time = 3 * kHour;
+  EXPECT_EQ(PredictedRunTime(s, j, 2 * kHour), 2 * kHour);
+  j.known_run_time = 20 * kMinute;
+  EXPECT_EQ(PredictedRunTime(s, j, 2 * kHour), 20 * kMinute);
+  j.known_run_time = Duration(0);
+  EXPECT_EQ(PredictedRunTime(s, j, 2 * kHour), 2 * kHour);
 }
 
 TEST(ScheduleEstimateTest, SnapshotRatiosAreValidated) {
