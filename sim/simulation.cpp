@@ -20,7 +20,11 @@ int64_t Ms(Timestamp t) {
 }  // namespace
 
 Simulation::Simulation(core::Snapshot cluster, SimConfig config, Timestamp start)
-    : snapshot_(std::move(cluster)), config_(std::move(config)), clock_(start), start_(start) {
+    : snapshot_(std::move(cluster)),
+      config_(std::move(config)),
+      clock_(start),
+      start_(start),
+      trigger_(clock_, config_.coalesce, config_.min_gap) {
   snapshot_.pending.clear();
   snapshot_.running.clear();
   node_use_.assign(snapshot_.nodes.size(), NodeUse{});
@@ -35,10 +39,7 @@ Simulation::Simulation(core::Snapshot cluster, SimConfig config, Timestamp start
     if (a.usage.at > start)
       a.usage.at = start;
   }
-  // The first request runs a pass at once.
-  last_cycle_ = start - config_.min_gap;
   next_tick_ = start;
-  pass_at_ = start;
 }
 
 uint32_t Simulation::AccountIndex(const std::string& name) const {
@@ -87,10 +88,8 @@ void Simulation::Submit(core::PendingJobInfo spec, Duration run_time) {
 }
 
 void Simulation::RequestPass() {
-  if (pass_wanted_)
-    return;
-  pass_wanted_ = true;
-  pass_at_ = std::max(clock_.Now() + config_.coalesce, last_cycle_ + config_.min_gap);
+  // The wake-up it may schedule is read back through `trigger_.due()` by `NextEvent`.
+  (void)trigger_.Request();
 }
 
 void Simulation::Enqueue(SimJob& job) {
@@ -294,8 +293,8 @@ Timestamp Simulation::NextEvent() const {
     next = std::min(next, FromUnixMillis(arrivals_.begin()->first));
   if (!exits_.empty())
     next = std::min(next, FromUnixMillis(exits_.begin()->first));
-  if (pass_wanted_)
-    next = std::min(next, pass_at_);
+  if (const std::optional<Timestamp> due = trigger_.due())
+    next = std::min(next, *due);
   if (!snapshot_.pending.empty())
     next = std::min(next, next_tick_);
   // Everything due now was handled before this is asked; never stand still.
@@ -307,8 +306,6 @@ void Simulation::Cycle() {
   RefreshSnapshot();
   const core::Plan plan = core::Schedule(snapshot_, config_.policy, now);
   ++stats_.cycles;
-  last_cycle_ = now;
-  pass_wanted_ = false;
   // Apply like the server would, checking that nothing is double-booked.
   for (const core::JobStart& st : plan.starts) {
     auto it = jobs_.find(st.job.value());
@@ -366,6 +363,8 @@ void Simulation::Cycle() {
   last_pass_started_ = !plan.starts.empty() || !plan.preemptions.empty();
   if (on_plan)
     on_plan(plan, now);
+  // The pass took no virtual time and nothing asked for another meanwhile.
+  (void)trigger_.End();
 }
 
 void Simulation::RunUntil(Timestamp until) {
@@ -377,7 +376,7 @@ void Simulation::RunUntilIdle(Timestamp limit) {
 }
 
 bool Simulation::Idle() const {
-  if (!arrivals_.empty() || !snapshot_.running.empty() || pass_wanted_)
+  if (!arrivals_.empty() || !snapshot_.running.empty() || trigger_.wanted())
     return false;
   // With nothing running and nothing to arrive, a pending job that the last pass did not start
   // never starts: it does not fit, or waits on a limit that nothing will release.
@@ -402,7 +401,7 @@ void Simulation::Run(Timestamp until, bool stop_when_idle) {
       next_tick_ = NextTickAfter(now);
     }
     // 4. A pass, when one is wanted and due.
-    if (pass_wanted_ && now >= pass_at_)
+    if (trigger_.IsDue() && trigger_.Begin())
       Cycle();
     if (stop_when_idle && Idle())
       return;
