@@ -198,21 +198,26 @@ void Simulation::Advance(Timestamp to) {
   const double dt = static_cast<double>((to - from).count()) / 1000.0;
   const size_t types = snapshot_.gpu_types.size();
   for (uint32_t a = 0; a < snapshot_.accounts.size(); ++a) {
+    // What the account's running jobs are charged for [from, to), as the daemon charges an
+    // attempt (`core::AttemptUsage`), and the normalised GPUs they hold, for its budgets.
     double normalised = 0;
+    double held = 0;
     for (size_t t = 0; t < types; ++t) {
       const int64_t gpus = running_gpus_[a * types + t];
       if (gpus == 0)
         continue;
+      const double cost = snapshot_.gpu_types[t].cost;
       gpu_seconds_[a] += static_cast<double>(gpus) * dt;
       type_gpu_seconds_[t] += static_cast<double>(gpus) * dt;
-      normalised += static_cast<double>(gpus) * dt * snapshot_.gpu_types[t].cost;
+      normalised += core::AttemptUsage(static_cast<double>(gpus), cost, from, to);
+      held += static_cast<double>(gpus) * cost;
     }
     if (normalised == 0)
       continue;
     normalised_seconds_[a] += normalised;
     core::AccountInfo& acc = snapshot_.accounts[a];
     acc.usage = core::AddUsage(acc.usage, normalised, to, config_.policy.half_life);
-    ChargeBudgets(a, normalised / dt, from, to);
+    ChargeBudgets(a, held, from, to);
   }
   clock_.Set(to);
 }
@@ -253,21 +258,20 @@ void Simulation::FinishDue() {
       stats_.timeouts += timed_out ? 1 : 0;
       continue;
     }
-    // The grace period of a preempted attempt ran out. It is charged at `usage_charge`: give the
-    // rest back (undecayed, a slight over-refund for long attempts).
-    const double seconds = static_cast<double>((now - job.started).count()) / 1000.0;
-    const double attempt_usage =
-        static_cast<double>(job.gpus) * seconds * snapshot_.gpu_types[job.gpu_type].cost;
-    const double refund = attempt_usage * (1.0 - config_.policy.preemption.usage_charge);
+    // The grace period of a preempted attempt ran out. It is charged at `usage_charge`, as the
+    // daemon charges it, but was accrued in full while it ran: give the rest back (undecayed, a
+    // slight over-refund for long attempts), from usage and budgets.
+    const double gpus = static_cast<double>(job.gpus);
+    const double cost = snapshot_.gpu_types[job.gpu_type].cost;
+    const double uncharged = 1.0 - config_.policy.preemption.usage_charge;
     core::AccountInfo& acc = snapshot_.accounts[job.spec.account];
-    acc.usage = core::AddUsage(acc.usage, -refund, now, config_.policy.half_life);
+    acc.usage =
+        core::AddUsage(acc.usage, -core::AttemptUsage(gpus, cost, job.started, now, uncharged), now,
+                       config_.policy.half_life);
     acc.usage.value = std::max(0.0, acc.usage.value);
-    // Budgets likewise, as the daemon charges them.
-    ChargeBudgets(job.spec.account,
-                  -static_cast<double>(job.gpus) * snapshot_.gpu_types[job.gpu_type].cost *
-                      (1.0 - config_.policy.preemption.usage_charge),
-                  job.started, now);
-    stats_.preempted_gpu_seconds += static_cast<double>(job.gpus) * seconds;
+    ChargeBudgets(job.spec.account, -gpus * cost * uncharged, job.started, now);
+    const double seconds = static_cast<double>((now - job.started).count()) / 1000.0;
+    stats_.preempted_gpu_seconds += gpus * seconds;
     RemoveRunning(job);
     job.allocation.clear();
     job.gpus = 0;

@@ -79,9 +79,8 @@ core::Snapshot BuildSnapshot(const SnapshotSources& in, Timestamp now) {
     const JobRecord& rec = *in.jobs.Find(id);
     if (!rec.job.start_time)
       continue;
-    running_usage[rec.job.spec.account] += core::NormalisedGpuSeconds(
-        AllocatedGpus(rec.job), in.AllocationCost(rec.job),
-        std::chrono::duration<double>(now - *rec.job.start_time).count());
+    running_usage[rec.job.spec.account] += core::AttemptUsage(
+        AllocatedGpus(rec.job), in.AllocationCost(rec.job), *rec.job.start_time, now);
   }
   // What running attempts have used of every budget on their chain so far (normalised
   // GPU-hours within each period): budgets are consumed as jobs run, not when they end.
