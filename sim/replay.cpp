@@ -11,6 +11,7 @@
 
 #include "config/policy_from_config.h"
 #include "scheduler/common/policy_defaults.h"
+#include "scheduler/core/user_interner.h"
 #include "sim/metrics.h"
 
 namespace gsched::sim {
@@ -207,13 +208,7 @@ Result<PreparedReplay> PrepareReplay(const config::ClusterConfig& cluster,
     info.usage = {0, kReplayStart};
     s.accounts.push_back(std::move(info));
   }
-  std::unordered_map<std::string, uint32_t> user_index;
-  auto user_of = [&](const std::string& u) {
-    auto [it, fresh] = user_index.try_emplace(u, static_cast<uint32_t>(s.users.size()));
-    if (fresh)
-      s.users.push_back(u);
-    return it->second;
-  };
+  core::UserInterner user_ids(s.users);
   std::unordered_map<std::string, uint32_t> user_home;  // First leaf listing a user.
   for (uint32_t leaf : tree.leaves) {
     for (const std::string& u : tree.users[leaf])
@@ -281,7 +276,7 @@ Result<PreparedReplay> PrepareReplay(const config::ClusterConfig& cluster,
     }
     p.account = account;
     const std::vector<std::string>& users = tree.users[account];
-    p.user = user_of(t.user.empty() ? users[(h >> 32) % users.size()] : t.user);
+    p.user = user_ids.Intern(t.user.empty() ? users[(h >> 32) % users.size()] : t.user);
     // Time limit.
     const core::ClassTimeLimits& limits =
         out.config.policy.class_limits[static_cast<size_t>(t.priority_class)];

@@ -20,7 +20,11 @@ int64_t Ms(Timestamp t) {
 }  // namespace
 
 Simulation::Simulation(core::Snapshot cluster, SimConfig config, Timestamp start)
-    : snapshot_(std::move(cluster)), config_(std::move(config)), clock_(start), start_(start) {
+    : snapshot_(std::move(cluster)),
+      config_(std::move(config)),
+      clock_(start),
+      start_(start),
+      trigger_(clock_, config_.coalesce, config_.min_gap) {
   snapshot_.pending.clear();
   snapshot_.running.clear();
   node_use_.assign(snapshot_.nodes.size(), NodeUse{});
@@ -35,10 +39,7 @@ Simulation::Simulation(core::Snapshot cluster, SimConfig config, Timestamp start
     if (a.usage.at > start)
       a.usage.at = start;
   }
-  // The first request runs a pass at once.
-  last_cycle_ = start - config_.min_gap;
   next_tick_ = start;
-  pass_at_ = start;
 }
 
 uint32_t Simulation::AccountIndex(const std::string& name) const {
@@ -87,10 +88,8 @@ void Simulation::Submit(core::PendingJobInfo spec, Duration run_time) {
 }
 
 void Simulation::RequestPass() {
-  if (pass_wanted_)
-    return;
-  pass_wanted_ = true;
-  pass_at_ = std::max(clock_.Now() + config_.coalesce, last_cycle_ + config_.min_gap);
+  // The wake-up it may schedule is read back through `trigger_.due()` by `NextEvent`.
+  (void)trigger_.Request();
 }
 
 void Simulation::Enqueue(SimJob& job) {
@@ -200,21 +199,26 @@ void Simulation::Advance(Timestamp to) {
   const double dt = static_cast<double>((to - from).count()) / 1000.0;
   const size_t types = snapshot_.gpu_types.size();
   for (uint32_t a = 0; a < snapshot_.accounts.size(); ++a) {
+    // What the account's running jobs are charged for [from, to), as the daemon charges an
+    // attempt (`core::AttemptUsage`), and the normalised GPUs they hold, for its budgets.
     double normalised = 0;
+    double held = 0;
     for (size_t t = 0; t < types; ++t) {
       const int64_t gpus = running_gpus_[a * types + t];
       if (gpus == 0)
         continue;
+      const double cost = snapshot_.gpu_types[t].cost;
       gpu_seconds_[a] += static_cast<double>(gpus) * dt;
       type_gpu_seconds_[t] += static_cast<double>(gpus) * dt;
-      normalised += static_cast<double>(gpus) * dt * snapshot_.gpu_types[t].cost;
+      normalised += core::AttemptUsage(static_cast<double>(gpus), cost, from, to);
+      held += static_cast<double>(gpus) * cost;
     }
     if (normalised == 0)
       continue;
     normalised_seconds_[a] += normalised;
     core::AccountInfo& acc = snapshot_.accounts[a];
     acc.usage = core::AddUsage(acc.usage, normalised, to, config_.policy.half_life);
-    ChargeBudgets(a, normalised / dt, from, to);
+    ChargeBudgets(a, held, from, to);
   }
   clock_.Set(to);
 }
@@ -258,21 +262,20 @@ void Simulation::FinishDue() {
       stats_.timeouts += timed_out ? 1 : 0;
       continue;
     }
-    // The grace period of a preempted attempt ran out. It is charged at `usage_charge`: give the
-    // rest back (undecayed, a slight over-refund for long attempts).
-    const double seconds = static_cast<double>((now - job.started).count()) / 1000.0;
-    const double attempt_usage =
-        static_cast<double>(job.gpus) * seconds * snapshot_.gpu_types[job.gpu_type].cost;
-    const double refund = attempt_usage * (1.0 - config_.policy.preemption.usage_charge);
+    // The grace period of a preempted attempt ran out. It is charged at `usage_charge`, as the
+    // daemon charges it, but was accrued in full while it ran: give the rest back (undecayed, a
+    // slight over-refund for long attempts), from usage and budgets.
+    const double gpus = static_cast<double>(job.gpus);
+    const double cost = snapshot_.gpu_types[job.gpu_type].cost;
+    const double uncharged = 1.0 - config_.policy.preemption.usage_charge;
     core::AccountInfo& acc = snapshot_.accounts[job.spec.account];
-    acc.usage = core::AddUsage(acc.usage, -refund, now, config_.policy.half_life);
+    acc.usage =
+        core::AddUsage(acc.usage, -core::AttemptUsage(gpus, cost, job.started, now, uncharged), now,
+                       config_.policy.half_life);
     acc.usage.value = std::max(0.0, acc.usage.value);
-    // Budgets likewise, as the daemon charges them.
-    ChargeBudgets(job.spec.account,
-                  -static_cast<double>(job.gpus) * snapshot_.gpu_types[job.gpu_type].cost *
-                      (1.0 - config_.policy.preemption.usage_charge),
-                  job.started, now);
-    stats_.preempted_gpu_seconds += static_cast<double>(job.gpus) * seconds;
+    ChargeBudgets(job.spec.account, -gpus * cost * uncharged, job.started, now);
+    const double seconds = static_cast<double>((now - job.started).count()) / 1000.0;
+    stats_.preempted_gpu_seconds += gpus * seconds;
     RemoveRunning(job);
     job.allocation.clear();
     job.gpus = 0;
@@ -298,8 +301,8 @@ Timestamp Simulation::NextEvent() const {
     next = std::min(next, FromUnixMillis(arrivals_.begin()->first));
   if (!exits_.empty())
     next = std::min(next, FromUnixMillis(exits_.begin()->first));
-  if (pass_wanted_)
-    next = std::min(next, pass_at_);
+  if (const std::optional<Timestamp> due = trigger_.due())
+    next = std::min(next, *due);
   if (!snapshot_.pending.empty())
     next = std::min(next, next_tick_);
   // Everything due now was handled before this is asked; never stand still.
@@ -311,8 +314,6 @@ void Simulation::Cycle() {
   RefreshSnapshot();
   const core::Plan plan = core::Schedule(snapshot_, config_.policy, now);
   ++stats_.cycles;
-  last_cycle_ = now;
-  pass_wanted_ = false;
   // Apply like the server would, checking that nothing is double-booked.
   for (const core::JobStart& st : plan.starts) {
     auto it = jobs_.find(st.job.value());
@@ -370,6 +371,8 @@ void Simulation::Cycle() {
   last_pass_started_ = !plan.starts.empty() || !plan.preemptions.empty();
   if (on_plan)
     on_plan(plan, now);
+  // The pass took no virtual time and nothing asked for another meanwhile.
+  (void)trigger_.End();
 }
 
 void Simulation::RunUntil(Timestamp until) {
@@ -381,7 +384,7 @@ void Simulation::RunUntilIdle(Timestamp limit) {
 }
 
 bool Simulation::Idle() const {
-  if (!arrivals_.empty() || !snapshot_.running.empty() || pass_wanted_)
+  if (!arrivals_.empty() || !snapshot_.running.empty() || trigger_.wanted())
     return false;
   // With nothing running and nothing to arrive, a pending job that the last pass did not start
   // never starts: it does not fit, or waits on a limit that nothing will release.
@@ -406,7 +409,7 @@ void Simulation::Run(Timestamp until, bool stop_when_idle) {
       next_tick_ = NextTickAfter(now);
     }
     // 4. A pass, when one is wanted and due.
-    if (pass_wanted_ && now >= pass_at_)
+    if (trigger_.IsDue() && trigger_.Begin())
       Cycle();
     if (stop_when_idle && Idle())
       return;

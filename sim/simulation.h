@@ -3,12 +3,12 @@
 // whichever comes first) and honour preemptions after the grace period. Used by `gsched-sim` and
 // by the scenario tests in `tests/sim/`.
 //
-// Passes are triggered like the daemon's (scheduler/server/service.cpp): every submit, exit and
-// requeue asks for a pass; requests are coalesced (a pass runs `coalesce` after the first request
-// and at least `min_gap` after the previous pass); and a periodic tick every `interval` (at fixed
-// phase from the start) asks for one too. A tick while nothing is pending is skipped: a pass over
-// an empty queue plans nothing (no start, no preemption), so skipping it changes no outcome.
-// Passes take no virtual time.
+// Passes are triggered by the daemon's own rule, `PassTrigger` (scheduler/common/pass_trigger.h),
+// on the virtual clock: every submit, exit and requeue asks for a pass; requests are coalesced (a
+// pass runs `coalesce` after the first request and at least `min_gap` after the previous pass);
+// and a periodic tick every `interval` (at fixed phase from the start) asks for one too. A tick
+// while nothing is pending is skipped: a pass over an empty queue plans nothing (no start, no
+// preemption), so skipping it changes no outcome. Passes take no virtual time.
 //
 // Usage is accrued per account (decayed with the policy's half-life) and budgets are consumed as
 // jobs run, on the account and every ancestor, so fair share and budgets evolve as in production.
@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "scheduler/common/clock.h"
+#include "scheduler/common/pass_trigger.h"
 #include "scheduler/core/model.h"
 #include "scheduler/core/policy_config.h"
 #include "scheduler/core/run_time_prediction.h"
@@ -183,6 +184,8 @@ class Simulation {
   SimConfig config_;
   ManualClock clock_;
   Timestamp start_;
+  // When the next pass runs; passes take no virtual time, so none is ever running between steps.
+  PassTrigger trigger_;
   std::map<uint64_t, SimJob> jobs_;
   std::multimap<int64_t, uint64_t> arrivals_;                      // submit time (ms) -> job id
   std::set<std::pair<int64_t, uint64_t>> exits_;                   // (exit time ms, job id)
@@ -200,10 +203,7 @@ class Simulation {
   core::RunTimeHistory run_times_;
   int64_t total_gpus_ = 0;
   int64_t busy_gpus_ = 0;
-  Timestamp last_cycle_;
   Timestamp next_tick_;
-  Timestamp pass_at_;
-  bool pass_wanted_ = false;
   bool last_pass_started_ = true;
   SimStats stats_;
 };

@@ -17,6 +17,11 @@ UsageRecord AddUsage(const UsageRecord& u, double amount, Timestamp now, Duratio
   return {DecayedUsage(u, now, half_life) + amount, std::max(now, u.at)};
 }
 
+double AttemptUsage(double gpus, double cost, Timestamp from, Timestamp to, double rate) {
+  const double seconds = std::max(0.0, std::chrono::duration<double>(to - from).count());
+  return NormalisedGpuSeconds(gpus, cost, seconds) * rate;
+}
+
 double BudgetCharge(double normalised_gpus, Timestamp from, Timestamp to, Timestamp start,
                     Timestamp end) {
   const Timestamp lo = std::max(from, start), hi = std::min(to, end);

@@ -23,6 +23,12 @@ inline double NormalisedGpuSeconds(double gpus, double cost, double seconds) {
   return gpus * cost * seconds;
 }
 
+// What holding `gpus` GPUs of a type that costs `cost` over [from, to) is charged, normalised
+// GPU-seconds, at `rate`: 1, or `preemption.usage_charge` for a preempted attempt. The daemon
+// charges an ended attempt with it (`UsageBook`) and counts running ones so far; the simulator
+// accrues each step of its clock with it and takes back the uncharged part of a preempted attempt.
+double AttemptUsage(double gpus, double cost, Timestamp from, Timestamp to, double rate = 1.0);
+
 // Normalised GPU-hours that `normalised_gpus` held over [from, to) take from a budget whose
 // period is [start, end): the part of the interval within the period, none outside it.
 double BudgetCharge(double normalised_gpus, Timestamp from, Timestamp to, Timestamp start,

@@ -65,27 +65,33 @@ void SchedulerService::Impl::Finish(Result<Change> result, Responder respond,
 }
 
 void SchedulerService::Impl::Kick() {
-  pass_wanted = true;
-  if (pass_running || pass_timer_armed || stopped)
+  if (stopped)
     return;
-  auto at = std::max(std::chrono::steady_clock::now() + kCoalesce, last_pass_end + kMinGap);
-  pass_timer_armed = true;
-  pass_timer->expires_at(at);
+  if (std::optional<Timestamp> at = pass_trigger.Request())
+    ArmPassTimer(*at);
+}
+
+void SchedulerService::Impl::ArmPassTimer(Timestamp at) {
+  if (stopped)
+    return;
+  pass_timer->expires_at(SteadyClock::ToSteady(at));
   pass_timer->async_wait([this](boost::system::error_code ec) {
-    pass_timer_armed = false;
-    if (!ec)
-      RunPass();
+    if (ec) {
+      pass_trigger.Defer();  // Cancelled: the service stops.
+      return;
+    }
+    RunPass();
   });
 }
 
 void SchedulerService::Impl::RunPass() {
-  if (pass_running || !pass_wanted || stopped)
+  // No new placements while commits cannot land: the request stays, and the tick asks again.
+  if (stopped || store->Stats().failing) {
+    pass_trigger.Defer();
     return;
-  // No new placements while commits cannot land: the tick asks again.
-  if (store->Stats().failing)
+  }
+  if (!pass_trigger.Begin())
     return;
-  pass_wanted = false;
-  pass_running = true;
   // 1. Snapshot the state (state thread).
   auto s0 = std::chrono::steady_clock::now();
   auto snapshot = std::make_shared<core::Snapshot>(state->BuildSnapshot());
@@ -102,10 +108,9 @@ void SchedulerService::Impl::RunPass() {
     OnState([this, snapshot, plan] {
       ++passes;
       Commit(state->ApplyPlan(*snapshot, *plan), nullptr);
-      pass_running = false;
-      last_pass_end = std::chrono::steady_clock::now();
-      if (pass_wanted)
-        Kick();
+      // 4. Requests that arrived meanwhile schedule the next pass.
+      if (std::optional<Timestamp> at = pass_trigger.End())
+        ArmPassTimer(*at);
     });
   });
 }

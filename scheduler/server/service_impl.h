@@ -25,8 +25,10 @@
 #include "scheduler/api/json.h"
 #include "scheduler/api/worker_messages.h"
 #include "scheduler/common/files.h"
+#include "scheduler/common/pass_trigger.h"
 #include "scheduler/common/policy_defaults.h"
 #include "scheduler/common/quantity.h"
+#include "scheduler/common/steady_clock.h"
 #include "scheduler/net/http_server.h"
 #include "scheduler/server/cluster_state.h"
 #include "scheduler/server/connection_limits.h"
@@ -125,8 +127,6 @@ struct SchedulerService::Impl {
   std::optional<asio::steady_timer> tick;
   std::optional<asio::steady_timer> pass_timer;
   std::optional<asio::steady_timer> summary_timer;
-  bool pass_timer_armed = false;
-  std::chrono::steady_clock::time_point last_pass_end{};
   std::atomic<bool> stopped{false};
 
   // State-thread only.
@@ -142,8 +142,6 @@ struct SchedulerService::Impl {
   static constexpr auto kTokenSweep = std::chrono::milliseconds(250);
   std::optional<asio::steady_timer> token_sweep_timer;
   LogRelay log_reads{Seconds(10), 1024};
-  bool pass_running = false;
-  bool pass_wanted = false;
   std::atomic<uint64_t> passes{0};
 
   // Metrics.
@@ -182,12 +180,19 @@ struct SchedulerService::Impl {
   void Finish(Result<Change> result, Responder respond, std::function<HttpResponse()> ok);
 
   // ---- The scheduling loop -------------------------------------------------------------------
-  // Asks for a pass. Kicks are coalesced (`policy_defaults::kPassCoalesce`, `kPassMinGap`).
-  static constexpr auto kCoalesce = policy_defaults::kPassCoalesce;
-  static constexpr auto kMinGap = policy_defaults::kPassMinGap;
+  // When passes run: `PassTrigger`, the rule `gsched-sim` replays, on the monotonic clock (state
+  // thread). `pass_timer` waits for the wake-ups it schedules.
+  SteadyClock loop_clock;
+  PassTrigger pass_trigger{loop_clock, policy_defaults::kPassCoalesce,
+                           policy_defaults::kPassMinGap};
 
+  // Asks for a pass (coalesced by `pass_trigger`).
   void Kick();
 
+  // Arms `pass_timer` for the wake-up at `at` (a `loop_clock` time).
+  void ArmPassTimer(Timestamp at);
+
+  // The wake-up: runs a pass if one is wanted and none runs.
   void RunPass();
 
   void OnTick();

@@ -4,6 +4,7 @@
 
 #include "scheduler/api/array_spec.h"
 #include "scheduler/core/usage.h"
+#include "scheduler/core/user_interner.h"
 
 namespace gsched::server {
 using api::JobState;
@@ -78,9 +79,8 @@ core::Snapshot BuildSnapshot(const SnapshotSources& in, Timestamp now) {
     const JobRecord& rec = *in.jobs.Find(id);
     if (!rec.job.start_time)
       continue;
-    running_usage[rec.job.spec.account] += core::NormalisedGpuSeconds(
-        AllocatedGpus(rec.job), in.AllocationCost(rec.job),
-        std::chrono::duration<double>(now - *rec.job.start_time).count());
+    running_usage[rec.job.spec.account] += core::AttemptUsage(
+        AllocatedGpus(rec.job), in.AllocationCost(rec.job), *rec.job.start_time, now);
   }
   // What running attempts have used of every budget on their chain so far (normalised
   // GPU-hours within each period): budgets are consumed as jobs run, not when they end.
@@ -136,13 +136,7 @@ core::Snapshot BuildSnapshot(const SnapshotSources& in, Timestamp now) {
     if (auto p = preemptions.find(name); p != preemptions.end())
       info.preemptions_last_hour = p->second;
   }
-  std::unordered_map<std::string, uint32_t> user_index;
-  auto user_of = [&](const std::string& u) {
-    auto [it, fresh] = user_index.try_emplace(u, static_cast<uint32_t>(s.users.size()));
-    if (fresh)
-      s.users.push_back(u);
-    return it->second;
-  };
+  core::UserInterner user_ids(s.users);
   auto dependency_state = [&](uint64_t id) {
     if (const JobRecord* rec = in.jobs.Find(id))
       return rec->job.state;
@@ -157,7 +151,7 @@ core::Snapshot BuildSnapshot(const SnapshotSources& in, Timestamp now) {
     core::PendingJobInfo p;
     p.id = JobId(id);
     p.account = account_index.at(spec.account);
-    p.user = user_of(rec.job.user);
+    p.user = user_ids.Intern(rec.job.user);
     p.nodes = spec.nodes;
     p.gpus_per_node = spec.gpus_per_node;
     if (!spec.gpu_type.empty()) {
@@ -196,7 +190,7 @@ core::Snapshot BuildSnapshot(const SnapshotSources& in, Timestamp now) {
     r.id = JobId(id);
     r.attempt = Attempt(rec.job.attempt);
     r.account = account_index.at(rec.job.spec.account);
-    r.user = user_of(rec.job.user);
+    r.user = user_ids.Intern(rec.job.user);
     bool known = true;
     for (const auto& a : rec.job.allocation) {
       auto n = node_index.find(a.node);

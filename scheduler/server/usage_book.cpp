@@ -69,8 +69,7 @@ Status UsageBook::Load(const state::Store& store, const Quarantine& quarantine) 
 void UsageBook::ChargeAttempt(Change& change, const std::map<std::string, api::Account>& accounts,
                               const api::Job& job, const std::string& gpu_type, double cost,
                               double gpus, Timestamp start, Timestamp end, double rate) {
-  double seconds = std::max(0.0, std::chrono::duration<double>(end - start).count());
-  double charge = core::NormalisedGpuSeconds(gpus, cost, seconds) * rate;
+  const double charge = core::AttemptUsage(gpus, cost, start, end, rate);
   const std::string& account = job.spec.account;
   UsageEntry& u = usage_[account];
   u = core::AddUsage(u, charge, end, half_life_);

@@ -21,6 +21,8 @@
 
 extern char** environ;
 
+#include "tests/testutil/wait.h"
+
 namespace gsched {
 
 struct SpawnOptions {
@@ -109,17 +111,5 @@ class Subprocess {
   std::string log_path_;
   std::optional<int> exit_status_;
 };
-
-// Polls `ready` until it holds or `timeout` passes; false on timeout.
-inline bool WaitFor(const std::function<bool()>& ready,
-                    std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ready())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return ready();
-}
 
 }  // namespace gsched

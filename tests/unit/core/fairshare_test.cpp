@@ -40,6 +40,16 @@ TEST(DecayTest, AddUsageDecaysThenAdds) {
   EXPECT_EQ(u.at, kT0 + kWeek);
 }
 
+TEST(AttemptUsageTest, ChargesNormalisedGpuSecondsAtTheRate) {
+  // 4 GPUs x cost 1.2 x 1,800 s = 8,640; preempted at usage_charge 0.25: 2,160.
+  EXPECT_DOUBLE_EQ(AttemptUsage(4, 1.2, kT0, kT0 + Seconds(1800)), 8640.0);
+  EXPECT_DOUBLE_EQ(AttemptUsage(4, 1.2, kT0, kT0 + Seconds(1800), 0.25), 2160.0);
+  // Milliseconds count: 2 GPUs x cost 1.0 x 0.5 s = 1.
+  EXPECT_DOUBLE_EQ(AttemptUsage(2, 1.0, kT0, kT0 + Duration(500)), 1.0);
+  // An interval that ends before it starts is charged nothing.
+  EXPECT_DOUBLE_EQ(AttemptUsage(8, 1.0, kT0 + Seconds(10), kT0), 0.0);
+}
+
 TEST(FairShareTreeTest, RanksSiblingsBySharesOverUsage) {
   // Siblings under root, usage in GPU-hours:
   //   a: shares 1, usage 10 -> norm shares 1/4, norm usage 10/40 -> 0.25/0.25 = 1.0

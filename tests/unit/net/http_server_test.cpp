@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "scheduler/net/http_client.h"
+#include "tests/testutil/wait.h"
 
 namespace gsched::net {
 namespace {
@@ -147,10 +148,7 @@ TEST_F(ServerTest, WebSocketEchoAndClose) {
   ASSERT_TRUE((*ws)->Write("ping").ok());
   EXPECT_EQ(*(*ws)->Read(Seconds(10)), "echo:ping");
   (*ws)->Close();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (echo.closed->load() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE(WaitFor([&] { return echo.closed->load() != 0; }, std::chrono::seconds(10)));
   EXPECT_EQ(echo.closed->load(), 1);
 }
 
@@ -205,10 +203,8 @@ TEST_F(ServerTest, SlowConsumerIsDroppedNotBuffered) {
   std::string big(64 << 10, 'x');
   for (int i = 0; i < 2000 && server_->Counters().ws_dropped_slow == 0; ++i)
     conn->Send(big);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (server_->Counters().ws_dropped_slow == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE(
+      WaitFor([&] { return server_->Counters().ws_dropped_slow != 0; }, std::chrono::seconds(10)));
   EXPECT_EQ(server_->Counters().ws_dropped_slow, 1u);
   EXPECT_FALSE(conn->Send("more"));
 }

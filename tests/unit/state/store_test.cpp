@@ -12,6 +12,7 @@
 #include "scheduler/state/memory_store.h"
 #include "scheduler/state/rocksdb_store.h"
 #include "tests/testutil/temp_dir.h"
+#include "tests/testutil/wait.h"
 
 namespace gsched::state {
 namespace {
@@ -148,10 +149,7 @@ TEST(RocksDbStoreTest, GroupCommitSharesSyncs) {
       done++;
     });
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (done.load() < kCommits && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::yield();
-  }
+  ASSERT_TRUE(WaitFor([&] { return done.load() >= kCommits; }, std::chrono::seconds(60)));
   ASSERT_EQ(done.load(), kCommits);
   EXPECT_EQ(failed.load(), 0);
   CommitStats stats = (*store)->Stats();

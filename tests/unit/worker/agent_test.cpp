@@ -249,8 +249,8 @@ TEST_F(AgentTest, ReconnectsAndResendsFinalStatesMissedWhileDisconnected) {
   scheduler_.Drop();
   ASSERT_TRUE(scheduler_.WaitFor([&] { return !scheduler_.Connected(); }));
   std::ofstream(JobDir(6, 1) + "/job/go") << "";
-  ASSERT_TRUE(
-      testing::WaitUntil([&] { return std::filesystem::exists(JobDir(6, 1) + "/exit"); }, {}));
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(JobDir(6, 1) + "/exit"); },
+                      std::chrono::seconds(10)));
   EXPECT_FALSE(scheduler_.HasState(6, 1, api::JobState::kCompleted));
   scheduler_.Refuse(false);
   // The agent keeps retrying (backoff 20..100 ms) and says hello again, then the final state.
@@ -290,12 +290,12 @@ TEST_F(AgentTest, AFinalUpdateIsSentAgainUntilTheSchedulerAcknowledgesIt) {
   ASSERT_TRUE(scheduler_.WaitFor([&] { return scheduler_.Of<api::Hello>().size() == 3; }));
   ASSERT_TRUE(scheduler_.WaitFor([&] { return finals() == 3; }));
   // The worker took the ack: it records the attempt as reported.
-  ASSERT_TRUE(testing::WaitUntil(
+  ASSERT_TRUE(WaitFor(
       [&] {
         return ReadJobFile(JobDir(11, 1) + "/state.json").find(R"("reported":true)") !=
                std::string::npos;
       },
-      {}));
+      std::chrono::seconds(10)));
   scheduler_.Drop();
   ASSERT_TRUE(scheduler_.WaitFor([&] { return scheduler_.Of<api::Hello>().size() == 4; }));
   // A heartbeat on the fourth connection shows it is live; still three finals.

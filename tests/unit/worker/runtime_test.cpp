@@ -23,7 +23,6 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 using testing::TempDir;
 using testing::UpdateLog;
-using testing::WaitUntil;
 
 JobLaunch SampleLaunch(const std::string& job_dir) {
   JobLaunch l;
@@ -356,7 +355,8 @@ TEST(RuncEndToEnd, EnvExitCodeAndKill) {
                     "touch /gsched/marker; exit 3"};
   l.gpus = {0};
   s.Launch(l);
-  ASSERT_TRUE(WaitUntil([&] { return log.Terminal(l.job, 1).has_value(); }, [&] { s.Tick(); }));
+  ASSERT_TRUE(WaitFor([&] { return log.Terminal(l.job, 1).has_value(); }, std::chrono::seconds(10),
+                      [&] { s.Tick(); }));
   auto t = log.Terminal(l.job, 1);
   EXPECT_EQ(t->state, api::JobState::kFailed) << t->message;
   EXPECT_EQ(t->exit_code, 3) << ReadJobFile(s.JobDir(l.job, 1) + "/stderr");
@@ -369,11 +369,12 @@ TEST(RuncEndToEnd, EnvExitCodeAndKill) {
   k.job = base + 2;
   k.spec.command = {"/bin/sh", "-c", "echo up; while true; do sleep 1; done"};
   s.Launch(k);
-  ASSERT_TRUE(WaitUntil([&] { return ReadJobFile(s.JobDir(k.job, 1) + "/stdout") == "up\n"; },
-                        [&] { s.Tick(); }));
+  ASSERT_TRUE(WaitFor([&] { return ReadJobFile(s.JobDir(k.job, 1) + "/stdout") == "up\n"; },
+                      std::chrono::seconds(10), [&] { s.Tick(); }));
   s.Kill({k.job, 1, 10, "preempted by job 1"});
   clock.Advance(Seconds(10));
-  ASSERT_TRUE(WaitUntil([&] { return log.Terminal(k.job, 1).has_value(); }, [&] { s.Tick(); }));
+  ASSERT_TRUE(WaitFor([&] { return log.Terminal(k.job, 1).has_value(); }, std::chrono::seconds(10),
+                      [&] { s.Tick(); }));
   EXPECT_EQ(log.Terminal(k.job, 1)->state, api::JobState::kPreempted);
   EXPECT_EQ(log.Terminal(k.job, 1)->signal, "SIGKILL");
 }

@@ -13,7 +13,6 @@ namespace {
 
 using testing::TempDir;
 using testing::UpdateLog;
-using testing::WaitUntil;
 
 class SupervisorTest : public ::testing::Test {
  protected:
@@ -37,7 +36,8 @@ class SupervisorTest : public ::testing::Test {
     return l;
   }
   bool WaitTerminal(JobSupervisor& s, uint64_t job, uint32_t attempt) {
-    return WaitUntil([&] { return log_.Terminal(job, attempt).has_value(); }, [&] { s.Tick(); });
+    return WaitFor([&] { return log_.Terminal(job, attempt).has_value(); },
+                   std::chrono::seconds(10), [&] { s.Tick(); });
   }
   std::string Stdout(JobSupervisor& s, uint64_t job, uint32_t attempt) {
     return ReadJobFile(s.JobDir(job, attempt) + "/stdout");
@@ -110,7 +110,8 @@ TEST_F(SupervisorTest, TimeLimitSendsCheckpointSignalThenKillsAfterGrace) {
   l.spec.grace_period_s = 30;
   l.spec.checkpoint_signal = "SIGUSR1";
   s->Launch(l);
-  ASSERT_TRUE(WaitUntil([&] { return Stdout(*s, 3, 1).find("up") != std::string::npos; }, {}));
+  ASSERT_TRUE(WaitFor([&] { return Stdout(*s, 3, 1).find("up") != std::string::npos; },
+                      std::chrono::seconds(10)));
   // 59 s: nothing yet.
   clock_.Advance(Seconds(59));
   s->Tick();
@@ -118,8 +119,8 @@ TEST_F(SupervisorTest, TimeLimitSendsCheckpointSignalThenKillsAfterGrace) {
   // 60 s: the checkpoint signal (SIGUSR1), the job survives it.
   clock_.Advance(Seconds(1));
   s->Tick();
-  ASSERT_TRUE(
-      WaitUntil([&] { return Stdout(*s, 3, 1).find("got-usr1") != std::string::npos; }, {}));
+  ASSERT_TRUE(WaitFor([&] { return Stdout(*s, 3, 1).find("got-usr1") != std::string::npos; },
+                      std::chrono::seconds(10)));
   s->Tick();
   EXPECT_FALSE(log_.Terminal(3, 1));
   // 60 + 30 s: SIGKILL.
@@ -149,14 +150,14 @@ TEST_F(SupervisorTest, CheckpointTouchIsReported) {
   s->Launch(ShLaunch(5, 0,
                      "touch \"$GSCHED_CHECKPOINT_FILE\"; while [ ! -e go ]; do sleep 0.02; "
                      "done"));
-  ASSERT_TRUE(WaitUntil(
+  ASSERT_TRUE(WaitFor(
       [&] {
         for (const auto& u : log_.For(5, 0))
           if (u.checkpoint_time)
             return true;
         return false;
       },
-      [&] { s->Tick(); }));
+      std::chrono::seconds(10), [&] { s->Tick(); }));
   std::ofstream(s->JobDir(5, 0) + "/job/go") << "";
   ASSERT_TRUE(WaitTerminal(*s, 5, 0));
   EXPECT_EQ(log_.Terminal(5, 0)->state, api::JobState::kCompleted);
@@ -167,8 +168,8 @@ TEST_F(SupervisorTest, KillWithGraceEndsAsPreemptedOrCancelled) {
   // Exits cleanly on SIGTERM (checkpoint and leave).
   s->Launch(ShLaunch(6, 0, "trap 'exit 0' TERM; echo up; while true; do sleep 0.02; done"));
   s->Launch(ShLaunch(8, 0, "trap '' TERM; echo up; while true; do sleep 0.02; done"));
-  ASSERT_TRUE(
-      WaitUntil([&] { return Stdout(*s, 6, 0) == "up\n" && Stdout(*s, 8, 0) == "up\n"; }, {}));
+  ASSERT_TRUE(WaitFor([&] { return Stdout(*s, 6, 0) == "up\n" && Stdout(*s, 8, 0) == "up\n"; },
+                      std::chrono::seconds(10)));
   s->Kill({6, 0, 30, "preempted by job 99"});
   ASSERT_TRUE(WaitTerminal(*s, 6, 0));
   EXPECT_EQ(log_.Terminal(6, 0)->state, api::JobState::kPreempted);
@@ -227,7 +228,8 @@ TEST_F(SupervisorTest, ReadoptsAfterTheSupervisorIsRecreated) {
     s->Launch(ShLaunch(20, 0, "while [ ! -e go ]; do sleep 0.02; done; exit 4"));
     s->Launch(ShLaunch(21, 0, "exit 5"));
     // 21 ends while no supervisor runs; give it time to write its exit file.
-    ASSERT_TRUE(WaitUntil([&] { return std::filesystem::exists(s->JobDir(21, 0) + "/exit"); }, {}));
+    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(s->JobDir(21, 0) + "/exit"); },
+                        std::chrono::seconds(10)));
   }
   auto s = Make();
   s->AdoptAll();

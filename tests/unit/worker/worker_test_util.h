@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "scheduler/api/worker_messages.h"
+#include "tests/testutil/wait.h"
 
 namespace gsched::worker::testing {
 
@@ -94,20 +95,6 @@ class UpdateLog {
   mutable std::mutex mu_;
   std::vector<api::JobUpdate> updates_;
 };
-
-// Calls `step` and checks `done` every 10 ms until `done` holds or `timeout` passes.
-inline bool WaitUntil(const std::function<bool()>& done, const std::function<void()>& step,
-                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (step)
-      step();
-    if (done())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
 
 // Runs an io_context on a thread until it runs out of work; `Finish` waits for that, bounded: after
 // `timeout` it stops the io_context.
