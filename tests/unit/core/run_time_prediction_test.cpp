@@ -132,6 +132,15 @@ Snapshot TwoBusyNodes() {
   return s;
 }
 
+// Job 1: one whole node (8 GPUs) for at most 2 h, submitted at t0; blocked on `TwoBusyNodes`.
+void AddBlockedJob(Snapshot& s) {
+  PendingJobInfo& j = s.pending.emplace_back();
+  j.id = JobId(1);
+  j.gpus_per_node = 8;
+  j.time_limit = 2 * kHour;
+  j.submit_time = kT0;
+}
+
 TEST(EstimateStartsTest, PredictedEndsAndHoldsReleasedAtPredictedEnds) {
   const Snapshot s = TwoBusyNodes();
   const std::vector<EstimateRequest> requests = {
@@ -171,11 +180,7 @@ TEST(EstimateStartsTest, StartsOfThePassTakeAndGiveBackAtTheirPredictedEnds) {
 TEST(ScheduleEstimateTest, ReservationsOnLimitsEstimatesOnPredictions) {
   // Job 1 (8 GPUs) is blocked; both nodes busy as in `TwoBusyNodes`.
   Snapshot s = TwoBusyNodes();
-  s.pending.push_back(PendingJobInfo{});
-  s.pending.back().id = JobId(1);
-  s.pending.back().gpus_per_node = 8;
-  s.pending.back().time_limit = 2 * kHour;
-  s.pending.back().submit_time = kT0;
+  AddBlockedJob(s);
   const Plan plan = Schedule(s, PolicyConfig{}, kT0);
   // The reservation counts on limits: n1 at t0 + 2h (n0's limit is t0 + 3h).
   ASSERT_EQ(plan.reservations.size(), 1u);
@@ -195,11 +200,7 @@ TEST(ScheduleEstimateTest, KnownRunTimesReplacePredictions) {
   s.user_run_time_ratio.clear();
   ASSERT_EQ(s.running[1].id, JobId(11));
   s.running[1].known_run_time = 30 * kMinute;
-  s.pending.push_back(PendingJobInfo{});
-  s.pending.back().id = JobId(1);
-  s.pending.back().gpus_per_node = 8;
-  s.pending.back().time_limit = 2 * kHour;
-  s.pending.back().submit_time = kT0;
+  AddBlockedJob(s);
   const Plan plan = Schedule(s, PolicyConfig{}, kT0);
   ASSERT_EQ(plan.reservations.size(), 1u);
   EXPECT_EQ(plan.reservations[0].start, kT0 + 2 * kHour);  // Limits, as always.
