@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
   bool estimate_oracle = false;
   app.add_flag("--estimate-oracle", estimate_oracle,
                "estimated starts assume the true run times (a bound; the schedule is the same)");
+  std::string preemption_log;
+  app.add_option("--preemptions", preemption_log,
+                 "also write one CSV row per preemption (victim, its run time, the job it made "
+                 "room for) to this file");
   app.add_option("--out", out_dir, "directory for summary.json and report.html")->required();
   int progress_s = 0;
   app.add_option("--progress", progress_s,
@@ -164,6 +168,13 @@ int main(int argc, char** argv) {
                    " passes; %.0f s simulated in %.0f s\n",
                    p.arrived, p.jobs, p.pending, p.running, p.passes, p.simulated_s, p.wall_s);
     };
+  }
+  std::ofstream preemptions;
+  if (!preemption_log.empty()) {
+    preemptions.open(preemption_log, std::ios::trunc);
+    if (!preemptions)
+      return Fail("--preemptions", Status::Unavailable("cannot write " + preemption_log));
+    options.preemption_log = &preemptions;
   }
   auto prepared =
       sim::PrepareReplay(*cluster, accounts ? &*accounts : nullptr, scheduler, *trace, options);

@@ -413,6 +413,25 @@ class IdleGpuMeter {
   std::vector<FreeNode> free_;
 };
 
+double SecondsBetween(Timestamp from, Timestamp to) {
+  return static_cast<double>((to - from).count()) / 1000.0;
+}
+
+void LogPreemptions(std::ostream& out, const Simulation& sim, const core::Plan& plan,
+                    Timestamp now) {
+  const std::vector<core::AccountInfo>& accounts = sim.cluster().accounts;
+  for (const core::PlannedPreemption& p : plan.preemptions) {
+    const SimJob& victim = sim.Job(p.victim);
+    const SimJob& preemptor = sim.Job(p.for_job);
+    out << SecondsBetween(kReplayStart, now) << ',' << p.victim.value() << ','
+        << accounts[victim.spec.account].name << ',' << victim.gpus << ','
+        << SecondsBetween(victim.started, now) << ',' << (victim.borrowing ? 1 : 0) << ','
+        << p.for_job.value() << ',' << accounts[preemptor.spec.account].name << ','
+        << preemptor.spec.nodes * preemptor.spec.gpus_per_node << ','
+        << SecondsBetween(preemptor.spec.submit_time, now) << '\n';
+  }
+}
+
 }  // namespace
 
 ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
@@ -479,7 +498,12 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   double reasons_given = 0, reasons_with_estimate = 0;
   const auto wall_start = std::chrono::steady_clock::now();
   auto next_progress = wall_start + options.progress_every;
+  if (options.preemption_log != nullptr)
+    *options.preemption_log << "time_s,victim,victim_account,victim_gpus,victim_run_s,borrowing,"
+                               "for_job,for_account,for_gpus,for_wait_s\n";
   sim.on_plan = [&](const core::Plan& plan, Timestamp now) {
+    if (options.preemption_log != nullptr)
+      LogPreemptions(*options.preemption_log, sim, plan, now);
     const auto [stranded, usable] = idle_meter.Measure(sim, plan);
     stranded_now = static_cast<double>(stranded);
     usable_idle_now = static_cast<double>(usable);

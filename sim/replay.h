@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,6 +73,10 @@ struct ReplayOptions {
   // The estimated starts assume every job's true run time instead of predicting it (an experiment:
   // the bound that perfect run-time knowledge gives; the schedule itself does not change).
   bool estimate_oracle = false;
+  // When set, one CSV row per preemption planned (header first): when, the victim (its account,
+  // GPUs, how long its attempt had run, whether it was borrowing) and the job it made room for
+  // (its account, GPUs, how long it had waited). For studying what reclaiming costs.
+  std::ostream* preemption_log = nullptr;
   // Called after a pass at most once per `progress_every` of wall time (when set).
   std::function<void(const ReplayProgress&)> progress;
   std::chrono::milliseconds progress_every{10'000};
