@@ -18,6 +18,8 @@ core::PolicyConfig PolicyFromConfig(const SchedulerConfig& config) {
   p.preemption.max_per_cycle = static_cast<int32_t>(config.preemption.max_per_cycle);
   p.preemption.max_per_account_per_hour =
       static_cast<int32_t>(config.preemption.max_per_account_per_hour);
+  p.preemption.reclaim_wait_factor = config.preemption.reclaim_wait_factor;
+  p.preemption.max_reclaim_wait = config.preemption.max_reclaim_wait;
   for (size_t c = 0; c < 3; ++c) {
     p.class_limits[c].default_limit = config.priority.classes[c].default_time_limit;
     p.class_limits[c].max_limit = config.priority.classes[c].max_time_limit;

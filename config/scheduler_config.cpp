@@ -143,6 +143,9 @@ void ReadPreemption(YamlMap m, PreemptionConfig& out) {
   out.max_per_cycle = m.Int("max_per_cycle", out.max_per_cycle, 0, 1'000'000);
   out.max_per_account_per_hour =
       m.Int("max_per_account_per_hour", out.max_per_account_per_hour, 0, 10'000'000);
+  out.reclaim_wait_factor =
+      m.Get("reclaim_wait_factor").Double(0.0, 1e6).value_or(out.reclaim_wait_factor);
+  out.max_reclaim_wait = m.Dur("max_reclaim_wait", out.max_reclaim_wait, Duration(0), 7 * kDay);
   out.default_grace_period =
       m.Dur("default_grace_period", out.default_grace_period, Duration(0), kDay);
 }

@@ -140,6 +140,10 @@ struct PreemptionConfig {
   double usage_charge = policy_defaults::kPreemptionUsageCharge;
   int64_t max_per_cycle = policy_defaults::kPreemptionMaxPerCycle;
   int64_t max_per_account_per_hour = policy_defaults::kPreemptionMaxPerAccountPerHour;
+  // A reclaim goes ahead once the job's waited GPU-seconds reach this x the victims' lost ones.
+  double reclaim_wait_factor = policy_defaults::kPreemptionReclaimWaitFactor;
+  // ... and at the latest once it has waited this long.
+  Duration max_reclaim_wait = policy_defaults::kPreemptionMaxReclaimWait;
   // Grace between the checkpoint signal and the kill when a job sets no `grace_period_s`.
   Duration default_grace_period = Seconds(60);
 };

@@ -32,6 +32,8 @@ inline constexpr Duration kPreemptionMinRuntime = Seconds(600);
 inline constexpr double kPreemptionUsageCharge = 0.0;
 inline constexpr int64_t kPreemptionMaxPerCycle = 64;
 inline constexpr int64_t kPreemptionMaxPerAccountPerHour = 256;
+inline constexpr double kPreemptionReclaimWaitFactor = 1.0;
+inline constexpr Duration kPreemptionMaxReclaimWait = Seconds(1800);
 // `priority.classes`: default and maximum time limits of `high`, `normal` and `preemptible`.
 struct ClassLimits {
   Duration default_limit;

@@ -20,6 +20,13 @@ std::optional<int64_t> Explanation::Int(std::string_view key) const {
   return std::get<int64_t>(*v);
 }
 
+std::optional<double> Explanation::Double(std::string_view key) const {
+  const DetailValue* v = Find(key);
+  if (v == nullptr || !std::holds_alternative<double>(*v))
+    return std::nullopt;
+  return std::get<double>(*v);
+}
+
 std::optional<std::string> Explanation::Text(std::string_view key) const {
   const DetailValue* v = Find(key);
   if (v == nullptr || !std::holds_alternative<std::string>(*v))
@@ -176,6 +183,27 @@ Explanation ExplainAwaitingVictims(int64_t victims, Timestamp ready) {
                 {}};
   e.details.push_back({"victims", victims});
   e.details.push_back({"ready_at_ms", ToUnixMillis(ready)});
+  return e;
+}
+
+Explanation ExplainReclaimDeferred(int64_t lost_gpu_ms, int64_t waited_gpu_ms, Timestamp reclaim_by,
+                                   Duration max_reclaim_wait) {
+  const double lost_h = static_cast<double>(lost_gpu_ms) / 3.6e6;
+  const double waited_h = static_cast<double>(waited_gpu_ms) / 3.6e6;
+  char numbers[240];
+  std::snprintf(numbers, sizeof(numbers),
+                "%.2f GPU-hours of their work, more than this job's %.2f GPU-hours of waiting pay "
+                "for; it takes GPUs as they free up, and reclaims when its wait pays, at the "
+                "latest %.0f min after its submission",
+                lost_h, waited_h, static_cast<double>(max_reclaim_wait.count()) / 60000.0);
+  Explanation e{api::ReasonCode::kResources,
+                std::string("within the account's guarantee, but borrowers hold the GPUs: "
+                            "reclaiming them now would lose ") +
+                    numbers,
+                {}};
+  e.details.push_back({"lost_gpu_hours", lost_h});
+  e.details.push_back({"waited_gpu_hours", waited_h});
+  e.details.push_back({"reclaim_at_ms", ToUnixMillis(reclaim_by)});
   return e;
 }
 

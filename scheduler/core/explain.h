@@ -33,6 +33,8 @@ struct Explanation {
   const DetailValue* Find(std::string_view key) const;
   // The integer detail `key`; nothing when absent or not an integer.
   std::optional<int64_t> Int(std::string_view key) const;
+  // The floating-point detail `key`; nothing when absent or not a double.
+  std::optional<double> Double(std::string_view key) const;
   std::optional<std::string> Text(std::string_view key) const;
 };
 
@@ -51,5 +53,10 @@ Explanation ExplainCapacity(const Snapshot& s, uint32_t type, const CapacityRepo
 Explanation ExplainReservation(JobId holder);
 Explanation ExplainPriority(JobId first_ahead, std::string_view why);
 Explanation ExplainAwaitingVictims(int64_t victims, Timestamp ready);
+// Within the guarantee, but reclaiming it now would destroy more of the borrowers' work than the
+// job's wait pays for (`preemption.reclaim_wait_factor`), and GPUs free up for it before
+// `reclaim_by` (submit + `preemption.max_reclaim_wait`), when it reclaims at the latest.
+Explanation ExplainReclaimDeferred(int64_t lost_gpu_ms, int64_t waited_gpu_ms, Timestamp reclaim_by,
+                                   Duration max_reclaim_wait);
 
 }  // namespace gsched::core

@@ -40,6 +40,14 @@ struct PreemptionConfig {
   int32_t max_per_cycle = policy_defaults::kPreemptionMaxPerCycle;
   // Per victim account, counted over the last hour (the snapshot carries the recent count).
   int32_t max_per_account_per_hour = policy_defaults::kPreemptionMaxPerAccountPerHour;
+  // A reclaim must pay for the work it destroys: it goes ahead only once the reclaiming job has
+  // waited, in GPU-seconds (its GPUs x the time since it was submitted), at least this factor
+  // times the GPU-seconds its victims lose (each victim's GPUs x its time since start or last
+  // checkpoint). 0: reclaim at once, whatever it costs.
+  double reclaim_wait_factor = policy_defaults::kPreemptionReclaimWaitFactor;
+  // ... but a job that has waited this long reclaims whatever it costs, and so does one for which
+  // no GPUs free up within this long of its submission without a reclaim.
+  Duration max_reclaim_wait = policy_defaults::kPreemptionMaxReclaimWait;
   bool operator==(const PreemptionConfig&) const = default;
 };
 

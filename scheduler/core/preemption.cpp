@@ -33,6 +33,13 @@ int64_t PreemptionPlanner::WorkLostMs(uint32_t r) const {
   return std::max<int64_t>(0, (now_ - since).count());
 }
 
+int64_t PreemptionPlanner::LostGpuMs(uint32_t r) const {
+  int64_t gpus = 0;
+  for (const NodeAllocation& a : snapshot_.running[r].allocation)
+    gpus += Popcount(a.gpus);
+  return WorkLostMs(r) * gpus;
+}
+
 bool PreemptionPlanner::Eligible(uint32_t r, uint32_t preemptor_account) const {
   const RunningJobInfo& j = snapshot_.running[r];
   if (taken_[r] || j.terminating_deadline || j.account == preemptor_account)
@@ -57,6 +64,9 @@ PreemptionPlanner::NodeCost PreemptionPlanner::CostOn(const NodePool& pool, uint
   int64_t mem = pool.FreeMemory(node);
   std::vector<uint32_t>& options = options_;
   options.clear();
+  // Per option (parallel to `options`): the GPUs it frees here and the work it loses in all.
+  std::vector<std::pair<int64_t, int64_t>>& option_cost = option_cost_;
+  option_cost.clear();
   for (uint32_t k = node_start_[node]; k < node_start_[node + 1]; ++k) {
     const uint32_t r = node_jobs_[k];
     const RunningJobInfo& j = snapshot_.running[r];
@@ -74,21 +84,35 @@ PreemptionPlanner::NodeCost PreemptionPlanner::CostOn(const NodePool& pool, uint
       options.push_back(r);
     }
   }
+  for (uint32_t r : options) {
+    int64_t here = 0;
+    for (const NodeAllocation& x : snapshot_.running[r].allocation)
+      here += x.node == node ? Popcount(x.gpus) : 0;
+    option_cost.emplace_back(std::max<int64_t>(1, here), LostGpuMs(r));
+  }
+  std::vector<uint32_t>& order = option_order_;
+  order.resize(options.size());
+  std::iota(order.begin(), order.end(), 0U);
   auto fits = [&] {
     return gpus >= shape.gpus_per_node && cpus >= shape.cpus_per_node &&
            mem >= shape.memory_mib_per_node;
   };
-  std::sort(options.begin(), options.end(), [&](uint32_t x, uint32_t y) {
-    const int64_t wx = WorkLostMs(x), wy = WorkLostMs(y);
-    if (wx != wy)
-      return wx < wy;
-    if (priority_[x] != priority_[y])
-      return priority_[x] < priority_[y];
-    return snapshot_.running[x].id < snapshot_.running[y].id;
+  // Least lost work per GPU freed here: lost_x / here_x < lost_y / here_y, in integers (lost work
+  // stays below 2^50 GPU-ms, GPUs on a node below 2^10).
+  std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
+    const auto [here_x, lost_x] = option_cost[x];
+    const auto [here_y, lost_y] = option_cost[y];
+    if (lost_x * here_y != lost_y * here_x)
+      return lost_x * here_y < lost_y * here_x;
+    const uint32_t rx = options[x], ry = options[y];
+    if (priority_[rx] != priority_[ry])
+      return priority_[rx] < priority_[ry];
+    return snapshot_.running[rx].id < snapshot_.running[ry].id;
   });
-  for (uint32_t r : options) {
+  for (uint32_t k : order) {
     if (fits())
       break;
+    const uint32_t r = options[k];
     const RunningJobInfo& j = snapshot_.running[r];
     for (const NodeAllocation& x : j.allocation) {
       if (x.node == node) {
@@ -99,7 +123,7 @@ PreemptionPlanner::NodeCost PreemptionPlanner::CostOn(const NodePool& pool, uint
     }
     victims_.push_back(r);
     ++cost.victims;
-    cost.work_lost_ms += WorkLostMs(r);
+    cost.lost_gpu_ms += option_cost[k].second;
     cost.ready = std::max(cost.ready, now_ + j.grace_period);
   }
   cost.feasible = fits();
@@ -128,10 +152,10 @@ std::optional<VictimChoice> PreemptionPlanner::Choose(const NodePool& pool, cons
   if (scored.size() < want)
     return std::nullopt;
   auto cheaper = [](const Scored& x, const Scored& y) {
+    if (x.cost.lost_gpu_ms != y.cost.lost_gpu_ms)
+      return x.cost.lost_gpu_ms < y.cost.lost_gpu_ms;
     if (x.cost.victims != y.cost.victims)
       return x.cost.victims < y.cost.victims;
-    if (x.cost.work_lost_ms != y.cost.work_lost_ms)
-      return x.cost.work_lost_ms < y.cost.work_lost_ms;
     return x.node < y.node;
   };
   // Choose the cheapest `want` nodes inside one domain when the topology asks for it.
@@ -151,15 +175,15 @@ std::optional<VictimChoice> PreemptionPlanner::Choose(const NodePool& pool, cons
       if (d.size() < want)
         d.push_back(&s);
     }
-    int64_t best_victims = -1;
+    int64_t best_lost = -1;
     for (auto& d : per) {
       if (d.size() < want)
         continue;
-      int64_t v = 0;
+      int64_t lost = 0;
       for (const Scored* s : d)
-        v += s->cost.victims;
-      if (best_victims < 0 || v < best_victims) {
-        best_victims = v;
+        lost += s->cost.lost_gpu_ms;
+      if (best_lost < 0 || lost < best_lost) {
+        best_lost = lost;
         chosen = d;
       }
     }
@@ -173,8 +197,10 @@ std::optional<VictimChoice> PreemptionPlanner::Choose(const NodePool& pool, cons
     out.ready_at = std::max(out.ready_at, s->cost.ready);
     for (uint32_t k = 0; k < static_cast<uint32_t>(s->cost.victims); ++k) {
       const uint32_t r = victims_[s->cost.jobs_begin + k];
-      if (std::find(out.victims.begin(), out.victims.end(), r) == out.victims.end())
+      if (std::find(out.victims.begin(), out.victims.end(), r) == out.victims.end()) {
         out.victims.push_back(r);
+        out.lost_gpu_ms += LostGpuMs(r);
+      }
     }
   }
   if (victims_this_cycle_ + static_cast<int32_t>(out.victims.size()) >

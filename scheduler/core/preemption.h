@@ -3,11 +3,15 @@
 // For a job within its account's guarantee that does not fit, `PreemptionPlanner::Choose` looks
 // for nodes where freeing victims makes it fit. Victims are running jobs of other accounts that
 // borrow or are preemptible (by flag or class), that ran at least `preemption.min_runtime`, that
-// are not already being preempted, and whose account is under its hourly cap. On each node the
-// victims are taken in order of least work lost (now - max(start, last checkpoint)), then lowest
-// priority, until the job fits; the node needing the fewest victims (then least work lost) wins.
-// GPUs of jobs already terminating count as coming free at no cost, so a preemptor waiting for its
-// victims is not given new ones.
+// are not already being preempted, and whose account is under its hourly cap. A victim's lost work
+// is its GPUs (on every node: a gang restarts whole) x its time since start or last checkpoint.
+// On each node the victims are taken in order of least lost work per GPU they free there, then
+// lowest priority, until the job fits; the nodes whose victims lose the least work in all (then
+// the fewest victims) win. GPUs of jobs already terminating count as coming free at no cost, so a
+// preemptor waiting for its victims is not given new ones.
+//
+// `Choose` finds the cheapest choice; whether it pays for the work it destroys is the caller's
+// decision (`preemption.reclaim_wait_factor`).
 //
 // Gangs (simplified): each node is costed on its own and the cheapest `nodes` nodes are taken,
 // inside one block or site when the job's topology asks for it; victims spanning several nodes may
@@ -18,6 +22,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "scheduler/core/placement.h"
@@ -30,6 +35,8 @@ struct VictimChoice {
   std::vector<uint32_t> nodes;
   // When the victims (and jobs already terminating there) are gone.
   Timestamp ready_at;
+  // GPU-milliseconds of work the victims lose.
+  int64_t lost_gpu_ms = 0;
 };
 
 class PreemptionPlanner {
@@ -48,7 +55,7 @@ class PreemptionPlanner {
   struct NodeCost {
     bool feasible = false;
     int32_t victims = 0;
-    int64_t work_lost_ms = 0;
+    int64_t lost_gpu_ms = 0;
     Timestamp ready;
     // The victims: `victims_` [jobs_begin, jobs_begin + victims).
     uint32_t jobs_begin = 0;
@@ -58,6 +65,8 @@ class PreemptionPlanner {
                   uint32_t preemptor_account) const;
   bool Eligible(uint32_t r, uint32_t preemptor_account) const;
   int64_t WorkLostMs(uint32_t r) const;
+  // `WorkLostMs` x the victim's GPUs on every node.
+  int64_t LostGpuMs(uint32_t r) const;
 
   const Snapshot& snapshot_;
   const PolicyConfig& config_;
@@ -67,7 +76,8 @@ class PreemptionPlanner {
   std::vector<uint8_t> taken_;
   // Scratch of `CostOn` and `Choose`, allocated once per pass: one node's options, and the
   // victims of every feasible node of one `Choose`.
-  mutable std::vector<uint32_t> options_, victims_;
+  mutable std::vector<uint32_t> options_, option_order_, victims_;
+  mutable std::vector<std::pair<int64_t, int64_t>> option_cost_;
   std::vector<int32_t> taken_per_account_;
   int32_t victims_this_cycle_ = 0;
 };

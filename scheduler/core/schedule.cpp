@@ -205,8 +205,9 @@ class Pass {
   void ScheduleJob(size_t rank);
   std::optional<uint32_t> DynamicIneligibility(const PendingJobInfo& job);     // 3b.
   StartAttempt TryStart(uint32_t i, const Shape& shape, Duration time_limit);  // 4 + 5.
-  bool Reclaim(const PendingJobInfo& job, const Shape& shape, TypeMask types,
-               int64_t ahead);  // 7.
+  // 7. `*deferred`: the explanation when a reclaim was possible but does not pay yet.
+  bool Reclaim(const PendingJobInfo& job, const Shape& shape, TypeMask types, int64_t ahead,
+               std::optional<uint32_t>* deferred);
   std::optional<Timestamp> Reserve(const PendingJobInfo& job, const Shape& shape, TypeMask types,
                                    Duration time_limit);  // 6.
   uint32_t Explain(const StartAttempt& a);                // 8.
@@ -320,8 +321,12 @@ class Pass {
     uint32_t explanation;
   };
   std::unordered_map<ShapeKey, ShapeFailure, ShapeKeyHash> shape_fail_;
-  // Preemption found no victims for the shape and preemptor's account.
-  std::unordered_set<ShapeKey, ShapeKeyHash> preemption_fail_;
+  // Per shape and preemptor's account: the least work (GPU-ms) a reclaim was found to destroy,
+  // `kNoVictims` when none was possible. Only grows within a pass (starts and reservations take
+  // capacity, chosen victims are taken), so a job whose wait does not pay for it is refused at
+  // once.
+  static constexpr int64_t kNoVictims = std::numeric_limits<int64_t>::max();
+  std::unordered_map<ShapeKey, int64_t, ShapeKeyHash> reclaim_floor_;
   // Backfill: the (type, shape) never fits, even when everything running has ended.
   std::unordered_set<ShapeKey, ShapeKeyHash> never_fits_;
   std::unordered_map<ReasonKey, uint32_t, ReasonKeyHash> reasons_;
@@ -562,15 +567,16 @@ void Pass::WalkQueue() {
   const StartAttempt a = TryStart(i, shape, time_limit);
   if (a.started)
     return;
+  std::optional<uint32_t> deferred;
   if (a.within_guarantee_blocked && c_.preemption.enabled && !Preemption().CapReached() &&
-      Reclaim(job, shape, a.within_guarantee_blocked, ahead))
+      Reclaim(job, shape, a.within_guarantee_blocked, ahead, &deferred))
     return;
   std::optional<Timestamp> estimated;
   if (a.admitted_blocked && reservations_left_ > 0) {
     --reservations_left_;
     estimated = Reserve(job, shape, a.admitted_blocked, time_limit);
   }
-  Pend(job.id, Explain(a), ahead, estimated);
+  Pend(job.id, deferred && !a.budget_reason ? *deferred : Explain(a), ahead, estimated);
 }
 
 // 3b. Eligibility that depends on what is running and on this pass's starts: the explanation
@@ -711,19 +717,52 @@ StartAttempt Pass::TryStart(uint32_t i, const Shape& shape, Duration time_limit)
   return a;
 }
 
-// 7. Preemption: a job within its guarantee reclaims it from borrowers and preemptible jobs.
-// Whether victims were chosen (the job then waits for them, with a reservation).
-bool Pass::Reclaim(const PendingJobInfo& job, const Shape& shape, TypeMask types, int64_t ahead) {
+// 7. Preemption: a job within its guarantee reclaims it from borrowers and preemptible jobs when
+// the reclaim pays for the work it destroys, and within `max_reclaim_wait` (D) of its submission
+// at the latest. It reclaims when any of these holds:
+//   - it has waited D;
+//   - its wait pays: its GPUs x the time since submit >= `reclaim_wait_factor` x the GPU-ms the
+//     cheapest choice of victims loses;
+//   - no GPUs free up for it within D of its submission without a reclaim (the backfill timeline,
+//     running jobs ending at their time limits): waiting would not serve it in time.
+// Otherwise it takes GPUs as they free up, keeping its backfill reservation, and a borrower is
+// not thrown away ten minutes into its work for a job that GPUs freeing up elsewhere serve as
+// soon. Whether victims were chosen (the job then waits for them, with a reservation).
+bool Pass::Reclaim(const PendingJobInfo& job, const Shape& shape, TypeMask types, int64_t ahead,
+                   std::optional<uint32_t>* deferred) {
   PreemptionPlanner& preemption = Preemption();
   const AccountInfo& account = s_.accounts[job.account];
+  const Duration waited = std::max(Duration(0), now_ - job.submit_time);
+  const int64_t waited_gpu_ms = waited.count() * RequestedGpus(job);
+  const Timestamp reclaim_by = job.submit_time + c_.preemption.max_reclaim_wait;
+  int64_t cheapest_refused = kNoVictims;
   for (TypeMask m = types; m; m &= m - 1) {
     const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+    auto pays = [&](int64_t lost_gpu_ms) {
+      if (now_ >= reclaim_by ||
+          c_.preemption.reclaim_wait_factor * static_cast<double>(lost_gpu_ms) <=
+              static_cast<double>(waited_gpu_ms))
+        return true;
+      const std::optional<Reservation> natural = timeline_.Earliest(pool_, shape, t, job.id);
+      return !natural || natural->start >= reclaim_by;
+    };
     const ShapeKey key = ShapeKeyOf(shape, t, int64_t{job.account});
-    if (preemption_fail_.contains(key))
-      continue;
+    if (auto known = reclaim_floor_.find(key); known != reclaim_floor_.end()) {
+      if (known->second == kNoVictims)
+        continue;
+      if (!pays(known->second)) {
+        cheapest_refused = std::min(cheapest_refused, known->second);
+        continue;
+      }
+    }
     auto choice = preemption.Choose(pool_, shape, t, job.account);
     if (!choice) {
-      preemption_fail_.insert(key);
+      reclaim_floor_[key] = kNoVictims;
+      continue;
+    }
+    reclaim_floor_[key] = choice->lost_gpu_ms;
+    if (!pays(choice->lost_gpu_ms)) {
+      cheapest_refused = std::min(cheapest_refused, choice->lost_gpu_ms);
       continue;
     }
     preemption.Commit(*choice);
@@ -749,6 +788,9 @@ bool Pass::Reclaim(const PendingJobInfo& job, const Shape& shape, TypeMask types
          ahead, choice->ready_at);
     return true;
   }
+  if (cheapest_refused != kNoVictims)
+    *deferred = AddExplanation(ExplainReclaimDeferred(cheapest_refused, waited_gpu_ms, reclaim_by,
+                                                      c_.preemption.max_reclaim_wait));
   return false;
 }
 

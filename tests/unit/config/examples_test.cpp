@@ -61,6 +61,8 @@ TEST(ExamplesTest, SchedulerYamlIsTheDefaults) {
   EXPECT_EQ(c.preemption.usage_charge, defaults.preemption.usage_charge);
   EXPECT_EQ(c.preemption.max_per_cycle, defaults.preemption.max_per_cycle);
   EXPECT_EQ(c.preemption.max_per_account_per_hour, defaults.preemption.max_per_account_per_hour);
+  EXPECT_EQ(c.preemption.reclaim_wait_factor, defaults.preemption.reclaim_wait_factor);
+  EXPECT_EQ(c.preemption.max_reclaim_wait, defaults.preemption.max_reclaim_wait);
   EXPECT_EQ(c.preemption.default_grace_period, defaults.preemption.default_grace_period);
   EXPECT_EQ(c.nodes.heartbeat_timeout, defaults.nodes.heartbeat_timeout);
   EXPECT_EQ(c.nodes.lost_timeout, defaults.nodes.lost_timeout);

@@ -48,6 +48,8 @@ TEST(SchedulerConfigTest, EmptyDocumentGivesTheDocumentedDefaults) {
   EXPECT_EQ(c->preemption.usage_charge, 0.0);
   EXPECT_EQ(c->preemption.max_per_cycle, 64);
   EXPECT_EQ(c->preemption.max_per_account_per_hour, 256);
+  EXPECT_EQ(c->preemption.reclaim_wait_factor, 1.0);
+  EXPECT_EQ(c->preemption.max_reclaim_wait, Seconds(1800));
   EXPECT_EQ(c->preemption.default_grace_period, Seconds(60));
   EXPECT_EQ(c->nodes.heartbeat_timeout, Seconds(30));
   EXPECT_EQ(c->nodes.lost_timeout, Seconds(300));
@@ -82,7 +84,8 @@ priority:
   weights: {fairshare: 0, age: 1, size: 2, class: 3}
   classes:
     high: {default_time_limit: 30m, max_time_limit: 1d}
-preemption: {enabled: false, usage_charge: 0.25, min_runtime: 0}
+preemption: {enabled: false, usage_charge: 0.25, min_runtime: 0, reclaim_wait_factor: 0.5,
+             max_reclaim_wait: 2h}
 nodes: {heartbeat_timeout: 10s, lost_timeout: 1m}
 gpu_types:
   - {name: h100, cost: 1}
@@ -110,6 +113,8 @@ accounts_file: accounts.yaml
   EXPECT_FALSE(c->preemption.enabled);
   EXPECT_EQ(c->preemption.usage_charge, 0.25);
   EXPECT_EQ(c->preemption.min_runtime, Duration(0));
+  EXPECT_EQ(c->preemption.reclaim_wait_factor, 0.5);
+  EXPECT_EQ(c->preemption.max_reclaim_wait, Seconds(7200));
   ASSERT_EQ(c->gpu_types.size(), 2u);
   EXPECT_EQ(c->gpu_types[1].memory_mib, 40 * 1024);
   EXPECT_EQ(c->partitions.at("gpu"), (std::vector<std::string>{"h100", "a100"}));
@@ -166,6 +171,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "must be >= 0"},
         Rejection{"preemption: {usage_charge: 1.5}\n", "preemption.usage_charge", "must be <= 1"},
         Rejection{"preemption: {usage_charge: -0.1}\n", "preemption.usage_charge", "must be >= 0"},
+        Rejection{"preemption: {reclaim_wait_factor: -1}\n", "preemption.reclaim_wait_factor",
+                  "must be >= 0"},
+        Rejection{"preemption: {max_reclaim_wait: 8d}\n", "preemption.max_reclaim_wait",
+                  "must be <="},
         Rejection{"events: {max_events: 1}\n", "events.max_events", "must be >= 1000"},
         Rejection{"watch: {queue_limit: 0}\n", "watch.queue_limit", "must be >= 1"},
         // Bad durations and sizes.

@@ -167,6 +167,109 @@ TEST(ScheduleTest, PreemptionReclaimsGuaranteeFromTheBorrowerLosingLeastWork) {
   EXPECT_EQ(ReasonOf(plan, 1).Int("victims"), 1);
 }
 
+TEST(ScheduleTest, PreemptionCountsTheWorkOfEveryGpuAVictimHolds) {
+  // a needs one whole node. Freeing n0 takes one victim, a 2-node gang 20 min in: 16 GPUs x
+  // 1200 s = 5.33 GPU-hours lost. Freeing n1 takes two 4-GPU jobs 30 min in: 2 x 4 x 1800 s = 4
+  // GPU-hours. Fewer victims is not less work lost: n1 wins.
+  const Snapshot s = ClusterBuilder()
+                         .Add(MakeNode("n0"))
+                         .Add(MakeNode("n1"))
+                         .Add(MakeNode("n2"))
+                         .Add(MakeAccount("a").Guaranteed("h100", 8))
+                         .Add(MakeAccount("b"))
+                         .AddRunning(MakeJob(100)
+                                         .Account("b")
+                                         .On("n0", 8)
+                                         .On("n2", 8)
+                                         .Started(kT0 - Seconds(1200))
+                                         .Borrowing()
+                                         .TimeLimit(10 * kHour))
+                         .AddRunning(MakeJob(101)
+                                         .Account("b")
+                                         .On("n1", 4)
+                                         .Started(kT0 - Seconds(1800))
+                                         .Borrowing()
+                                         .TimeLimit(10 * kHour))
+                         .AddRunning(MakeJob(102)
+                                         .Account("b")
+                                         .On("n1", 4)
+                                         .Started(kT0 - Seconds(1800))
+                                         .Borrowing()
+                                         .TimeLimit(10 * kHour))
+                         .Add(MakeJob(1).Account("a").Gpus(8))
+                         .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  ASSERT_EQ(plan.preemptions.size(), 2u);
+  EXPECT_EQ(plan.preemptions[0].victim, JobId(101));
+  EXPECT_EQ(plan.preemptions[1].victim, JobId(102));
+}
+
+// The borrower on n0 has run an hour (8 GPU-hours of work) and reaches its limit in 10 minutes.
+Snapshot BorrowerNearItsEnd(Timestamp submitted) {
+  return ClusterBuilder()
+      .Add(MakeNode("n0"))
+      .Add(MakeAccount("a").Guaranteed("h100", 8))
+      .Add(MakeAccount("b"))
+      .AddRunning(MakeJob(100)
+                      .Account("b")
+                      .On("n0", 8)
+                      .Started(kT0 - kHour)
+                      .Borrowing()
+                      .TimeLimit(kHour + Seconds(600)))
+      .Add(MakeJob(1).Account("a").Gpus(8).Submitted(submitted))
+      .Build();
+}
+
+TEST(ScheduleTest, ReclaimWaitsWhenGpusFreeUpBeforeItWouldPay) {
+  // Reclaiming loses 8 GPU-hours; the job has waited nothing and GPUs free up in 10 minutes,
+  // before the 30 minutes it waits at most: it waits for them, with a reservation, and says why.
+  const Plan plan = Schedule(BorrowerNearItsEnd(kT0), PolicyConfig{}, kT0);
+  EXPECT_TRUE(plan.preemptions.empty());
+  EXPECT_EQ(plan.FindPending(JobId(1))->estimated_start, kT0 + Seconds(600));
+  const Explanation e = ReasonOf(plan, 1);
+  EXPECT_EQ(e.code, ReasonCode::kResources);
+  EXPECT_NEAR(e.Double("lost_gpu_hours").value_or(-1), 8.0, 1e-9);
+  EXPECT_NEAR(e.Double("waited_gpu_hours").value_or(-1), 0.0, 1e-9);
+  EXPECT_EQ(e.Int("reclaim_at_ms"), ToUnixMillis(kT0 + Seconds(1800)));
+  EXPECT_NE(e.message.find("reclaiming them now would lose 8.00 GPU-hours"), std::string::npos)
+      << e.message;
+  EXPECT_NE(e.message.find("at the latest 30 min after its submission"), std::string::npos)
+      << e.message;
+
+  // A factor of 0 reclaims at once, whatever it costs; so does a wait bound of 0.
+  PolicyConfig eager;
+  eager.preemption.reclaim_wait_factor = 0;
+  EXPECT_EQ(Schedule(BorrowerNearItsEnd(kT0), eager, kT0).preemptions.size(), 1u);
+  PolicyConfig unbounded;
+  unbounded.preemption.max_reclaim_wait = Duration(0);
+  EXPECT_EQ(Schedule(BorrowerNearItsEnd(kT0), unbounded, kT0).preemptions.size(), 1u);
+  // GPUs freeing up in 10 minutes do not help a job that may wait at most 5.
+  PolicyConfig tight;
+  tight.preemption.max_reclaim_wait = Seconds(300);
+  EXPECT_EQ(Schedule(BorrowerNearItsEnd(kT0), tight, kT0).preemptions.size(), 1u);
+}
+
+TEST(ScheduleTest, ReclaimGoesAheadOnceTheWaitPays) {
+  // Bounded at 2 h here. Waited 59 min: 7.87 GPU-hours < 8 lost; 61 min: 8.13 >= 8.
+  PolicyConfig config;
+  config.preemption.max_reclaim_wait = 2 * kHour;
+  EXPECT_TRUE(
+      Schedule(BorrowerNearItsEnd(kT0 - Seconds(59 * 60)), config, kT0).preemptions.empty());
+  const Plan plan = Schedule(BorrowerNearItsEnd(kT0 - Seconds(61 * 60)), config, kT0);
+  ASSERT_EQ(plan.preemptions.size(), 1u);
+  EXPECT_EQ(plan.preemptions[0].victim, JobId(100));
+}
+
+TEST(ScheduleTest, ReclaimGoesAheadWhenGpusWouldFreeUpTooLate) {
+  // By default a job within its guarantee waits at most 30 minutes. GPUs free up at t0 + 10 min:
+  // in time for a job submitted 19:59 before t0, too late for one submitted 20:01 before.
+  EXPECT_TRUE(
+      Schedule(BorrowerNearItsEnd(kT0 - Seconds(1199)), PolicyConfig{}, kT0).preemptions.empty());
+  EXPECT_EQ(
+      Schedule(BorrowerNearItsEnd(kT0 - Seconds(1201)), PolicyConfig{}, kT0).preemptions.size(),
+      1u);
+}
+
 TEST(ScheduleTest, PreemptionSparesYoungJobsOwnAccountAndNonBorrowers) {
   PolicyConfig config;
   config.preemption.min_runtime = Seconds(600);
@@ -198,7 +301,8 @@ TEST(ScheduleTest, PreemptionCapsPerCycleAndPerAccount) {
                      .Account("b")
                      .On("n" + std::to_string(i), 8)
                      .Borrowing()
-                     .Started(kT0 - kHour));
+                     .Started(kT0 - kHour)
+                     .TimeLimit(10 * kHour));
     c.Add(MakeJob(1 + i).Account("a").Gpus(8));
   }
   const Snapshot s = c.Build();
@@ -233,12 +337,13 @@ TEST(ScheduleTest, TerminatingVictimsAreNotPreemptedAgain) {
   EXPECT_EQ(plan.FindPending(JobId(1))->estimated_start, kT0 + Seconds(20));
 }
 
-TEST(ScheduleTest, GangPreemptionStaysInOneBlockAndTakesTheFewestVictims) {
+TEST(ScheduleTest, GangPreemptionStaysInOneBlockAndLosesTheLeastWork) {
   // a (16 guaranteed) wants 2 whole nodes in one block.
   //   b0: x0, x1 each held by a borrower           -> 2 victims
   //   b1: y0 free, y1 held by a borrower           -> 1 victim
   //   b2: z0 held by a borrower (one node only)    -> cannot hold the gang
-  // Costs per block: b0 = 1 + 1 = 2, b1 = 0 + 1 = 1 -> b1, victim on y1.
+  // Work lost per block (every borrower ran an hour on 8 GPUs): b0 = 16 GPU-hours, b1 = 8 -> b1,
+  // victim on y1.
   const Snapshot s =
       ClusterBuilder()
           .Add(MakeNode("x0").Block("b0"))
@@ -247,10 +352,30 @@ TEST(ScheduleTest, GangPreemptionStaysInOneBlockAndTakesTheFewestVictims) {
           .Add(MakeNode("y1").Block("b1"))
           .Add(MakeNode("z0").Block("b2"))
           .Add(MakeAccount("a").Guaranteed("h100", 16))
-          .AddRunning(MakeJob(100).Account("b").On("x0", 8).Borrowing().Started(kT0 - kHour))
-          .AddRunning(MakeJob(101).Account("b").On("x1", 8).Borrowing().Started(kT0 - kHour))
-          .AddRunning(MakeJob(102).Account("b").On("y1", 8).Borrowing().Started(kT0 - kHour))
-          .AddRunning(MakeJob(103).Account("b").On("z0", 8).Borrowing().Started(kT0 - kHour))
+          .AddRunning(MakeJob(100)
+                          .Account("b")
+                          .On("x0", 8)
+                          .Borrowing()
+                          .Started(kT0 - kHour)
+                          .TimeLimit(10 * kHour))
+          .AddRunning(MakeJob(101)
+                          .Account("b")
+                          .On("x1", 8)
+                          .Borrowing()
+                          .Started(kT0 - kHour)
+                          .TimeLimit(10 * kHour))
+          .AddRunning(MakeJob(102)
+                          .Account("b")
+                          .On("y1", 8)
+                          .Borrowing()
+                          .Started(kT0 - kHour)
+                          .TimeLimit(10 * kHour))
+          .AddRunning(MakeJob(103)
+                          .Account("b")
+                          .On("z0", 8)
+                          .Borrowing()
+                          .Started(kT0 - kHour)
+                          .TimeLimit(10 * kHour))
           .Add(MakeJob(1).Account("a").Gpus(8).Nodes(2).Topology(api::Topology::kBlock))
           .Build();
   const Plan plan = Schedule(s, PolicyConfig{}, kT0);
