@@ -629,7 +629,12 @@ StartAttempt Pass::TryStart(uint32_t i, const Shape& shape, Duration time_limit)
   const Timestamp end = now_ + time_limit;
   const int64_t end_ms = ToUnixMillis(end);
   StartAttempt a;
-  for (TypeMask m = job.gpu_types & valid_types_; m; m &= m - 1) {
+  // Types no node has are tried only when the job accepts no other: a job of any type that its
+  // account's limit keeps off the cluster's one type waits for `quota`, not for "0 b200 GPUs".
+  TypeMask types = job.gpu_types & valid_types_;
+  if (types & present_types_)
+    types &= present_types_;
+  for (TypeMask m = types; m; m &= m - 1) {
     const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
     if (strict_blocked_ & (TypeMask{1} << t)) {
       if (!a.strict_reason) {

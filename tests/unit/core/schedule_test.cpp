@@ -270,6 +270,25 @@ TEST(ScheduleTest, ReclaimGoesAheadWhenGpusWouldFreeUpTooLate) {
       1u);
 }
 
+TEST(ScheduleTest, AJobOfAnyTypeHeldOffTheOnlyTypeThereIsWaitsForItsLimit) {
+  // The cluster has h100 nodes only (b200 is a known type without nodes). a may hold 4 h100 and
+  // holds them: its next job, of any type, waits at that limit, not for b200 GPUs that no node
+  // has.
+  const Snapshot s = ClusterBuilder()
+                         .GpuType("h100", 1.0)
+                         .GpuType("b200", 2.0)
+                         .Add(MakeNode("n0"))
+                         .Add(MakeAccount("a").Limit("h100", 4))
+                         .AddRunning(MakeJob(100).Account("a").On("n0", 4).TimeLimit(kHour))
+                         .Add(MakeJob(1).Account("a").Gpus(4))
+                         .Build();
+  const Plan plan = Schedule(s, PolicyConfig{}, kT0);
+  EXPECT_TRUE(plan.starts.empty());
+  const Explanation e = ReasonOf(plan, 1);
+  EXPECT_TRUE(e.code == ReasonCode::kQuota || e.code == ReasonCode::kBorrowLimit) << e.message;
+  EXPECT_EQ(e.message.find("b200"), std::string::npos) << e.message;
+}
+
 TEST(ScheduleTest, PreemptionSparesYoungJobsOwnAccountAndNonBorrowers) {
   PolicyConfig config;
   config.preemption.min_runtime = Seconds(600);
