@@ -318,12 +318,13 @@ struct IdleCount {
 
 // Free GPUs after a pass that left an eligible job waiting, two ways. Stranded: those the
 // highest-ranked blocked job cannot use (on nodes of another type, down, or with fewer free GPUs,
-// CPUs or memory than one of its gang members needs). Usable: those on a node where some pending
-// job's shape fits (type, GPUs, CPUs and memory per node), counting a gang's nodes only when
-// enough nodes fit it. (Shapes are those of every pending job: an ineligible job's shape counts
-// while an eligible one waits, a slight overcount.) One walk over the
-// nodes; per node with free GPUs, the one-node shapes until one fits; then per gang shape, the
-// free nodes. Buffers are kept between passes.
+// CPUs or memory than one of its gang members needs). Usable: those on a node where the shape of
+// a job waiting for capacity fits (type, GPUs, CPUs and memory per node), counting a gang's nodes
+// only when enough nodes fit it. A job waiting for capacity is one whose reason is not `held`,
+// `dependency`, `budget`, `user_limit`, `quota` or `borrow_limit`: GPUs that only a job at its
+// account's limit could use are idle by the administrators' choice, not the policy's. One walk
+// over the nodes; per node with free GPUs, the one-node shapes until one fits; then per gang
+// shape, the free nodes. Buffers are kept between passes.
 class IdleGpuMeter {
  public:
   IdleCount Measure(const Simulation& sim, const core::Plan& plan) {
@@ -331,7 +332,7 @@ class IdleGpuMeter {
     if (plan.pending.empty())
       return out;
     const core::PendingReason* head = nullptr;
-    bool capacity_bound = false;
+    shapes_.clear();
     for (const core::PendingReason& r : plan.pending) {
       const api::ReasonCode code = plan.explanations[r.explanation].code;
       if (code == api::ReasonCode::kHeld || code == api::ReasonCode::kDependency ||
@@ -339,19 +340,21 @@ class IdleGpuMeter {
         continue;
       if (head == nullptr || r.jobs_ahead < head->jobs_ahead)
         head = &r;
-      capacity_bound = capacity_bound ||
-                       (code != api::ReasonCode::kQuota && code != api::ReasonCode::kBorrowLimit);
+      if (code != api::ReasonCode::kQuota && code != api::ReasonCode::kBorrowLimit)
+        shapes_.push_back(ShapeOfPending(sim.Job(r.job).spec));
     }
     // Nothing eligible waits (every pending job is held, or waits on a dependency, its budget or
     // a per-user limit), or no GPU is free: nothing to count. Usable idle GPUs are counted only
-    // while some job waits for capacity rather than for its account's quota.
+    // for the jobs that wait for capacity.
     if (head == nullptr || sim.BusyGpus() >= sim.TotalGpus())
       return out;
+    std::sort(shapes_.begin(), shapes_.end());
+    shapes_.erase(std::unique(shapes_.begin(), shapes_.end()), shapes_.end());
     const core::Snapshot& s = sim.cluster();
     const std::vector<NodeUse>& use = sim.node_use();
     singles_.clear();
     gangs_.clear();
-    for (const auto& [shape, count] : sim.PendingShapes())
+    for (const PendingShape& shape : shapes_)
       (shape.nodes == 1 ? singles_ : gangs_).push_back(&shape);
     free_.clear();
     const core::PendingJobInfo* job = &sim.Job(head->job).spec;
@@ -394,7 +397,7 @@ class IdleGpuMeter {
       }
     }
     for (const FreeNode& f : free_)
-      out.usable += f.usable && capacity_bound ? f.free : 0;
+      out.usable += f.usable ? f.free : 0;
     return out;
   }
 
@@ -409,6 +412,7 @@ class IdleGpuMeter {
     return (types >> node.gpu_type & 1) && free >= gpus && node.cpus - use.cpus >= cpus &&
            node.memory_mib - use.memory_mib >= memory_mib;
   }
+  std::vector<PendingShape> shapes_;
   std::vector<const PendingShape*> singles_, gangs_;
   std::vector<FreeNode> free_;
 };

@@ -68,13 +68,9 @@ double Simulation::PendingCost(const core::PendingJobInfo& job) const {
   return std::isfinite(cost) ? cost : 1.0;
 }
 
-namespace {
-
 PendingShape ShapeOfPending(const core::PendingJobInfo& j) {
   return {j.gpu_types, j.nodes, j.gpus_per_node, j.cpus_per_node, j.memory_mib_per_node};
 }
-
-}  // namespace
 
 void Simulation::Submit(core::PendingJobInfo spec, Duration run_time) {
   SimJob job;
@@ -99,7 +95,6 @@ void Simulation::Enqueue(SimJob& job) {
   snapshot_.pending.push_back(job.spec);
   pending_normalised_[job.spec.account] +=
       static_cast<double>(core::RequestedGpus(job.spec)) * PendingCost(job.spec);
-  ++pending_shapes_[ShapeOfPending(job.spec)];
 }
 
 void Simulation::RemovePending(SimJob& job) {
@@ -107,10 +102,6 @@ void Simulation::RemovePending(SimJob& job) {
   double& demand = pending_normalised_[job.spec.account];
   demand = std::max(
       0.0, demand - static_cast<double>(core::RequestedGpus(job.spec)) * PendingCost(job.spec));
-  if (auto it = pending_shapes_.find(ShapeOfPending(job.spec)); it != pending_shapes_.end()) {
-    if (--it->second == 0)
-      pending_shapes_.erase(it);
-  }
   const uint32_t slot = job.slot;
   if (slot + 1 != pending.size()) {
     pending[slot] = std::move(pending.back());

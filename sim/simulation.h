@@ -96,7 +96,7 @@ struct SimStats {
   double preempted_gpu_seconds = 0;
 };
 
-// The shape of pending jobs, for "could a waiting job use these free GPUs" (`PendingShapes`).
+// The shape of a pending job, for "could a waiting job use these free GPUs".
 struct PendingShape {
   core::TypeMask gpu_types = core::kAnyType;
   int32_t nodes = 1;
@@ -105,6 +105,7 @@ struct PendingShape {
   int64_t memory_mib_per_node = 0;
   auto operator<=>(const PendingShape&) const = default;
 };
+PendingShape ShapeOfPending(const core::PendingJobInfo& job);
 
 // What is in use on one node (derived from the running jobs).
 using core::NodeUse;
@@ -153,7 +154,6 @@ class Simulation {
   // Raw GPU-seconds delivered on each GPU type, since the start.
   const std::vector<double>& TypeGpuSeconds() const { return type_gpu_seconds_; }
   // Pending jobs by shape (count of each), kept up to date as jobs arrive and start.
-  const std::map<PendingShape, int64_t>& PendingShapes() const { return pending_shapes_; }
   // The normalised GPUs one of `job`'s GPUs counts for while it waits (its cheapest type).
   double PendingCost(const core::PendingJobInfo& job) const;
 
@@ -198,7 +198,6 @@ class Simulation {
   std::vector<double> normalised_seconds_;
   std::vector<double> pending_normalised_;
   std::vector<double> type_gpu_seconds_;
-  std::map<PendingShape, int64_t> pending_shapes_;
   // Users' recent run times against their limits, for the estimated starts (as the daemon keeps).
   core::RunTimeHistory run_times_;
   int64_t total_gpus_ = 0;

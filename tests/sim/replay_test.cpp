@@ -192,6 +192,41 @@ TEST(ReplayPolicyTest, FairShareFavoursTheAccountBelowItsTarget) {
   EXPECT_NEAR(fifo.fair_share_error, 0.5 * 2997 / 2999, 1e-3);
 }
 
+TEST(ReplayMetricsTest, GpusOnlyAJobAtItsLimitCouldUseAreNotIdleWhileWaiting) {
+  // a may hold 4 GPUs: its second 4-GPU job waits at that limit while 4 GPUs are free. b's 8-GPU
+  // job waits for capacity, but the 4 free GPUs cannot hold it. Nothing waiting for capacity
+  // could use them: idle by the administrators' choice, not the policy's.
+  auto accounts = config::ParseAccountsConfig(
+      "accounts:\n"
+      "  - {name: a, quotas: {h100: {guaranteed: 0, limit: 4}}}\n"
+      "  - {name: b}\n",
+      "accounts.yaml");
+  ASSERT_TRUE(accounts.ok()) << accounts.status().ToString();
+  const ReplaySummary limited = Replay(OneNode(), &*accounts,
+                                       CsvTrace("submit_s,duration_s,gpus,account\n"
+                                                "0,1000,4,a\n"
+                                                "1,1000,4,a\n"
+                                                "1,1000,8,b\n"),
+                                       {});
+  EXPECT_EQ(limited.idle_while_waiting, 0.0);
+  EXPECT_GT(limited.mean_wait_s, 0.0);
+
+  // Without the limit, b's 8-GPU job holds a backfill reservation for when a's first job reaches
+  // its time limit (2000 s), and a's 3000 s job, which would delay it, waits for capacity beside
+  // 4 free GPUs it fits: from the pass at 1.01 s until a's first job ends at 1000 s, 4 of 8
+  // GPUs over a makespan of 5000 s: about 0.1.
+  auto open = config::ParseAccountsConfig("accounts:\n  - {name: a}\n  - {name: b}\n", "a.yaml");
+  ASSERT_TRUE(open.ok());
+  const ReplaySummary held = Replay(OneNode(), &*open,
+                                    CsvTrace("submit_s,duration_s,gpus,account\n"
+                                             "0,1000,4,a\n"
+                                             "1,1000,8,b\n"
+                                             "2,3000,4,a\n"),
+                                    {});
+  EXPECT_NEAR(held.idle_while_waiting, 4.0 * 998 / (8 * held.makespan_s), 0.01);
+  EXPECT_GT(held.idle_while_waiting, 0.05);
+}
+
 TEST(ReplayDeterminismTest, SameInputsAndSeedGiveTheSameSummary) {
   auto trace = LoadTrace(kTiresias, TraceFormat::kTiresias);
   ASSERT_TRUE(trace.ok()) << trace.status().ToString();
