@@ -547,6 +547,11 @@ TEST_F(ClusterStateTest, JobReasonEventsOnlyWhenTheReasonChanges) {
   EXPECT_EQ(first.ephemeral[0].data.at("job").to_number<uint64_t>(), waiting);
   // The seq of the newest log event it follows: the pass's own `job.state` for the started job.
   EXPECT_EQ(first.ephemeral[0].seq, state_.last_event_seq());
+  // The first pass saw job 1 take the GPUs in the same pass (`priority`); from the next on, job 1
+  // runs and the job waits for GPUs to free up (`resources`): said once.
+  EXPECT_EQ(std::string(first.ephemeral[0].data.at("code").as_string()), "priority");
+  clock_.Advance(Seconds(5));
+  EXPECT_EQ(reasons(Pass()), (std::vector<std::string>{std::to_string(waiting) + " resources"}));
   // Nothing changed: nothing to say, however many passes run.
   for (int i = 0; i < 3; ++i) {
     clock_.Advance(Seconds(5));
