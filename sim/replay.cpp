@@ -480,9 +480,10 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   StepSeries series(ToUnixMillis(kReplayStart), 1000, kFixedSeries + 2 * listed.size());
   std::vector<double> series_values(kFixedSeries + 2 * listed.size(), 0.0);
   // What the last pass measured, held until the next one.
-  double stranded_now = 0, usable_idle_now = 0, error_now = 0;
+  double stranded_now = 0, usable_idle_now = 0, error_now = 0, overheld_now = 0;
   double stranded_integral = 0, usable_idle_integral = 0;  // GPU-milliseconds.
   double error_integral = 0, backlogged_error_integral = 0, contended_ms = 0, backlogged_ms = 0;
+  double backlogged_overheld_integral = 0;
   // Contended: the last pass left jobs waiting (a job that just arrived and waits only for the
   // next pass, 10 ms away, does not count). Backlogged: every account asking for GPUs had a job
   // waiting.
@@ -522,9 +523,14 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
     if (contended_now) {
       entitled_now = split.Split(demand, capacity);
       error_now = FairShareError(held, entitled_now, capacity);
+      overheld_now = 0;
+      for (uint32_t a = 0; a < account_count; ++a)
+        overheld_now += std::max(0.0, held[a] - entitled_now[a]);
+      overheld_now = capacity > 0 ? overheld_now / (2 * capacity) : 0;
     } else {
       entitled_now = held;
       error_now = 0;
+      overheld_now = 0;
     }
     // Estimates: every one given, then weighed against the start that follows.
     reasons_given += static_cast<double>(plan.pending.size());
@@ -587,6 +593,7 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
       if (backlogged_now) {
         backlogged_ms += dt;
         backlogged_error_integral += error_now * dt;
+        backlogged_overheld_integral += overheld_now * dt;
       }
       for (uint32_t a = 0; a < account_count; ++a) {
         contended[a] += sim.RunningNormalisedGpus(a) * dt;
@@ -693,6 +700,8 @@ ReplaySummary RunReplay(PreparedReplay replay, const ReplayOptions& options) {
   out.fair_share_error = contended_ms > 0 ? error_integral / contended_ms : 0;
   out.fair_share_error_backlogged =
       backlogged_ms > 0 ? backlogged_error_integral / backlogged_ms : 0;
+  out.fair_share_error_overheld =
+      backlogged_ms > 0 ? backlogged_overheld_integral / backlogged_ms : 0;
   // Shares: normalised GPU-seconds of each active leaf against its target.
   std::vector<bool> active(s.accounts.size(), false);
   for (uint32_t a = 0; a < s.accounts.size(); ++a)
@@ -796,6 +805,7 @@ std::string SummaryJson(const ReplaySummary& s) {
   field("jain_fairness", num(s.jain_fairness, 6));
   field("fair_share_error", num(s.fair_share_error, 6));
   field("fair_share_error_backlogged", num(s.fair_share_error_backlogged, 6));
+  field("fair_share_error_overheld", num(s.fair_share_error_overheld, 6));
   field("contended_s", num(s.contended_s, 3));
   field("backlogged_s", num(s.backlogged_s, 3));
   std::string sizes = "{";

@@ -155,6 +155,11 @@ struct ReplaySummary {
   double jain_fairness = 1;
   double fair_share_error = 0;
   double fair_share_error_backlogged = 0;
+  // The part of `fair_share_error_backlogged` that is GPUs held above entitlements: held by
+  // running jobs, it shrinks only as they end (or by preemption, which only restores guarantees).
+  // The rest is entitlements not yet given: GPUs no waiting job of the account owed them can use
+  // yet (stranded, or held by the over-entitled).
+  double fair_share_error_overheld = 0;
   double contended_s = 0;
   double backlogged_s = 0;
   std::vector<SizeClassWaits> waits_by_size;

@@ -190,6 +190,10 @@ TEST(ReplayPolicyTest, FairShareFavoursTheAccountBelowItsTarget) {
   // b 0 / 11988 = 0; Jain = 2^2 / (2 x 4) = 0.5 (to 1e-3); error 0.5 x 2997 / 2999.
   EXPECT_NEAR(fifo.jain_fairness, 0.5, 1e-3);
   EXPECT_NEAR(fifo.fair_share_error, 0.5 * 2997 / 2999, 1e-3);
+  // The node is always held in full and entitlements add up to it, so what a holds above its
+  // entitlement is what b is owed: half of the error is GPUs held above entitlements.
+  EXPECT_GT(fifo.fair_share_error_backlogged, 0.4);
+  EXPECT_NEAR(fifo.fair_share_error_overheld, fifo.fair_share_error_backlogged / 2, 1e-9);
 }
 
 TEST(ReplayMetricsTest, GpusOnlyAJobAtItsLimitCouldUseAreNotIdleWhileWaiting) {
@@ -337,6 +341,7 @@ TEST(GschedSimTest, ReplaysTheTiresiasTraceTwiceIdentically) {
                             "wall_time_s",
                             "speedup",
                             "fair_share_error",
+                            "fair_share_error_overheld",
                             "waits_by_size",
                             "2-7 nodes",
                             "idle_while_waiting",
