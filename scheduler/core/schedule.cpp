@@ -743,13 +743,17 @@ bool Pass::Reclaim(const PendingJobInfo& job, const Shape& shape, TypeMask types
   int64_t cheapest_refused = kNoVictims;
   for (TypeMask m = types; m; m &= m - 1) {
     const uint32_t t = static_cast<uint32_t>(__builtin_ctzll(m));
+    std::optional<bool> frees_too_late;  // Asked of the backfill timeline once per type.
     auto pays = [&](int64_t lost_gpu_ms) {
       if (now_ >= reclaim_by ||
           c_.preemption.reclaim_wait_factor * static_cast<double>(lost_gpu_ms) <=
               static_cast<double>(waited_gpu_ms))
         return true;
-      const std::optional<Reservation> natural = timeline_.Earliest(pool_, shape, t, job.id);
-      return !natural || natural->start >= reclaim_by;
+      if (!frees_too_late) {
+        const std::optional<Reservation> natural = timeline_.Earliest(pool_, shape, t, job.id);
+        frees_too_late = !natural || natural->start >= reclaim_by;
+      }
+      return *frees_too_late;
     };
     const ShapeKey key = ShapeKeyOf(shape, t, int64_t{job.account});
     if (auto known = reclaim_floor_.find(key); known != reclaim_floor_.end()) {
